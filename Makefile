@@ -1,0 +1,53 @@
+# swift-libev: the two commands of the README.
+#
+#   make demo   the package's main job
+#   make test   the whole suite, then again under ThreadSanitizer and AddressSanitizer
+#
+# Both first install what the package needs from Debian (apt-get, as root or via sudo).
+
+SHELL         := /bin/bash
+SWIFT         ?= swift
+APT_PACKAGES  := libev-dev
+SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# Our own sources: a warning in any of them fails the build.
+OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
+
+.PHONY: all deps build test test-debug test-tsan test-asan demo tour clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for package in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing$$missing from Debian"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Builds everything (tests included) and fails on any warning in the package's own code.
+build: deps
+	@set -o pipefail; $(SWIFT) build --build-tests 2>&1 | tee .build-log.txt
+	@if grep -E "^$(OWN_PATHS).*warning:" .build-log.txt; then \
+	  echo "make: the warnings above are errors here"; exit 1; fi
+
+test: build test-debug test-tsan test-asan
+
+test-debug:
+	$(SWIFT) test --disable-xctest
+
+test-tsan: deps
+	$(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan
+
+test-asan: deps
+	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
+
+demo: deps
+	$(SWIFT) run -c release ev-tour
+
+tour: demo
+
+clean:
+	rm -rf .build .build-tsan .build-asan .build-log.txt

@@ -1,0 +1,142 @@
+import CLibev
+import EventCore
+import Glibc
+
+/// Watches a file descriptor for readability and writability (`ev_io`).
+///
+/// The callback runs whenever the descriptor can be read (``Events/read``)
+/// or written (``Events/write``) without blocking, for as long as that is
+/// true: read until `EAGAIN` or stop the watcher, or it fires again next
+/// iteration. Use non-blocking descriptors.
+///
+/// ## The special problem of closed descriptors
+/// Stop a watcher before closing its descriptor - ``stopAndClose()`` does
+/// both. The wrapper also protects a program that forgets:
+/// - starting on a descriptor that is not open throws ``EVError/badDescriptor(_:_:)``
+///   (Debian's libev would abort);
+/// - each watcher remembers the file (device and inode) it was started on. When
+///   a watcher starts on a number whose earlier file has been closed and the
+///   number reused, the old watchers of this loop are stopped and receive
+///   ``Events/error`` instead of the new file's events;
+/// - on backends other than epoll (which forgets closed descriptors itself),
+///   every event is checked against that file before the callback runs.
+///
+/// Two files with the same anonymous inode (eventfd, timerfd, signalfd, epoll
+/// descriptors) cannot be told apart this way; stop their watchers first.
+///
+/// The corresponding C type is `ev_io`.
+public final class IOWatcher: Watcher {
+    /// The closure called with the watcher and the events that occurred.
+    public typealias Callback = (IOWatcher, Events) -> Void
+
+    private let io: UnsafeMutablePointer<ev_io>
+    private var callback: Callback
+    private var identity = FileIdentity(device: 0, inode: 0)
+
+    /// Creates a stopped watcher for `events` (``Events/read``, ``Events/write`` or both) on `fd`.
+    ///
+    /// - Parameters:
+    ///   - loop: the loop that will run it.
+    ///   - fd: the descriptor to watch; checked when the watcher starts.
+    ///   - events: the readiness to wait for.
+    ///   - callback: called with the watcher and what became ready.
+    ///
+    /// The corresponding C macro is `ev_io_init`.
+    public init(loop: Loop, fd: Int32, events: Events, _ callback: @escaping Callback) {
+        io = .allocate(capacity: 1)
+        self.callback = callback
+        CLibev_io_init(io, Trampoline.callback, fd, events.intersection([.read, .write]).rawValue)
+        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(io))
+    }
+
+    /// The descriptor watched.
+    public var fd: Int32 { io.pointee.fd }
+
+    /// The readiness waited for: ``Events/read``, ``Events/write`` or both.
+    /// Setting it restarts an active watcher.
+    public var events: Events {
+        get { Events(rawValue: io.pointee.events).intersection([.read, .write]) }
+        set {
+            let fd = self.fd
+            restart { CLibev_io_set(io, fd, newValue.intersection([.read, .write]).rawValue) }
+        }
+    }
+
+    /// Starts watching.
+    ///
+    /// - Throws: ``EVError/badDescriptor(_:_:)`` if the descriptor is not open.
+    ///
+    /// The corresponding C function is `ev_io_start`.
+    public func start() throws(EVError) {
+        guard !isActive else { return }
+        let identity = try FileIdentity.of(fd)
+        self.identity = identity
+        core.claimDescriptor(fd, identity)
+        startChecked()
+    }
+
+    /// Changes the descriptor and the events, restarting the watcher if it was active.
+    ///
+    /// - Throws: ``EVError/badDescriptor(_:_:)`` if the watcher was active and
+    ///   the new descriptor is not open; the watcher is then stopped.
+    ///
+    /// The corresponding C macro is `ev_io_set`.
+    public func set(fd: Int32, events: Events) throws(EVError) {
+        let wasActive = isActive
+        stop()
+        CLibev_io_set(io, fd, events.intersection([.read, .write]).rawValue)
+        if wasActive { try start() }
+    }
+
+    /// Stops this watcher and every other active io watcher of its loop on the
+    /// same descriptor, then closes the descriptor: the one safe way to close a
+    /// watched descriptor.
+    ///
+    /// - Throws: ``EventCore/SystemCallError`` if `close` fails (the descriptor is closed anyway on Linux).
+    public func stopAndClose() throws(SystemCallError) {
+        let fd = self.fd
+        stop()
+        for case let other as IOWatcher in core.heldWatchers() where other.isStarted && other.fd == fd {
+            other.stop()
+        }
+        if close(fd) == -1 {
+            throw SystemCallError(call: "close(\(fd))")
+        }
+    }
+
+    override func cStart(_ loop: OpaquePointer) { ev_io_start(loop, io) }
+    override func cStop(_ loop: OpaquePointer) { ev_io_stop(loop, io) }
+    override func didStop() { core.releaseDescriptor(fd) }
+
+    override func fire(_ events: Events) {
+        if core.verifiesDescriptorsOnEvent, !events.contains(.error), isStarted,
+           (try? FileIdentity.of(fd)) != identity {
+            stop()
+            callback(self, .error)
+            return
+        }
+        callback(self, events)
+    }
+}
+
+extension Loop {
+    /// Starts watching `fd` for `events` and calls `callback` each time it is ready.
+    ///
+    /// ```swift
+    /// try loop.io(socket, .read) { watcher, events in
+    ///     let n = read(watcher.fd, &buffer, buffer.count)
+    ///     if n == 0 { try? watcher.stopAndClose() }
+    /// }
+    /// ```
+    ///
+    /// - Returns: the started watcher; it stays alive until stopped, so the result can be ignored.
+    /// - Throws: ``EVError/badDescriptor(_:_:)`` if `fd` is not open.
+    ///
+    /// The corresponding C functions are `ev_io_init` and `ev_io_start`.
+    @discardableResult
+    public func io(_ fd: Int32, _ events: Events, _ callback: @escaping IOWatcher.Callback) throws(EVError) -> IOWatcher {
+        let watcher = IOWatcher(loop: self, fd: fd, events: events, callback)
+        try watcher.start()
+        return watcher
+    }
+}

@@ -1,0 +1,188 @@
+import CLibev
+import EventCore
+import Glibc
+
+/// What a ``Loop`` shares with its watchers: the C loop, the thread rule, the
+/// list of watchers the loop keeps alive, and the descriptors its io watchers use.
+///
+/// Watchers hold the core strongly, never the ``Loop``: a program can drop its
+/// loop while watchers are active, the loop is then destroyed, and the core
+/// remembers it (`raw == nil`) so that a watcher outliving it fails clearly.
+final class LoopCore {
+    /// The C loop; nil once destroyed.
+    private(set) var raw: OpaquePointer?
+    /// Whether this is libev's default loop, the one that handles child watchers.
+    let isDefault: Bool
+    /// The public object, for ``Watcher/loop``; weak so that watchers never keep a loop alive.
+    weak var owner: Loop?
+    /// The thread inside `run`, if any; a loop is used only from that thread while it runs.
+    var runningThread: pthread_t?
+    /// True while `ev_loop_destroy` runs the cleanup watchers.
+    private(set) var isDestroying = false
+    /// The cross-thread entry point.
+    let executor: LoopExecutor
+    /// Whether io events are checked against the file each watcher was started on.
+    /// epoll forgets a closed descriptor by itself; the other backends do not.
+    let verifiesDescriptorsOnEvent: Bool
+
+    /// Head of the intrusive list of watchers that hold themselves (active or pending).
+    var firstHeld: Watcher?
+    /// Per descriptor number: how many started io watchers use it and which file it was.
+    private var descriptors: [DescriptorRecord] = []
+
+    init(raw: OpaquePointer, isDefault: Bool) {
+        self.raw = raw
+        self.isDefault = isDefault
+        self.verifiesDescriptorsOnEvent = Backend(rawValue: ev_backend(raw)) != .epoll
+        self.executor = LoopExecutor(loop: raw)
+        self.runningThread = nil
+    }
+
+    /// The C loop for an operation that needs it: traps with a clear message
+    /// if the loop is gone, or (debug builds) if another thread is running it.
+    @inline(__always)
+    func checkedLoop(_ function: StaticString = #function) -> OpaquePointer {
+        guard let raw, !isDestroying else { useAfterDestroy(function) }
+        checkThread(function)
+        return raw
+    }
+
+    /// The C loop if it still exists; for operations that are harmless no-ops
+    /// on a destroyed loop (stopping a watcher).
+    @inline(__always)
+    func loopIfAlive(_ function: StaticString = #function) -> OpaquePointer? {
+        guard let raw else { return nil }
+        checkThread(function)
+        return raw
+    }
+
+    /// In debug builds, traps when called from a thread other than the one running the loop.
+    @inline(__always)
+    func checkThread(_ function: StaticString) {
+        #if DEBUG
+        if let running = runningThread, pthread_equal(running, pthread_self()) == 0 {
+            wrongThread(function, running: running)
+        }
+        #endif
+    }
+
+    @inline(never)
+    private func wrongThread(_ function: StaticString, running: pthread_t) -> Never {
+        fatalError("""
+            EV: \(function) was called on thread \(pthread_self()) while thread \(running) is running this loop. \
+            A loop and its watchers belong to the thread that runs them; from other threads use \
+            loop.executor.execute { } or an AsyncWatcher's sender.
+            """)
+    }
+
+    @inline(never)
+    private func useAfterDestroy(_ function: StaticString) -> Never {
+        fatalError(isDestroying
+            ? "EV: \(function) was called while its loop is being destroyed (from a cleanup callback); only stop() is allowed then."
+            : "EV: \(function) was called after its loop was destroyed (the last reference to the Loop was dropped).")
+    }
+
+    // MARK: held watchers
+
+    func link(_ watcher: Watcher) {
+        watcher.nextHeld = firstHeld
+        watcher.previousHeld = nil
+        firstHeld?.previousHeld = watcher
+        firstHeld = watcher
+    }
+
+    func unlink(_ watcher: Watcher) {
+        if let previous = watcher.previousHeld { previous.nextHeld = watcher.nextHeld } else { firstHeld = watcher.nextHeld }
+        watcher.nextHeld?.previousHeld = watcher.previousHeld
+        watcher.previousHeld = nil
+        watcher.nextHeld = nil
+    }
+
+    /// The held watchers, as strong references (a snapshot: callers may stop them while iterating).
+    func heldWatchers() -> [Watcher] {
+        var result: [Watcher] = []
+        var node = firstHeld
+        while let watcher = node {
+            result.append(watcher)
+            node = watcher.nextHeld
+        }
+        return result
+    }
+
+    // MARK: descriptors
+
+    /// Records that an io watcher started on `fd`, which is `identity`. If started
+    /// watchers of this loop use the same number for another file, that file was
+    /// closed and the number reused: those watchers are retired (stopped, and
+    /// sent ``Events/error``) so that they never receive the new file's events.
+    func claimDescriptor(_ fd: Int32, _ identity: FileIdentity) {
+        let index = Int(fd)
+        if index >= descriptors.count {
+            descriptors.append(contentsOf: repeatElement(DescriptorRecord(), count: max(index + 1 - descriptors.count, descriptors.count)))
+        }
+        if descriptors[index].watchers > 0 && descriptors[index].identity != identity {
+            retireWatchers(on: fd)
+        }
+        descriptors[index].identity = identity
+        descriptors[index].watchers += 1
+    }
+
+    /// Records that an io watcher on `fd` stopped.
+    func releaseDescriptor(_ fd: Int32) {
+        descriptors[Int(fd)].watchers -= 1
+    }
+
+    private func retireWatchers(on fd: Int32) {
+        for case let io as IOWatcher in heldWatchers() where io.isStarted && io.fd == fd {
+            io.stop()
+            io.feed(.error)
+        }
+    }
+
+    // MARK: teardown
+
+    /// Destroys the C loop: finishes the work already accepted from other
+    /// threads, stops every watcher (releasing the references they hold on
+    /// themselves), lets cleanup watchers run, then frees the loop.
+    func teardown() {
+        guard let raw else { return }
+        executor.close()
+        for watcher in heldWatchers() where !(watcher is CleanupWatcher) {
+            watcher.detachForTeardown(raw)
+        }
+        executor.stopWakeup()
+        isDestroying = true
+        ev_loop_destroy(raw)
+        for watcher in heldWatchers() {
+            watcher.detachAfterDestroy()
+        }
+        isDestroying = false
+        self.raw = nil
+        if isDefault { SignalOwnership.release(signal: SIGCHLD, core: self) }
+    }
+}
+
+/// Which file a descriptor number referred to, as `fstat` saw it.
+struct FileIdentity: Equatable {
+    var device: UInt64
+    var inode: UInt64
+}
+
+struct DescriptorRecord {
+    var watchers: Int32 = 0
+    var identity = FileIdentity(device: 0, inode: 0)
+}
+
+extension FileIdentity {
+    /// The identity of the file open as `fd`.
+    /// - Throws: ``EVError/badDescriptor(_:_:)`` if `fd` is not open.
+    static func of(_ fd: Int32) throws(EVError) -> FileIdentity {
+        var status = stat()
+        do {
+            _ = try systemCall("fstat(\(fd))") { fstat(fd, &status) }
+        } catch {
+            throw .badDescriptor(fd, error)
+        }
+        return FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+    }
+}

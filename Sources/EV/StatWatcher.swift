@@ -1,0 +1,139 @@
+import CLibev
+import Glibc
+
+/// Calls back when a path's attributes change: created, written, renamed
+/// over, removed (`ev_stat`).
+///
+/// libev polls the path with `stat` every ``interval`` seconds and, where it
+/// can, also uses inotify to notice changes at once. The callback can compare
+/// ``previous`` and ``current``; either is nil when the path did not exist
+/// (libev reports a missing path as a link count of 0).
+///
+/// ## The special problem of stat time resolution
+/// Two changes within the file system's timestamp resolution, or within one
+/// polling interval, can look like one; wait a little between changes you
+/// need to tell apart.
+///
+/// The corresponding C type is `ev_stat`.
+public final class StatWatcher: Watcher {
+    /// The closure called with the watcher when the attributes change.
+    public typealias Callback = (StatWatcher) -> Void
+
+    private let cStat: UnsafeMutablePointer<ev_stat>
+    private var callback: Callback
+    /// libev keeps a pointer to the path; this is its storage.
+    private var cPath: UnsafeMutablePointer<CChar>
+
+    /// Creates a stopped watcher for `path`.
+    ///
+    /// - Parameters:
+    ///   - loop: the loop that will run it.
+    ///   - path: the file or directory to watch; it need not exist.
+    ///   - interval: seconds between polls; 0 (the default) lets libev choose (about 5 s, immediate with inotify).
+    ///   - callback: called with the watcher at each change.
+    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for a negative, NaN or infinite interval.
+    ///
+    /// The corresponding C macro is `ev_stat_init`.
+    public init(loop: Loop, path: String, interval: Double = 0, _ callback: @escaping Callback) throws(EVError) {
+        let interval = try validInterval(interval, "interval")
+        cStat = .allocate(capacity: 1)
+        cPath = strdup(path)
+        self.callback = callback
+        CLibev_stat_init(cStat, Trampoline.callback, cPath, interval)
+        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(cStat))
+    }
+
+    deinit { free(cPath) }
+
+    /// The path watched.
+    public var path: String { String(cString: cPath) }
+    /// The polling interval libev uses, in seconds.
+    public var interval: Double { cStat.pointee.interval }
+
+    /// The attributes at the latest check; nil if the path did not exist.
+    public var current: FileAttributes? { FileAttributes(cStat.pointee.attr) }
+    /// The attributes before the latest change; nil if the path did not exist.
+    public var previous: FileAttributes? { FileAttributes(cStat.pointee.prev) }
+
+    /// Starts watching; reads the attributes once, so ``current`` is valid right away.
+    ///
+    /// The corresponding C function is `ev_stat_start`.
+    public func start() { startChecked() }
+
+    /// Changes the path and interval, restarting the watcher if it was active.
+    ///
+    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` as the initialiser does; nothing changes then.
+    ///
+    /// The corresponding C macro is `ev_stat_set`.
+    public func set(path: String, interval: Double = 0) throws(EVError) {
+        let interval = try validInterval(interval, "interval")
+        let wasActive = isActive
+        stop()
+        free(cPath)
+        cPath = strdup(path)
+        CLibev_stat_set(cStat, cPath, interval)
+        if wasActive { start() }
+    }
+
+    /// Reads the attributes now into ``current``, without calling back.
+    ///
+    /// The corresponding C function is `ev_stat_stat`.
+    public func refresh() {
+        ev_stat_stat(core.checkedLoop(), cStat)
+    }
+
+    override func cStart(_ loop: OpaquePointer) { ev_stat_start(loop, cStat) }
+    override func cStop(_ loop: OpaquePointer) { ev_stat_stop(loop, cStat) }
+    override func fire(_ events: Events) { callback(self) }
+}
+
+/// The attributes of a path as `stat(2)` reports them.
+public struct FileAttributes: Equatable, Sendable {
+    /// Size in bytes.
+    public var size: Int64
+    /// Type and permission bits (`st_mode`).
+    public var mode: UInt32
+    /// Inode number.
+    public var inode: UInt64
+    /// Device number.
+    public var device: UInt64
+    /// Number of hard links.
+    public var linkCount: UInt64
+    /// Last modification, in seconds since the epoch.
+    public var modificationTime: Double
+    /// Last status change, in seconds since the epoch.
+    public var statusChangeTime: Double
+
+    /// Converts libev's `stat` data; nil when its link count is 0, libev's sign for "missing".
+    init?(_ status: stat) {
+        guard status.st_nlink != 0 else { return nil }
+        size = Int64(status.st_size)
+        mode = status.st_mode
+        inode = UInt64(status.st_ino)
+        device = UInt64(status.st_dev)
+        linkCount = UInt64(status.st_nlink)
+        modificationTime = Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9
+        statusChangeTime = Double(status.st_ctim.tv_sec) + Double(status.st_ctim.tv_nsec) / 1e9
+    }
+}
+
+extension Loop {
+    /// Calls `callback` whenever the attributes of `path` change.
+    ///
+    /// ```swift
+    /// try loop.stat("/etc/hosts") { watcher in
+    ///     if watcher.current == nil { print("removed") }
+    /// }
+    /// ```
+    ///
+    /// - Returns: the started watcher; it stays alive until stopped, so the result can be ignored.
+    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for a negative, NaN or infinite interval.
+    ///
+    /// The corresponding C functions are `ev_stat_init` and `ev_stat_start`.
+    @discardableResult
+    public func stat(_ path: String, interval: Double = 0, _ callback: @escaping StatWatcher.Callback) throws(EVError) -> StatWatcher {
+        let watcher = try StatWatcher(loop: self, path: path, interval: interval, callback)
+        watcher.start()
+        return watcher
+    }
+}

@@ -1,0 +1,27 @@
+// A single-threaded helper for the tests that must not run inside the
+// multi-threaded test runner: fork (only safe from a single-threaded process)
+// and the default loop's child watchers (libev reaps every child of the
+// process, which would race the runner's other tests). Each scenario prints
+// what it saw and exits 0 when it saw what it should.
+import EventCore
+import Glibc
+
+let scenarios: [String: ([String]) throws -> Int32] = [
+    "fork-echo": forkEcho,
+    "child-status": childStatus,
+    "default-loop": defaultLoop,
+    "default-loop-recreated": defaultLoopRecreated,
+    "syserr": systemErrorHandler,
+]
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let name = arguments.first, let scenario = scenarios[name] else {
+    writeStandardError("usage: EVTestHelper \(scenarios.keys.sorted().joined(separator: "|")) [arguments]\n")
+    exit(64)
+}
+do {
+    exit(try scenario(Array(arguments.dropFirst())))
+} catch {
+    print("error: \(error)")
+    exit(2)
+}

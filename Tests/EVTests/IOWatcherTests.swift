@@ -1,0 +1,241 @@
+import EV
+import EventCore
+import Glibc
+import Testing
+import TestSupport
+
+@Suite("IOWatcher")
+struct IOWatcherTests {
+    @Test func readinessOnASocketPair() throws {
+        let loop = try Loop()
+        try withSocketPair { a, b in
+            var received = ""
+            var events: Events = []
+            try loop.io(a, .read) { watcher, revents in
+                events = revents
+                received += readAvailable(watcher.fd)
+                watcher.stop()
+            }
+            runLoop(loop, for: 0.05)
+            #expect(received.isEmpty, "nothing to read yet")
+            writeString(b, "hello")
+            #expect(runUntilDone(loop))
+            #expect(received == "hello")
+            #expect(events == .read)
+        }
+    }
+
+    @Test func readinessOnAPipe() throws {
+        let loop = try Loop()
+        try withPipe { readEnd, writeEnd in
+            var chunks: [String] = []
+            try loop.io(readEnd, .read) { watcher, _ in
+                chunks.append(readAvailable(watcher.fd))
+                if chunks.joined() == "chunk1chunk2chunk3" { watcher.stop() }
+            }
+            var sent = 0
+            try loop.timer(after: 0.005, repeat: 0.005) { timer in
+                sent += 1
+                writeString(writeEnd, "chunk\(sent)")
+                if sent == 3 { timer.stop() }
+            }
+            #expect(runUntilDone(loop))
+            #expect(chunks.joined() == "chunk1chunk2chunk3")
+            #expect(!chunks.contains(""), "every callback had something to read")
+        }
+    }
+
+    @Test func writabilityAndBothInterests() throws {
+        let loop = try Loop()
+        try withSocketPair { a, b in
+            var seen: [Events] = []
+            let watcher = try loop.io(a, [.read, .write]) { watcher, revents in
+                seen.append(revents)
+                watcher.stop()
+            }
+            #expect(watcher.events == [.read, .write])
+            #expect(runUntilDone(loop))
+            #expect(seen == [.write], "an empty socket is writable, not readable")
+            _ = b
+        }
+    }
+
+    @Test func changingEventsRestartsAnActiveWatcher() throws {
+        let loop = try Loop()
+        try withSocketPair { a, b in
+            var seen: [Events] = []
+            let watcher = try loop.io(a, .read) { watcher, revents in
+                seen.append(revents)
+                watcher.stop()
+            }
+            watcher.events = .write
+            #expect(watcher.isActive)
+            #expect(watcher.events == .write)
+            #expect(runUntilDone(loop))
+            #expect(seen == [.write])
+            _ = b
+        }
+    }
+
+    @Test func setMovesTheWatcherToAnotherDescriptor() throws {
+        let loop = try Loop()
+        try withSocketPair { a, b in
+            try withSocketPair { c, d in
+                var from: Int32 = -1
+                let watcher = try loop.io(a, .read) { watcher, _ in
+                    from = watcher.fd
+                    _ = readAvailable(watcher.fd)
+                    watcher.stop()
+                }
+                try watcher.set(fd: c, events: .read)
+                #expect(watcher.isActive && watcher.fd == c)
+                writeString(b, "to a")
+                writeString(d, "to c")
+                #expect(runUntilDone(loop))
+                #expect(from == c)
+            }
+        }
+    }
+
+    @Test func readinessRepeatsUntilDrained() throws {
+        let loop = try Loop()
+        try withSocketPair { a, b in
+            var calls = 0
+            try loop.io(a, .read) { watcher, _ in
+                calls += 1
+                var byte: UInt8 = 0
+                _ = read(watcher.fd, &byte, 1) // one byte per callback: level-triggered
+                if calls == 5 { watcher.stop() }
+            }
+            writeString(b, "12345")
+            #expect(runUntilDone(loop))
+            #expect(calls == 5)
+        }
+    }
+
+    // MARK: descriptor safety
+
+    @Test func aClosedDescriptorIsRefused() throws {
+        let loop = try Loop()
+        let (a, b) = try makeSocketPair()
+        close(a)
+        close(b)
+        #expect(throws: EVError.self) { try loop.io(a, .read) { _, _ in } }
+        do {
+            try loop.io(a, .read) { _, _ in }
+        } catch let error {
+            guard case .badDescriptor(let fd, let cause) = error else { Issue.record("\(error)"); return }
+            #expect(fd == a)
+            #expect(cause.errno == .badFileDescriptor)
+            #expect(error.description.contains("descriptor \(a)"))
+        }
+        #expect(throws: EVError.self) { try loop.io(-1, .read) { _, _ in } }
+        #expect(throws: EVError.self) { try loop.io(1 << 20, .write) { _, _ in } }
+    }
+
+    @Test func aRefusedWatcherStaysStoppedAndTheLoopStaysHealthy() throws {
+        let loop = try Loop()
+        let watcher = IOWatcher(loop: loop, fd: 9999, events: .read) { _, _ in }
+        #expect(throws: EVError.self) { try watcher.start() }
+        #expect(!watcher.isActive)
+        loop.verify()
+        var fired = false
+        try loop.timer(after: 0) { _ in fired = true }
+        #expect(runUntilDone(loop))
+        #expect(fired)
+    }
+
+    /// The misroute libev allows: a watcher's descriptor is closed without
+    /// stopping it, the kernel hands the same number to a new socket, and a new
+    /// watcher starts on it. The old watcher must get an error, never the new
+    /// socket's data; the new watcher must get the data.
+    @Test(arguments: [Backend.epoll, .poll, .select])
+    func aClosedAndReusedDescriptorNeverReachesTheOldWatcher(_ backend: Backend) throws {
+        let loop = try Loop(backends: backend)
+        let (oldA, oldB) = try makeSocketPair()
+        var oldEvents: [Events] = []
+        var oldData = ""
+        let old = try loop.io(oldA, .read) { watcher, events in
+            oldEvents.append(events)
+            if !events.contains(.error) { oldData += readAvailable(watcher.fd) }
+        }
+        loop.run(.noWait)
+        // The mistake: the descriptor is closed without stopping the watcher,
+        // and its number reused for a new socket.
+        close(oldB)
+        let (newA, newB) = try reuseNumber(oldA)
+        defer {
+            close(newA)
+            close(newB)
+        }
+        var newData = ""
+        let fresh = try loop.io(newA, .read) { watcher, _ in
+            newData += readAvailable(watcher.fd)
+            watcher.stop()
+        }
+        writeString(newB, "for the new socket")
+        #expect(runLoop(loop, until: { !newData.isEmpty }))
+        runLoop(loop, for: 0.05)
+        #expect(newData == "for the new socket")
+        #expect(oldData == "", "the old watcher never saw the new socket's data")
+        #expect(oldEvents.allSatisfy { $0.contains(.error) })
+        #expect(!old.isActive)
+        _ = fresh
+    }
+
+    /// Without a new watcher on the reused number, poll and select would still
+    /// report the new file's readiness to the old watcher; the per-event check catches it.
+    @Test(arguments: [Backend.poll, .select])
+    func aReusedDescriptorIsCaughtAtTheEventOnPollBackends(_ backend: Backend) throws {
+        let loop = try Loop(backends: backend)
+        let (oldA, oldB) = try makeSocketPair()
+        var oldEvents: [Events] = []
+        let old = try loop.io(oldA, .read) { _, events in oldEvents.append(events) }
+        loop.run(.noWait)
+        close(oldB)
+        let (newA, newB) = try reuseNumber(oldA)
+        defer {
+            close(newA)
+            close(newB)
+        }
+        writeString(newB, "data nobody asked the old watcher to read")
+        #expect(runLoop(loop, until: { !oldEvents.isEmpty }))
+        #expect(oldEvents == [.error])
+        #expect(!old.isActive)
+    }
+
+    /// Closes the file open as `fd` and opens a new socket under the same
+    /// number, in one atomic step (dup2), so no other thread of the test runner
+    /// can take the number in between.
+    /// - Returns: the new socket (numbered `fd`) and its peer.
+    private func reuseNumber(_ fd: Int32) throws -> (Int32, Int32) {
+        let (fresh, peer) = try makeSocketPair()
+        #expect(dup2(fresh, fd) == fd)
+        close(fresh)
+        return (fd, peer)
+    }
+
+    @Test func stopAndCloseStopsEveryWatcherOnTheDescriptor() throws {
+        let loop = try Loop()
+        let (a, b) = try makeSocketPair()
+        defer { close(b) }
+        let reader = try loop.io(a, .read) { _, _ in }
+        let writer = try loop.io(a, .write) { _, _ in }
+        try reader.stopAndClose()
+        #expect(!reader.isActive)
+        #expect(!writer.isActive)
+        #expect(fcntl(a, F_GETFD) == -1, "the descriptor is closed")
+        #expect(loop.run() == false, "nothing is left to keep the loop running")
+    }
+
+    @Test func sigpipeNeverKillsAWriter() throws {
+        _ = try Loop() // creating a loop ignores SIGPIPE
+        for _ in 0..<20 {
+            let (a, b) = try makeSocketPair()
+            close(b)
+            let result = writeString(a, "nobody listens")
+            #expect(result == -1 && errno == EPIPE)
+            close(a)
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import EV
+import Glibc
+import Testing
+import TestSupport
+
+@Suite("Lifetime")
+struct LifetimeTests {
+    @Test func aFireAndForgetTimerStillFires() throws {
+        let loop = try Loop()
+        var fired = false
+        try loop.timer(after: 0.001) { _ in fired = true } // result dropped
+        #expect(runUntilDone(loop))
+        #expect(fired)
+    }
+
+    @Test func aCallbackReceivesItsWatcherSoNoCaptureIsNeeded() throws {
+        let loop = try Loop()
+        weak var seen: TimerWatcher?
+        var count = 0
+        try loop.timer(after: 0.001, repeat: 0.001) { timer in
+            seen = timer
+            count += 1
+            if count == 3 { timer.stop() }
+        }
+        #expect(runUntilDone(loop))
+        #expect(count == 3)
+        #expect(seen == nil, "stopped in its own callback, the watcher is released")
+    }
+
+    @Test func aStoppedWatcherAndItsClosureAreReleased() throws {
+        let loop = try Loop()
+        weak var weakWatcher: TimerWatcher?
+        weak var weakCapture: Token?
+        do {
+            let token = Token()
+            weakCapture = token
+            let timer = try loop.timer(after: 60) { _ in _ = token }
+            weakWatcher = timer
+        }
+        #expect(weakWatcher != nil, "an active watcher is kept alive by its loop")
+        weakWatcher?.stop()
+        #expect(weakWatcher == nil)
+        #expect(weakCapture == nil, "the closure's captures go with it")
+    }
+
+    @Test func aFiredOneShotTimerIsReleased() throws {
+        let loop = try Loop()
+        weak var weakWatcher: TimerWatcher?
+        do {
+            weakWatcher = try loop.timer(after: 0.001) { _ in }
+        }
+        #expect(weakWatcher != nil)
+        #expect(runUntilDone(loop))
+        #expect(weakWatcher == nil)
+    }
+
+    @Test func droppingALoopWithActiveWatchersStopsAndReleasesThem() throws {
+        weak var weakLoop: Loop?
+        weak var weakTimer: TimerWatcher?
+        weak var weakIO: IOWatcher?
+        weak var weakCapture: Token?
+        var survivor: SignalWatcher?
+        let (a, b) = try makeSocketPair()
+        defer {
+            close(a)
+            close(b)
+        }
+        do {
+            let loop = try Loop()
+            weakLoop = loop
+            let token = Token()
+            weakCapture = token
+            // Closures that capture the loop weakly, as they should.
+            weakTimer = try loop.timer(after: 60, repeat: 1) { [weak loop] _ in _ = (token, loop) }
+            weakIO = try loop.io(a, .read) { _, _ in }
+            survivor = try loop.signal(SIGWINCH) { _ in }
+            loop.run(.noWait)
+        }
+        #expect(weakLoop == nil, "active watchers do not keep their loop alive")
+        #expect(weakTimer == nil)
+        #expect(weakIO == nil)
+        #expect(weakCapture == nil)
+        let kept = try #require(survivor)
+        #expect(!kept.isActive, "a watcher the program still holds is stopped")
+        #expect(kept.loop == nil)
+        kept.stop() // harmless
+        #expect(!kept.isPending)
+    }
+
+    @Test func aLoopCapturedStronglyByAnActiveWatcherIsACycleUntilTheWatcherStops() throws {
+        weak var weakLoop: Loop?
+        do {
+            let loop = try Loop()
+            weakLoop = loop
+            try loop.timer(after: 0.001) { _ in _ = loop }
+            #expect(runUntilDone(loop))
+        }
+        #expect(weakLoop == nil, "a one-shot timer stops by itself, which breaks the cycle")
+    }
+
+    @Test func startingAndStoppingInEveryOrderLeaksNothing() throws {
+        weak var weakLoop: Loop?
+        var weakWatchers: [() -> AnyObject?] = []
+        do {
+            let loop = try Loop()
+            weakLoop = loop
+            try withSocketPair { a, b in
+                for round in 0..<50 {
+                    let timer = try TimerWatcher(loop: loop, after: 0.0001 * Double(round % 5)) { _ in }
+                    let io = IOWatcher(loop: loop, fd: a, events: .write) { io, _ in io.stop() }
+                    let idle = IdleWatcher(loop: loop) { idle in idle.stop() }
+                    weak let t = timer, i = io, d = idle
+                    weakWatchers.append { t }
+                    weakWatchers.append { i }
+                    weakWatchers.append { d }
+                    switch round % 4 {
+                    case 0: timer.start(); try io.start(); idle.start()
+                    case 1: timer.start(); timer.stop(); try io.start(); idle.feed(.custom)
+                    case 2: idle.start(); idle.stop(); timer.feed(.timer); timer.start()
+                    default: try io.start(); io.stop(); try io.start(); timer.start(); timer.clearPending()
+                    }
+                    loop.run(.noWait)
+                }
+                _ = b
+                #expect(runUntilDone(loop))
+            }
+        }
+        #expect(weakLoop == nil)
+        #expect(weakWatchers.allSatisfy { $0() == nil })
+    }
+}
+
+@Suite("Misuse traps with a clear message")
+struct MisuseTests {
+    @Test func usingALoopFromAnotherThreadWhileItRunsTraps() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let loop = try! Loop()
+            try! loop.timer(after: 5) { _ in }
+            let box = UncheckedLoop(loop)
+            let runner = Thread { box.loop.run() }
+            usleep(100_000) // the runner is now blocked inside run()
+            _ = loop.now // the wrong thread
+            runner.join()
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("while thread"))
+            #expect(text.contains("is running this loop"))
+        }
+    }
+
+    @Test func startingAWatcherAfterItsLoopIsGoneTraps() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            var loop: Loop? = try! Loop()
+            let timer = try! TimerWatcher(loop: loop!, after: 1) { _ in }
+            loop = nil
+            timer.start()
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("after its loop was destroyed"))
+        }
+    }
+
+    @Test func aFailedSystemCallInsideLibevNamesTheCall() throws {
+        let output = try runHelper("syserr")
+        #expect(output.exitCode != 0 && output.exitCode != 1, "the process is stopped, not left running: \(output)")
+        #expect(output.standardError.contains("libev cannot continue: the system call (libev) epoll_wait failed: Bad file descriptor (EBADF)"), "\(output)")
+    }
+}
+
+/// Deliberately breaks the thread rule, for the test that checks it traps.
+final class UncheckedLoop: @unchecked Sendable {
+    // Not actually safe to share: that is what the test demonstrates.
+    let loop: Loop
+    init(_ loop: Loop) { self.loop = loop }
+}

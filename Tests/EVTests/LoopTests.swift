@@ -1,0 +1,203 @@
+import EV
+import Glibc
+import Testing
+import TestSupport
+
+@Suite("Loop")
+struct LoopTests {
+    @Test func libevVersionIsDebians() {
+        #expect(Loop.libevVersion.major == 4)
+        #expect(Loop.libevVersion.minor >= 33)
+    }
+
+    @Test func backendSetsComeFromLibev() {
+        #expect(Backend.supported.contains(.epoll))
+        #expect(Backend.supported.contains(.poll))
+        #expect(Backend.supported.contains(.select))
+        #expect(Backend.recommended.isSubset(of: .supported))
+        #expect(Backend.recommended.contains(.epoll))
+        #expect(Backend.embeddable.contains(.epoll))
+        #expect(Backend([.poll, .epoll]).description == "poll|epoll")
+    }
+
+    @Test(arguments: [Backend.select, .poll, .epoll])
+    func eachBackendCanBeChosen(_ backend: Backend) throws {
+        let loop = try Loop(backends: backend)
+        #expect(loop.backend == backend)
+        var fired = false
+        try loop.timer(after: 0.001) { _ in fired = true }
+        #expect(runUntilDone(loop))
+        #expect(fired)
+    }
+
+    @Test func ioUringIfTheKernelAllowsIt() throws {
+        guard Backend.supported.contains(.ioUring) else { return }
+        let loop = try Loop(backends: .ioUring)
+        #expect(loop.backend == .ioUring)
+    }
+
+    @Test func defaultChoiceIsEpoll() throws {
+        #expect(try Loop().backend == .epoll)
+        #expect(try Loop(flags: [.noEnvironment]).backend == .epoll)
+        #expect(try !Loop().isDefault)
+    }
+
+    @Test func anUnsupportedBackendIsAnError() {
+        #expect(throws: EVError.loopCreationFailed(backends: .kqueue, flags: [])) {
+            try Loop(backends: .kqueue)
+        }
+        let message = EVError.loopCreationFailed(backends: .kqueue, flags: []).description
+        #expect(message.contains("kqueue"))
+    }
+
+    @Test func runWithoutWatchersReturnsAtOnce() throws {
+        let loop = try Loop()
+        #expect(loop.run() == false)
+        #expect(loop.run(.once) == false)
+        #expect(loop.run(.noWait) == false)
+    }
+
+    @Test func noWaitDoesNotBlock() throws {
+        let loop = try Loop()
+        var fired = false
+        try loop.timer(after: 10) { _ in fired = true }
+        let start = monotonicSeconds()
+        #expect(loop.run(.noWait) == true)
+        #expect(monotonicSeconds() - start < 1)
+        #expect(!fired)
+    }
+
+    @Test func onceWaitsForOneRoundOfEvents() throws {
+        let loop = try Loop()
+        var fired = 0
+        try loop.timer(after: 0.01) { _ in fired += 1 }
+        try loop.timer(after: 5) { _ in fired += 100 }
+        loop.run(.once)
+        #expect(fired == 1)
+    }
+
+    @Test func breakOneEndsTheInnermostRun() throws {
+        let loop = try Loop()
+        var log: [String] = []
+        try loop.timer(after: 0.001) { timer in
+            // A nested run, broken from inside: only the inner run returns.
+            let inner = try! TimerWatcher(loop: timer.loop!, after: 0.001) { inner in
+                log.append("inner depth \(inner.loop!.depth)")
+                inner.loop!.break(.one)
+            }
+            inner.start()
+            timer.loop!.run()
+            log.append("back in outer")
+        }
+        let keep = try loop.timer(after: 0.2) { _ in log.append("outer timer") }
+        loop.run()
+        #expect(log == ["inner depth 2", "back in outer", "outer timer"])
+        _ = keep
+    }
+
+    @Test func breakAllEndsEveryNestedRun() throws {
+        let loop = try Loop()
+        var log: [String] = []
+        try loop.timer(after: 0.001) { timer in
+            try! timer.loop!.timer(after: 0.001) { inner in inner.loop!.break(.all) }
+            timer.loop!.run()
+            log.append("inner run returned")
+        }
+        let pending = try loop.timer(after: 30) { _ in log.append("never") }
+        let stillActive = loop.run()
+        #expect(log == ["inner run returned"])
+        #expect(stillActive)
+        #expect(pending.isActive)
+    }
+
+    @Test func breakCancelTakesBackABreak() throws {
+        let loop = try Loop()
+        var fired = 0
+        try loop.timer(after: 0.001) { timer in
+            timer.loop!.break(.all)
+            timer.loop!.break(.cancel)
+        }
+        try loop.timer(after: 0.05) { _ in fired += 1 }
+        loop.run()
+        #expect(fired == 1)
+    }
+
+    @Test func nowFollowsTheClock() throws {
+        let loop = try Loop()
+        let before = loop.now
+        #expect(abs(before - Loop.time()) < 5)
+        usleep(20_000)
+        #expect(loop.now == before, "now is the time of the last wake-up")
+        loop.updateNow()
+        #expect(loop.now >= before + 0.015)
+    }
+
+    @Test func iterationAndDepth() throws {
+        let loop = try Loop()
+        #expect(loop.depth == 0)
+        let start = loop.iteration
+        var depthInside: UInt32 = 0
+        try loop.timer(after: 0.001) { timer in depthInside = timer.loop!.depth }
+        loop.run()
+        #expect(depthInside == 1)
+        #expect(loop.iteration > start)
+        #expect(loop.depth == 0)
+    }
+
+    @Test func pendingCountAndInvokePending() throws {
+        let loop = try Loop()
+        var calls = 0
+        let idle = IdleWatcher(loop: loop) { _ in calls += 1 }
+        let check = CheckWatcher(loop: loop) { _ in calls += 10 }
+        idle.feed(.idle)
+        check.feed(.check)
+        #expect(loop.pendingCount == 2)
+        loop.invokePending()
+        #expect(calls == 11)
+        #expect(loop.pendingCount == 0)
+    }
+
+    @Test func suspendAndResumeKeepTimersRelative() throws {
+        let loop = try Loop()
+        var fired = false
+        let timer = try loop.timer(after: 0.2) { _ in fired = true }
+        loop.suspend()
+        usleep(300_000)
+        loop.resume()
+        loop.run(.noWait)
+        #expect(!fired, "time spent suspended does not count for timers")
+        #expect(timer.remaining > 0.1)
+        #expect(runUntilDone(loop))
+        #expect(fired)
+    }
+
+    @Test func verifyPassesInsideCallbacks() throws {
+        let loop = try Loop()
+        var verified = 0
+        try withSocketPair { a, b in
+            try loop.io(a, .read) { watcher, _ in
+                watcher.loop!.verify()
+                verified += 1
+                watcher.stop()
+            }
+            try loop.timer(after: 0.001) { timer in
+                timer.loop!.verify()
+                verified += 1
+                writeString(b, "x")
+            }
+            #expect(runUntilDone(loop))
+        }
+        loop.verify()
+        #expect(verified == 2)
+    }
+
+    @Test func collectIntervalsAreValidated() throws {
+        let loop = try Loop()
+        try loop.setIOCollectInterval(0.001)
+        try loop.setTimeoutCollectInterval(0.001)
+        #expect(throws: EVError.invalidInterval(parameter: "io collect interval", value: -1)) {
+            try loop.setIOCollectInterval(-1)
+        }
+        #expect(throws: EVError.self) { try loop.setTimeoutCollectInterval(.nan) }
+    }
+}

@@ -1,0 +1,43 @@
+import EV
+import Glibc
+import Synchronization
+import Testing
+import TestSupport
+
+@Suite("LoopThread")
+struct LoopThreadTests {
+    @Test func runsWithoutWatchersUntilStoppedFromOutside() throws {
+        let ticks = Atomic(0)
+        let thread = try LoopThread { loop in
+            try! loop.timer(after: 0.005, repeat: 0.005) { _ in ticks.add(1, ordering: .relaxed) }
+        }
+        while ticks.load(ordering: .relaxed) < 3 { usleep(1000) }
+        thread.stop()
+        thread.join()
+        let after = ticks.load(ordering: .relaxed)
+        usleep(30_000)
+        let ticksValue = ticks.load(ordering: .relaxed)
+        #expect(ticksValue == after, "the loop is gone: no more ticks")
+        #expect(throws: EVError.loopClosed) { try thread.executor.execute {} }
+    }
+
+    @Test func anIdleLoopThreadStillTakesWork() throws {
+        let thread = try LoopThread()
+        let ran = Atomic(false)
+        usleep(20_000) // it has been blocked with nothing to do
+        try thread.executor.execute { ran.store(true, ordering: .relaxed) }
+        let deadline = monotonicSeconds() + 5
+        while !ran.load(ordering: .relaxed) && monotonicSeconds() < deadline { usleep(1000) }
+        let ranValue = ran.load(ordering: .relaxed)
+        #expect(ranValue)
+        thread.stop()
+        thread.join()
+        thread.join() // a second join returns at once
+    }
+
+    @Test func aLoopThatCannotBeCreatedIsAnError() {
+        #expect(throws: EVError.loopCreationFailed(backends: .kqueue, flags: [])) {
+            try LoopThread(backends: .kqueue)
+        }
+    }
+}

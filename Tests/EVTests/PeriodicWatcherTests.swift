@@ -1,0 +1,87 @@
+import EV
+import Glibc
+import Testing
+import TestSupport
+
+@Suite("PeriodicWatcher")
+struct PeriodicWatcherTests {
+    @Test func firesAtAWallClockTime() throws {
+        let loop = try Loop()
+        let at = Loop.time() + 0.05
+        var firedAt = 0.0
+        let periodic = try loop.periodic(offset: at) { _ in firedAt = Loop.time() }
+        #expect(abs(periodic.at - at) < 0.001)
+        #expect(runUntilDone(loop))
+        #expect(firedAt >= at - 0.002)
+        #expect(firedAt < at + 5)
+        #expect(!periodic.isActive, "interval 0 fires once")
+    }
+
+    @Test func firesOnTheGridOfAnInterval() throws {
+        let loop = try Loop()
+        var times: [Double] = []
+        try loop.periodic(offset: 0, interval: 0.02) { periodic in
+            times.append(periodic.loop!.now)
+            if times.count == 4 { periodic.stop() }
+        }
+        #expect(runUntilDone(loop))
+        #expect(times.count == 4)
+        for time in times {
+            // Each time lies on (or just after) a multiple of 20 ms since the epoch.
+            let phase = time.truncatingRemainder(dividingBy: 0.02)
+            #expect(phase < 0.01, "time \(time) has phase \(phase)")
+        }
+    }
+
+    @Test func aRescheduleClosureChoosesTheTimes() throws {
+        let loop = try Loop()
+        let start = Loop.time()
+        var asked: [Double] = []
+        var fired = 0
+        loop.periodic(reschedule: { _, now in
+            asked.append(now)
+            return now + 0.01
+        }) { periodic in
+            fired += 1
+            if fired == 3 { periodic.stop() }
+        }
+        #expect(runUntilDone(loop))
+        #expect(fired == 3)
+        #expect(asked.count >= 3, "asked at start and after each firing")
+        #expect(Loop.time() - start >= 0.025)
+    }
+
+    @Test func aRescheduleAnswerInThePastOrNaNMeansNow() throws {
+        let loop = try Loop()
+        var fired = 0
+        var answers: [Double] = [.nan, -1e9]
+        loop.periodic(reschedule: { _, now in
+            answers.isEmpty ? .infinity : answers.removeFirst()
+        }) { periodic in
+            fired += 1
+            if fired == 2 { periodic.stop() }
+        }
+        #expect(runUntilDone(loop, timeout: 5))
+        #expect(fired == 2)
+    }
+
+    @Test func setChangesTheScheduleAndLeavesManualMode() throws {
+        let loop = try Loop()
+        var fired = false
+        let periodic = try loop.periodic(offset: Loop.time() + 3600) { _ in fired = true }
+        try periodic.set(offset: Loop.time() + 0.01)
+        #expect(periodic.isActive)
+        #expect(runUntilDone(loop))
+        #expect(fired)
+        #expect(throws: EVError.self) { try periodic.set(offset: 0, interval: -1) }
+    }
+
+    @Test func badSchedulesAreRefused() throws {
+        let loop = try Loop()
+        #expect(throws: EVError.invalidInterval(parameter: "interval", value: -2)) {
+            try loop.periodic(offset: 0, interval: -2) { _ in }
+        }
+        #expect(throws: EVError.self) { try loop.periodic(offset: .nan) { _ in } }
+        #expect(throws: EVError.self) { try loop.periodic(offset: 0, interval: .infinity) { _ in } }
+    }
+}

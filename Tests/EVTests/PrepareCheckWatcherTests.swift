@@ -1,0 +1,50 @@
+import EV
+import Glibc
+import Testing
+import TestSupport
+
+@Suite("PrepareWatcher and CheckWatcher")
+struct PrepareCheckWatcherTests {
+    @Test func prepareRunsBeforeBlockingAndCheckAfterWakingUp() throws {
+        let loop = try Loop()
+        var log: [String] = []
+        let prepare = loop.prepare { _ in log.append("prepare") }
+        let check = loop.check { _ in log.append("check") }
+        try loop.timer(after: 0.02) { _ in log.append("timer") }
+        try loop.timer(after: 0.04) { _ in log.append("timer2") }
+        prepare.keepAlive = false
+        check.keepAlive = false
+        #expect(runUntilDone(loop))
+        prepare.stop()
+        check.stop()
+        // Each iteration: prepare, (block), check, then the iteration's callbacks.
+        let firstTimer = try #require(log.firstIndex(of: "timer"))
+        #expect(Array(log[(firstTimer - 2)...firstTimer]) == ["prepare", "check", "timer"])
+        let secondTimer = try #require(log.firstIndex(of: "timer2"))
+        #expect(Array(log[(secondTimer - 2)...secondTimer]) == ["prepare", "check", "timer2"])
+        #expect(log.first == "prepare")
+    }
+
+    @Test func prepareAndCheckRunOncePerIteration() throws {
+        let loop = try Loop()
+        var prepares = 0
+        var checks = 0
+        let prepare = loop.prepare { _ in prepares += 1 }
+        let check = loop.check { _ in checks += 1 }
+        prepare.keepAlive = false
+        check.keepAlive = false
+        let before = loop.iteration
+        var ticks = 0
+        try loop.timer(after: 0.001, repeat: 0.001) { timer in
+            ticks += 1
+            if ticks == 10 { timer.stop() }
+        }
+        loop.run()
+        let iterations = Int(loop.iteration - before)
+        #expect(prepares == iterations)
+        #expect(checks == iterations)
+        #expect(iterations >= 10)
+        prepare.stop()
+        check.stop()
+    }
+}

@@ -1,0 +1,80 @@
+import EV
+import Glibc
+import Testing
+import TestSupport
+
+@Suite("StatWatcher")
+struct StatWatcherTests {
+    @Test func noticesAChangeAndARemoval() throws {
+        let loop = try Loop()
+        let path = temporaryPath("stat")
+        let fd = open(path, O_CREAT | O_WRONLY, 0o644)
+        #expect(fd >= 0)
+        var sizes: [Int64?] = []
+        var previousSizes: [Int64?] = []
+        let watcher = try loop.stat(path, interval: 0.01) { watcher in
+            sizes.append(watcher.current?.size)
+            previousSizes.append(watcher.previous?.size)
+            if watcher.current == nil { watcher.stop() }
+        }
+        #expect(watcher.current?.size == 0)
+        #expect(watcher.path == path)
+        try loop.timer(after: 0.05) { _ in
+            writeString(fd, "twelve bytes")
+            close(fd)
+        }
+        try loop.timer(after: 0.3) { _ in unlink(path) }
+        #expect(runUntilDone(loop))
+        #expect(sizes.first == 12, "first change: the write (\(sizes))")
+        #expect(sizes.last == .some(nil), "last change: the removal (\(sizes))")
+        #expect(previousSizes.last == 12)
+    }
+
+    @Test func aMissingPathIsReportedAsMissingAndItsCreationNoticed() throws {
+        let loop = try Loop()
+        let path = temporaryPath("missing")
+        var created = false
+        let watcher = try loop.stat(path, interval: 0.01) { watcher in
+            if watcher.previous == nil, watcher.current != nil {
+                created = true
+                watcher.stop()
+            }
+        }
+        #expect(watcher.current == nil, "libev's nlink 0 surfaces as nil")
+        try loop.timer(after: 0.05) { _ in close(open(path, O_CREAT | O_WRONLY, 0o644)) }
+        #expect(runUntilDone(loop))
+        #expect(created)
+        unlink(path)
+    }
+
+    @Test func refreshAndSet() throws {
+        let loop = try Loop()
+        let first = temporaryPath("first")
+        let second = temporaryPath("second")
+        close(open(second, O_CREAT | O_WRONLY, 0o644))
+        defer { unlink(second) }
+        let watcher = try StatWatcher(loop: loop, path: first, interval: 1) { _ in }
+        watcher.start()
+        #expect(watcher.current == nil)
+        try watcher.set(path: second, interval: 2)
+        #expect(watcher.isActive)
+        #expect(watcher.path == second)
+        #expect(watcher.interval == 2)
+        #expect(watcher.current?.size == 0)
+        let text = "abc"
+        let fd = open(second, O_WRONLY | O_APPEND)
+        writeString(fd, text)
+        close(fd)
+        watcher.refresh()
+        #expect(watcher.current?.size == 3)
+        watcher.stop()
+    }
+
+    @Test func badIntervalsAreRefused() throws {
+        let loop = try Loop()
+        #expect(throws: EVError.invalidInterval(parameter: "interval", value: -1)) {
+            try loop.stat("/tmp", interval: -1) { _ in }
+        }
+        #expect(throws: EVError.self) { try loop.stat("/tmp", interval: .nan) { _ in } }
+    }
+}

@@ -1,0 +1,147 @@
+import EV
+import Glibc
+import Testing
+import TestSupport
+
+@Suite("TimerWatcher")
+struct TimerWatcherTests {
+    @Test func timersFireInDeadlineOrder() throws {
+        let loop = try Loop()
+        var order: [Int] = []
+        for (index, delay) in [0.03, 0.01, 0.05, 0.0, 0.02].enumerated() {
+            try loop.timer(after: delay) { _ in order.append(index) }
+        }
+        #expect(runUntilDone(loop))
+        #expect(order == [3, 1, 4, 0, 2])
+    }
+
+    @Test func aTimerWaitsAtLeastItsDelay() throws {
+        let loop = try Loop()
+        let start = monotonicSeconds()
+        var elapsed = 0.0
+        try loop.timer(after: 0.05) { _ in elapsed = monotonicSeconds() - start }
+        #expect(runUntilDone(loop))
+        #expect(elapsed >= 0.045)
+        #expect(elapsed < 5)
+    }
+
+    @Test func repeatFiresUntilStopped() throws {
+        let loop = try Loop()
+        var count = 0
+        let timer = try loop.timer(after: 0.001, repeat: 0.002) { timer in
+            count += 1
+            if count == 5 { timer.stop() }
+        }
+        #expect(timer.repeat == 0.002)
+        #expect(runUntilDone(loop))
+        #expect(count == 5)
+        #expect(!timer.isActive)
+    }
+
+    @Test func aOneShotTimerIsInactiveInItsCallbackAndCanRestartItself() throws {
+        let loop = try Loop()
+        var activeInside: [Bool] = []
+        try loop.timer(after: 0.001) { timer in
+            activeInside.append(timer.isActive)
+            if activeInside.count < 3 { timer.start() }
+        }
+        #expect(runUntilDone(loop))
+        #expect(activeInside == [false, false, false])
+    }
+
+    @Test func againPushesBackARepeatingTimeout() throws {
+        let loop = try Loop()
+        var fired = 0.0
+        let start = monotonicSeconds()
+        let timeout = try TimerWatcher(loop: loop, after: 0, repeat: 0.1) { timer in
+            fired = monotonicSeconds() - start
+            timer.stop()
+        }
+        timeout.again() // starts it with the repeat value
+        #expect(timeout.isActive)
+        var pushes = 0
+        // Activity every 30 ms for 150 ms keeps pushing the 100 ms timeout back.
+        try loop.timer(after: 0.03, repeat: 0.03) { activity in
+            pushes += 1
+            timeout.again()
+            if pushes == 5 { activity.stop() }
+        }
+        #expect(runUntilDone(loop))
+        #expect(fired >= 0.24, "fired at \(fired)s: 5 pushes at 30 ms intervals, then 100 ms")
+    }
+
+    @Test func againStopsANonRepeatingTimer() throws {
+        let loop = try Loop()
+        var fired = false
+        let timer = try loop.timer(after: 0.01) { _ in fired = true }
+        timer.again()
+        #expect(!timer.isActive)
+        #expect(loop.run() == false)
+        #expect(!fired)
+    }
+
+    @Test func remainingCountsDown() throws {
+        let loop = try Loop()
+        let timer = try loop.timer(after: 1) { _ in }
+        let first = timer.remaining
+        #expect(first > 0.9 && first <= 1)
+        usleep(50_000)
+        loop.updateNow()
+        #expect(timer.remaining < first - 0.04)
+        timer.stop()
+    }
+
+    @Test func setRestartsWithTheNewDelay() throws {
+        let loop = try Loop()
+        var fired = 0.0
+        let start = monotonicSeconds()
+        let timer = try loop.timer(after: 10) { _ in fired = monotonicSeconds() - start }
+        try timer.set(after: 0.02)
+        #expect(timer.isActive)
+        #expect(runUntilDone(loop))
+        #expect(fired >= 0.015 && fired < 5)
+    }
+
+    @Test func aNegativeDelayFiresInTheNextIteration() throws {
+        let loop = try Loop()
+        var fired = false
+        try loop.timer(after: -5) { _ in fired = true }
+        loop.run(.noWait)
+        #expect(fired)
+    }
+
+    @Test func badIntervalsAreRefused() throws {
+        let loop = try Loop()
+        #expect(throws: EVError.invalidInterval(parameter: "repeat", value: -1)) {
+            try loop.timer(after: 1, repeat: -1) { _ in }
+        }
+        #expect(throws: EVError.self) { try loop.timer(after: .nan) { _ in } }
+        #expect(throws: EVError.self) { try loop.timer(after: .infinity) { _ in } }
+        #expect(throws: EVError.self) { try loop.timer(after: 1, repeat: .nan) { _ in } }
+        let timer = try loop.timer(after: 1, repeat: 2) { _ in }
+        #expect(throws: EVError.self) { try timer.setRepeat(-0.5) }
+        #expect(throws: EVError.self) { try timer.set(after: .nan) }
+        #expect(timer.repeat == 2, "a refused change changes nothing")
+        #expect(timer.isActive)
+        let message = EVError.invalidInterval(parameter: "repeat", value: -1).description
+        #expect(message.contains("repeat") && message.contains("-1"))
+        timer.stop()
+        loop.verify()
+    }
+
+    @Test func tenThousandTimersAllFireInOrder() throws {
+        let loop = try Loop()
+        var deadlines: [Double] = []
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<10_000 {
+            let delay = Double.random(in: 0...0.05, using: &generator)
+            try loop.timer(after: delay) { timer in deadlines.append(delay) }
+        }
+        #expect(runUntilDone(loop, timeout: 30))
+        #expect(deadlines.count == 10_000)
+        // Timers due in the same iteration may run in any order among
+        // themselves; across iterations, later deadlines never run first.
+        let outOfOrder = zip(deadlines, deadlines.dropFirst()).filter { $0 > $1 + 0.01 }.count
+        #expect(outOfOrder == 0)
+    }
+}

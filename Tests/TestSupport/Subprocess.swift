@@ -1,0 +1,129 @@
+import EventCore
+import Glibc
+
+/// What a finished child process left: its exit status and its output.
+public struct ProcessOutput: Sendable, CustomStringConvertible {
+    /// The exit code, or nil if a signal killed it.
+    public var exitCode: Int32?
+    /// The signal that killed it, if any.
+    public var signal: Int32?
+    public var standardOutput: String
+    public var standardError: String
+
+    public var description: String {
+        "exit \(exitCode.map(String.init) ?? "-") signal \(signal.map(String.init) ?? "-")\n--- stdout\n\(standardOutput)--- stderr\n\(standardError)"
+    }
+}
+
+/// Runs a program to completion with posix_spawn, capturing stdout and stderr.
+///
+/// Output is read on the calling thread with poll, so a chatty child never
+/// blocks on a full pipe; `timeout` kills it (SIGKILL) if it runs too long.
+public func runProcess(_ path: String, _ arguments: [String], environment: [String: String] = [:],
+                       timeout: Double = 60) throws -> ProcessOutput {
+    let process = try SpawnedProcess(path, arguments, environment: environment)
+    return try process.wait(timeout: timeout)
+}
+
+/// A child process started with posix_spawn, its stdout and stderr on pipes.
+public final class SpawnedProcess {
+    public let pid: pid_t
+    private var outputs: [Int32]
+    private var captured: [[UInt8]] = [[], []]
+
+    public init(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        let out = try makePipe(nonBlocking: false)
+        let err = try makePipe(nonBlocking: false)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The child starts with default signal handling and an empty mask,
+        // whatever this (multi-threaded, libev-using) process has set.
+        var all = sigset_t()
+        sigfillset(&all)
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        // The environment: this process's, with `environment` laid over it.
+        var merged: [String: String] = [:]
+        var index = 0
+        while let entry = environ[index] {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") { merged[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
+            index += 1
+        }
+        for (key, value) in environment { merged[key] = value }
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
+        close(out[1])
+        close(err[1])
+        guard result == 0 else {
+            close(out[0])
+            close(err[0])
+            throw SystemCallError(call: "posix_spawn(\(path))", errno: .init(rawValue: result))
+        }
+        pid = child
+        outputs = [out[0], err[0]]
+    }
+
+    /// Reads the output until both pipes close, then reaps the child.
+    public func wait(timeout: Double = 60) throws -> ProcessOutput {
+        let deadline = monotonicSeconds() + timeout
+        var open = outputs
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let left = deadline - monotonicSeconds()
+            if left <= 0 {
+                kill(pid, SIGKILL)
+                break
+            }
+            let ready = poll(&fds, nfds_t(fds.count), Int32(min(left, 1) * 1000))
+            if ready <= 0 { continue }
+            for entry in fds where entry.revents != 0 {
+                let n = read(entry.fd, &buffer, buffer.count)
+                let slot = entry.fd == outputs[0] ? 0 : 1
+                if n > 0 {
+                    captured[slot].append(contentsOf: buffer[..<n])
+                } else {
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+        }
+        outputs.forEach { close($0) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let low = status & 0x7f
+        return ProcessOutput(
+            exitCode: low == 0 ? (status >> 8) & 0xff : nil,
+            signal: low == 0 ? nil : low,
+            standardOutput: String(decoding: captured[0], as: UTF8.self),
+            standardError: String(decoding: captured[1], as: UTF8.self))
+    }
+}
+
+/// The directory holding the test binary and the package's other built products.
+public func builtProductsDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    let path = String(decoding: buffer[..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+}
+
+/// Runs the single-threaded test helper (Tests/EVTestHelper) with a scenario name.
+public func runHelper(_ scenario: String, _ arguments: [String] = [], timeout: Double = 60) throws -> ProcessOutput {
+    // No crash backtracer: a scenario that ends in a trap should end at once.
+    try runProcess(builtProductsDirectory() + "/EVTestHelper", [scenario] + arguments,
+                   environment: ["SWIFT_BACKTRACE": "enable=no"], timeout: timeout)
+}
