@@ -39,10 +39,11 @@ public final class AsyncWatcher: Watcher {
     ///
     /// The corresponding C macro is `ev_async_init`.
     public init(loop: Loop, _ callback: @escaping Callback) {
-        signal = AsyncSignal()
+        let cAsync: UnsafeMutablePointer<ev_async> = loop.core.memory.allocate()
+        signal = AsyncSignal(cAsync)
         self.callback = callback
-        CLibev_async_init(signal.cAsync, Trampoline.callback)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(signal.cAsync), memoryOwner: signal)
+        CLibev_async_init(cAsync, Trampoline.callback)
+        super.init(core: loop.core, cStruct: cAsync)
     }
 
     /// The `Sendable` handle other threads send with.
@@ -79,10 +80,15 @@ final class AsyncSignal: @unchecked Sendable {
     // as safe from any thread. `target` is the loop only while the watcher is
     // active: the loop thread sets it to nil under the same lock before it stops
     // the watcher (and before the loop is destroyed, which stops it), so a send
-    // can never reach a stopped watcher or a freed loop. `cAsync` is freed only
-    // in deinit, when neither the watcher nor any sender refers to it.
-    let cAsync: UnsafeMutablePointer<ev_async> = .allocate(capacity: 1)
+    // can never reach a stopped watcher or a freed loop. The struct belongs to
+    // the watcher (its memory is freed after the watcher is stopped for good);
+    // a sender dereferences `cAsync` only while `target` is set, so never then.
+    let cAsync: UnsafeMutablePointer<ev_async>
     let target = LockedValue<AsyncTarget?>(nil)
+
+    init(_ cAsync: UnsafeMutablePointer<ev_async>) {
+        self.cAsync = cAsync
+    }
 
     func send() -> Bool {
         target.withLock { loop in
@@ -91,8 +97,6 @@ final class AsyncSignal: @unchecked Sendable {
             return true
         }
     }
-
-    deinit { cAsync.deallocate() }
 }
 
 extension Loop {

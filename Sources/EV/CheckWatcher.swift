@@ -20,10 +20,10 @@ public final class CheckWatcher: Watcher {
     ///
     /// The corresponding C macro is `ev_check_init`.
     public init(loop: Loop, _ callback: @escaping Callback) {
-        cWatcherTyped = .allocate(capacity: 1)
+        cWatcherTyped = loop.core.memory.allocate()
         self.callback = callback
         CLibev_check_init(cWatcherTyped, Trampoline.callback)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(cWatcherTyped))
+        super.init(core: loop.core, cStruct: cWatcherTyped)
     }
 
     /// Starts the watcher.

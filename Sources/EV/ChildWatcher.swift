@@ -66,10 +66,10 @@ public final class ChildWatcher: Watcher {
     ///
     /// The corresponding C macro is `ev_child_init`.
     public init(loop: Loop, pid: pid_t, trace: Bool = false, _ callback: @escaping Callback) {
-        child = .allocate(capacity: 1)
+        child = loop.core.memory.allocate()
         self.callback = callback
         CLibev_child_init(child, Trampoline.callback, pid, trace ? 1 : 0)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(child))
+        super.init(core: loop.core, cStruct: child)
     }
 
     /// The process id watched; 0 for any child.

@@ -36,11 +36,11 @@ public final class EmbedWatcher: Watcher {
     public init(loop: Loop, embedding other: Loop, _ callback: Callback? = nil) throws(EVError) {
         guard other !== loop else { throw .cannotEmbedItself }
         guard Backend.embeddable.contains(other.backend) else { throw .notEmbeddable(other.backend) }
-        embed = .allocate(capacity: 1)
+        embed = loop.core.memory.allocate()
         embedded = other
         self.callback = callback
         CLibev_embed_init(embed, Trampoline.callback, other.core.checkedLoop())
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(embed))
+        super.init(core: loop.core, cStruct: embed)
     }
 
     /// Starts embedding.

@@ -21,10 +21,10 @@ public final class ForkWatcher: Watcher {
     ///
     /// The corresponding C macro is `ev_fork_init`.
     public init(loop: Loop, _ callback: @escaping Callback) {
-        cWatcherTyped = .allocate(capacity: 1)
+        cWatcherTyped = loop.core.memory.allocate()
         self.callback = callback
         CLibev_fork_init(cWatcherTyped, Trampoline.callback)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(cWatcherTyped))
+        super.init(core: loop.core, cStruct: cWatcherTyped)
     }
 
     /// Starts the watcher.

@@ -43,10 +43,10 @@ public final class IOWatcher: Watcher {
     ///
     /// The corresponding C macro is `ev_io_init`.
     public init(loop: Loop, fd: Int32, events: Events, _ callback: @escaping Callback) {
-        io = .allocate(capacity: 1)
+        io = loop.core.memory.allocate()
         self.callback = callback
         CLibev_io_init(io, Trampoline.callback, fd, events.intersection([.read, .write]).rawValue)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(io))
+        super.init(core: loop.core, cStruct: io)
     }
 
     /// The descriptor watched.

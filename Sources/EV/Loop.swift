@@ -55,7 +55,10 @@ public final class Loop {
         core.owner = self
     }
 
-    deinit { core.teardown() }
+    deinit {
+        core.owner = nil
+        core.teardown()
+    }
 
     /// The default loop: the one that handles ``ChildWatcher``s (and owns `SIGCHLD`).
     ///

@@ -13,8 +13,12 @@ final class LoopCore {
     private(set) var raw: OpaquePointer?
     /// Whether this is libev's default loop, the one that handles child watchers.
     let isDefault: Bool
-    /// The public object, for ``Watcher/loop``; weak so that watchers never keep a loop alive.
-    weak var owner: Loop?
+    /// The public object, for ``Watcher/loop``. Not a strong reference, so that
+    /// watchers never keep a loop alive; not `weak`, because a weak reference
+    /// moves the loop's reference count to a side table and slows every retain
+    /// of it. Sound because `Loop.deinit` sets it to nil before anything else,
+    /// so it never names a freed (or deinitialising) object.
+    unowned(unsafe) var owner: Loop?
     /// The thread inside `run`, if any; a loop is used only from that thread while it runs.
     var runningThread: pthread_t?
     /// True while `ev_loop_destroy` runs the cleanup watchers.
@@ -25,8 +29,8 @@ final class LoopCore {
     /// epoll forgets a closed descriptor by itself; the other backends do not.
     let verifiesDescriptorsOnEvent: Bool
 
-    /// Head of the intrusive list of watchers that hold themselves (active or pending).
-    var firstHeld: Watcher?
+    /// The libev structs of this loop's watchers, and the loop's references to them.
+    let memory = WatcherMemory()
     /// Per descriptor number: how many started io watchers use it and which file it was.
     private var descriptors: [DescriptorRecord] = []
 
@@ -84,29 +88,9 @@ final class LoopCore {
 
     // MARK: held watchers
 
-    func link(_ watcher: Watcher) {
-        watcher.nextHeld = firstHeld
-        watcher.previousHeld = nil
-        firstHeld?.previousHeld = watcher
-        firstHeld = watcher
-    }
-
-    func unlink(_ watcher: Watcher) {
-        if let previous = watcher.previousHeld { previous.nextHeld = watcher.nextHeld } else { firstHeld = watcher.nextHeld }
-        watcher.nextHeld?.previousHeld = watcher.previousHeld
-        watcher.previousHeld = nil
-        watcher.nextHeld = nil
-    }
-
-    /// The held watchers, as strong references (a snapshot: callers may stop them while iterating).
+    /// The watchers the loop holds (active or pending), as strong references (a snapshot).
     func heldWatchers() -> [Watcher] {
-        var result: [Watcher] = []
-        var node = firstHeld
-        while let watcher = node {
-            result.append(watcher)
-            node = watcher.nextHeld
-        }
-        return result
+        memory.heldWatchers()
     }
 
     // MARK: descriptors

@@ -39,10 +39,10 @@ public final class PeriodicWatcher: Watcher {
     public init(loop: Loop, offset: Double, interval: Double = 0, _ callback: @escaping Callback) throws(EVError) {
         guard offset.isFinite else { throw .invalidInterval(parameter: "offset", value: offset) }
         let interval = try validInterval(interval, "interval")
-        periodic = .allocate(capacity: 1)
+        periodic = loop.core.memory.allocate()
         self.callback = callback
         CLibev_periodic_init(periodic, Trampoline.callback, offset, interval, nil)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(periodic))
+        super.init(core: loop.core, cStruct: periodic)
     }
 
     /// Creates a stopped periodic watcher whose times come from `reschedule`.
@@ -55,11 +55,11 @@ public final class PeriodicWatcher: Watcher {
     ///
     /// The corresponding C macro is `ev_periodic_init` with a `reschedule_cb`.
     public init(loop: Loop, reschedule: @escaping Reschedule, _ callback: @escaping Callback) {
-        periodic = .allocate(capacity: 1)
+        periodic = loop.core.memory.allocate()
         self.callback = callback
         self.reschedule = reschedule
         CLibev_periodic_init(periodic, Trampoline.callback, 0, 0, Trampoline.reschedule)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(periodic))
+        super.init(core: loop.core, cStruct: periodic)
     }
 
     /// The offset (phase, or absolute time when ``interval`` is 0).

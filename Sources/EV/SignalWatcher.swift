@@ -33,10 +33,10 @@ public final class SignalWatcher: Watcher {
     /// The corresponding C macro is `ev_signal_init`.
     public init(loop: Loop, signal: Int32, _ callback: @escaping Callback) throws(EVError) {
         try Self.validate(signal)
-        cSignal = .allocate(capacity: 1)
+        cSignal = loop.core.memory.allocate()
         self.callback = callback
         CLibev_signal_init(cSignal, Trampoline.callback, signal)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(cSignal))
+        super.init(core: loop.core, cStruct: cSignal)
     }
 
     private static func validate(_ signal: Int32) throws(EVError) {

@@ -36,11 +36,11 @@ public final class StatWatcher: Watcher {
     /// The corresponding C macro is `ev_stat_init`.
     public init(loop: Loop, path: String, interval: Double = 0, _ callback: @escaping Callback) throws(EVError) {
         let interval = try validInterval(interval, "interval")
-        cStat = .allocate(capacity: 1)
+        cStat = loop.core.memory.allocate()
         cPath = strdup(path)
         self.callback = callback
         CLibev_stat_init(cStat, Trampoline.callback, cPath, interval)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(cStat))
+        super.init(core: loop.core, cStruct: cStat)
     }
 
     deinit { free(cPath) }

@@ -30,10 +30,10 @@ public final class TimerWatcher: Watcher {
     public init(loop: Loop, after: Double, repeat: Double = 0, _ callback: @escaping Callback) throws(EVError) {
         let after = try Self.validAfter(after)
         let `repeat` = try validInterval(`repeat`, "repeat")
-        timer = .allocate(capacity: 1)
+        timer = loop.core.memory.allocate()
         self.callback = callback
         CLibev_timer_init(timer, Trampoline.callback, after, `repeat`)
-        super.init(core: loop.core, cWatcher: UnsafeMutableRawPointer(timer))
+        super.init(core: loop.core, cStruct: timer)
     }
 
     private static func validAfter(_ after: Double) throws(EVError) -> Double {

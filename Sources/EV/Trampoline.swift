@@ -17,12 +17,16 @@ enum Trampoline {
 
     /// The one C callback of every watcher type: finds the Swift watcher and dispatches.
     ///
-    /// `takeUnretainedValue` yields a strong reference for the call, so a
-    /// callback that stops its own watcher (dropping the list's reference)
-    /// cannot free it while it still runs.
+    /// No retain for the call: the loop's own reference keeps the watcher alive
+    /// while it dispatches (a callback that stops its own watcher does not
+    /// release it - `Watcher.dispatch` defers that), or the caller's does, for
+    /// `Watcher.invoke`. `dispatch` hands back the loop's reference when the
+    /// watcher has become idle, and it is released here, after the watcher's
+    /// code has returned.
     static let callback: CLibev_callback = { _, cWatcher, revents in
-        let watcher = Unmanaged<Watcher>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue()
-        watcher.dispatch(revents)
+        let watcher = Unmanaged<Watcher>.fromOpaque(CLibev_data(cWatcher!)!)
+        let finished = watcher._withUnsafeGuaranteedRef { $0.dispatch(revents) }
+        finished?.release()
     }
 
     /// A periodic watcher's reschedule callback. libev calls it while the

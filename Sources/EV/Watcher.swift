@@ -21,31 +21,34 @@ public class Watcher {
     let core: LoopCore
     /// The `ev_TYPE` struct, as libev's generic `ev_watcher`.
     let cWatcher: UnsafeMutableRawPointer
-    /// Set when another object owns `cWatcher`'s memory (an ``AsyncWatcher``'s
-    /// struct must outlive the watcher while other threads may still send to it).
-    private let memoryOwner: AnyObject?
+    /// The struct's size, to return its memory to the loop's allocator.
+    private let cSize: Int
     /// Whether the start bookkeeping (keep-alive, descriptors) is in effect.
     var isStarted = false
-    /// Whether the watcher is in the core's list of held watchers, which keeps it alive.
+    /// Whether the loop holds a reference to the watcher (kept in the struct's
+    /// slot header, see ``WatcherMemory``), which keeps it alive.
     private var isHeld = false
-    var nextHeld: Watcher?
-    unowned(unsafe) var previousHeld: Watcher?
+    /// True while the trampoline runs the callback; the trampoline then owns the final release.
+    private var isDispatching = false
     private var keepAliveValue = true
 
     /// The events that the latest callback received.
     public internal(set) var receivedEvents: Events = []
 
-    init(core: LoopCore, cWatcher: UnsafeMutableRawPointer, memoryOwner: AnyObject? = nil) {
+    /// - Parameters:
+    ///   - core: the loop's shared state.
+    ///   - cStruct: the libev struct, allocated from `core.memory` and initialised.
+    init<CStruct>(core: LoopCore, cStruct: UnsafeMutablePointer<CStruct>) {
         self.core = core
-        self.cWatcher = cWatcher
-        self.memoryOwner = memoryOwner
+        self.cWatcher = UnsafeMutableRawPointer(cStruct)
+        self.cSize = MemoryLayout<CStruct>.size
         Trampoline.attach(self)
     }
 
     deinit {
-        // A watcher that is active or pending holds itself, so reaching deinit
-        // means libev no longer refers to the struct (or the loop is gone).
-        if memoryOwner == nil { cWatcher.deallocate() }
+        // A watcher that is active or pending is held by its loop, so reaching
+        // deinit means libev no longer refers to the struct (or the loop is gone).
+        core.memory.free(cWatcher, size: cSize)
     }
 
     // MARK: what each watcher type provides
@@ -210,31 +213,46 @@ public class Watcher {
     private func hold() {
         guard !isHeld else { return }
         isHeld = true
-        core.link(self)
+        WatcherMemory.setHeld(Unmanaged.passRetained(self), for: cWatcher)
     }
 
-    /// Lets the watcher go once libev no longer refers to it.
-    final func releaseIfIdle() {
-        guard isHeld, !isStarted, !isPending else { return }
+    /// Clears the loop's reference and returns it, for the caller to release.
+    private func unhold() -> Unmanaged<Watcher> {
         isHeld = false
-        core.unlink(self)
+        let reference = WatcherMemory.held(for: cWatcher)!
+        WatcherMemory.setHeld(nil, for: cWatcher)
+        return reference
+    }
+
+    /// Lets the watcher go once libev no longer refers to it. The caller holds
+    /// its own reference, so the release cannot free the object under it.
+    final func releaseIfIdle() {
+        guard isHeld, !isDispatching, !isStarted, !isPending else { return }
+        unhold().release()
     }
 
     /// Called by the trampoline for each event.
-    final func dispatch(_ revents: Int32) {
+    ///
+    /// - Returns: the loop's reference to the watcher if the watcher is now
+    ///   idle (stopped and not pending); the trampoline releases it after this
+    ///   method has returned, so that no code of the watcher runs on a freed object.
+    final func dispatch(_ revents: Int32) -> Unmanaged<Watcher>? {
         reconcileWithLibev()
         let events = Events(rawValue: revents)
         receivedEvents = events
+        let outer = isDispatching
+        isDispatching = true
         fire(events)
+        isDispatching = outer
         reconcileWithLibev()
-        releaseIfIdle()
+        guard isHeld, !isDispatching, !isStarted, !isPending else { return nil }
+        return unhold()
     }
 
     /// Stops the watcher because its loop is being destroyed.
     final func detachForTeardown(_ loop: OpaquePointer) {
         stopInLibev(loop)
-        isHeld = false
-        core.unlink(self)
+        unhold().release()
     }
 
     /// Forgets a watcher that libev left active when it freed the loop (cleanup watchers).
@@ -246,7 +264,6 @@ public class Watcher {
             isStarted = false
             didStop()
         }
-        isHeld = false
-        core.unlink(self)
+        unhold().release()
     }
 }

@@ -1,0 +1,104 @@
+/// Where a loop's watchers keep their libev structs, and which watchers the
+/// loop holds alive.
+///
+/// Every libev struct of a loop lives in a slot of this allocator: a 16-byte
+/// header, then the struct. The header holds the loop's reference to the
+/// watcher while libev needs it (active or pending), so holding and releasing
+/// a watcher touches only memory libev has just touched, and destroying the
+/// loop finds every held watcher by walking the chunks. Slots of one size
+/// come from chunks allocated together, so the structs of a million timers
+/// lie side by side as in a C array, and freeing one costs no `free()`: its
+/// slot goes on an intrusive free list for the next watcher of that size.
+/// The memory goes back to the system when the loop and its last watcher are gone.
+final class WatcherMemory {
+    private static let headerSize = 16
+    private static let slotsPerChunk = 256
+
+    private struct SizeClass {
+        var slotSize: Int
+        var chunks: [UnsafeMutableRawPointer] = []
+        /// Next never-used slot in the newest chunk, and how many remain there.
+        var nextFresh: UnsafeMutableRawPointer?
+        var freshLeft = 0
+        /// Freed slots, linked through their headers.
+        var freeList: UnsafeMutableRawPointer?
+    }
+
+    private var classes: [SizeClass] = []
+
+    /// A slot for a `T` struct, returned as a pointer to the struct (past the header).
+    func allocate<T>(_ type: T.Type = T.self) -> UnsafeMutablePointer<T> {
+        let index = sizeClassIndex(MemoryLayout<T>.size)
+        let slot: UnsafeMutableRawPointer
+        if let free = classes[index].freeList {
+            classes[index].freeList = free.load(fromByteOffset: 8, as: UnsafeMutableRawPointer?.self)
+            slot = free
+        } else {
+            if classes[index].freshLeft == 0 { addChunk(index) }
+            slot = classes[index].nextFresh!
+            classes[index].nextFresh = slot + classes[index].slotSize
+            classes[index].freshLeft -= 1
+        }
+        slot.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+        return (slot + Self.headerSize).bindMemory(to: T.self, capacity: 1)
+    }
+
+    /// Returns the slot of a struct of `size` bytes to its free list.
+    func free(_ cStruct: UnsafeMutableRawPointer, size: Int) {
+        let index = sizeClassIndex(size)
+        let slot = cStruct - Self.headerSize
+        slot.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+        slot.storeBytes(of: classes[index].freeList, toByteOffset: 8, as: UnsafeMutableRawPointer?.self)
+        classes[index].freeList = slot
+    }
+
+    /// Records the loop's reference to the watcher whose struct is `cStruct`.
+    static func setHeld(_ reference: Unmanaged<Watcher>?, for cStruct: UnsafeMutableRawPointer) {
+        (cStruct - headerSize).storeBytes(of: reference?.toOpaque(), as: UnsafeMutableRawPointer?.self)
+    }
+
+    /// The loop's reference to the watcher whose struct is `cStruct`, if it holds one.
+    static func held(for cStruct: UnsafeMutableRawPointer) -> Unmanaged<Watcher>? {
+        (cStruct - headerSize).load(as: UnsafeMutableRawPointer?.self).map { Unmanaged.fromOpaque($0) }
+    }
+
+    /// Every watcher the loop holds, as strong references (a snapshot).
+    func heldWatchers() -> [Watcher] {
+        var result: [Watcher] = []
+        for sizeClass in classes {
+            for (number, chunk) in sizeClass.chunks.enumerated() {
+                // The newest chunk is used only up to its first fresh slot.
+                let isNewest = number == sizeClass.chunks.count - 1
+                let used = isNewest ? Self.slotsPerChunk - sizeClass.freshLeft : Self.slotsPerChunk
+                for slot in 0..<used {
+                    if let reference = Self.held(for: chunk + slot * sizeClass.slotSize + Self.headerSize) {
+                        result.append(reference.takeUnretainedValue())
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    deinit {
+        for sizeClass in classes {
+            for chunk in sizeClass.chunks { chunk.deallocate() }
+        }
+    }
+
+    private func sizeClassIndex(_ size: Int) -> Int {
+        let slotSize = Self.headerSize + (size + 15) / 16 * 16
+        if let index = classes.firstIndex(where: { $0.slotSize == slotSize }) { return index }
+        classes.append(SizeClass(slotSize: slotSize))
+        return classes.count - 1
+    }
+
+    private func addChunk(_ index: Int) {
+        let size = classes[index].slotSize
+        let chunk = UnsafeMutableRawPointer.allocate(byteCount: size * Self.slotsPerChunk, alignment: 16)
+        chunk.initializeMemory(as: UInt8.self, repeating: 0, count: size * Self.slotsPerChunk)
+        classes[index].chunks.append(chunk)
+        classes[index].nextFresh = chunk
+        classes[index].freshLeft = Self.slotsPerChunk
+    }
+}
