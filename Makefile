@@ -12,7 +12,7 @@ SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
 
-.PHONY: all deps build test test-debug test-tsan test-asan demo tour clean
+.PHONY: all deps build test test-debug test-tsan test-asan demo tour bench clean
 
 all: build
 
@@ -51,3 +51,10 @@ tour: demo
 
 clean:
 	rm -rf .build .build-tsan .build-asan .build-log.txt
+
+# Benchmarks (a nested package): release build, the loop pinned to CPU 0.
+# A clean build each time: SwiftPM does not notice files added to the parent package.
+bench: deps
+	rm -rf Benchmarks/.build
+	$(SWIFT) build -c release --package-path Benchmarks
+	Benchmarks/.build/release/ev-bench $(BENCH_ARGS)

@@ -29,7 +29,7 @@ public final class AsyncWatcher: Watcher {
     }
 
     private let signal: AsyncSignal
-    private var callback: Callback
+    private let callback: Callback
 
     /// Creates a stopped watcher.
     ///

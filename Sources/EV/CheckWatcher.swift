@@ -10,7 +10,7 @@ public final class CheckWatcher: Watcher {
     public typealias Callback = (CheckWatcher) -> Void
 
     private let cWatcherTyped: UnsafeMutablePointer<ev_check>
-    private var callback: Callback
+    private let callback: Callback
 
     /// Creates a stopped watcher.
     ///

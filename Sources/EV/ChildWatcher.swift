@@ -54,7 +54,7 @@ public final class ChildWatcher: Watcher {
     }
 
     private let child: UnsafeMutablePointer<ev_child>
-    private var callback: Callback
+    private let callback: Callback
 
     /// Creates a stopped watcher for the child `pid`, or for any child if `pid` is 0.
     ///

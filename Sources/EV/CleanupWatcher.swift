@@ -11,7 +11,7 @@ public final class CleanupWatcher: Watcher {
     public typealias Callback = (CleanupWatcher) -> Void
 
     private let cWatcherTyped: UnsafeMutablePointer<ev_cleanup>
-    private var callback: Callback
+    private let callback: Callback
 
     /// Creates a stopped watcher.
     ///

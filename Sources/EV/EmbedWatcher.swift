@@ -19,7 +19,7 @@ public final class EmbedWatcher: Watcher {
     public typealias Callback = (EmbedWatcher) -> Void
 
     private let embed: UnsafeMutablePointer<ev_embed>
-    private var callback: Callback?
+    private let callback: Callback?
     /// The loop embedded; kept alive as long as this watcher.
     public let embedded: Loop
 

@@ -11,7 +11,7 @@ public final class ForkWatcher: Watcher {
     public typealias Callback = (ForkWatcher) -> Void
 
     private let cWatcherTyped: UnsafeMutablePointer<ev_fork>
-    private var callback: Callback
+    private let callback: Callback
 
     /// Creates a stopped watcher.
     ///

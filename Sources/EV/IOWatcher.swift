@@ -30,7 +30,7 @@ public final class IOWatcher: Watcher {
     public typealias Callback = (IOWatcher, Events) -> Void
 
     private let io: UnsafeMutablePointer<ev_io>
-    private var callback: Callback
+    private let callback: Callback
     private var identity = FileIdentity(device: 0, inode: 0)
 
     /// Creates a stopped watcher for `events` (``Events/read``, ``Events/write`` or both) on `fd`.

@@ -11,7 +11,7 @@ public final class IdleWatcher: Watcher {
     public typealias Callback = (IdleWatcher) -> Void
 
     private let cWatcherTyped: UnsafeMutablePointer<ev_idle>
-    private var callback: Callback
+    private let callback: Callback
 
     /// Creates a stopped watcher.
     ///

@@ -30,7 +30,7 @@ final class LoopCore {
     let verifiesDescriptorsOnEvent: Bool
 
     /// The libev structs of this loop's watchers, and the loop's references to them.
-    let memory = WatcherMemory()
+    var memory = WatcherMemory()
     /// Per descriptor number: how many started io watchers use it and which file it was.
     private var descriptors: [DescriptorRecord] = []
 

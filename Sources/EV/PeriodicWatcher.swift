@@ -21,7 +21,7 @@ public final class PeriodicWatcher: Watcher {
     public typealias Reschedule = (PeriodicWatcher, _ now: Double) -> Double
 
     private let periodic: UnsafeMutablePointer<ev_periodic>
-    private var callback: Callback
+    private let callback: Callback
     private var reschedule: Reschedule?
 
     /// Creates a stopped periodic watcher firing at `offset` (interval 0) or at

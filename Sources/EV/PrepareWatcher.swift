@@ -10,7 +10,7 @@ public final class PrepareWatcher: Watcher {
     public typealias Callback = (PrepareWatcher) -> Void
 
     private let cWatcherTyped: UnsafeMutablePointer<ev_prepare>
-    private var callback: Callback
+    private let callback: Callback
 
     /// Creates a stopped watcher.
     ///

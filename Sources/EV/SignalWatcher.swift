@@ -20,7 +20,7 @@ public final class SignalWatcher: Watcher {
     public typealias Callback = (SignalWatcher) -> Void
 
     private let cSignal: UnsafeMutablePointer<ev_signal>
-    private var callback: Callback
+    private let callback: Callback
 
     /// Creates a stopped watcher for `signal`.
     ///

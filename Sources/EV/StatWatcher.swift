@@ -20,7 +20,7 @@ public final class StatWatcher: Watcher {
     public typealias Callback = (StatWatcher) -> Void
 
     private let cStat: UnsafeMutablePointer<ev_stat>
-    private var callback: Callback
+    private let callback: Callback
     /// libev keeps a pointer to the path; this is its storage.
     private var cPath: UnsafeMutablePointer<CChar>
 

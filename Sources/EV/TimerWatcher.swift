@@ -14,7 +14,7 @@ public final class TimerWatcher: Watcher {
     public typealias Callback = (TimerWatcher) -> Void
 
     private let timer: UnsafeMutablePointer<ev_timer>
-    private var callback: Callback
+    private let callback: Callback
 
     /// Creates a stopped timer.
     ///

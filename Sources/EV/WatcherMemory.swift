@@ -10,7 +10,7 @@
 /// lie side by side as in a C array, and freeing one costs no `free()`: its
 /// slot goes on an intrusive free list for the next watcher of that size.
 /// The memory goes back to the system when the loop and its last watcher are gone.
-final class WatcherMemory {
+struct WatcherMemory: ~Copyable {
     private static let headerSize = 16
     private static let slotsPerChunk = 256
 
@@ -27,7 +27,7 @@ final class WatcherMemory {
     private var classes: [SizeClass] = []
 
     /// A slot for a `T` struct, returned as a pointer to the struct (past the header).
-    func allocate<T>(_ type: T.Type = T.self) -> UnsafeMutablePointer<T> {
+    mutating func allocate<T>(_ type: T.Type = T.self) -> UnsafeMutablePointer<T> {
         let index = sizeClassIndex(MemoryLayout<T>.size)
         let slot: UnsafeMutableRawPointer
         if let free = classes[index].freeList {
@@ -44,7 +44,7 @@ final class WatcherMemory {
     }
 
     /// Returns the slot of a struct of `size` bytes to its free list.
-    func free(_ cStruct: UnsafeMutableRawPointer, size: Int) {
+    mutating func free(_ cStruct: UnsafeMutableRawPointer, size: Int) {
         let index = sizeClassIndex(size)
         let slot = cStruct - Self.headerSize
         slot.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
@@ -86,14 +86,14 @@ final class WatcherMemory {
         }
     }
 
-    private func sizeClassIndex(_ size: Int) -> Int {
+    private mutating func sizeClassIndex(_ size: Int) -> Int {
         let slotSize = Self.headerSize + (size + 15) / 16 * 16
         if let index = classes.firstIndex(where: { $0.slotSize == slotSize }) { return index }
         classes.append(SizeClass(slotSize: slotSize))
         return classes.count - 1
     }
 
-    private func addChunk(_ index: Int) {
+    private mutating func addChunk(_ index: Int) {
         let size = classes[index].slotSize
         let chunk = UnsafeMutableRawPointer.allocate(byteCount: size * Self.slotsPerChunk, alignment: 16)
         chunk.initializeMemory(as: UInt8.self, repeating: 0, count: size * Self.slotsPerChunk)

@@ -1,0 +1,28 @@
+// swift-tools-version: 6.1
+// The package's benchmarks, kept out of the main package so that it carries
+// no benchmark dependency. Run them with `make bench` from the top level.
+import PackageDescription
+
+let package = Package(
+    name: "swift-libev-benchmarks",
+    dependencies: [
+        .package(name: "swift-libev", path: ".."),
+    ],
+    targets: [
+        // The peers in C: raw libev and raw epoll, doing the same work.
+        .target(
+            name: "CBenchmarks",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("ev")]
+        ),
+        .executableTarget(
+            name: "ev-bench",
+            dependencies: [
+                "CBenchmarks",
+                .product(name: "EV", package: "swift-libev"),
+                .product(name: "EventCore", package: "swift-libev"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,129 @@
+import CBenchmarks
+import EV
+import Glibc
+import Synchronization
+
+// The EV wrapper doing exactly what libev_micro.c does in C.
+
+/// `count` timers with the C benchmark's pseudo-random delays, started and run until all fired.
+func wrapperTimers(count: Int, seed: UInt32) -> Double {
+    let loop = try! Loop(backends: .epoll)
+    var state = seed
+    var fired = 0
+    let start = cbench_now()
+    for _ in 0..<count {
+        try! loop.timer(after: cbench_timer_delay(&state)) { _ in fired += 1 }
+    }
+    loop.run()
+    let elapsed = cbench_now() - start
+    precondition(fired == count, "only \(fired) of \(count) timers fired")
+    return elapsed
+}
+
+/// `batches` rounds of `count` timers each, run until all fired.
+func wrapperTimerBatches(count: Int, batches: Int, seed: UInt32) -> Double {
+    let loop = try! Loop(backends: .epoll)
+    var state = seed
+    var fired = 0
+    let start = cbench_now()
+    for _ in 0..<batches {
+        for _ in 0..<count {
+            try! loop.timer(after: cbench_timer_delay(&state)) { _ in fired += 1 }
+        }
+        loop.run()
+    }
+    let elapsed = cbench_now() - start
+    precondition(fired == count * batches, "only \(fired) timers fired")
+    return elapsed
+}
+
+/// `count` one-byte round trips over a socketpair, two io watchers on one loop.
+func wrapperPingPong(count: Int) -> Double {
+    var fds: [Int32] = [-1, -1]
+    precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+    defer {
+        close(fds[0])
+        close(fds[1])
+    }
+    let loop = try! Loop(backends: .epoll)
+    var left = count
+    var byte: UInt8 = 0
+    let ping = try! loop.io(fds[0], .read) { watcher, _ in
+        precondition(read(watcher.fd, &byte, 1) == 1)
+        left -= 1
+        if left == 0 {
+            watcher.loop!.break(.all)
+            return
+        }
+        precondition(write(watcher.fd, &byte, 1) == 1)
+    }
+    let pong = try! loop.io(fds[1], .read) { watcher, _ in
+        precondition(read(watcher.fd, &byte, 1) == 1)
+        precondition(write(watcher.fd, &byte, 1) == 1)
+    }
+    let start = cbench_now()
+    precondition(write(fds[0], "x", 1) == 1)
+    loop.run()
+    let elapsed = cbench_now() - start
+    ping.stop()
+    pong.stop()
+    return elapsed
+}
+
+final class Flags: Sendable {
+    let acknowledged = Atomic<Int>(0)
+    let done = Atomic<Bool>(false)
+    let elapsed = Atomic<UInt64>(0)
+}
+
+/// `count` wake-ups through an ``AsyncWatcher``'s sender, each waiting for its callback.
+func wrapperCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
+    cbench_pin_to_cpu(loopCPU)
+    let loop = try! Loop(backends: .epoll)
+    let flags = Flags()
+    let watcher = loop.async { watcher in
+        if flags.done.load(ordering: .acquiring) {
+            watcher.loop!.break(.all)
+            return
+        }
+        flags.acknowledged.add(1, ordering: .releasing)
+    }
+    let sender = watcher.sender
+    let thread = PinnedThread(cpu: senderCPU) {
+        let start = cbench_now()
+        for i in 1...count {
+            sender.send()
+            while flags.acknowledged.load(ordering: .acquiring) < i {}
+        }
+        flags.elapsed.store((cbench_now() - start).bitPattern, ordering: .relaxed)
+        flags.done.store(true, ordering: .releasing)
+        sender.send()
+    }
+    loop.run()
+    thread.join()
+    watcher.stop()
+    return Double(bitPattern: flags.elapsed.load(ordering: .relaxed))
+}
+
+/// `count` closures handed to ``LoopExecutor/execute(_:)`` from another thread, each waiting for the last to run.
+func wrapperExecutorCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
+    cbench_pin_to_cpu(loopCPU)
+    let loop = try! Loop(backends: .epoll)
+    let flags = Flags()
+    let keepAlive = loop.async { watcher in watcher.loop!.break(.all) } // ends the run
+    let stopper = keepAlive.sender
+    let executor = loop.executor
+    let thread = PinnedThread(cpu: senderCPU) {
+        let start = cbench_now()
+        for i in 1...count {
+            try! executor.execute { flags.acknowledged.add(1, ordering: .releasing) }
+            while flags.acknowledged.load(ordering: .acquiring) < i {}
+        }
+        flags.elapsed.store((cbench_now() - start).bitPattern, ordering: .relaxed)
+        stopper.send()
+    }
+    loop.run()
+    thread.join()
+    keepAlive.stop()
+    return Double(bitPattern: flags.elapsed.load(ordering: .relaxed))
+}

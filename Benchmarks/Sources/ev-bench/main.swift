@@ -1,0 +1,100 @@
+// ev-bench: the EV wrapper beside raw C libev, the same work in the same run.
+//
+//     swift run -c release --package-path Benchmarks ev-bench [--rounds N] [--quick]
+//
+// The loop runs on CPU 0 (the process pins its main thread there); the
+// cross-thread senders run on CPU 1. Rounds are interleaved, and each row is
+// reported as the median ns per operation with the min-max range, and the
+// ratio of medians against C libev from the same run.
+import CBenchmarks
+import EV
+import EventCore
+import Glibc
+
+var rounds = 5
+var scale = 1
+var only: String?
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--rounds": rounds = Int(arguments.popFirst() ?? "") ?? rounds
+    case "--quick": scale = 10; rounds = 3
+    case "--only": only = arguments.popFirst()
+    default:
+        print("usage: ev-bench [--rounds N] [--quick] [--only TEXT]")
+        exit(64)
+    }
+}
+
+let loopCPU: Int32 = 0
+let senderCPU: Int32 = 1
+cbench_pin_to_cpu(loopCPU)
+
+let timers = 1_000_000 / scale
+let roundTrips = 1_000_000 / scale
+let wakeUps = 100_000 / scale
+let seed: UInt32 = 20261126
+
+let allBenchmarks = [
+    Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "C libev", operations: timers) {
+        cbench_libev_timers(Int32(timers), seed)
+    },
+    Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "C libev, a malloc per timer", operations: timers) {
+        cbench_libev_timers_malloc(Int32(timers), seed)
+    },
+    Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "EV wrapper", operations: timers) {
+        wrapperTimers(count: timers, seed: seed)
+    },
+    Benchmark(group: "timers: 100 x \(timers / 100) random in [0, 1 ms], start + fire", subject: "C libev", operations: timers) {
+        cbench_libev_timer_batches(Int32(timers / 100), 100, seed)
+    },
+    Benchmark(group: "timers: 100 x \(timers / 100) random in [0, 1 ms], start + fire", subject: "EV wrapper", operations: timers) {
+        wrapperTimerBatches(count: timers / 100, batches: 100, seed: seed)
+    },
+    Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "C libev", operations: roundTrips) {
+        cbench_libev_pingpong(Int32(roundTrips))
+    },
+    Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "EV wrapper", operations: roundTrips) {
+        wrapperPingPong(count: roundTrips)
+    },
+    Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "C libev (ev_async_send)", operations: wakeUps) {
+        cbench_libev_crossthread(Int32(wakeUps), loopCPU, senderCPU)
+    },
+    Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "EV wrapper (AsyncWatcher.Sender)", operations: wakeUps) {
+        wrapperCrossThread(count: wakeUps, loopCPU: loopCPU, senderCPU: senderCPU)
+    },
+    Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "EV wrapper (LoopExecutor.execute)", operations: wakeUps) {
+        wrapperExecutorCrossThread(count: wakeUps, loopCPU: loopCPU, senderCPU: senderCPU)
+    },
+]
+
+let benchmarks = allBenchmarks.filter { only == nil || "\($0.group) \($0.subject)".contains(only!) }
+var noise: [Double] = []
+let samples = measure(benchmarks, rounds: rounds) { line in
+    writeProgress(line)
+}
+for _ in 0..<rounds { noise.append(machineNoiseProbe()) }
+writeProgress(nil)
+
+print("# EV wrapper vs C libev \(Loop.libevVersion.major).\(Loop.libevVersion.minor) - release build, loop pinned to CPU 0, \(rounds) interleaved rounds")
+print("")
+var group = ""
+var reference = 0.0
+for (benchmark, values) in zip(benchmarks, samples) {
+    let summary = Summary(values)
+    if benchmark.group != group {
+        group = benchmark.group
+        reference = summary.median
+        print("\n## \(group)")
+        print("| subject | ns/op (median) | min - max | vs C |")
+        print("|---|---:|---:|---:|")
+    }
+    print("| \(benchmark.subject) | \(fixed(summary.median, 1)) | \(fixed(summary.min, 1)) - \(fixed(summary.max, 1)) | \(fixed(summary.median / reference, 2))x |")
+}
+let noiseSummary = Summary(noise)
+print("\nmachine noise: a fixed CPU loop took \(fixed(noiseSummary.median * 1000, 1)) ms (min \(fixed(noiseSummary.min * 1000, 1)), max \(fixed(noiseSummary.max * 1000, 1)))")
+
+func writeProgress(_ line: String?) {
+    let text = line.map { "\r\u{1B}[K\($0)" } ?? "\r\u{1B}[K"
+    if isatty(2) != 0 { writeStandardError(text) }
+}
