@@ -17,10 +17,12 @@ let package = Package(
             path: "CLibev",
             providers: [.apt(["libev-dev"])]
         ),
-        // What both loops share: errno errors, sockets, addresses.
+        // Linux system calls Swift's Glibc module leaves out (epoll, eventfd, accept4, ...).
+        .target(name: "CLinux"),
+        // What both loops share: errno errors, sockets, addresses, async sockets.
         .target(
             name: "EventCore",
-            dependencies: [.product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // libev from Swift: the loop and every watcher as closures.
         .target(
@@ -46,6 +48,10 @@ let package = Package(
             name: "EVTestHelper",
             dependencies: ["EV", "EventCore", "TestSupport"],
             path: "Tests/EVTestHelper"
+        ),
+        .testTarget(
+            name: "EventCoreTests",
+            dependencies: ["EventCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "EVTests",

@@ -124,7 +124,7 @@ public final class Loop {
         let outer = core.runningThread
         core.runningThread = pthread_self()
         defer { core.runningThread = outer }
-        return ev_run(loop, mode.flags) != 0
+        return CurrentLoop.with(core.executor) { ev_run(loop, mode.flags) != 0 }
     }
 
     /// Makes ``run(_:)`` return once the current iteration's callbacks have run.
@@ -187,7 +187,7 @@ public final class Loop {
         let outer = core.runningThread
         core.runningThread = pthread_self()
         defer { core.runningThread = outer }
-        ev_invoke_pending(loop)
+        CurrentLoop.with(core.executor) { ev_invoke_pending(loop) }
     }
 
     /// Checks libev's internal data structures and aborts if they are

@@ -23,6 +23,8 @@ final class LoopCore {
     var runningThread: pthread_t?
     /// True while `ev_loop_destroy` runs the cleanup watchers.
     private(set) var isDestroying = false
+    /// True from the start of teardown: new awaits fail with ``EVError/loopClosed``.
+    private(set) var isClosing = false
     /// The cross-thread entry point.
     let executor: LoopExecutor
     /// Whether io events are checked against the file each watcher was started on.
@@ -40,6 +42,7 @@ final class LoopCore {
         self.verifiesDescriptorsOnEvent = Backend(rawValue: ev_backend(raw)) != .epoll
         self.executor = LoopExecutor(loop: raw)
         self.runningThread = nil
+        executor.core = self
     }
 
     /// The C loop for an operation that needs it: traps with a clear message
@@ -125,18 +128,27 @@ final class LoopCore {
 
     // MARK: teardown
 
-    /// Destroys the C loop: finishes the work already accepted from other
-    /// threads, stops every watcher (releasing the references they hold on
-    /// themselves), lets cleanup watchers run, then frees the loop.
+    /// Destroys the C loop: ends every pending await with ``EVError/loopClosed``,
+    /// runs the work already accepted (from other threads and tasks) until
+    /// none is left, stops every watcher (releasing them), lets cleanup
+    /// watchers run, then frees the loop.
     func teardown() {
         guard let raw else { return }
-        executor.close()
-        for watcher in heldWatchers() where !(watcher is CleanupWatcher) {
-            watcher.detachForTeardown(raw)
+        isClosing = true
+        CurrentLoop.with(executor) {
+            repeat {
+                repeat {
+                    executor.failAllSuspensions()
+                    executor.drain()
+                    for watcher in heldWatchers() where !(watcher is CleanupWatcher) {
+                        watcher.detachForTeardown(raw)
+                    }
+                } while executor.hasLocalWork || executor.firstSuspension != nil
+            } while !executor.closeIfIdle()
         }
-        executor.stopWakeup()
+        executor.stopWatchers()
         isDestroying = true
-        ev_loop_destroy(raw)
+        CurrentLoop.with(executor) { ev_loop_destroy(raw) }
         for watcher in heldWatchers() {
             watcher.detachAfterDestroy()
         }

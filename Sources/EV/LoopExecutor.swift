@@ -1,36 +1,54 @@
 import CLibev
 import EventCore
+import Glibc
 
-/// The `Sendable` door into a ``Loop``: any thread can hand it work, and the
-/// work runs on the loop's thread, in the order submitted.
+/// The `Sendable` face of a ``Loop``: other threads hand it work, tasks run
+/// on it, and the async awaits (``sleep(seconds:)``, ``readable(_:)``, ...)
+/// live on it.
 ///
-/// Built as libev recommends: a queue under a lock plus one `ev_async`
-/// watcher. A submission that finds the queue empty wakes the loop
-/// (`ev_async_send`); later ones ride on that wake-up, so a burst costs one
-/// wake-up, not one per item. The wake-up watcher does not keep the loop
-/// running by itself (like libev's own internal watchers): work submitted
-/// while ``Loop/run(_:)`` is not running waits for the next run.
+/// ## Executor
+/// It is the loop's `SerialExecutor` and `TaskExecutor`:
+/// `Task(executorPreference: loop.executor) { ... }` runs a task on the
+/// loop's thread, and every nonisolated async function the task calls runs
+/// there too, with no thread hop per resume. An actor can name it as its
+/// executor (`nonisolated var unownedExecutor`). A job enqueued on the loop's
+/// own thread while the loop runs goes on a local queue, without a lock or a
+/// wake-up; from any other thread it goes on a locked queue and wakes the
+/// loop through `ev_async`. Jobs run in the order enqueued, each exactly once.
+/// Jobs enqueued while a batch runs wait for the next iteration, after the
+/// loop has polled for io, so a task that keeps re-enqueueing itself cannot
+/// starve io.
 ///
-/// Nothing accepted is ever lost: when the loop is destroyed it first runs
-/// everything already queued, then refuses new work with ``EVError/loopClosed``.
+/// ## Submitting closures
+/// ``execute(_:)`` runs a `Sendable` closure on the loop's thread, in order.
+/// A burst from other threads costs one wake-up: a submission that finds the
+/// queue empty sends it, the others ride on it.
 ///
-/// ```swift
-/// let executor = loop.executor            // Sendable
-/// Thread { try? executor.execute { print("on the loop's thread") } }.start()
-/// ```
-public final class LoopExecutor: @unchecked Sendable {
+/// ## Lifetime
+/// Nothing accepted is lost: when the loop is destroyed it first ends every
+/// pending await with ``EVError/loopClosed``, runs everything already queued,
+/// then refuses new work with ``EVError/loopClosed``. Enqueueing a *task job*
+/// after that is a programmer error and traps with a message, since a job
+/// that cannot run would leave its task suspended forever.
+///
+/// The wake-up watcher does not keep the loop running by itself (like
+/// libev's own internal watchers); `Loop.run { }` with a task and ``LoopThread``
+/// keep their loops running while they wait.
+public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
     // Sendable because every field other threads touch is either immutable
-    // (`loop`, `cAsync`: pointers fixed at init) or inside the `inbox` lock.
-    // Other threads use `loop` and `cAsync` only through ev_async_send, the one
-    // libev call documented as thread-safe, and only under the lock while
-    // `inbox.isOpen`; the loop thread clears `isOpen` under that lock before it
-    // stops the watcher and destroys the loop, so no send can reach a freed
-    // loop. `batch` is touched only on the loop's thread (in the wake-up
-    // callback and in `close`, both called by the loop).
+    // (`loop` and the C structs: pointers fixed at init) or inside the `inbox`
+    // lock. Other threads use `loop` and `cAsync` only through ev_async_send,
+    // the one libev call documented as thread-safe, and only under the lock
+    // while `inbox.isOpen`; the loop thread clears `isOpen` under that lock
+    // before it stops the watcher and destroys the loop. Every other stored
+    // property (`local`, `batch`, `suspensions`, `core`...) is touched only on
+    // the loop's thread: by `enqueue` when `CurrentLoop` says this thread runs
+    // the loop, and by the callbacks and teardown, which the loop runs.
 
     /// A unit of submitted work.
     enum Work: Sendable {
         case closure(@Sendable () -> Void)
+        case job(UnownedJob)
     }
 
     private struct Inbox {
@@ -41,18 +59,49 @@ public final class LoopExecutor: @unchecked Sendable {
     private let inbox = LockedValue(Inbox())
     private let loop: OpaquePointer
     private let cAsync: UnsafeMutablePointer<ev_async> = .allocate(capacity: 1)
-    /// The work being run; swapped with the inbox's array so neither reallocates.
+    private let cPrepare: UnsafeMutablePointer<ev_prepare> = .allocate(capacity: 1)
+    private let cIdle: UnsafeMutablePointer<ev_idle> = .allocate(capacity: 1)
+
+    // Loop thread only:
+    /// Work enqueued on the loop's thread since the last batch.
+    private var local: [Work] = []
+    /// The work being run; swapped with `local` or the inbox's array so none reallocates.
     private var batch: [Work] = []
+    /// True while a batch runs: work enqueued then waits for the next iteration.
+    private var isRunningBatch = false
+    /// The loop's shared state, for the awaits; nil once the loop is destroyed.
+    unowned(unsafe) var core: LoopCore?
+    /// The suspended awaits of this loop, ended with ``EVError/loopClosed`` at teardown.
+    var firstSuspension: SuspensionBase?
 
     init(loop: OpaquePointer) {
         self.loop = loop
-        CLibev_async_init(cAsync, Trampoline.wakeup)
-        Trampoline.attach(self, to: cAsync)
+        let opaque = Unmanaged.passUnretained(self).toOpaque()
+        CLibev_async_init(cAsync, Trampoline.executorWakeup)
+        CLibev_set_data(cAsync, opaque)
+        CLibev_prepare_init(cPrepare, Trampoline.executorPrepare)
+        CLibev_set_data(cPrepare, opaque)
+        CLibev_idle_init(cIdle, Trampoline.executorIdle)
+        CLibev_set_data(cIdle, opaque)
+        // These watchers serve the loop; none of them keeps it running (ev_unref).
         ev_async_start(loop, cAsync)
+        ev_unref(loop)
+        ev_prepare_start(loop, cPrepare)
         ev_unref(loop)
     }
 
-    deinit { cAsync.deallocate() }
+    deinit {
+        cAsync.deallocate()
+        cPrepare.deallocate()
+        cIdle.deallocate()
+    }
+
+    /// Whether the calling thread is running this loop right now.
+    public var isCurrent: Bool {
+        CurrentLoop.executor == Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    // MARK: submitting
 
     /// Runs `work` on the loop's thread, after the work submitted before it.
     ///
@@ -62,10 +111,38 @@ public final class LoopExecutor: @unchecked Sendable {
     ///
     /// The corresponding C function is `ev_async_send`.
     public func execute(_ work: @escaping @Sendable () -> Void) throws(EVError) {
-        try submit(.closure(work))
+        if isCurrent {
+            enqueueLocal(.closure(work))
+        } else {
+            try submit(.closure(work))
+        }
     }
 
-    func submit(_ work: Work) throws(EVError) {
+    /// Runs a task's job on the loop's thread (the `SerialExecutor` and `TaskExecutor` requirement).
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let work = Work.job(UnownedJob(job))
+        if isCurrent {
+            enqueueLocal(work)
+        } else {
+            do {
+                try submit(work)
+            } catch {
+                fatalError("EV: a task job was enqueued on the executor of a destroyed loop; the task could never resume. Keep the loop (or its LoopThread) alive until its tasks are done.")
+            }
+        }
+    }
+
+    /// The executor as Swift's concurrency runtime refers to it.
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    /// Traps unless the calling thread is running this loop (for `assumeIsolated`).
+    public func checkIsolated() {
+        precondition(isCurrent, "EV: expected to run on this loop's thread, inside its run()")
+    }
+
+    private func submit(_ work: Work) throws(EVError) {
         try inbox.withLock { (inbox: inout Inbox) throws(EVError) in
             guard inbox.isOpen else { throw .loopClosed }
             inbox.work.append(work)
@@ -74,44 +151,110 @@ public final class LoopExecutor: @unchecked Sendable {
         }
     }
 
-    /// The wake-up callback: runs everything queued so far (loop thread).
-    func runSubmittedWork() {
-        takeBatch()
-        runBatch()
+    /// Queues work from the loop's own thread: no lock, no system call.
+    private func enqueueLocal(_ work: Work) {
+        local.append(work)
+        // Make the wake-up watcher pending: it runs in this round of callbacks
+        // (or, before the loop blocks, in the round the prepare watcher causes).
+        // During a batch, wait for the next iteration instead (see runBatches).
+        if !isRunningBatch { ev_feed_event(loop, cAsync, Int32(truncatingIfNeeded: EV_CUSTOM)) }
     }
 
-    private func takeBatch() {
+    // MARK: running (loop thread)
+
+    /// The wake-up callback: runs what other threads submitted and what the
+    /// loop's thread queued, one batch of each.
+    func runSubmittedWork() {
         inbox.withLock { swap(&$0.work, &batch) }
+        runBatch()
+        swap(&local, &batch)
+        runBatch()
+        if !local.isEmpty {
+            // More arrived during the batch: poll io first (the idle watcher
+            // keeps the poll from blocking), then the prepare watcher feeds us again.
+            ev_idle_start(loop, cIdle)
+        }
+    }
+
+    /// Before the loop blocks: leftover local work must run first.
+    func beforeBlocking() {
+        if !local.isEmpty { ev_feed_event(loop, cAsync, Int32(truncatingIfNeeded: EV_CUSTOM)) }
+    }
+
+    /// The idle watcher only keeps one poll from blocking.
+    func idleOnce() {
+        ev_idle_stop(loop, cIdle)
+        beforeBlocking()
     }
 
     private func runBatch() {
+        guard !batch.isEmpty else { return }
+        isRunningBatch = true
         for work in batch {
             switch work {
             case .closure(let body): body()
+            case .job(let job): job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
             }
         }
+        isRunningBatch = false
         batch.removeAll(keepingCapacity: true)
     }
 
-    /// Runs what is queued until the queue is empty, then refuses new work (loop thread, teardown).
-    func close() {
+    /// Whether work is waiting on the loop's thread (teardown).
+    var hasLocalWork: Bool { !local.isEmpty }
+
+    /// Runs all queued work, local and submitted, until both queues are empty (teardown).
+    func drain() {
         while true {
-            let closed = inbox.withLock { inbox in
-                if inbox.work.isEmpty {
-                    inbox.isOpen = false
-                    return true
-                }
-                swap(&inbox.work, &batch)
-                return false
-            }
-            if closed { return }
+            inbox.withLock { swap(&$0.work, &batch) }
+            let hadRemote = !batch.isEmpty
             runBatch()
+            swap(&local, &batch)
+            let hadLocal = !batch.isEmpty
+            runBatch()
+            if !hadRemote && !hadLocal { return }
         }
     }
 
-    /// Stops the wake-up watcher before the loop is destroyed (loop thread, after ``close()``).
-    func stopWakeup() {
+    /// Refuses new submissions once nothing is queued (teardown, after ``drain()``).
+    /// - Returns: false if work arrived meanwhile; drain again, then retry.
+    func closeIfIdle() -> Bool {
+        inbox.withLock { inbox in
+            guard inbox.work.isEmpty else { return false }
+            inbox.isOpen = false
+            return true
+        }
+    }
+
+    /// Stops the executor's watchers before the loop is destroyed (teardown).
+    func stopWatchers() {
         ev_ref(loop)
         ev_async_stop(loop, cAsync)
+        ev_ref(loop)
+        ev_prepare_stop(loop, cPrepare)
+        ev_idle_stop(loop, cIdle)
+        core = nil
+    }
+
+    // MARK: suspensions
+
+    func register(_ suspension: SuspensionBase) {
+        suspension.next = firstSuspension
+        firstSuspension?.previous = suspension
+        firstSuspension = suspension
+    }
+
+    func unregister(_ suspension: SuspensionBase) {
+        if let previous = suspension.previous { previous.next = suspension.next } else if firstSuspension === suspension { firstSuspension = suspension.next }
+        suspension.next?.previous = suspension.previous
+        suspension.previous = nil
+        suspension.next = nil
+    }
+
+    /// Ends every pending await with ``EVError/loopClosed`` (teardown).
+    func failAllSuspensions() {
+        while let suspension = firstSuspension {
+            suspension.fail(EVError.loopClosed)
+        }
     }
 }

@@ -36,19 +36,24 @@ enum Trampoline {
         return watcher.nextTime(now: now)
     }
 
-    /// Stores an unretained pointer to the executor in its wake-up watcher.
-    ///
-    /// Sound because the core owns the executor for the loop's whole life and
-    /// stops the wake-up watcher before it destroys the loop, so libev can only
-    /// call `wakeup` while the executor exists.
-    static func attach(_ executor: LoopExecutor, to cAsync: UnsafeMutablePointer<ev_async>) {
-        CLibev_set_data(cAsync, Unmanaged.passUnretained(executor).toOpaque())
+    // The executor's own watchers store an unretained pointer to it in
+    // `data` (LoopExecutor.init). Sound because the core owns the executor for
+    // the loop's whole life and stops these watchers before it destroys the
+    // loop, so libev can only call them while the executor exists.
+
+    /// The executor's wake-up: runs the work other threads submitted and the loop's thread queued.
+    static let executorWakeup: CLibev_callback = { _, cWatcher, _ in
+        Unmanaged<LoopExecutor>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().runSubmittedWork()
     }
 
-    /// The executor's wake-up callback: runs the work other threads submitted.
-    static let wakeup: CLibev_callback = { _, cWatcher, _ in
-        let executor = Unmanaged<LoopExecutor>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue()
-        executor.runSubmittedWork()
+    /// Just before the loop blocks: queued work must run first.
+    static let executorPrepare: CLibev_callback = { _, cWatcher, _ in
+        Unmanaged<LoopExecutor>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().beforeBlocking()
+    }
+
+    /// Keeps one poll from blocking while work is queued.
+    static let executorIdle: CLibev_callback = { _, cWatcher, _ in
+        Unmanaged<LoopExecutor>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().idleOnce()
     }
 
     /// libev's handler for a failed system call inside the loop (`ev_set_syserr_cb`).

@@ -1,0 +1,21 @@
+// CLinux: the Linux system calls Swift's Glibc module leaves out (they sit
+// behind _GNU_SOURCE or in headers it does not include): epoll, eventfd,
+// signalfd, accept4, pipe2. Declarations and prefixed wrappers only, no logic.
+#ifndef CLINUX_H
+#define CLINUX_H
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <signal.h>
+
+int CLinux_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+int CLinux_pipe2(int fds[2], int flags);
+
+static const int CLinux_SOCK_NONBLOCK = SOCK_NONBLOCK;
+static const int CLinux_SOCK_CLOEXEC = SOCK_CLOEXEC;
+static const int CLinux_O_NONBLOCK = 04000;
+static const int CLinux_O_CLOEXEC = 02000000;
+
+#endif

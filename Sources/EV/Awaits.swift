@@ -1,0 +1,215 @@
+import CLibev
+import EventCore
+import Glibc
+
+// The async awaits of a libev loop. Each arms a watcher on the loop's thread
+// and resumes exactly once: on the event; with `CancellationError` when the
+// task is cancelled (the watcher is stopped at once, on the loop's thread);
+// with `TimeoutError` when the `withTimeout` deadline passes; with
+// `EVError.loopClosed` when the loop is destroyed. Called from a task that
+// is not on the loop, they move it there (task executor preference) first.
+
+extension LoopExecutor {
+    /// Suspends for `seconds` (0 yields to everything else ready now, io included).
+    ///
+    /// - Throws: `CancellationError`, ``EventCore/TimeoutError``, ``EVError/loopClosed``,
+    ///   ``EVError/invalidInterval(parameter:value:)`` for NaN or infinite.
+    ///
+    /// The corresponding C function is `ev_timer_start`.
+    public func sleep(seconds: Double) async throws {
+        guard seconds.isFinite else { throw EVError.invalidInterval(parameter: "seconds", value: seconds) }
+        try await onLoop {
+            try await suspend { (suspension: Suspension<Void>, loop) in
+                let timer = try TimerWatcher(loop: loop, after: seconds) { _ in suspension.finish(.success(())) }
+                timer.start()
+                suspension.cleanup = { timer.stop() }
+            }
+        }
+    }
+
+    /// Suspends for `duration`.
+    public func sleep(for duration: Duration) async throws {
+        let (seconds, attoseconds) = duration.components
+        try await sleep(seconds: Double(seconds) + Double(attoseconds) / 1e18)
+    }
+
+    /// Suspends until the loop's clock (``Loop/now``, seconds since the epoch) reaches `time`.
+    public func sleep(until time: Double) async throws {
+        try await onLoop {
+            guard let now = core?.owner?.now else { throw EVError.loopClosed }
+            try await sleep(seconds: max(time - now, 0))
+        }
+    }
+
+    /// Lets every other ready task, callback and io event run before going on
+    /// (asyncio's `await asyncio.sleep(0)`).
+    public func yield() async throws {
+        try await sleep(seconds: 0)
+    }
+
+    /// Waits until `fd` can be read without blocking.
+    ///
+    /// Each call arms (and afterwards stops) an io watcher, a system call or
+    /// two; for repeated waits on one descriptor, ``readiness(for:)`` keeps
+    /// its watcher armed between waits, as ``EventCore/AsyncSocket`` does.
+    ///
+    /// - Throws: ``EVError/badDescriptor(_:_:)`` if `fd` is not open, and as the other awaits.
+    ///
+    /// The corresponding C function is `ev_io_start`.
+    public func readable(_ fd: Int32) async throws {
+        try await waitForIO(fd, .read)
+    }
+
+    /// Waits until `fd` can be written without blocking.
+    ///
+    /// - Throws: ``EVError/badDescriptor(_:_:)`` if `fd` is not open, and as the other awaits.
+    ///
+    /// The corresponding C function is `ev_io_start`.
+    public func writable(_ fd: Int32) async throws {
+        try await waitForIO(fd, .write)
+    }
+
+    private func waitForIO(_ fd: Int32, _ events: Events) async throws {
+        try await onLoop {
+            try await suspend { (suspension: Suspension<Void>, loop) in
+                let watcher = try loop.io(fd, events) { _, _ in suspension.finish(.success(())) }
+                suspension.cleanup = { watcher.stop() }
+            }
+        }
+    }
+
+    /// Waits for the next delivery of `signal`.
+    ///
+    /// - Throws: ``EVError/invalidSignal(_:)``, ``EVError/signalOwnedByAnotherLoop(_:)``, and as the other awaits.
+    ///
+    /// The corresponding C function is `ev_signal_start`.
+    public func signal(_ signal: Int32) async throws {
+        try await onLoop {
+            try await suspend { (suspension: Suspension<Void>, loop) in
+                let watcher = try loop.signal(signal) { _ in suspension.finish(.success(())) }
+                suspension.cleanup = { watcher.stop() }
+            }
+        }
+    }
+
+    /// The deliveries of `signal`, as an async sequence; the watcher stays
+    /// active while the sequence is iterated, so no delivery between two
+    /// `next()` calls is lost (several may coalesce into one, as signals do).
+    public func signals(_ signal: Int32) -> SignalSequence {
+        SignalSequence(executor: self, signal: signal)
+    }
+
+    /// Waits until the child `pid` exits or is killed, and returns how.
+    ///
+    /// - Throws: ``EVError/childWatcherNeedsDefaultLoop`` unless this is the default loop's executor.
+    ///
+    /// The corresponding C function is `ev_child_start`.
+    public func childExit(_ pid: pid_t) async throws -> ChildWatcher.Status {
+        try await onLoop {
+            try await suspend { (suspension: Suspension<ChildWatcher.Status>, loop) in
+                let watcher = try loop.child(pid) { watcher in suspension.finish(.success(watcher.status)) }
+                suspension.cleanup = { watcher.stop() }
+            }
+        }
+    }
+
+    /// The changes of `path`'s attributes, as an async sequence of
+    /// (previous, current) pairs; nil stands for "did not exist".
+    ///
+    /// - Parameter interval: polling interval in seconds; 0 lets libev choose.
+    public func fileChanges(_ path: String, interval: Double = 0) -> FileChangeSequence {
+        FileChangeSequence(executor: self, path: path, interval: interval)
+    }
+}
+
+/// The deliveries of a signal; see ``LoopExecutor/signals(_:)``.
+public struct SignalSequence: AsyncSequence, Sendable {
+    public typealias Element = Int32
+    let executor: LoopExecutor
+    let signal: Int32
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(source: PersistentWatch(executor: executor, element: { _ in signal }) { loop, deliver in
+            try loop.signal(signal) { _ in deliver(()) }
+        })
+    }
+
+    /// Waits for each delivery in turn.
+    public struct Iterator: AsyncIteratorProtocol {
+        let source: PersistentWatch<Void, Int32>
+        /// The signal number at the next delivery; throws as the awaits do.
+        public mutating func next() async throws -> Int32? { try await source.next() }
+    }
+}
+
+/// The attribute changes of a path; see ``LoopExecutor/fileChanges(_:interval:)``.
+public struct FileChangeSequence: AsyncSequence, Sendable {
+    public typealias Element = (previous: FileAttributes?, current: FileAttributes?)
+    let executor: LoopExecutor
+    let path: String
+    let interval: Double
+
+    public func makeAsyncIterator() -> Iterator {
+        let path = path, interval = interval
+        return Iterator(source: PersistentWatch(executor: executor, element: { $0 }) { loop, deliver in
+            try loop.stat(path, interval: interval) { watcher in deliver((watcher.previous, watcher.current)) }
+        })
+    }
+
+    /// Waits for each change in turn.
+    public struct Iterator: AsyncIteratorProtocol {
+        let source: PersistentWatch<(previous: FileAttributes?, current: FileAttributes?), Element>
+        /// The next change; throws as the awaits do.
+        public mutating func next() async throws -> Element? { try await source.next() }
+    }
+}
+
+/// A watcher that stays active while an async sequence is iterated, queueing
+/// what it sees until `next()` takes it.
+final class PersistentWatch<Event: Sendable, Element> {
+    // Used from one task at a time, on the loop's thread, like every watcher.
+    private let executor: LoopExecutor
+    private let element: (Event) -> Element
+    private let start: (Loop, @escaping (Event) -> Void) throws -> Watcher
+    private var watcher: Watcher?
+    private var queued: [Event] = []
+    private var waiting: Suspension<Event>?
+
+    init(executor: LoopExecutor, element: @escaping (Event) -> Element,
+         start: @escaping (Loop, @escaping (Event) -> Void) throws -> Watcher) {
+        self.executor = executor
+        self.element = element
+        self.start = start
+    }
+
+    func next() async throws -> Element? {
+        try await executor.onLoop {
+            if watcher == nil { try startWatcher() }
+            if !queued.isEmpty { return element(queued.removeFirst()) }
+            let event = try await executor.suspend { (suspension: Suspension<Event>, _) in
+                waiting = suspension
+                suspension.cleanup = { [unowned self] in waiting = nil }
+            }
+            return element(event)
+        }
+    }
+
+    /// Starts the watcher (in a function of its own, so the loop reference
+    /// ends here and is not held by the task across its awaits).
+    private func startWatcher() throws {
+        guard let loop = executor.core?.owner else { throw EVError.loopClosed }
+        watcher = try start(loop) { [unowned self] event in deliver(event) }
+    }
+
+    private func deliver(_ event: Event) {
+        if let waiting { waiting.finish(.success(event)) } else { queued.append(event) }
+    }
+
+    deinit {
+        if let watcher {
+            // The iterator ends on the loop's thread in practice (its task runs
+            // there); stop() is harmless if the loop is already gone.
+            watcher.stop()
+        }
+    }
+}

@@ -1,0 +1,39 @@
+/// What the async socket layer needs from an event loop, so that the same
+/// sockets (and the servers and clients built on them) run on libev and on
+/// the hand-written epoll loop alike.
+///
+/// Conforming types are the loops' `Sendable` executors.
+public protocol AsyncEventLoop: AnyObject, Sendable {
+    /// Readiness waits for the descriptor `fd`, to be used on the loop's thread.
+    func readiness(for fd: Int32) -> any DescriptorReadiness
+
+    /// Suspends the calling task for `seconds` on the loop's timers.
+    func sleep(seconds: Double) async throws
+
+    /// Whether the calling thread is running this loop right now.
+    var isCurrent: Bool { get }
+}
+
+/// Readiness waits on one descriptor: the primitive every async socket
+/// operation is built on (try the call; on would-block, wait; try again).
+///
+/// Not `Sendable`: it belongs to the task that owns the descriptor. Each wait
+/// resumes exactly once: when the descriptor is ready, when the current
+/// ``Deadline`` passes (``TimeoutError``), when the task is cancelled
+/// (`CancellationError`), or when the loop is destroyed.
+public protocol DescriptorReadiness: AnyObject {
+    /// Waits until the descriptor can be read without blocking.
+    func waitReadable() async throws
+    /// Waits until the descriptor can be written without blocking.
+    func waitWritable() async throws
+    /// Stops watching, ending pending waits with an error; call before closing the descriptor.
+    func cancel()
+}
+
+/// The descriptor was closed while a task waited on it.
+public struct DescriptorClosedError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The descriptor number.
+    public let fd: Int32
+    public init(fd: Int32) { self.fd = fd }
+    public var description: String { "descriptor \(fd) was closed while a task waited for it" }
+}

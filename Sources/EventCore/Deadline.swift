@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A moment on the monotonic clock by which an operation must finish.
+///
+/// The package's awaits (readiness, sleeps, socket reads and writes, on
+/// either loop) honour the deadline of ``withTimeout(_:_:)``: when it passes,
+/// the pending await stops its watcher and throws ``TimeoutError``. Unlike
+/// cancelling the task, a timeout ends only the operation it wraps: the task
+/// carries on and can try again.
+public struct Deadline: Comparable, Sendable {
+    /// When, in seconds on the monotonic clock (`CLOCK_MONOTONIC`).
+    public let instant: Double
+    /// The timeout it was made from, for messages.
+    public let timeout: Double
+
+    /// The deadline `seconds` from now.
+    public static func after(_ seconds: Double) -> Deadline {
+        Deadline(instant: monotonicNow() + seconds, timeout: seconds)
+    }
+
+    /// Seconds left until the deadline; negative once it has passed.
+    public var remaining: Double { instant - monotonicNow() }
+
+    public static func < (lhs: Deadline, rhs: Deadline) -> Bool { lhs.instant < rhs.instant }
+
+    /// The innermost ``withTimeout(_:_:)`` deadline of the current task, if any.
+    @TaskLocal public static var current: Deadline?
+}
+
+/// The monotonic clock, in seconds.
+public func monotonicNow() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// An operation ran past its ``Deadline``.
+public struct TimeoutError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The timeout that expired, in seconds.
+    public let seconds: Double
+
+    /// Creates the error for a timeout of `seconds`.
+    public init(seconds: Double) { self.seconds = seconds }
+
+    public var description: String { "timed out after \(seconds) s" }
+}
+
+/// Runs `operation` with a deadline `seconds` from now: the package's awaits
+/// inside it throw ``TimeoutError`` once it passes. Nested timeouts keep the
+/// earliest deadline. `nil` runs `operation` without a new deadline.
+///
+/// ```swift
+/// try await withTimeout(2) { try await socket.read() }
+/// ```
+public func withTimeout<Result>(
+    _ seconds: Double?, _ operation: () async throws -> Result
+) async throws -> Result {
+    guard let seconds else { return try await operation() }
+    var deadline = Deadline.after(seconds)
+    if let outer = Deadline.current, outer < deadline { deadline = outer }
+    return try await Deadline.$current.withValue(deadline) { try await operation() }
+}

@@ -1,0 +1,193 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IPv4 or IPv6 address with a port, as the package's sockets use it.
+///
+/// Parses what a command line gives: `"8000"` (a bare port means 127.0.0.1,
+/// as the classic poetry client does), `"127.0.0.1:8000"`, `"localhost:8000"`,
+/// `"[::1]:8000"`. Host names go through `getaddrinfo`, which may block; pass
+/// numeric addresses to a running event loop.
+public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
+    /// The address family.
+    public enum Family: Sendable, Hashable {
+        case ipv4, ipv6
+    }
+
+    /// The raw `sockaddr_in` / `sockaddr_in6` bytes.
+    private var storage: sockaddr_storage
+    /// IPv4 or IPv6.
+    public let family: Family
+
+    /// The port number.
+    public var port: UInt16 {
+        withSockaddr { pointer, _ in
+            switch family {
+            case .ipv4: pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+            case .ipv6: pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+            }
+        }
+    }
+
+    /// The address without the port, `"127.0.0.1"` or `"::1"`.
+    public var host: String {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        withSockaddr { pointer, _ in
+            switch family {
+            case .ipv4:
+                pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                    var raw = address.pointee.sin_addr
+                    _ = inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count))
+                }
+            case .ipv6:
+                pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                    var raw = address.pointee.sin6_addr
+                    _ = inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count))
+                }
+            }
+        }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// `"127.0.0.1:8000"` or `"[::1]:8000"`.
+    public var description: String {
+        family == .ipv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The IPv4 address `a.b.c.d` with `port`.
+    public init(ipv4 host: String, port: UInt16) throws(AddressError) {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw .invalidHost(host) }
+        storage = sockaddr_storage()
+        family = .ipv4
+        withUnsafeBytes(of: address) { source in
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
+        }
+    }
+
+    /// The IPv6 address `host` (without brackets) with `port`.
+    public init(ipv6 host: String, port: UInt16) throws(AddressError) {
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = port.bigEndian
+        guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw .invalidHost(host) }
+        storage = sockaddr_storage()
+        family = .ipv6
+        withUnsafeBytes(of: address) { source in
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
+        }
+    }
+
+    /// An address from raw `sockaddr` bytes (as `accept` or `getsockname` return them).
+    public init?(_ raw: UnsafeRawPointer, length: Int) {
+        guard length >= MemoryLayout<sa_family_t>.size else { return nil }
+        let family = raw.load(as: sa_family_t.self)
+        switch Int32(family) {
+        case AF_INET where length >= MemoryLayout<sockaddr_in>.size: self.family = .ipv4
+        case AF_INET6 where length >= MemoryLayout<sockaddr_in6>.size: self.family = .ipv6
+        default: return nil
+        }
+        storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(length, MemoryLayout<sockaddr_storage>.size))) }
+    }
+
+    /// Parses `"PORT"`, `"HOST:PORT"` or `"[IPV6]:PORT"`; a bare port or an
+    /// empty host means `defaultHost` (127.0.0.1 unless given).
+    ///
+    /// - Throws: ``AddressError`` naming what was wrong: the port, the host, or the form.
+    public init(parsing text: String, defaultHost: String = "127.0.0.1") throws(AddressError) {
+        let host: String
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { throw .malformed(text) }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { throw .malformed(text) }
+            portText = rest.dropFirst()
+        } else if let colon = text.lastIndex(of: ":") {
+            let before = text[..<colon]
+            guard !before.contains(":") else { throw .malformed(text) } // bare IPv6 needs brackets
+            host = before.isEmpty ? defaultHost : String(before)
+            portText = text[text.index(after: colon)...]
+        } else {
+            host = defaultHost
+            portText = text[...]
+        }
+        guard let port = UInt16(portText), !portText.isEmpty else { throw .invalidPort(String(portText), in: text) }
+        try self.init(host: host, port: port)
+    }
+
+    /// The address of `host` (numeric, or a name to look up) with `port`.
+    ///
+    /// - Throws: ``AddressError/invalidHost(_:)`` if the name does not resolve.
+    public init(host: String, port: UInt16) throws(AddressError) {
+        if let address = try? SocketAddress(ipv4: host, port: port) {
+            self = address
+        } else if let address = try? SocketAddress(ipv6: host, port: port) {
+            self = address
+        } else {
+            self = try SocketAddress.resolve(host, port: port)
+        }
+    }
+
+    private static func resolve(_ host: String, port: UInt16) throws(AddressError) -> SocketAddress {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else {
+            throw .invalidHost(host)
+        }
+        defer { freeaddrinfo(result) }
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        var fallback: SocketAddress?
+        while let current = entry {
+            if let address = SocketAddress(current.pointee.ai_addr, length: Int(current.pointee.ai_addrlen)) {
+                if address.family == .ipv4 { return address } // prefer IPv4, as the servers listen there by default
+                fallback = fallback ?? address
+            }
+            entry = current.pointee.ai_next
+        }
+        guard let fallback else { throw .invalidHost(host) }
+        return fallback
+    }
+
+    /// Calls `body` with the raw `sockaddr` and its length.
+    public func withSockaddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result) rethrows -> Result {
+        var copy = storage
+        let length = socklen_t(family == .ipv4 ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+        return try withUnsafePointer(to: &copy) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, length) }
+        }
+    }
+
+    public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
+        lhs.family == rhs.family && lhs.port == rhs.port && lhs.host == rhs.host
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(family)
+        hasher.combine(port)
+        hasher.combine(host)
+    }
+}
+
+/// Why a text is not a usable socket address.
+public enum AddressError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The port is not a number in 0...65535.
+    case invalidPort(String, in: String)
+    /// The host is neither a numeric address nor a name that resolves.
+    case invalidHost(String)
+    /// The text is not `PORT`, `HOST:PORT` or `[IPV6]:PORT`.
+    case malformed(String)
+
+    public var description: String {
+        switch self {
+        case .invalidPort(let port, let text): "invalid port \"\(port)\" in \"\(text)\": expected a number from 0 to 65535"
+        case .invalidHost(let host): "invalid host \"\(host)\": not a numeric address, and the name does not resolve"
+        case .malformed(let text): "\"\(text)\" is not an address: expected PORT, HOST:PORT or [IPV6]:PORT"
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A non-blocking socket descriptor and the system calls the package makes on it.
+///
+/// A plain value: it does not close itself. Each method is one system call,
+/// made through ``systemCall(_:_:)`` or ``nonBlockingCall(_:_:)``, so every
+/// failure is a ``SystemCallError`` that names the call and, where it helps,
+/// the address (`"connect(127.0.0.1:8000)"`). Writes use `send` with
+/// `MSG_NOSIGNAL`: a peer that went away gives `EPIPE`, never `SIGPIPE`.
+public struct SocketDescriptor: Hashable, Sendable {
+    /// The descriptor number.
+    public let fd: Int32
+
+    /// Wraps an open descriptor.
+    public init(_ fd: Int32) { self.fd = fd }
+
+    /// A new non-blocking, close-on-exec TCP socket.
+    ///
+    /// The corresponding C function is `socket`.
+    public static func tcp(_ family: SocketAddress.Family) throws(SystemCallError) -> SocketDescriptor {
+        let domain = family == .ipv4 ? AF_INET : AF_INET6
+        let fd = try systemCall("socket") {
+            socket(domain, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
+        }
+        return SocketDescriptor(fd)
+    }
+
+    /// Starts connecting to `address`: ``IOResult/wouldBlock`` means in progress
+    /// (wait for writability, then check ``connectResult(to:)``).
+    ///
+    /// The corresponding C function is `connect`.
+    public func connect(to address: SocketAddress) throws(SystemCallError) -> IOResult<Void> {
+        let result = address.withSockaddr { pointer, length in Glibc.connect(fd, pointer, length) }
+        if result == 0 { return .processed(()) }
+        let error = Glibc.errno
+        if error == EINPROGRESS || error == EAGAIN || error == EINTR { return .wouldBlock }
+        throw SystemCallError(call: "connect(\(address))", errno: .init(rawValue: error))
+    }
+
+    /// The outcome of a non-blocking connect, once the socket is writable.
+    ///
+    /// - Throws: the connect's error, such as `ECONNREFUSED`, naming `address`.
+    ///
+    /// The corresponding C function is `getsockopt(SO_ERROR)`.
+    public func connectResult(to address: SocketAddress) throws(SystemCallError) {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        _ = try systemCall("getsockopt(SO_ERROR)") { getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) }
+        if error != 0 { throw SystemCallError(call: "connect(\(address))", errno: .init(rawValue: error)) }
+    }
+
+    /// Binds to `address`.
+    ///
+    /// The corresponding C function is `bind`.
+    public func bind(to address: SocketAddress) throws(SystemCallError) {
+        _ = try systemCall("bind(\(address))") {
+            address.withSockaddr { pointer, length in Glibc.bind(fd, pointer, length) }
+        }
+    }
+
+    /// Starts listening.
+    ///
+    /// The corresponding C function is `listen`.
+    public func listen(backlog: Int32) throws(SystemCallError) {
+        _ = try systemCall("listen") { Glibc.listen(fd, backlog) }
+    }
+
+    /// Accepts a connection as a non-blocking, close-on-exec socket, or ``IOResult/wouldBlock``.
+    ///
+    /// `ECONNABORTED` (the peer gave up while queued) also counts as
+    /// would-block: there is nothing to accept, try again when readable.
+    ///
+    /// The corresponding C function is `accept4`.
+    public func accept() throws(SystemCallError) -> IOResult<(SocketDescriptor, SocketAddress?)> {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        while true {
+            let client = withUnsafeMutablePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    CLinux_accept4(fd, $0, &length, CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC)
+                }
+            }
+            if client >= 0 {
+                let peer = withUnsafeBytes(of: &storage) { SocketAddress($0.baseAddress!, length: Int(length)) }
+                return .processed((SocketDescriptor(client), peer))
+            }
+            let error = Glibc.errno
+            if error == EINTR { continue }
+            if error == EAGAIN || error == EWOULDBLOCK || error == ECONNABORTED { return .wouldBlock }
+            throw SystemCallError(call: "accept", errno: .init(rawValue: error))
+        }
+    }
+
+    /// Reads into `buffer`: the byte count (0 at end of stream) or ``IOResult/wouldBlock``.
+    ///
+    /// The corresponding C function is `read`.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> IOResult<Int> {
+        try nonBlockingCall("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Writes from `buffer`: the byte count written (maybe fewer than asked) or ``IOResult/wouldBlock``.
+    ///
+    /// The corresponding C function is `send` with `MSG_NOSIGNAL`.
+    public func write(_ buffer: UnsafeRawBufferPointer) throws(SystemCallError) -> IOResult<Int> {
+        try nonBlockingCall("send") { send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Ends the sending direction (the peer reads end-of-stream); reading still works.
+    ///
+    /// The corresponding C function is `shutdown(SHUT_WR)`.
+    public func shutdownWrite() throws(SystemCallError) {
+        _ = try systemCall("shutdown") { shutdown(fd, Int32(SHUT_WR)) }
+    }
+
+    /// Closes the descriptor.
+    ///
+    /// The corresponding C function is `close`.
+    public func close() {
+        // Linux closes the descriptor even when close reports EINTR; never retry.
+        _ = Glibc.close(fd)
+    }
+
+    /// Sets an integer socket option.
+    ///
+    /// The corresponding C function is `setsockopt`.
+    public func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws(SystemCallError) {
+        var value = value
+        _ = try systemCall("setsockopt(\(label))") {
+            setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    /// `SO_REUSEADDR`: rebind a port whose old connections linger in TIME_WAIT.
+    public func setReuseAddress() throws(SystemCallError) { try setOption(SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR") }
+    /// `SO_REUSEPORT`: several sockets, one per loop, listen on one port.
+    public func setReusePort() throws(SystemCallError) { try setOption(SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT") }
+    /// `TCP_NODELAY`: send small writes at once.
+    public func setNoDelay() throws(SystemCallError) { try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY") }
+
+    /// `SO_LINGER` 0: closing sends a reset instead of a FIN (for tests of resets).
+    public func setResetOnClose() throws(SystemCallError) {
+        var value = linger(l_onoff: 1, l_linger: 0)
+        _ = try systemCall("setsockopt(SO_LINGER)") {
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &value, socklen_t(MemoryLayout<linger>.size))
+        }
+    }
+
+    /// The address the socket is bound to.
+    ///
+    /// The corresponding C function is `getsockname`.
+    public func localAddress() throws(SystemCallError) -> SocketAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = try systemCall("getsockname") {
+            withUnsafeMutablePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+        }
+        guard let address = withUnsafeBytes(of: &storage, { SocketAddress($0.baseAddress!, length: Int(length)) }) else {
+            throw SystemCallError(call: "getsockname", errno: .addressFamilyNotSupported)
+        }
+        return address
+    }
+}
+
+extension SocketDescriptor {
+    /// A listening TCP socket on `address` (port 0 picks a free port), with
+    /// `SO_REUSEADDR`, and `SO_REUSEPORT` when asked (one listener per loop).
+    public static func listening(on address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false) throws(SystemCallError) -> SocketDescriptor {
+        let socket = try tcp(address.family)
+        do {
+            try socket.setReuseAddress()
+            if reusePort { try socket.setReusePort() }
+            try socket.bind(to: address)
+            try socket.listen(backlog: backlog)
+        } catch {
+            socket.close()
+            throw error
+        }
+        return socket
+    }
+}
