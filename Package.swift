@@ -1,6 +1,13 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// Swift 6.2's default for new code: a nonisolated async function (or closure)
+/// runs on its caller's executor instead of hopping to the generic one. The
+/// loops' awaits depend on it: they must stay on the loop's thread, whether
+/// the caller is a task with the loop as its executor preference or an actor
+/// whose executor is the loop, and must not pay an executor switch per call.
+let approachableConcurrency: [SwiftSetting] = [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+
 let package = Package(
     name: "swift-libev",
     products: [
@@ -22,40 +29,47 @@ let package = Package(
         // What both loops share: errno errors, sockets, addresses, async sockets.
         .target(
             name: "EventCore",
-            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: approachableConcurrency
         ),
         // libev from Swift: the loop and every watcher as closures.
         .target(
             name: "EV",
-            dependencies: ["CLibev", "EventCore"]
+            dependencies: ["CLibev", "EventCore"],
+            swiftSettings: approachableConcurrency
         ),
 
         // Examples.
         .executableTarget(
             name: "ev-tour",
             dependencies: ["EV", "EventCore"],
-            path: "Examples/Tour"
+            path: "Examples/Tour",
+            swiftSettings: approachableConcurrency
         ),
 
         // Test support: descriptors, real processes.
         .target(
             name: "TestSupport",
             dependencies: ["EventCore"],
-            path: "Tests/TestSupport"
+            path: "Tests/TestSupport",
+            swiftSettings: approachableConcurrency
         ),
         // A single-threaded helper process for fork and child-process tests.
         .executableTarget(
             name: "EVTestHelper",
             dependencies: ["EV", "EventCore", "TestSupport"],
-            path: "Tests/EVTestHelper"
+            path: "Tests/EVTestHelper",
+            swiftSettings: approachableConcurrency
         ),
         .testTarget(
             name: "EventCoreTests",
-            dependencies: ["EventCore", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["EventCore", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: approachableConcurrency
         ),
         .testTarget(
             name: "EVTests",
-            dependencies: ["EV", "TestSupport", "EVTestHelper"]
+            dependencies: ["EV", "TestSupport", "EVTestHelper"],
+            swiftSettings: approachableConcurrency
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -18,12 +18,10 @@ extension LoopExecutor {
     /// The corresponding C function is `ev_timer_start`.
     public func sleep(seconds: Double) async throws {
         guard seconds.isFinite else { throw EVError.invalidInterval(parameter: "seconds", value: seconds) }
-        try await onLoop {
-            try await suspend { (suspension: Suspension<Void>, loop) in
-                let timer = try TimerWatcher(loop: loop, after: seconds) { _ in suspension.finish(.success(())) }
-                timer.start()
-                suspension.cleanup = { timer.stop() }
-            }
+        try await suspend { (suspension: Suspension<Void>, loop) in
+            let timer = try TimerWatcher(loop: loop, after: seconds) { _ in suspension.finish(.success(())) }
+            timer.start()
+            suspension.cleanup = { timer.stop() }
         }
     }
 
@@ -35,9 +33,10 @@ extension LoopExecutor {
 
     /// Suspends until the loop's clock (``Loop/now``, seconds since the epoch) reaches `time`.
     public func sleep(until time: Double) async throws {
-        try await onLoop {
-            guard let now = core?.owner?.now else { throw EVError.loopClosed }
-            try await sleep(seconds: max(time - now, 0))
+        try await suspend { (suspension: Suspension<Void>, loop) in
+            let timer = try TimerWatcher(loop: loop, after: max(time - loop.now, 0)) { _ in suspension.finish(.success(())) }
+            timer.start()
+            suspension.cleanup = { timer.stop() }
         }
     }
 
@@ -70,11 +69,9 @@ extension LoopExecutor {
     }
 
     private func waitForIO(_ fd: Int32, _ events: Events) async throws {
-        try await onLoop {
-            try await suspend { (suspension: Suspension<Void>, loop) in
-                let watcher = try loop.io(fd, events) { _, _ in suspension.finish(.success(())) }
-                suspension.cleanup = { watcher.stop() }
-            }
+        try await suspend { (suspension: Suspension<Void>, loop) in
+            let watcher = try loop.io(fd, events) { _, _ in suspension.finish(.success(())) }
+            suspension.cleanup = { watcher.stop() }
         }
     }
 
@@ -84,11 +81,9 @@ extension LoopExecutor {
     ///
     /// The corresponding C function is `ev_signal_start`.
     public func signal(_ signal: Int32) async throws {
-        try await onLoop {
-            try await suspend { (suspension: Suspension<Void>, loop) in
-                let watcher = try loop.signal(signal) { _ in suspension.finish(.success(())) }
-                suspension.cleanup = { watcher.stop() }
-            }
+        try await suspend { (suspension: Suspension<Void>, loop) in
+            let watcher = try loop.signal(signal) { _ in suspension.finish(.success(())) }
+            suspension.cleanup = { watcher.stop() }
         }
     }
 
@@ -105,11 +100,9 @@ extension LoopExecutor {
     ///
     /// The corresponding C function is `ev_child_start`.
     public func childExit(_ pid: pid_t) async throws -> ChildWatcher.Status {
-        try await onLoop {
-            try await suspend { (suspension: Suspension<ChildWatcher.Status>, loop) in
-                let watcher = try loop.child(pid) { watcher in suspension.finish(.success(watcher.status)) }
-                suspension.cleanup = { watcher.stop() }
-            }
+        try await suspend { (suspension: Suspension<ChildWatcher.Status>, loop) in
+            let watcher = try loop.child(pid) { watcher in suspension.finish(.success(watcher.status)) }
+            suspension.cleanup = { watcher.stop() }
         }
     }
 
@@ -183,22 +176,18 @@ final class PersistentWatch<Event: Sendable, Element> {
     }
 
     func next() async throws -> Element? {
-        try await executor.onLoop {
-            if watcher == nil { try startWatcher() }
-            if !queued.isEmpty { return element(queued.removeFirst()) }
-            let event = try await executor.suspend { (suspension: Suspension<Event>, _) in
-                waiting = suspension
-                suspension.cleanup = { [unowned self] in waiting = nil }
+        // Everything runs on the loop's thread, in `arm`: the watcher, the
+        // queue and the waiting suspension are loop state.
+        let event = try await executor.suspend { [unowned self] (suspension: Suspension<Event>, loop) in
+            if watcher == nil { watcher = try start(loop) { [unowned self] event in deliver(event) } }
+            if !queued.isEmpty {
+                suspension.finish(.success(queued.removeFirst()))
+                return
             }
-            return element(event)
+            waiting = suspension
+            suspension.cleanup = { [unowned self] in waiting = nil }
         }
-    }
-
-    /// Starts the watcher (in a function of its own, so the loop reference
-    /// ends here and is not held by the task across its awaits).
-    private func startWatcher() throws {
-        guard let loop = executor.core?.owner else { throw EVError.loopClosed }
-        watcher = try start(loop) { [unowned self] event in deliver(event) }
+        return element(event)
     }
 
     private func deliver(_ event: Event) {

@@ -7,11 +7,25 @@ import Glibc
 /// live on it.
 ///
 /// ## Executor
-/// It is the loop's `SerialExecutor` and `TaskExecutor`:
-/// `Task(executorPreference: loop.executor) { ... }` runs a task on the
-/// loop's thread, and every nonisolated async function the task calls runs
-/// there too, with no thread hop per resume. An actor can name it as its
-/// executor (`nonisolated var unownedExecutor`). A job enqueued on the loop's
+/// It is the loop's `TaskExecutor`: `Task(executorPreference: loop.executor)`
+/// runs a task on the loop's thread, and every nonisolated async function the
+/// task calls runs there too, with no hop per call or resume. Its companion
+/// ``serialExecutor`` is the loop's `SerialExecutor`: an actor names it
+/// (`nonisolated var unownedExecutor { executor.asUnownedSerialExecutor() }`)
+/// to run on the loop's thread. They are two objects because Swift's runtime
+/// treats a job run "isolated to" a serial executor as actor-isolated: if
+/// task jobs ran that way, every call into nonisolated async code would be
+/// an executor switch (an enqueue per call, about 80 per round trip of an
+/// async ping-pong). Both feed one queue, in one order.
+///
+/// Prefer tasks with the loop's executor preference (`Loop.run { }`,
+/// `Task(executorPreference:)`) for io-heavy code: in Swift 6.3,
+/// `withTaskCancellationHandler` runs its operation nonisolated (fixed in
+/// later Swift by swiftlang/swift#85518), so an await inside *actor-isolated*
+/// code resumes through the global executor before hopping back to the
+/// loop - correct, but several times slower than from a task on the loop.
+///
+/// A job enqueued on the loop's
 /// own thread while the loop runs goes on a local queue, without a lock or a
 /// wake-up; from any other thread it goes on a locked queue and wakes the
 /// loop through `ev_async`. Jobs run in the order enqueued, each exactly once.
@@ -34,7 +48,7 @@ import Glibc
 /// The wake-up watcher does not keep the loop running by itself (like
 /// libev's own internal watchers); `Loop.run { }` with a task and ``LoopThread``
 /// keep their loops running while they wait.
-public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
+public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
     // Sendable because every field other threads touch is either immutable
     // (`loop` and the C structs: pointers fixed at init) or inside the `inbox`
     // lock. Other threads use `loop` and `cAsync` only through ev_async_send,
@@ -48,7 +62,10 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     /// A unit of submitted work.
     enum Work: Sendable {
         case closure(@Sendable () -> Void)
-        case job(UnownedJob)
+        /// A task's job, run on the loop as its task executor (not actor-isolated).
+        case taskJob(UnownedJob)
+        /// An actor's job, run isolated to ``serialExecutor``.
+        case actorJob(UnownedJob)
     }
 
     private struct Inbox {
@@ -57,6 +74,9 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
     }
 
     private let inbox = LockedValue(Inbox())
+    /// The loop as a `SerialExecutor`, for actors.
+    public let serialExecutor: LoopSerialExecutor
+    private var unownedSerial: UnownedSerialExecutor!
     private let loop: OpaquePointer
     private let cAsync: UnsafeMutablePointer<ev_async> = .allocate(capacity: 1)
     private let cPrepare: UnsafeMutablePointer<ev_prepare> = .allocate(capacity: 1)
@@ -76,6 +96,9 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
 
     init(loop: OpaquePointer) {
         self.loop = loop
+        serialExecutor = LoopSerialExecutor()
+        serialExecutor.loopExecutor = self
+        unownedSerial = UnownedSerialExecutor(ordinary: serialExecutor)
         let opaque = Unmanaged.passUnretained(self).toOpaque()
         CLibev_async_init(cAsync, Trampoline.executorWakeup)
         CLibev_set_data(cAsync, opaque)
@@ -118,9 +141,12 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
         }
     }
 
-    /// Runs a task's job on the loop's thread (the `SerialExecutor` and `TaskExecutor` requirement).
+    /// Runs a task's job on the loop's thread (the `TaskExecutor` requirement).
     public func enqueue(_ job: consuming ExecutorJob) {
-        let work = Work.job(UnownedJob(job))
+        enqueueJob(.taskJob(UnownedJob(job)))
+    }
+
+    func enqueueJob(_ work: Work) {
         if isCurrent {
             enqueueLocal(work)
         } else {
@@ -132,14 +158,9 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
         }
     }
 
-    /// The executor as Swift's concurrency runtime refers to it.
+    /// The loop's ``serialExecutor`` as an actor's `unownedExecutor`.
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
-        UnownedSerialExecutor(ordinary: self)
-    }
-
-    /// Traps unless the calling thread is running this loop (for `assumeIsolated`).
-    public func checkIsolated() {
-        precondition(isCurrent, "EV: expected to run on this loop's thread, inside its run()")
+        unownedSerial
     }
 
     private func submit(_ work: Work) throws(EVError) {
@@ -193,7 +214,8 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
         for work in batch {
             switch work {
             case .closure(let body): body()
-            case .job(let job): job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+            case .taskJob(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+            case .actorJob(let job): job.runSynchronously(on: unownedSerial)
             }
         }
         isRunningBatch = false
@@ -256,5 +278,28 @@ public final class LoopExecutor: SerialExecutor, TaskExecutor, @unchecked Sendab
         while let suspension = firstSuspension {
             suspension.fail(EVError.loopClosed)
         }
+    }
+}
+
+/// The loop as a `SerialExecutor`: actors whose executor it is run on the
+/// loop's thread, their jobs in the loop's one queue. See ``LoopExecutor``.
+public final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
+    // Sendable because its one stored property is set once, before the object
+    // is shared, and the LoopExecutor it names is Sendable.
+    unowned var loopExecutor: LoopExecutor!
+
+    /// Runs an actor's job on the loop's thread.
+    public func enqueue(_ job: consuming ExecutorJob) {
+        loopExecutor.enqueueJob(.actorJob(UnownedJob(job)))
+    }
+
+    /// The executor as Swift's concurrency runtime refers to it.
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    /// Traps unless the calling thread is running this loop (for `assumeIsolated`).
+    public func checkIsolated() {
+        precondition(loopExecutor.isCurrent, "EV: expected to run on this loop's thread, inside its run()")
     }
 }

@@ -62,7 +62,9 @@ extension LoopThread {
     ///
     /// - Returns: what `body` returns.
     /// - Throws: what `body` throws.
-    public func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ body: @Sendable @concurrent () async throws -> T) async throws -> T {
+        // `@concurrent`: the body runs on the task's executor preference (this
+        // loop), not on the caller's executor.
         try await withTaskExecutorPreference(executor) { try await body() }
     }
 }

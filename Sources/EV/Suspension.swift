@@ -110,34 +110,56 @@ extension LoopExecutor {
     /// Suspends the current task until `arm`'s watchers finish the suspension
     /// (or the deadline, cancellation or the loop's destruction does).
     ///
-    /// Call on the loop's thread. `arm` runs at once, on that thread, with the
-    /// loop; it starts the watchers and sets `cleanup` to stop them.
-    func suspend<Value: Sendable>(
+    /// `arm` runs on the loop's thread with the loop: at once when the caller
+    /// is on the loop (the usual case: a task with the loop's executor
+    /// preference), otherwise as a job submitted to the loop, while the task
+    /// waits where it is and is resumed from the loop. `arm` starts the
+    /// watchers and sets `cleanup` to stop them; it must touch only state
+    /// that lives on the loop's thread.
+    nonisolated(nonsending) func suspend<Value: Sendable>(
         deadline: Deadline? = Deadline.current,
-        _ arm: (Suspension<Value>, Loop) throws -> Void
+        _ arm: @escaping (Suspension<Value>, Loop) throws -> Void
     ) async throws -> Value {
-        precondition(isCurrent, "EV: an await was armed off its loop's thread")
         try Task.checkCancellation()
         let suspension = Suspension<Value>(executor: self)
+        let onLoop = isCurrent
+        let job = LoopBound(arm)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
-                // The Loop is looked up here, not held by the suspended task:
-                // a task waiting on a loop must not keep the loop alive.
-                guard let core, !core.isClosing, let loop = core.owner else {
-                    continuation.resume(throwing: EVError.loopClosed)
-                    return
+                if onLoop {
+                    begin(suspension, continuation, deadline, job)
+                } else {
+                    do {
+                        try execute { self.begin(suspension, continuation, deadline, job) }
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
                 }
-                suspension.begin(continuation, deadline: deadline, loop: loop) { try arm($0, loop) }
             }
         } onCancel: {
             suspension.cancel()
         }
     }
 
-    /// Runs `body` on this loop's thread: at once if the caller is there,
-    /// otherwise by giving the current task this loop as its executor preference.
-    func onLoop<Result>(_ body: () async throws -> Result) async throws -> Result {
-        if isCurrent { return try await body() }
-        return try await withTaskExecutorPreference(self) { try await body() }
+    /// Arms a suspension (loop thread).
+    private func begin<Value>(_ suspension: Suspension<Value>, _ continuation: UnsafeContinuation<Value, any Error>,
+                              _ deadline: Deadline?, _ job: LoopBound<(Suspension<Value>, Loop) throws -> Void>) {
+        // The Loop is looked up here, not held by the suspended task: a task
+        // waiting on a loop must not keep the loop alive.
+        guard let core, !core.isClosing, let loop = core.owner else {
+            continuation.resume(throwing: EVError.loopClosed)
+            return
+        }
+        suspension.begin(continuation, deadline: deadline, loop: loop) { try job.value($0, loop) }
     }
+}
+
+/// A value that only the loop's thread uses, carried there by a job.
+struct LoopBound<Value>: @unchecked Sendable {
+    // Sendable because it is created by a task and then used only on the
+    // loop's thread: an await's arm closure captures the awaiting object
+    // (readiness, stream) whose mutable state lives on the loop's thread, and
+    // the task that created it waits, suspended, until the loop resumes it.
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -23,9 +23,9 @@ public protocol AsyncEventLoop: AnyObject, Sendable {
 /// (`CancellationError`), or when the loop is destroyed.
 public protocol DescriptorReadiness: AnyObject {
     /// Waits until the descriptor can be read without blocking.
-    func waitReadable() async throws
+    nonisolated(nonsending) func waitReadable() async throws
     /// Waits until the descriptor can be written without blocking.
-    func waitWritable() async throws
+    nonisolated(nonsending) func waitWritable() async throws
     /// Stops watching, ending pending waits with an error; call before closing the descriptor.
     func cancel()
 }

@@ -21,6 +21,10 @@ public final class AsyncSocket {
     public let peer: SocketAddress?
     private let readiness: any DescriptorReadiness
     private var isClosed = false
+    /// Whether the last read filled less than its buffer: the socket is then
+    /// most likely drained, so the next read waits for readiness first
+    /// instead of trying a `read` that would only say `EAGAIN`.
+    private var probablyDrained = false
 
     /// Adopts a connected non-blocking socket.
     ///
@@ -44,7 +48,7 @@ public final class AsyncSocket {
     ///   - timeout: seconds to wait for the connection; nil waits as long as the kernel does.
     /// - Returns: the connected socket (with `TCP_NODELAY`).
     /// - Throws: ``SystemCallError`` naming `connect(ADDRESS)`: `ECONNREFUSED`, `ETIMEDOUT` on timeout, ...
-    public static func connect(to address: SocketAddress, on loop: any AsyncEventLoop, timeout: Double? = nil) async throws -> sending AsyncSocket {
+    nonisolated(nonsending) public static func connect(to address: SocketAddress, on loop: any AsyncEventLoop, timeout: Double? = nil) async throws -> sending AsyncSocket {
         let descriptor = try SocketDescriptor.tcp(address.family)
         let socket = AsyncSocket(adopting: descriptor, peer: address, loop: loop)
         try? descriptor.setNoDelay()
@@ -64,28 +68,59 @@ public final class AsyncSocket {
     ///
     /// - Returns: the number of bytes read; 0 at end of stream.
     /// - Throws: ``SystemCallError`` (such as `ECONNRESET`), ``TimeoutError``, `CancellationError`.
-    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+    nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        if probablyDrained { try await readiness.waitReadable() }
         while true {
             switch try descriptor.read(into: buffer) {
-            case .processed(let count): return count
-            case .wouldBlock: try await readiness.waitReadable()
+            case .processed(let count):
+                probablyDrained = count < buffer.count
+                return count
+            case .wouldBlock:
+                try await readiness.waitReadable()
             }
         }
     }
 
+    /// Waits until the socket can be read without blocking (the next read
+    /// returns data, or 0 at end of stream).
+    nonisolated(nonsending) public func waitReadable() async throws {
+        try await readiness.waitReadable()
+        probablyDrained = false
+    }
+
+    /// Waits until the socket can be written without blocking.
+    nonisolated(nonsending) public func waitWritable() async throws {
+        try await readiness.waitWritable()
+    }
+
     /// Reads what is available, up to `maximum` bytes, waiting until something is.
     ///
+    /// No buffer is held while the read waits (an idle connection parked in
+    /// `read()` costs no buffer memory), and the bytes come back in an array
+    /// of their own size.
+    ///
     /// - Returns: the bytes; empty at end of stream.
-    public func read(maximum: Int = 65536) async throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: maximum)
+    nonisolated(nonsending) public func read(maximum: Int = 65536) async throws -> [UInt8] {
         while true {
-            switch try bytes.withUnsafeMutableBytes({ try descriptor.read(into: $0) }) {
-            case .processed(let count):
-                bytes.removeSubrange(count...)
-                return bytes
-            case .wouldBlock:
+            if probablyDrained {
                 try await readiness.waitReadable()
+                probablyDrained = false
             }
+            var count = 0
+            var bytes = try [UInt8](unsafeUninitializedCapacity: maximum) { buffer, initialized in
+                switch try descriptor.read(into: UnsafeMutableRawBufferPointer(buffer)) {
+                case .processed(let read): count = read
+                case .wouldBlock: count = -1
+                }
+                initialized = max(count, 0)
+            }
+            guard count >= 0 else {
+                probablyDrained = true // and the buffer goes before the wait
+                continue
+            }
+            probablyDrained = count < maximum
+            if count < maximum / 2 { bytes = Array(bytes[...]) } // a copy of its own size: not the big buffer
+            return bytes
         }
     }
 
@@ -93,7 +128,7 @@ public final class AsyncSocket {
     ///
     /// - Parameter limit: the most bytes to accept; more is an `EMSGSIZE` error.
     /// - Returns: everything the peer sent.
-    public func readToEnd(limit: Int = .max) async throws -> [UInt8] {
+    nonisolated(nonsending) public func readToEnd(limit: Int = .max) async throws -> [UInt8] {
         var result: [UInt8] = []
         while true {
             let chunk = try await read()
@@ -108,7 +143,7 @@ public final class AsyncSocket {
     /// Writes all of `bytes`, waiting whenever the socket's buffer is full.
     ///
     /// The caller keeps `bytes` valid until the write returns.
-    public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+    nonisolated(nonsending) public func write(_ bytes: UnsafeRawBufferPointer) async throws {
         var offset = 0
         while offset < bytes.count {
             switch try descriptor.write(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
@@ -119,7 +154,7 @@ public final class AsyncSocket {
     }
 
     /// Writes all of `bytes`, waiting whenever the socket's buffer is full.
-    public func write(_ bytes: [UInt8]) async throws {
+    nonisolated(nonsending) public func write(_ bytes: [UInt8]) async throws {
         var offset = 0
         while offset < bytes.count {
             let result = try bytes.withUnsafeBytes { try descriptor.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
@@ -131,7 +166,7 @@ public final class AsyncSocket {
     }
 
     /// Writes `text` as UTF-8.
-    public func write(_ text: String) async throws {
+    nonisolated(nonsending) public func write(_ text: String) async throws {
         try await write(Array(text.utf8))
     }
 
@@ -179,7 +214,7 @@ public final class AsyncListener {
     ///
     /// - Returns: the connection, non-blocking, with `TCP_NODELAY`; `sending`,
     ///   so it can be handed to a task of its own.
-    public func accept() async throws -> sending AsyncSocket {
+    nonisolated(nonsending) public func accept() async throws -> sending AsyncSocket {
         while true {
             switch try descriptor.accept() {
             case .processed(let (client, peer)):

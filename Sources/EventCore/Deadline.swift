@@ -54,8 +54,8 @@ public struct TimeoutError: Error, Equatable, Sendable, CustomStringConvertible 
 /// ```swift
 /// try await withTimeout(2) { try await socket.read() }
 /// ```
-public func withTimeout<Result>(
-    _ seconds: Double?, _ operation: () async throws -> Result
+nonisolated(nonsending) public func withTimeout<Result>(
+    _ seconds: Double?, _ operation: nonisolated(nonsending) () async throws -> Result
 ) async throws -> Result {
     guard let seconds else { return try await operation() }
     var deadline = Deadline.after(seconds)

@@ -182,3 +182,27 @@ func systemErrorHandler(_ arguments: [String]) throws -> Int32 {
     print("the loop survived a closed epoll descriptor")
     return 1
 }
+
+/// The childExit await on the default loop, for an exiting and a killed child.
+func childExitAwait(_ arguments: [String]) throws -> Int32 {
+    let loop = try Loop.defaultLoop()
+    let statuses = try loop.run { executor in
+        let exiting = fork()
+        if exiting == 0 {
+            usleep(20_000)
+            _exit(3)
+        }
+        let first = try await executor.childExit(exiting)
+        let killed = fork()
+        if killed == 0 {
+            while true { pause() }
+        }
+        let waiter = Task(executorPreference: executor) { try await executor.childExit(killed) }
+        try await executor.sleep(seconds: 0.02)
+        kill(killed, SIGKILL)
+        let second = try await waiter.value
+        return [first, second]
+    }
+    for status in statuses { print("status \(status)") }
+    return 0
+}

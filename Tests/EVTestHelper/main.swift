@@ -12,6 +12,7 @@ let scenarios: [String: ([String]) throws -> Int32] = [
     "default-loop": defaultLoop,
     "default-loop-recreated": defaultLoopRecreated,
     "syserr": systemErrorHandler,
+    "child-exit-await": childExitAwait,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

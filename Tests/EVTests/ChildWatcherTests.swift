@@ -21,6 +21,12 @@ struct ChildWatcherTests {
         #expect(count >= 3, "the pid-0 watcher saw every child: \(output)")
     }
 
+    @Test func awaitingAChildsExit() throws {
+        let output = try runHelper("child-exit-await")
+        #expect(output.exitCode == 0, "\(output)")
+        #expect(output.standardOutput == "status exited with code 3\nstatus killed by signal 9\n", "\(output)")
+    }
+
     @Test func onlyTheDefaultLoopWatchesChildren() throws {
         let loop = try Loop()
         #expect(throws: EVError.childWatcherNeedsDefaultLoop) { try loop.child(0) { _ in } }

@@ -31,7 +31,7 @@ let senderCPU: Int32 = 1
 cbench_pin_to_cpu(loopCPU)
 
 let timers = 1_000_000 / scale
-let roundTrips = 1_000_000 / scale
+let roundTrips = getenv("TRIPS").map { Int(atoi($0)) } ?? 1_000_000 / scale
 let wakeUps = 100_000 / scale
 let seed: UInt32 = 20261126
 
@@ -56,6 +56,21 @@ let allBenchmarks = [
     },
     Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "EV wrapper", operations: roundTrips) {
         wrapperPingPong(count: roundTrips)
+    },
+    Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "EV callbacks (reference)", operations: roundTrips) {
+        wrapperPingPong(count: roundTrips)
+    },
+    Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "EV async, tasks on the loop's executor", operations: roundTrips) {
+        asyncPingPongOnLoop(count: roundTrips)
+    },
+    Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "EV async, an actor on the loop's serial executor", operations: roundTrips) {
+        asyncPingPongOnActor(count: roundTrips)
+    },
+    Benchmark(group: "async ping-pong: \(roundTrips / 10) round trips, two tasks", subject: "EV callbacks (reference)", operations: roundTrips / 10) {
+        wrapperPingPong(count: roundTrips / 10)
+    },
+    Benchmark(group: "async ping-pong: \(roundTrips / 10) round trips, two tasks", subject: "EV async, tasks on the global executor", operations: roundTrips / 10) {
+        asyncPingPongOnGlobalExecutor(count: roundTrips / 10, loopCPU: loopCPU)
     },
     Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "C libev (ev_async_send)", operations: wakeUps) {
         cbench_libev_crossthread(Int32(wakeUps), loopCPU, senderCPU)
@@ -90,6 +105,14 @@ for (benchmark, values) in zip(benchmarks, samples) {
         print("|---|---:|---:|---:|")
     }
     print("| \(benchmark.subject) | \(fixed(summary.median, 1)) | \(fixed(summary.min, 1)) - \(fixed(summary.max, 1)) | \(fixed(summary.median / reference, 2))x |")
+}
+if only == nil || only == "idle" {
+    let connections = 10_000 / scale
+    let bytes = idleAwaitingConnectionBytes(count: connections)
+    print("\n## memory: \(connections) idle connections, each a task parked in read()")
+    print("| subject | bytes of RSS per connection |")
+    print("|---|---:|")
+    print("| EV async (AsyncListener + a task per connection) | \(fixed(bytes, 0)) |")
 }
 let noiseSummary = Summary(noise)
 print("\nmachine noise: a fixed CPU loop took \(fixed(noiseSummary.median * 1000, 1)) ms (min \(fixed(noiseSummary.min * 1000, 1)), max \(fixed(noiseSummary.max * 1000, 1)))")
