@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "EV", targets: ["EV"]),
         .library(name: "EventCore", targets: ["EventCore"]),
+        .library(name: "Epoll", targets: ["Epoll"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -39,6 +40,13 @@ let package = Package(
             swiftSettings: approachableConcurrency
         ),
 
+        // The hand-written epoll loop: the tutorial's selector and event loop, no libev.
+        .target(
+            name: "Epoll",
+            dependencies: ["CLinux", "EventCore"],
+            swiftSettings: approachableConcurrency
+        ),
+
         // Examples.
         .executableTarget(
             name: "ev-tour",
@@ -57,13 +65,23 @@ let package = Package(
         // A single-threaded helper process for fork and child-process tests.
         .executableTarget(
             name: "EVTestHelper",
-            dependencies: ["EV", "EventCore", "TestSupport"],
+            dependencies: ["EV", "Epoll", "EventCore", "TestSupport"],
             path: "Tests/EVTestHelper",
             swiftSettings: approachableConcurrency
         ),
         .testTarget(
             name: "EventCoreTests",
             dependencies: ["EventCore", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: approachableConcurrency
+        ),
+        .testTarget(
+            name: "LoopScenarioTests",
+            dependencies: ["EV", "Epoll", "EventCore", "TestSupport", "EVTestHelper"],
+            swiftSettings: approachableConcurrency
+        ),
+        .testTarget(
+            name: "EpollTests",
+            dependencies: ["Epoll", "EventCore", "TestSupport"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(

@@ -69,7 +69,7 @@ public final class IOWatcher: Watcher {
     /// The corresponding C function is `ev_io_start`.
     public func start() throws(EVError) {
         guard !isActive else { return }
-        let identity = try FileIdentity.of(fd)
+        let identity = try FileIdentity.checked(fd)
         self.identity = identity
         core.claimDescriptor(fd, identity)
         startChecked()

@@ -138,12 +138,12 @@ final class LoopCore {
         CurrentLoop.with(executor) {
             repeat {
                 repeat {
-                    executor.failAllSuspensions()
+                    executor.failAllWaits()
                     executor.drain()
                     for watcher in heldWatchers() where !(watcher is CleanupWatcher) {
                         watcher.detachForTeardown(raw)
                     }
-                } while executor.hasLocalWork || executor.firstSuspension != nil
+                } while executor.hasLocalWork || !executor.waits.isEmpty
             } while !executor.closeIfIdle()
         }
         executor.stopWatchers()
@@ -158,12 +158,6 @@ final class LoopCore {
     }
 }
 
-/// Which file a descriptor number referred to, as `fstat` saw it.
-struct FileIdentity: Equatable {
-    var device: UInt64
-    var inode: UInt64
-}
-
 struct DescriptorRecord {
     var watchers: Int32 = 0
     var identity = FileIdentity(device: 0, inode: 0)
@@ -172,13 +166,11 @@ struct DescriptorRecord {
 extension FileIdentity {
     /// The identity of the file open as `fd`.
     /// - Throws: ``EVError/badDescriptor(_:_:)`` if `fd` is not open.
-    static func of(_ fd: Int32) throws(EVError) -> FileIdentity {
-        var status = stat()
+    static func checked(_ fd: Int32) throws(EVError) -> FileIdentity {
         do {
-            _ = try systemCall("fstat(\(fd))") { fstat(fd, &status) }
+            return try FileIdentity.of(fd)
         } catch {
             throw .badDescriptor(fd, error)
         }
-        return FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
     }
 }

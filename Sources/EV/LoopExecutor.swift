@@ -48,57 +48,33 @@ import Glibc
 /// The wake-up watcher does not keep the loop running by itself (like
 /// libev's own internal watchers); `Loop.run { }` with a task and ``LoopThread``
 /// keep their loops running while they wait.
-public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
+public final class LoopExecutor: TaskExecutor, LoopWorkSink, @unchecked Sendable {
     // Sendable because every field other threads touch is either immutable
-    // (`loop` and the C structs: pointers fixed at init) or inside the `inbox`
-    // lock. Other threads use `loop` and `cAsync` only through ev_async_send,
-    // the one libev call documented as thread-safe, and only under the lock
-    // while `inbox.isOpen`; the loop thread clears `isOpen` under that lock
-    // before it stops the watcher and destroys the loop. Every other stored
-    // property (`local`, `batch`, `suspensions`, `core`...) is touched only on
-    // the loop's thread: by `enqueue` when `CurrentLoop` says this thread runs
-    // the loop, and by the callbacks and teardown, which the loop runs.
+    // (`loop` and the C structs: pointers fixed at init) or the work queue,
+    // whose inbox is locked. Other threads use `loop` and `cAsync` only
+    // through ev_async_send, the one libev call documented as thread-safe,
+    // and only inside the queue's lock while it is open; the loop thread
+    // closes the queue under that lock before it stops the watcher and
+    // destroys the loop. `core` and `waits` are touched only on the loop's
+    // thread: by the awaits, which run there, and by teardown.
 
-    /// A unit of submitted work.
-    enum Work: Sendable {
-        case closure(@Sendable () -> Void)
-        /// A task's job, run on the loop as its task executor (not actor-isolated).
-        case taskJob(UnownedJob)
-        /// An actor's job, run isolated to ``serialExecutor``.
-        case actorJob(UnownedJob)
-    }
-
-    private struct Inbox {
-        var work: [Work] = []
-        var isOpen = true
-    }
-
-    private let inbox = LockedValue(Inbox())
+    private let queue = LoopWorkQueue()
     /// The loop as a `SerialExecutor`, for actors.
-    public let serialExecutor: LoopSerialExecutor
-    private var unownedSerial: UnownedSerialExecutor!
+    public let serialExecutor = LoopSerialExecutor()
+    private let unownedSerial: UnownedSerialExecutor
     private let loop: OpaquePointer
     private let cAsync: UnsafeMutablePointer<ev_async> = .allocate(capacity: 1)
     private let cPrepare: UnsafeMutablePointer<ev_prepare> = .allocate(capacity: 1)
     private let cIdle: UnsafeMutablePointer<ev_idle> = .allocate(capacity: 1)
-
-    // Loop thread only:
-    /// Work enqueued on the loop's thread since the last batch.
-    private var local: [Work] = []
-    /// The work being run; swapped with `local` or the inbox's array so none reallocates.
-    private var batch: [Work] = []
-    /// True while a batch runs: work enqueued then waits for the next iteration.
-    private var isRunningBatch = false
     /// The loop's shared state, for the awaits; nil once the loop is destroyed.
     unowned(unsafe) var core: LoopCore?
-    /// The suspended awaits of this loop, ended with ``EVError/loopClosed`` at teardown.
-    var firstSuspension: SuspensionBase?
+    /// The pending awaits of this loop, ended with ``EVError/loopClosed`` at teardown.
+    let waits = PendingWaitList()
 
     init(loop: OpaquePointer) {
         self.loop = loop
-        serialExecutor = LoopSerialExecutor()
-        serialExecutor.loopExecutor = self
         unownedSerial = UnownedSerialExecutor(ordinary: serialExecutor)
+        serialExecutor.sink = self
         let opaque = Unmanaged.passUnretained(self).toOpaque()
         CLibev_async_init(cAsync, Trampoline.executorWakeup)
         CLibev_set_data(cAsync, opaque)
@@ -121,7 +97,7 @@ public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
 
     /// Whether the calling thread is running this loop right now.
     public var isCurrent: Bool {
-        CurrentLoop.executor == Unmanaged.passUnretained(self).toOpaque()
+        CurrentLoop.isCurrent(self)
     }
 
     // MARK: submitting
@@ -136,25 +112,23 @@ public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
     public func execute(_ work: @escaping @Sendable () -> Void) throws(EVError) {
         if isCurrent {
             enqueueLocal(.closure(work))
-        } else {
-            try submit(.closure(work))
+        } else if !submit(.closure(work)) {
+            throw .loopClosed
         }
     }
 
     /// Runs a task's job on the loop's thread (the `TaskExecutor` requirement).
     public func enqueue(_ job: consuming ExecutorJob) {
-        enqueueJob(.taskJob(UnownedJob(job)))
+        enqueueWork(.taskJob(UnownedJob(job)))
     }
 
-    func enqueueJob(_ work: Work) {
+    /// Queues a job (from any thread); traps if the loop is gone, since a
+    /// job that cannot run would leave its task suspended forever.
+    public func enqueueWork(_ work: LoopWork) {
         if isCurrent {
             enqueueLocal(work)
-        } else {
-            do {
-                try submit(work)
-            } catch {
-                fatalError("EV: a task job was enqueued on the executor of a destroyed loop; the task could never resume. Keep the loop (or its LoopThread) alive until its tasks are done.")
-            }
+        } else if !submit(work) {
+            fatalError("EV: a task job was enqueued on the executor of a destroyed loop; the task could never resume. Keep the loop (or its LoopThread) alive until its tasks are done.")
         }
     }
 
@@ -163,22 +137,16 @@ public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         unownedSerial
     }
 
-    private func submit(_ work: Work) throws(EVError) {
-        try inbox.withLock { (inbox: inout Inbox) throws(EVError) in
-            guard inbox.isOpen else { throw .loopClosed }
-            inbox.work.append(work)
-            // Only the first item needs a wake-up; the loop takes the whole queue at once.
-            if inbox.work.count == 1 { ev_async_send(loop, cAsync) }
-        }
+    private func submit(_ work: LoopWork) -> Bool {
+        queue.submit(work) { ev_async_send(loop, cAsync) }
     }
 
     /// Queues work from the loop's own thread: no lock, no system call.
-    private func enqueueLocal(_ work: Work) {
-        local.append(work)
+    private func enqueueLocal(_ work: LoopWork) {
         // Make the wake-up watcher pending: it runs in this round of callbacks
         // (or, before the loop blocks, in the round the prepare watcher causes).
-        // During a batch, wait for the next iteration instead (see runBatches).
-        if !isRunningBatch { ev_feed_event(loop, cAsync, Int32(truncatingIfNeeded: EV_CUSTOM)) }
+        // During a batch, the work waits for the next iteration instead.
+        if queue.enqueueLocal(work) { ev_feed_event(loop, cAsync, Int32(truncatingIfNeeded: EV_CUSTOM)) }
     }
 
     // MARK: running (loop thread)
@@ -186,11 +154,7 @@ public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
     /// The wake-up callback: runs what other threads submitted and what the
     /// loop's thread queued, one batch of each.
     func runSubmittedWork() {
-        inbox.withLock { swap(&$0.work, &batch) }
-        runBatch()
-        swap(&local, &batch)
-        runBatch()
-        if !local.isEmpty {
+        if queue.runBatches(run) {
             // More arrived during the batch: poll io first (the idle watcher
             // keeps the poll from blocking), then the prepare watcher feeds us again.
             ev_idle_start(loop, cIdle)
@@ -199,7 +163,7 @@ public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
 
     /// Before the loop blocks: leftover local work must run first.
     func beforeBlocking() {
-        if !local.isEmpty { ev_feed_event(loop, cAsync, Int32(truncatingIfNeeded: EV_CUSTOM)) }
+        if queue.hasLocalWork { ev_feed_event(loop, cAsync, Int32(truncatingIfNeeded: EV_CUSTOM)) }
     }
 
     /// The idle watcher only keeps one poll from blocking.
@@ -208,44 +172,26 @@ public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         beforeBlocking()
     }
 
-    private func runBatch() {
-        guard !batch.isEmpty else { return }
-        isRunningBatch = true
-        for work in batch {
-            switch work {
-            case .closure(let body): body()
-            case .taskJob(let job): job.runSynchronously(on: asUnownedTaskExecutor())
-            case .actorJob(let job): job.runSynchronously(on: unownedSerial)
-            }
+    private func run(_ work: LoopWork) {
+        switch work {
+        case .closure(let body): body()
+        case .taskJob(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+        case .actorJob(let job): job.runSynchronously(on: unownedSerial)
         }
-        isRunningBatch = false
-        batch.removeAll(keepingCapacity: true)
     }
 
     /// Whether work is waiting on the loop's thread (teardown).
-    var hasLocalWork: Bool { !local.isEmpty }
+    var hasLocalWork: Bool { queue.hasLocalWork }
 
     /// Runs all queued work, local and submitted, until both queues are empty (teardown).
     func drain() {
-        while true {
-            inbox.withLock { swap(&$0.work, &batch) }
-            let hadRemote = !batch.isEmpty
-            runBatch()
-            swap(&local, &batch)
-            let hadLocal = !batch.isEmpty
-            runBatch()
-            if !hadRemote && !hadLocal { return }
-        }
+        queue.drain(run)
     }
 
     /// Refuses new submissions once nothing is queued (teardown, after ``drain()``).
     /// - Returns: false if work arrived meanwhile; drain again, then retry.
     func closeIfIdle() -> Bool {
-        inbox.withLock { inbox in
-            guard inbox.work.isEmpty else { return false }
-            inbox.isOpen = false
-            return true
-        }
+        queue.closeIfIdle()
     }
 
     /// Stops the executor's watchers before the loop is destroyed (teardown).
@@ -258,48 +204,8 @@ public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         core = nil
     }
 
-    // MARK: suspensions
-
-    func register(_ suspension: SuspensionBase) {
-        suspension.next = firstSuspension
-        firstSuspension?.previous = suspension
-        firstSuspension = suspension
-    }
-
-    func unregister(_ suspension: SuspensionBase) {
-        if let previous = suspension.previous { previous.next = suspension.next } else if firstSuspension === suspension { firstSuspension = suspension.next }
-        suspension.next?.previous = suspension.previous
-        suspension.previous = nil
-        suspension.next = nil
-    }
-
     /// Ends every pending await with ``EVError/loopClosed`` (teardown).
-    func failAllSuspensions() {
-        while let suspension = firstSuspension {
-            suspension.fail(EVError.loopClosed)
-        }
-    }
-}
-
-/// The loop as a `SerialExecutor`: actors whose executor it is run on the
-/// loop's thread, their jobs in the loop's one queue. See ``LoopExecutor``.
-public final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
-    // Sendable because its one stored property is set once, before the object
-    // is shared, and the LoopExecutor it names is Sendable.
-    unowned var loopExecutor: LoopExecutor!
-
-    /// Runs an actor's job on the loop's thread.
-    public func enqueue(_ job: consuming ExecutorJob) {
-        loopExecutor.enqueueJob(.actorJob(UnownedJob(job)))
-    }
-
-    /// The executor as Swift's concurrency runtime refers to it.
-    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
-        UnownedSerialExecutor(ordinary: self)
-    }
-
-    /// Traps unless the calling thread is running this loop (for `assumeIsolated`).
-    public func checkIsolated() {
-        precondition(loopExecutor.isCurrent, "EV: expected to run on this loop's thread, inside its run()")
+    func failAllWaits() {
+        waits.failAll(EVError.loopClosed)
     }
 }

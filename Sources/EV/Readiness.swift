@@ -21,7 +21,7 @@ extension LoopExecutor: AsyncEventLoop {
 /// executor (so the loop's destruction can end its waits) only while one is
 /// pending. All of its state lives on the loop's thread: a wait from a task
 /// that runs elsewhere is armed by a job on the loop, and resumed from there.
-final class IOReadiness: SuspensionBase, DescriptorReadiness {
+final class IOReadiness: PendingWait, DescriptorReadiness {
     private let executor: LoopExecutor
     private let fd: Int32
     private var watcher: IOWatcher?
@@ -91,7 +91,7 @@ final class IOReadiness: SuspensionBase, DescriptorReadiness {
         if write { writer = waiting } else { reader = waiting }
         if !isRegistered {
             isRegistered = true
-            executor.register(self)
+            executor.waits.insert(self)
         }
         do {
             try arm(loop, write ? .write : .read)
@@ -117,7 +117,7 @@ final class IOReadiness: SuspensionBase, DescriptorReadiness {
         waiting.deadline?.stop()
         if isRegistered && reader == nil && writer == nil {
             isRegistered = false
-            executor.unregister(self)
+            executor.waits.remove(self)
         }
         waiting.continuation.resume(with: result)
     }

@@ -1,14 +1,5 @@
 import EventCore
 
-/// The part of a ``Suspension`` the executor's list of pending awaits sees.
-class SuspensionBase {
-    var next: SuspensionBase?
-    unowned(unsafe) var previous: SuspensionBase?
-
-    /// Ends the await with `error` (the loop is being destroyed).
-    func fail(_ error: any Error) { fatalError("abstract") }
-}
-
 /// One await on a loop: a task suspended until a watcher's event, the
 /// current ``Deadline``, cancellation, or the loop's destruction - whichever
 /// comes first - and resumed exactly once.
@@ -16,7 +7,7 @@ class SuspensionBase {
 /// The protocol of asyncio's awaits, on libev: arm a watcher whose callback
 /// finishes the suspension; finishing stops the watcher (``cleanup``) before
 /// the task resumes, so no later event can reach it.
-final class Suspension<Value: Sendable>: SuspensionBase, @unchecked Sendable {
+final class Suspension<Value: Sendable>: PendingWait, @unchecked Sendable {
     // Sendable only so the task's cancellation handler can capture it. Every
     // stored property is touched on the loop's thread alone: `begin` runs in
     // the task (on the loop), events and teardown run there, and a
@@ -50,7 +41,7 @@ final class Suspension<Value: Sendable>: SuspensionBase, @unchecked Sendable {
             return
         }
         state = .waiting(continuation)
-        executor.register(self)
+        executor.waits.insert(self)
         do {
             try arm(self)
         } catch {
@@ -74,7 +65,7 @@ final class Suspension<Value: Sendable>: SuspensionBase, @unchecked Sendable {
     func finish(_ result: Result<Value, any Error>) {
         guard case .waiting(let continuation) = state else { return }
         state = .finished
-        executor.unregister(self)
+        executor.waits.remove(self)
         deadlineTimer?.stop()
         deadlineTimer = nil
         let cleanup = self.cleanup

@@ -1,4 +1,5 @@
 import EV
+import Epoll
 import EventCore
 import Glibc
 import TestSupport
@@ -205,4 +206,63 @@ func childExitAwait(_ arguments: [String]) throws -> Int32 {
     }
     for status in statuses { print("status \(status)") }
     return 0
+}
+
+/// The fork scenario through the loops' common protocol, on either loop:
+/// the child reinitialises and echoes over a socketpair; the parent counts
+/// its own reads, which must be exactly its 20 messages.
+func forkCommon(_ arguments: [String]) throws -> Int32 {
+    let loop: any EventLoop = arguments.first == "epoll" ? try EpollLoop() : try Loop()
+    let (x, y) = try makeSocketPair()
+    let (pa, pb) = try makeSocketPair()
+    var parentReads = 0
+    var parentSpurious = 0
+    let watch = try loop.watchReadiness(pa, .read) { _ in
+        if readAvailable(pa).isEmpty { parentSpurious += 1 } else { parentReads += 1 }
+    }
+    // One iteration first, so the kernel state exists before the fork.
+    _ = loop.schedule(after: 0) { loop.stop() }
+    loop.runForever()
+
+    let child = fork()
+    if child == 0 {
+        try loop.reinitializeAfterFork()
+        watch.cancel()
+        var echoed = false
+        _ = try loop.watchReadiness(y, .read) { _ in
+            if readAvailable(y) == "ping" { writeString(y, "pong") }
+        }
+        _ = try loop.watchReadiness(x, .read) { _ in
+            if readAvailable(x) == "pong" {
+                echoed = true
+                loop.stop()
+            }
+        }
+        _ = loop.schedule(after: 0.05) { writeString(x, "ping") }
+        _ = loop.schedule(after: 5) { loop.stop() }
+        loop.runForever()
+        print("child echoed=\(echoed)")
+        fflush(nil)
+        _exit(echoed ? 0 : 1)
+    }
+
+    var sent = 0
+    func send() {
+        writeString(pb, "m")
+        sent += 1
+        if sent < 20 { _ = loop.schedule(after: 0.01, send) }
+    }
+    _ = loop.schedule(after: 0.01, send)
+    func check() {
+        if parentReads == 20 { loop.stop() } else { _ = loop.schedule(after: 0.005, check) }
+    }
+    check()
+    let safety = loop.schedule(after: 10) { loop.stop() }
+    loop.runForever()
+    safety.cancel() // the closure holds the loop: cancel, or loop and timer keep each other alive
+    watch.cancel()
+    var status: Int32 = 0
+    waitpid(child, &status, 0)
+    print("parent reads=\(parentReads) spurious=\(parentSpurious) child=\(ChildWatcher.Status(waitStatus: status))")
+    return parentReads == 20 && parentSpurious == 0 && status == 0 ? 0 : 1
 }

@@ -13,6 +13,7 @@ let scenarios: [String: ([String]) throws -> Int32] = [
     "default-loop-recreated": defaultLoopRecreated,
     "syserr": systemErrorHandler,
     "child-exit-await": childExitAwait,
+    "fork-common": forkCommon,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

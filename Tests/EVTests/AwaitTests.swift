@@ -88,7 +88,7 @@ struct AwaitTests {
             }
             #expect(throws: CancellationError.self) { try outcome.0.get() }
             #expect(outcome.1 == 0, "no watcher left after the cancellation")
-            #expect(loop.executor.firstSuspension == nil, "no suspension leaked")
+            #expect(loop.executor.waits.isEmpty, "no wait leaked")
             #expect(readAvailable(a) == "too late", "the data is still there, unread")
         }
     }

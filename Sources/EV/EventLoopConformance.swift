@@ -1,0 +1,75 @@
+import CLibev
+import EventCore
+
+extension Loop: EventLoop {
+    /// Watches `fd` with an ``IOWatcher``, for the loops' common protocol.
+    public func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> any IOWatching {
+        try io(fd, Events(interest)) { _, events in callback(Interest(events)) }
+    }
+
+    /// A one-shot ``TimerWatcher``, for the loops' common protocol.
+    public func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable {
+        try! timer(after: seconds.isNaN ? 0 : min(seconds, 1e9)) { _ in callback() }
+    }
+
+    /// Runs until ``stop()``, even with no active watcher (asyncio's `run_forever`).
+    ///
+    /// The corresponding C functions are `ev_ref` and `ev_run`.
+    public func runForever() {
+        let loop = core.checkedLoop()
+        ev_ref(loop)
+        defer { ev_unref(loop) }
+        run()
+    }
+
+    /// Makes ``run(_:)`` and ``runForever()`` return after the current iteration.
+    ///
+    /// The corresponding C function is `ev_break(EVBREAK_ALL)`.
+    public func stop() {
+        self.break(.all)
+    }
+}
+
+extension IOWatcher: IOWatching {
+    /// ``events`` as the loops' common ``EventCore/Interest``.
+    public var interest: Interest {
+        get { Interest(events) }
+        set {
+            if newValue.isEmpty { stop() } else { events = Events(newValue); if !isActive { try? start() } }
+        }
+    }
+
+    /// ``stop()``, for the loops' common protocol.
+    public func cancel() { stop() }
+}
+
+extension TimerWatcher: Cancellable {
+    /// ``stop()``, for the loops' common protocol.
+    public func cancel() { stop() }
+}
+
+extension LoopExecutor: CrossThreadSubmitting {
+    /// ``execute(_:)``, for the loops' common protocol.
+    public func submit(_ work: @escaping @Sendable () -> Void) throws {
+        try execute(work)
+    }
+}
+
+extension Events {
+    /// The libev events of an ``EventCore/Interest``.
+    init(_ interest: Interest) {
+        self = []
+        if interest.contains(.read) { insert(.read) }
+        if interest.contains(.write) { insert(.write) }
+    }
+}
+
+extension Interest {
+    /// The interest of libev's events (``Events/error`` included).
+    init(_ events: Events) {
+        self = []
+        if events.contains(.read) { insert(.read) }
+        if events.contains(.write) { insert(.write) }
+        if events.contains(.error) { insert(.error) }
+    }
+}

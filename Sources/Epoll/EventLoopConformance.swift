@@ -1,0 +1,15 @@
+import EventCore
+
+extension EpollLoop: EventLoop {
+    /// ``watch(_:_:_:)`` for the loops' common protocol.
+    public func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> any IOWatching {
+        try watch(fd, interest) { _, events in callback(events) }
+    }
+
+    /// ``callLater(_:_:)`` for the loops' common protocol.
+    public func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable {
+        callLater(seconds, callback)
+    }
+}
+
+extension LoopTimer: Cancellable {}

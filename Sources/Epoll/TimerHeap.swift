@@ -1,0 +1,119 @@
+/// A timer of an ``EpollLoop``: calls back once, at its deadline, unless cancelled.
+public final class LoopTimer {
+    /// When it fires, on the monotonic clock (seconds).
+    public let deadline: Double
+    let sequence: UInt64
+    var callback: (() -> Void)?
+    unowned(unsafe) var loop: EpollLoop?
+
+    init(deadline: Double, sequence: UInt64, loop: EpollLoop, callback: @escaping () -> Void) {
+        self.deadline = deadline
+        self.sequence = sequence
+        self.loop = loop
+        self.callback = callback
+    }
+
+    /// Whether it is still waiting to fire.
+    public var isPending: Bool { callback != nil }
+
+    /// Cancels the timer; harmless once it has fired or been cancelled.
+    public func cancel() {
+        guard callback != nil else { return }
+        callback = nil
+        loop?.timerCancelled()
+    }
+}
+
+/// The loop's timers, a binary min-heap by deadline (ties in the order they
+/// were made), as asyncio keeps its `_scheduled` list.
+///
+/// Cancelling is lazy (the entry stays until it comes up), so the heap is
+/// rebuilt without cancelled entries when they are more than half of it: a
+/// server that pushes back thousands of idle timeouts does not grow it.
+struct TimerHeap {
+    private var heap: [LoopTimer] = []
+    private(set) var cancelled = 0
+
+    var isEmpty: Bool { heap.isEmpty }
+    var count: Int { heap.count }
+
+    /// The earliest deadline of a timer that will still fire.
+    mutating func nextDeadline() -> Double? {
+        dropCancelledTop()
+        return heap.first?.deadline
+    }
+
+    mutating func insert(_ timer: LoopTimer) {
+        heap.append(timer)
+        siftUp(heap.count - 1)
+    }
+
+    /// Removes and returns the earliest timer due at `now`, skipping cancelled ones.
+    mutating func popDue(_ now: Double) -> LoopTimer? {
+        dropCancelledTop()
+        guard let first = heap.first, first.deadline <= now else { return nil }
+        removeTop()
+        return first
+    }
+
+    mutating func noteCancelled() {
+        cancelled += 1
+        if cancelled > 64 && cancelled * 2 > heap.count { rebuild() }
+    }
+
+    mutating func removeAll() -> [LoopTimer] {
+        defer {
+            heap.removeAll()
+            cancelled = 0
+        }
+        return heap
+    }
+
+    private mutating func dropCancelledTop() {
+        while let first = heap.first, first.callback == nil {
+            removeTop()
+            cancelled -= 1
+        }
+    }
+
+    private mutating func rebuild() {
+        heap.removeAll { $0.callback == nil }
+        cancelled = 0
+        for index in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(index) }
+    }
+
+    private mutating func removeTop() {
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            siftDown(0)
+        }
+    }
+
+    private func before(_ a: LoopTimer, _ b: LoopTimer) -> Bool {
+        a.deadline < b.deadline || (a.deadline == b.deadline && a.sequence < b.sequence)
+    }
+
+    private mutating func siftUp(_ start: Int) {
+        var child = start
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard before(heap[child], heap[parent]) else { return }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1
+            guard left < heap.count else { return }
+            var smallest = left
+            if left + 1 < heap.count && before(heap[left + 1], heap[left]) { smallest = left + 1 }
+            guard before(heap[smallest], heap[parent]) else { return }
+            heap.swapAt(smallest, parent)
+            parent = smallest
+        }
+    }
+}

@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An event loop as the package's servers and clients use it: readiness
+/// callbacks, timers, cross-thread submission and an executor. Both loops -
+/// libev's `EV.Loop` and the hand-written `Epoll.EpollLoop` - conform, so the
+/// HTTP server and the web crawler run unchanged on either, and a comparison
+/// changes only the loop.
+///
+/// A loop belongs to the thread that runs it: call these methods there.
+public protocol EventLoop: AnyObject, SendableMetatype {
+    /// The loop's `Sendable` executor: cross-thread submission, tasks, awaits.
+    associatedtype Executor: AsyncEventLoop & TaskExecutor & CrossThreadSubmitting
+
+    /// The loop's executor.
+    var executor: Executor { get }
+
+    /// Calls `callback` with what is ready (``Interest/read``, ``Interest/write``,
+    /// ``Interest/error``) whenever `fd` is ready for `interest`, until cancelled.
+    ///
+    /// - Throws: if `fd` is not open.
+    func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> any IOWatching
+
+    /// Calls `callback` once, `seconds` from now, unless cancelled first.
+    func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable
+
+    /// Runs the loop until ``stop()`` (asyncio's `run_forever`).
+    func runForever()
+
+    /// Makes ``runForever()`` return after the current iteration.
+    func stop()
+
+    /// Gives the loop its own kernel state in a forked child; call it there
+    /// before running the loop.
+    func reinitializeAfterFork() throws
+
+    /// Runs `body` as a task on the loop, on the current thread, until it
+    /// returns (asyncio's `run`); the loop keeps running meanwhile.
+    func run<T: Sendable>(_ body: sending @escaping (Executor) async throws -> T) throws -> T
+}
+
+/// A readiness watch of an ``EventLoop``.
+public protocol IOWatching: AnyObject {
+    /// What the watch waits for; empty pauses it. Setting it takes effect at once.
+    var interest: Interest { get set }
+    /// Stops the watch for good; harmless when stopped already.
+    func cancel()
+}
+
+/// Something that can be cancelled once.
+public protocol Cancellable: AnyObject {
+    /// Cancels; harmless when done or cancelled already.
+    func cancel()
+}
+
+/// An executor that takes closures from any thread.
+public protocol CrossThreadSubmitting: Sendable {
+    /// Runs `work` on the loop's thread, in order; throws if the loop is gone.
+    func submit(_ work: @escaping @Sendable () -> Void) throws
+}
+
+/// An ``EventLoop`` running on a thread of its own until stopped: one per
+/// core for servers (`--workers N`), and for tests.
+public final class EventLoopThread<Loop: EventLoop>: Sendable {
+    /// The loop's executor; usable from any thread.
+    public let executor: Loop.Executor
+    private let thread: LockedValue<pthread_t?>
+    private let stopper: @Sendable () -> Void
+
+    /// Starts a thread that makes a loop with `make`, calls `setUp` with it,
+    /// then runs it until ``stop()``.
+    ///
+    /// - Throws: what `make` throws.
+    public init(_ make: @escaping @Sendable () throws -> Loop,
+                setUp: @escaping @Sendable (Loop) -> Void = { _ in }) throws {
+        let handshake = LockedValue<Result<(Loop.Executor, LoopBox<Loop>), any Error>?>(nil)
+        let body = ThreadStart {
+            do {
+                let loop = try make()
+                setUp(loop)
+                handshake.withLock { $0 = .success((loop.executor, LoopBox(loop))) }
+                loop.runForever()
+            } catch {
+                handshake.withLock { $0 = .failure(error) }
+            }
+        }
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(body).toOpaque()
+        let result = pthread_create(&thread, nil, { context in
+            Unmanaged<ThreadStart>.fromOpaque(context!).takeRetainedValue().run()
+            return nil
+        }, context)
+        precondition(result == 0, "pthread_create failed: \(result)")
+        var outcome: Result<(Loop.Executor, LoopBox<Loop>), any Error>?
+        while outcome == nil {
+            outcome = handshake.withLock { $0 }
+            if outcome == nil { usleep(100) }
+        }
+        switch outcome! {
+        case .success(let (executor, box)):
+            self.executor = executor
+            self.thread = LockedValue(thread)
+            // The box is used only on the loop's thread, inside the submitted job.
+            stopper = { [executor] in try? executor.submit { box.loop?.stop() } }
+        case .failure(let error):
+            pthread_join(thread, nil)
+            throw error
+        }
+    }
+
+    /// Asks the loop to stop after its current iteration; returns at once.
+    public func stop() { stopper() }
+
+    /// Waits until the loop's thread has ended (after ``stop()``); harmless twice.
+    public func join() {
+        thread.withLock { thread in
+            guard let running = thread else { return }
+            pthread_join(running, nil)
+            thread = nil
+        }
+    }
+
+    deinit {
+        stop()
+        join()
+    }
+}
+
+/// The loop of an ``EventLoopThread``, reached only on the loop's own thread.
+final class LoopBox<Loop: AnyObject>: @unchecked Sendable {
+    // Sendable because `loop` is read only inside jobs the loop itself runs
+    // on its thread; the weak reference ends with the loop.
+    weak var loop: Loop?
+    init(_ loop: Loop) { self.loop = loop }
+}
+
+/// A thread's code, handed to pthread_create through an Unmanaged pointer.
+final class ThreadStart: Sendable {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}

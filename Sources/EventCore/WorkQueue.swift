@@ -1,0 +1,192 @@
+/// A unit of work for an event loop's thread.
+public enum LoopWork: Sendable {
+    /// A closure from ``LoopWorkQueue/submit(_:wake:)`` or the loop's own thread.
+    case closure(@Sendable () -> Void)
+    /// A task's job, to run on the loop as its task executor (not actor-isolated).
+    case taskJob(UnownedJob)
+    /// An actor's job, to run isolated to the loop's serial executor.
+    case actorJob(UnownedJob)
+}
+
+/// The queues behind both loops' executors: a locked inbox for other
+/// threads, a lock-free local queue for the loop's own thread, and the batch
+/// being run. One implementation, so that both loops order and run work alike.
+///
+/// - Work from other threads goes in the inbox; the submission that finds it
+///   empty calls `wake` (under the lock), the others ride on that wake-up.
+/// - Work from the loop's thread goes in the local queue, no lock, no wake-up.
+/// - The loop runs one batch of each at a time. Work queued while a batch runs
+///   waits for the next one, after the loop has polled for io, so work that
+///   keeps re-queueing itself cannot starve io.
+/// - Nothing accepted is lost: ``closeIfIdle()`` refuses new work only once
+///   the inbox is empty.
+public final class LoopWorkQueue: @unchecked Sendable {
+    // Sendable because other threads touch only `inbox`, behind its lock;
+    // `local`, `batch` and `isRunningBatch` are touched on the loop's thread
+    // only (the owning executor routes calls by `isCurrent`).
+    fileprivate struct Inbox {
+        var work: [LoopWork] = []
+        var isOpen = true
+    }
+
+    fileprivate let inbox = LockedValue(Inbox())
+    private var local: [LoopWork] = []
+    private var batch: [LoopWork] = []
+    private var isRunningBatch = false
+
+    public init() {}
+
+    /// Queues work from another thread.
+    ///
+    /// - Parameter wake: called, under the queue's lock, when the inbox was
+    ///   empty: it must wake the loop (thread-safe, non-blocking).
+    /// - Returns: false if the queue is closed; the work was not taken.
+    public func submit(_ work: LoopWork, wake: () -> Void) -> Bool {
+        inbox.withLock { inbox in
+            guard inbox.isOpen else { return false }
+            inbox.work.append(work)
+            if inbox.work.count == 1 { wake() }
+            return true
+        }
+    }
+
+    /// Queues work from the loop's own thread.
+    ///
+    /// - Returns: true if the loop should run a batch in this round of
+    ///   callbacks; false while a batch runs (the work waits for the next one).
+    public func enqueueLocal(_ work: LoopWork) -> Bool {
+        local.append(work)
+        return !isRunningBatch
+    }
+
+    /// Whether work waits on the loop's thread.
+    public var hasLocalWork: Bool { !local.isEmpty }
+
+    /// Runs one batch of submitted work, then one of local work (loop thread).
+    /// - Returns: true if more local work arrived meanwhile (run again after polling io).
+    @discardableResult
+    public func runBatches(_ run: (LoopWork) -> Void) -> Bool {
+        inbox.withLock { swap(&$0.work, &batch) }
+        runBatch(run)
+        swap(&local, &batch)
+        runBatch(run)
+        return !local.isEmpty
+    }
+
+    /// Runs everything queued, local and submitted, until both are empty (teardown).
+    public func drain(_ run: (LoopWork) -> Void) {
+        while true {
+            inbox.withLock { swap(&$0.work, &batch) }
+            let hadRemote = !batch.isEmpty
+            runBatch(run)
+            swap(&local, &batch)
+            let hadLocal = !batch.isEmpty
+            runBatch(run)
+            if !hadRemote && !hadLocal { return }
+        }
+    }
+
+    /// Refuses new submissions if nothing is queued (teardown, after ``drain(_:)``).
+    /// - Returns: false if work arrived meanwhile: drain again, then retry.
+    public func closeIfIdle() -> Bool {
+        inbox.withLock { inbox in
+            guard inbox.work.isEmpty else { return false }
+            inbox.isOpen = false
+            return true
+        }
+    }
+
+    private func runBatch(_ run: (LoopWork) -> Void) {
+        guard !batch.isEmpty else { return }
+        isRunningBatch = true
+        for work in batch { run(work) }
+        isRunningBatch = false
+        batch.removeAll(keepingCapacity: true)
+    }
+}
+
+/// What a loop's task executor offers its serial companion.
+public protocol LoopWorkSink: AnyObject, Sendable {
+    /// Queues `work` for the loop's thread (from any thread).
+    func enqueueWork(_ work: LoopWork)
+    /// Whether the calling thread runs the loop now.
+    var isCurrent: Bool { get }
+}
+
+/// A loop as a `SerialExecutor`: actors whose executor it is run on the
+/// loop's thread, their jobs in the loop's one queue.
+///
+/// It is a companion of the loop's `TaskExecutor`, not the same object:
+/// Swift's runtime treats a job run "isolated to" a serial executor as
+/// actor-isolated, so if task jobs ran that way every call into nonisolated
+/// async code would be an executor switch.
+public final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
+    // Sendable because its one stored property is set once, before the object
+    // is shared, and names a Sendable object.
+    package unowned var sink: (any LoopWorkSink)!
+
+    public init() {}
+
+    /// Runs an actor's job on the loop's thread.
+    public func enqueue(_ job: consuming ExecutorJob) {
+        sink.enqueueWork(.actorJob(UnownedJob(job)))
+    }
+
+    /// The executor as Swift's concurrency runtime refers to it.
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    /// Traps unless the calling thread is running the loop (for `assumeIsolated`).
+    public func checkIsolated() {
+        precondition(sink.isCurrent, "expected to run on this loop's thread, inside its run()")
+    }
+}
+
+/// A pending await of a loop, in the loop's list of them, so that destroying
+/// the loop can end it. Subclasses end their wait in ``fail(_:)``.
+open class PendingWait {
+    var next: PendingWait?
+    unowned(unsafe) var previous: PendingWait?
+
+    public init() {}
+
+    /// Ends the await with `error` (the loop is being destroyed).
+    open func fail(_ error: any Error) {}
+}
+
+/// A loop's pending awaits (loop thread only).
+public final class PendingWaitList {
+    private var first: PendingWait?
+
+    public init() {}
+
+    /// Whether any await is pending.
+    public var isEmpty: Bool { first == nil }
+
+    public func insert(_ wait: PendingWait) {
+        wait.next = first
+        first?.previous = wait
+        first = wait
+    }
+
+    public func remove(_ wait: PendingWait) {
+        if let previous = wait.previous { previous.next = wait.next } else if first === wait { first = wait.next }
+        wait.next?.previous = wait.previous
+        wait.previous = nil
+        wait.next = nil
+    }
+
+    /// Ends every pending await with `error` (each removes itself as it ends).
+    public func failAll(_ error: any Error) {
+        while let wait = first {
+            wait.fail(error)
+            if first === wait { remove(wait) } // in case it did not
+        }
+    }
+}
+
+extension LoopWorkQueue {
+    /// Whether other threads have submitted work the loop has not taken yet.
+    public var hasSubmittedWork: Bool { inbox.withLock { !$0.work.isEmpty } }
+}

@@ -1,0 +1,102 @@
+import Epoll
+import EventCore
+import Glibc
+import Synchronization
+import Testing
+import TestSupport
+
+@Suite("EpollLoop")
+struct EpollLoopTests {
+    @Test func runReturnsWhenNothingIsLeft() throws {
+        let loop = try EpollLoop()
+        var fired = 0
+        loop.callLater(0.001) { fired += 1 }
+        loop.callSoon { fired += 10 }
+        loop.run()
+        #expect(fired == 11)
+        let start = monotonicSeconds()
+        loop.run()
+        #expect(monotonicSeconds() - start < 1, "nothing to wait for")
+    }
+
+    @Test func callSoonRunsAfterTheIOCallbacksInOrder() throws {
+        let loop = try EpollLoop()
+        var log: [Int] = []
+        for index in 0..<5 { loop.callSoon { log.append(index) } }
+        loop.runOnce(timeout: 0)
+        #expect(log == [0, 1, 2, 3, 4])
+    }
+
+    @Test func aWatchCancelledInsideItsCallbackIsNotCalledAgain() throws {
+        let loop = try EpollLoop()
+        try withSocketPair { a, b in
+            var calls = 0
+            try loop.watch(a, .read) { watch, _ in
+                calls += 1
+                watch.cancel()
+            }
+            writeString(b, "x")
+            loop.run()
+            #expect(calls == 1)
+        }
+    }
+
+    @Test func cancelledTimersDoNotPileUp() throws {
+        let loop = try EpollLoop()
+        var fired = 0
+        for _ in 0..<10_000 {
+            loop.callLater(3600) { fired += 1 }.cancel()
+        }
+        loop.callLater(0.001) { fired += 100 }
+        loop.run()
+        #expect(fired == 100)
+    }
+
+    @Test func aSignalThroughSignalfd() throws {
+        let received = LockedValue<[Int32]>([])
+        let thread = try EventLoopThread<EpollLoop>({ try EpollLoop() }) { loop in
+            _ = try? loop.onSignal(SIGUSR1) { signal in received.withLock { $0.append(signal) } }
+        }
+        let target = LockedValue<pthread_t?>(nil)
+        try thread.executor.execute { target.withLock { $0 = pthread_self() } }
+        while target.withLock({ $0 }) == nil { usleep(1000) }
+        // Directed at the loop's thread, which blocks it and reads it from the signalfd.
+        pthread_kill(target.withLock { $0! }, SIGUSR1)
+        let deadline = monotonicSeconds() + 5
+        while received.withLock({ $0.isEmpty }) && monotonicSeconds() < deadline { usleep(1000) }
+        thread.stop()
+        thread.join()
+        #expect(received.withLock { $0 } == [SIGUSR1])
+    }
+
+    @Test func badSignalsAreRefused() throws {
+        let loop = try EpollLoop()
+        #expect(throws: EpollError.invalidSignal(SIGKILL)) { try loop.onSignal(SIGKILL) { _ in } }
+        #expect(throws: EpollError.invalidSignal(0)) { try loop.onSignal(0) { _ in } }
+    }
+
+    @Test func workSubmittedBeforeTheLoopGoesStillRuns() throws {
+        let ran = LockedValue(0)
+        var executor: EpollExecutor?
+        do {
+            let loop = try EpollLoop()
+            executor = loop.executor
+            for _ in 0..<100 { try loop.executor.execute { ran.withLock { $0 += 1 } } }
+        }
+        #expect(ran.withLock { $0 } == 100)
+        #expect(throws: EpollError.loopClosed) { try executor!.execute {} }
+    }
+
+    @Test func aBusyLoopIsNotWokenNeedlessly() throws {
+        // The eventfd is written only when the loop may be asleep: a burst of
+        // submissions while it runs costs at most a few wake-ups.
+        let thread = try EventLoopThread<EpollLoop>({ try EpollLoop() })
+        let done = LockedValue(0)
+        for _ in 0..<10_000 { try thread.executor.execute { done.withLock { $0 += 1 } } }
+        let deadline = monotonicSeconds() + 10
+        while done.withLock({ $0 }) < 10_000 && monotonicSeconds() < deadline { usleep(1000) }
+        thread.stop()
+        thread.join()
+        #expect(done.withLock { $0 } == 10_000)
+    }
+}

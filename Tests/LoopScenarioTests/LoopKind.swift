@@ -1,0 +1,76 @@
+import EV
+import Epoll
+import EventCore
+import TestSupport
+
+/// The two loops of the package; scenarios run on each with `@Test(arguments:)`.
+enum LoopKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    case libev, epoll
+
+    var description: String { rawValue }
+
+    /// A new loop of this kind.
+    func make() throws -> any EventLoop {
+        switch self {
+        case .libev: try Loop()
+        case .epoll: try EpollLoop()
+        }
+    }
+
+    /// Runs `body` as a task on a new loop of this kind (asyncio's `run`).
+    func run<T: Sendable>(_ body: sending @escaping (any AsyncEventLoop & TaskExecutor) async throws -> T) throws -> T {
+        switch self {
+        case .libev: try Loop().run { try await body($0) }
+        case .epoll: try EpollLoop().run { try await body($0) }
+        }
+    }
+
+    /// A loop of this kind on a thread of its own.
+    func thread() throws -> LoopOnThread {
+        switch self {
+        case .libev:
+            let thread = try EventLoopThread<Loop> { try Loop() }
+            return LoopOnThread(executor: thread.executor, stop: { thread.stop(); thread.join() })
+        case .epoll:
+            let thread = try EventLoopThread<EpollLoop> { try EpollLoop() }
+            return LoopOnThread(executor: thread.executor, stop: { thread.stop(); thread.join() })
+        }
+    }
+}
+
+/// A loop running on its own thread, whichever kind.
+struct LoopOnThread: Sendable {
+    let executor: any CrossThreadSubmitting & AsyncEventLoop
+    let stop: @Sendable () -> Void
+}
+
+extension EventLoop {
+    /// Runs the loop until `condition` holds, checking every millisecond;
+    /// false if `timeout` seconds pass first.
+    @discardableResult
+    func runUntil(timeout: Double = 10, _ condition: @escaping () -> Bool) -> Bool {
+        var timedOut = false
+        var finished = false
+        var pending: (any Cancellable)?
+        let deadline = schedule(after: timeout) { [unowned self] in
+            timedOut = true
+            stop()
+        }
+        func check() {
+            if condition() {
+                finished = true
+                stop()
+            } else {
+                pending = schedule(after: 0.001, check)
+            }
+        }
+        check()
+        if !finished { runForever() }
+        // The pending check's closure captures `pending` itself (and the loop):
+        // cancel it and let it go, or they keep each other alive.
+        pending?.cancel()
+        pending = nil
+        deadline.cancel()
+        return !timedOut
+    }
+}

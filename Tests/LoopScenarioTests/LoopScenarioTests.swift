@@ -1,0 +1,280 @@
+import EV
+import Epoll
+import EventCore
+import Glibc
+import Testing
+import TestSupport
+
+/// The scenarios both loops must pass, each run on libev and on the hand-written epoll loop.
+@Suite("Both loops")
+struct LoopScenarioTests {
+    @Test(arguments: LoopKind.allCases)
+    func readinessOnASocketPair(_ kind: LoopKind) throws {
+        let loop = try kind.make()
+        try withSocketPair { a, b in
+            var received = ""
+            var seen: Interest = []
+            let watch = try loop.watchReadiness(a, .read) { events in
+                seen = events
+                received += readAvailable(a)
+            }
+            writeString(b, "over the socketpair")
+            #expect(loop.runUntil { !received.isEmpty })
+            watch.cancel()
+            #expect(received == "over the socketpair")
+            #expect(seen == .read)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func readinessOnAPipe(_ kind: LoopKind) throws {
+        let loop = try kind.make()
+        try withPipe { readEnd, writeEnd in
+            var received = ""
+            let watch = try loop.watchReadiness(readEnd, .read) { _ in received += readAvailable(readEnd) }
+            _ = loop.schedule(after: 0.005) { writeString(writeEnd, "through the pipe") }
+            #expect(loop.runUntil { received == "through the pipe" })
+            watch.cancel()
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func writabilityAndChangingTheInterest(_ kind: LoopKind) throws {
+        let loop = try kind.make()
+        try withSocketPair { a, b in
+            var seen: [Interest] = []
+            let watch = try loop.watchReadiness(a, .write) { events in seen.append(events) }
+            #expect(loop.runUntil { !seen.isEmpty })
+            #expect(seen.first == .write)
+            watch.interest = .read
+            seen.removeAll()
+            writeString(b, "x")
+            #expect(loop.runUntil { !seen.isEmpty })
+            #expect(seen.first == .read)
+            watch.cancel()
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func timersFireInOrderAndCancelledOnesDoNot(_ kind: LoopKind) throws {
+        let loop = try kind.make()
+        var order: [Int] = []
+        for (index, delay) in [0.03, 0.01, 0.02, 0.0].enumerated() {
+            _ = loop.schedule(after: delay) { order.append(index) }
+        }
+        let cancelled = loop.schedule(after: 0.015) { order.append(99) }
+        cancelled.cancel()
+        cancelled.cancel()
+        #expect(loop.runUntil { order.count == 4 })
+        #expect(order == [3, 1, 2, 0])
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func stopEndsRunForever(_ kind: LoopKind) throws {
+        let loop = try kind.make()
+        var ticks = 0
+        func tick() {
+            ticks += 1
+            if ticks == 5 { loop.stop() } else { _ = loop.schedule(after: 0.001, tick) }
+        }
+        _ = loop.schedule(after: 0.001, tick)
+        let start = monotonicSeconds()
+        loop.runForever()
+        #expect(ticks == 5)
+        #expect(monotonicSeconds() - start < 5)
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func twoThreadsSubmittingAMillionEachRunExactlyTwoMillion(_ kind: LoopKind) throws {
+        let thread = try kind.thread()
+        let counts = Confined([0, 0])
+        let ordered = Confined(true)
+        let executor = thread.executor
+        let submitters = (0..<2).map { index in
+            Thread {
+                for n in 0..<1_000_000 {
+                    try! executor.submit {
+                        if counts.value[index] != n { ordered.value = false }
+                        counts.value[index] += 1
+                    }
+                }
+            }
+        }
+        submitters.forEach { $0.join() }
+        thread.stop()
+        #expect(counts.value == [1_000_000, 1_000_000])
+        #expect(ordered.value)
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aClosedAndReusedDescriptorNeverReachesTheOldWatch(_ kind: LoopKind) throws {
+        let loop = try kind.make()
+        let (oldA, oldB) = try makeSocketPair()
+        var oldEvents: [Interest] = []
+        var oldData = ""
+        _ = try loop.watchReadiness(oldA, .read) { events in
+            oldEvents.append(events)
+            if !events.contains(.error) { oldData += readAvailable(oldA) }
+        }
+        // Close the file and reuse its number for a new socket in one step.
+        close(oldB)
+        let (fresh, newB) = try makeSocketPair()
+        #expect(dup2(fresh, oldA) == oldA)
+        close(fresh)
+        defer {
+            close(oldA)
+            close(newB)
+        }
+        var newData = ""
+        let watch = try loop.watchReadiness(oldA, .read) { _ in newData += readAvailable(oldA) }
+        writeString(newB, "for the new socket")
+        #expect(loop.runUntil { !newData.isEmpty })
+        _ = loop.runUntil(timeout: 0.05) { false }
+        watch.cancel()
+        #expect(newData == "for the new socket")
+        #expect(oldData == "")
+        #expect(oldEvents.allSatisfy { $0.contains(.error) }, "\(oldEvents)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func cancellingAnAwaitStopsItsWatch(_ kind: LoopKind) throws {
+        try withSocketPair { a, b in
+            let outcome = try kind.run { executor in
+                let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
+                let waiter = SocketTask(socket: socket)
+                let task = Task(executorPreference: executor) { try await waiter.socket.read() }
+                try await executor.sleep(seconds: 0.02)
+                task.cancel()
+                let result = await task.result
+                writeString(b, "unread")
+                try await executor.sleep(seconds: 0.02)
+                socket.close()
+                switch result {
+                case .success: return "resumed"
+                case .failure(let error): return String(describing: type(of: error))
+                }
+            }
+            #expect(outcome == "CancellationError")
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func timeoutsAndSleeps(_ kind: LoopKind) throws {
+        try withSocketPair { a, _ in
+            let (timedOut, slept) = try kind.run { executor in
+                let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
+                defer { socket.close() }
+                var timedOut = false
+                do {
+                    _ = try await withTimeout(0.03) { try await socket.read() }
+                } catch is TimeoutError {
+                    timedOut = true
+                }
+                let start = monotonicSeconds()
+                try await executor.sleep(seconds: 0.02)
+                return (timedOut, monotonicSeconds() - start)
+            }
+            #expect(timedOut)
+            #expect(slept >= 0.015 && slept < 5)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func anEchoServerAndAThousandClients(_ kind: LoopKind) throws {
+        raiseDescriptorLimit()
+        let clients = 1000
+        let intact = try kind.run { executor in
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                let listener = try AsyncListener(on: SocketAddress(parsing: "0"), loop: executor)
+                let address = listener.localAddress
+                group.addTask {
+                    try await withThrowingTaskGroup(of: Void.self) { connections in
+                        for _ in 0..<clients {
+                            let connection = try await listener.accept()
+                            connections.addTask {
+                                while true {
+                                    let chunk = try await connection.read()
+                                    if chunk.isEmpty { break }
+                                    try await connection.write(chunk)
+                                }
+                                connection.close()
+                            }
+                        }
+                        try await connections.waitForAll()
+                    }
+                    listener.close()
+                    return true
+                }
+                for client in 0..<clients {
+                    group.addTask {
+                        let payload = (0..<(500 + client * 11)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ client) }
+                        let socket = try await AsyncSocket.connect(to: address, on: executor)
+                        try await socket.write(payload)
+                        try socket.shutdownWrite()
+                        let echoed = try await socket.readToEnd()
+                        socket.close()
+                        return echoed == payload
+                    }
+                }
+                var intact = 0
+                for try await ok in group where ok { intact += 1 }
+                return intact
+            }
+        }
+        #expect(intact == clients + 1)
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aRefusedConnectionNamesTheAddress(_ kind: LoopKind) throws {
+        let port = try unusedPort()
+        let message = try kind.run { executor in
+            do {
+                _ = try await AsyncSocket.connect(to: SocketAddress(parsing: "\(port)"), on: executor)
+                return "connected"
+            } catch {
+                return String(describing: error)
+            }
+        }
+        #expect(message == "connect(127.0.0.1:\(port)) failed: Connection refused (ECONNREFUSED)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aForkedChildsLoopWorks(_ kind: LoopKind) throws {
+        let output = try runHelper("fork-common", [kind.rawValue])
+        #expect(output.exitCode == 0, "\(output)")
+        #expect(output.standardOutput.contains("child echoed=true"), "\(output)")
+        #expect(output.standardOutput.contains("parent reads=20 spurious=0"), "\(output)")
+    }
+}
+
+/// A socket handed to one task.
+final class SocketTask: @unchecked Sendable {
+    // Used by exactly one task at a time (the test hands it over and waits).
+    let socket: AsyncSocket
+    init(socket: AsyncSocket) { self.socket = socket }
+}
+
+/// Loop-confined test state.
+final class Confined<Value>: @unchecked Sendable {
+    // Touched only on the loop's thread, or after it has been joined.
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// A duplicate of `fd`, so a socket object can own and close it.
+func dupDescriptor(_ fd: Int32) throws -> Int32 {
+    try systemCall("dup") { dup(fd) }
+}
+
+func unusedPort() throws -> UInt16 {
+    let socket = try SocketDescriptor.listening(on: SocketAddress(parsing: "0"))
+    defer { socket.close() }
+    return try socket.localAddress().port
+}
+
+func raiseDescriptorLimit() {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
