@@ -21,6 +21,7 @@ let package = Package(
                 "CBenchmarks",
                 .product(name: "EV", package: "swift-libev"),
                 .product(name: "EventCore", package: "swift-libev"),
+                .product(name: "Epoll", package: "swift-libev"),
             ],
             // Swift 6.2's "approachable concurrency": nonisolated async functions
             // run on their caller's executor instead of hopping at every call.

@@ -243,13 +243,16 @@ public final class EpollLoop {
         var timeout: Double? = maximumWait
         if !soon.isEmpty || executor.hasLocalWork {
             timeout = 0
-        } else if let next = timers.nextDeadline() {
+        } else if !timers.isEmpty, let next = timers.nextDeadline() {
             let untilTimer = max(next - monotonicNow(), 0)
             timeout = min(timeout ?? untilTimer, untilTimer)
         }
-        // From here, a submission from another thread writes the eventfd.
-        executor.isPolling.store(true, ordering: .sequentiallyConsistent)
-        if executor.hasSubmittedWork { timeout = 0 }
+        let mayBlock = timeout != 0
+        if mayBlock {
+            // From here, a submission from another thread writes the eventfd.
+            executor.isPolling.store(true, ordering: .sequentiallyConsistent)
+            if executor.hasSubmittedWork { timeout = 0 }
+        }
         do {
             try selector.select(timeout: timeout) { key, events in
                 key.data.dispatch(events)
@@ -257,13 +260,15 @@ public final class EpollLoop {
         } catch {
             fatalError("Epoll: the loop cannot continue: \(error)")
         }
-        executor.isPolling.store(false, ordering: .sequentiallyConsistent)
+        if mayBlock { executor.isPolling.store(false, ordering: .sequentiallyConsistent) }
 
-        let now = monotonicNow()
-        while let timer = timers.popDue(now), let callback = timer.callback {
-            timer.callback = nil
-            userWork -= 1
-            callback()
+        if !timers.isEmpty {
+            let now = monotonicNow()
+            while let timer = timers.popDue(now), let callback = timer.callback {
+                timer.callback = nil
+                userWork -= 1
+                callback()
+            }
         }
         if !soon.isEmpty {
             swap(&soon, &soonBatch)
@@ -340,7 +345,8 @@ public final class IOWatch: IOWatching {
     /// The descriptor watched.
     public let fd: Int32
     let callback: (IOWatch, Interest) -> Void
-    unowned(unsafe) var loop: EpollLoop?
+    /// The loop the watch is registered with; nil once cancelled (or the loop is gone).
+    public internal(set) unowned(unsafe) var loop: EpollLoop?
 
     init(fd: Int32, interest: Interest, loop: EpollLoop, callback: @escaping (IOWatch, Interest) -> Void) {
         self.fd = fd

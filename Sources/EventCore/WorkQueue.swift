@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A unit of work for an event loop's thread.
 public enum LoopWork: Sendable {
     /// A closure from ``LoopWorkQueue/submit(_:wake:)`` or the loop's own thread.
@@ -30,6 +32,9 @@ public final class LoopWorkQueue: @unchecked Sendable {
     }
 
     fileprivate let inbox = LockedValue(Inbox())
+    /// Whether the inbox may hold work: set under the lock by submissions, so
+    /// the loop can skip taking the lock when nothing came from other threads.
+    fileprivate let maybeSubmitted = Atomic(false)
     private var local: [LoopWork] = []
     private var batch: [LoopWork] = []
     private var isRunningBatch = false
@@ -45,6 +50,7 @@ public final class LoopWorkQueue: @unchecked Sendable {
         inbox.withLock { inbox in
             guard inbox.isOpen else { return false }
             inbox.work.append(work)
+            maybeSubmitted.store(true, ordering: .releasing)
             if inbox.work.count == 1 { wake() }
             return true
         }
@@ -66,7 +72,7 @@ public final class LoopWorkQueue: @unchecked Sendable {
     /// - Returns: true if more local work arrived meanwhile (run again after polling io).
     @discardableResult
     public func runBatches(_ run: (LoopWork) -> Void) -> Bool {
-        inbox.withLock { swap(&$0.work, &batch) }
+        takeSubmitted()
         runBatch(run)
         swap(&local, &batch)
         runBatch(run)
@@ -76,7 +82,10 @@ public final class LoopWorkQueue: @unchecked Sendable {
     /// Runs everything queued, local and submitted, until both are empty (teardown).
     public func drain(_ run: (LoopWork) -> Void) {
         while true {
-            inbox.withLock { swap(&$0.work, &batch) }
+            inbox.withLock { inbox in
+                swap(&inbox.work, &batch)
+                maybeSubmitted.store(false, ordering: .relaxed)
+            }
             let hadRemote = !batch.isEmpty
             runBatch(run)
             swap(&local, &batch)
@@ -93,6 +102,15 @@ public final class LoopWorkQueue: @unchecked Sendable {
             guard inbox.work.isEmpty else { return false }
             inbox.isOpen = false
             return true
+        }
+    }
+
+    /// Moves the submitted work into `batch`; no lock when nothing was submitted.
+    private func takeSubmitted() {
+        guard maybeSubmitted.load(ordering: .acquiring) else { return }
+        inbox.withLock { inbox in
+            swap(&inbox.work, &batch)
+            maybeSubmitted.store(false, ordering: .relaxed)
         }
     }
 
@@ -188,5 +206,5 @@ public final class PendingWaitList {
 
 extension LoopWorkQueue {
     /// Whether other threads have submitted work the loop has not taken yet.
-    public var hasSubmittedWork: Bool { inbox.withLock { !$0.work.isEmpty } }
+    public var hasSubmittedWork: Bool { maybeSubmitted.load(ordering: .acquiring) }
 }

@@ -45,6 +45,12 @@ let allBenchmarks = [
     Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "EV wrapper", operations: timers) {
         wrapperTimers(count: timers, seed: seed)
     },
+    Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "C epoll (binary heap)", operations: timers) {
+        cbench_epoll_timers(Int32(timers), seed)
+    },
+    Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "Epoll loop", operations: timers) {
+        epollLoopTimers(count: timers, seed: seed)
+    },
     Benchmark(group: "timers: 100 x \(timers / 100) random in [0, 1 ms], start + fire", subject: "C libev", operations: timers) {
         cbench_libev_timer_batches(Int32(timers / 100), 100, seed)
     },
@@ -57,6 +63,12 @@ let allBenchmarks = [
     Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "EV wrapper", operations: roundTrips) {
         wrapperPingPong(count: roundTrips)
     },
+    Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "C epoll", operations: roundTrips) {
+        cbench_epoll_pingpong(Int32(roundTrips))
+    },
+    Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "Epoll loop", operations: roundTrips) {
+        epollLoopPingPong(count: roundTrips)
+    },
     Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "EV callbacks (reference)", operations: roundTrips) {
         wrapperPingPong(count: roundTrips)
     },
@@ -65,6 +77,12 @@ let allBenchmarks = [
     },
     Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "EV async, an actor on the loop's serial executor", operations: roundTrips) {
         asyncPingPongOnActor(count: roundTrips)
+    },
+    Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "Epoll callbacks", operations: roundTrips) {
+        epollLoopPingPong(count: roundTrips)
+    },
+    Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "Epoll async, tasks on the loop's executor", operations: roundTrips) {
+        epollAsyncPingPong(count: roundTrips)
     },
     Benchmark(group: "async ping-pong: \(roundTrips / 10) round trips, two tasks", subject: "EV callbacks (reference)", operations: roundTrips / 10) {
         wrapperPingPong(count: roundTrips / 10)
@@ -80,6 +98,12 @@ let allBenchmarks = [
     },
     Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "EV wrapper (LoopExecutor.execute)", operations: wakeUps) {
         wrapperExecutorCrossThread(count: wakeUps, loopCPU: loopCPU, senderCPU: senderCPU)
+    },
+    Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "C epoll (eventfd)", operations: wakeUps) {
+        cbench_epoll_crossthread(Int32(wakeUps), loopCPU, senderCPU)
+    },
+    Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "Epoll loop (EpollExecutor.execute)", operations: wakeUps) {
+        epollLoopCrossThread(count: wakeUps, loopCPU: loopCPU, senderCPU: senderCPU)
     },
 ]
 

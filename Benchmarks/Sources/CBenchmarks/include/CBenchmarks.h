@@ -33,6 +33,12 @@ double cbench_libev_pingpong(int count);
 /// (pinned to `sender_cpu`), each waiting for its callback before the next.
 double cbench_libev_crossthread(int count, int loop_cpu, int sender_cpu);
 
+/// The same three on raw epoll: a ping-pong, timers on a binary heap with
+/// epoll_wait's timeout, and wake-ups through an eventfd.
+double cbench_epoll_pingpong(int count);
+double cbench_epoll_timers(int count, uint32_t seed);
+double cbench_epoll_crossthread(int count, int loop_cpu, int sender_cpu);
+
 /// Pins the calling thread to one CPU; returns 0 on success.
 int cbench_pin_to_cpu(int cpu);
 
