@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // libev from the system (Debian's libev-dev); the shim turns its macros into functions.
@@ -52,6 +53,30 @@ let package = Package(
             name: "ev-tour",
             dependencies: ["EV", "EventCore"],
             path: "Examples/Tour",
+            swiftSettings: approachableConcurrency
+        ),
+
+        // The tutorial's slow poetry: the built-in poems and the server on every engine.
+        .target(
+            name: "SlowPoetry",
+            dependencies: ["EV", "Epoll", "EventCore"],
+            path: "Examples/SlowPoetry",
+            swiftSettings: approachableConcurrency
+        ),
+        // crawler: the poetry client in every way of the tutorial (and, later, a web crawler).
+        .executableTarget(
+            name: "crawler",
+            dependencies: ["SlowPoetry", "EV", "Epoll", "EventCore",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Crawler",
+            swiftSettings: approachableConcurrency
+        ),
+        // server: the slow poetry server (and, later, an HTTP server) on every engine.
+        .executableTarget(
+            name: "server",
+            dependencies: ["SlowPoetry", "EV", "Epoll", "EventCore",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Server",
             swiftSettings: approachableConcurrency
         ),
 

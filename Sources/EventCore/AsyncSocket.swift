@@ -208,6 +208,16 @@ public final class AsyncListener {
         readiness = loop.readiness(for: descriptor.fd)
     }
 
+    /// Adopts a listening socket made elsewhere (one of several `SO_REUSEPORT`
+    /// listeners, say); the new object owns and closes it.
+    public init(adopting descriptor: SocketDescriptor, loop: any AsyncEventLoop) {
+        self.descriptor = descriptor
+        localAddress = (try? descriptor.localAddress()) ?? (try! SocketAddress(ipv4: "0.0.0.0", port: 0))
+        self.loop = loop
+        readiness = loop.readiness(for: descriptor.fd)
+        _ = fcntl(descriptor.fd, F_SETFL, fcntl(descriptor.fd, F_GETFL) | O_NONBLOCK)
+    }
+
     deinit { close() }
 
     /// Waits for the next connection.

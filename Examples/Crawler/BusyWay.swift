@@ -1,0 +1,79 @@
+// The tutorial's nonblocking_way: a non-blocking socket, and loops that
+// retry send and recv until they work. Nothing blocks - and nothing waits
+// either: the loops spin, burning a core, one server after another.
+//
+//     sock.setblocking(False)
+//     try:
+//         sock.connect(address)
+//     except BlockingIOError:
+//         pass
+//     while True:
+//         try:
+//             sock.send(request); break
+//         except OSError:
+//             pass
+//     while True:
+//         try:
+//             data = sock.recv(1024)
+//             ...
+//         except OSError:
+//             pass
+import EventCore
+import Glibc
+
+func busyWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
+    addresses.map { busyDownload($0, timeout: timeout) }
+}
+
+func busyDownload(_ address: SocketAddress, timeout: Double?) -> Download {
+    var download = Download(address: address)
+    download.started = monotonicNow()
+    let socket: SocketDescriptor
+    do {
+        socket = try SocketDescriptor.tcp(address.family)
+        _ = try socket.connect(to: address)
+    } catch {
+        download.finish(describe(error))
+        return download
+    }
+    defer { socket.close() }
+    var lastProgress = monotonicNow()
+    func timedOut() -> Bool {
+        guard let timeout else { return false }
+        return monotonicNow() - lastProgress > timeout
+    }
+    // Retry send until the connection is up (ENOTCONN and EAGAIN until then).
+    var sent = false
+    while !sent {
+        let result = tutorialRequest.withUnsafeBytes { send(socket.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if result >= 0 {
+            sent = true
+        } else if errno == ENOTCONN || errno == EAGAIN || errno == EINTR {
+            if timedOut() { download.finish("connect(\(address)) timed out"); return download }
+        } else {
+            // The connect failed (refused, unreachable): its error, not send's.
+            var error: Int32 = 0
+            var length = socklen_t(4)
+            getsockopt(socket.fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            download.finish(describe(SystemCallError(call: "connect(\(address))", errno: .init(rawValue: error == 0 ? errno : error))))
+            return download
+        }
+    }
+    var buffer = [UInt8](repeating: 0, count: 1024)
+    while true {
+        let count = recv(socket.fd, &buffer, buffer.count, 0)
+        if count > 0 {
+            download.received(buffer[..<count])
+            lastProgress = monotonicNow()
+        } else if count == 0 {
+            break
+        } else if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
+            if timedOut() { download.finish("no data for \(timeout ?? 0) s (timeout)"); return download }
+        } else {
+            download.finish(describe(SystemCallError(call: "recv(\(address))")))
+            return download
+        }
+    }
+    download.finish()
+    return download
+}

@@ -1,0 +1,113 @@
+import EventCore
+import Glibc
+import SlowPoetry
+
+/// One poem's download, as every way records it: when it started and ended,
+/// when each chunk arrived, the bytes, and what went wrong, if anything.
+/// Times are on the monotonic clock (seconds), shared by all processes.
+struct Download: Sendable {
+    var address: SocketAddress
+    var started = 0.0
+    var finished = 0.0
+    var chunks: [Chunk] = []
+    var poem: [UInt8] = []
+    var error: String?
+
+    struct Chunk: Sendable {
+        var at: Double
+        var bytes: Int
+    }
+
+    init(address: SocketAddress) {
+        self.address = address
+    }
+
+    /// Records `bytes` arriving now.
+    mutating func received(_ bytes: some Collection<UInt8>) {
+        chunks.append(Chunk(at: monotonicNow(), bytes: bytes.count))
+        poem.append(contentsOf: bytes)
+    }
+
+    /// Records the end of the download, with `error` if it failed.
+    mutating func finish(_ error: String? = nil) {
+        finished = monotonicNow()
+        if let error, self.error == nil { self.error = error }
+    }
+
+    var duration: Double { finished - started }
+}
+
+/// The GET request the tutorial's non-blocking and epoll listings send (the
+/// slow poetry server does not read it).
+let tutorialRequest = Array("GET / HTTP/1.0\r\nHost: localhost\r\n\r\n".utf8)
+
+/// How each way waits while a download is in progress, for the timeline.
+enum Waiting: String {
+    /// In a blocking system call (`connect`, `recv`): the thread can do nothing else.
+    case blocked
+    /// Retrying a non-blocking call in a loop: the core is busy doing nothing.
+    case spinning
+    /// Suspended in the event loop, which runs the other downloads meanwhile.
+    case waiting
+}
+
+/// The seven ways of the tutorial.
+enum Way: String, CaseIterable, Sendable {
+    case blocking, processes, threads, busy, epoll, libev, async
+
+    /// Whether the downloads run one after another (the floor is their sum)
+    /// or all at once (the floor is the slowest).
+    var isSequential: Bool { self == .blocking || self == .busy }
+
+    var waiting: Waiting {
+        switch self {
+        case .blocking, .processes, .threads: .blocked
+        case .busy: .spinning
+        case .epoll, .libev, .async: .waiting
+        }
+    }
+
+    /// One line on how the way works, for the table and the picture.
+    var summary: String {
+        switch self {
+        case .blocking: "one after another, blocking recv"
+        case .processes: "a pool of 4 processes, one download each"
+        case .threads: "a thread per download, all started, then joined"
+        case .busy: "non-blocking sockets retried in a loop"
+        case .epoll: "hand-written epoll selector + callbacks"
+        case .libev: "libev watchers + callbacks"
+        case .async: "async/await tasks on the libev loop"
+        }
+    }
+
+    /// Downloads `addresses` this way.
+    func run(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
+        switch self {
+        case .blocking: blockingWay(addresses, timeout: timeout)
+        case .processes: processesWay(addresses, timeout: timeout)
+        case .threads: threadsWay(addresses, timeout: timeout)
+        case .busy: busyWay(addresses, timeout: timeout)
+        case .epoll: epollWay(addresses, timeout: timeout)
+        case .libev: libevWay(addresses, timeout: timeout)
+        case .async: asyncWay(addresses, timeout: timeout)
+        }
+    }
+}
+
+/// A message for a failed system call, as the tasks report it.
+func describe(_ error: any Error) -> String {
+    if let error = error as? SystemCallError { return error.description }
+    if let error = error as? TimeoutError { return "no data for \(error.seconds) s (timeout)" }
+    return String(describing: error)
+}
+
+/// The CPU time of this process and its waited-for children (user + system), in seconds.
+func processCPUSeconds() -> Double {
+    func seconds(_ who: Int32) -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(who), &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+    return seconds(RUSAGE_SELF.rawValue) + seconds(RUSAGE_CHILDREN.rawValue)
+}

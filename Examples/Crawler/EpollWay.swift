@@ -1,0 +1,132 @@
+// The tutorial's event loop, written as its listing writes it: a Crawler
+// object per address whose callbacks the selector returns, and a loop that
+// calls them - on the package's hand-written epoll Selector.
+//
+//     class Crawler:
+//         def fetch(self):
+//             ...connect, non-blocking...
+//             selector.register(self.sock.fileno(), EVENT_WRITE, self.connected)
+//         def connected(self, key, mask):
+//             selector.unregister(key.fd)
+//             self.sock.send(get)
+//             selector.register(key.fd, EVENT_READ, self.read_response)
+//         def read_response(self, key, mask):
+//             chunk = self.sock.recv(1024)
+//             if chunk: self.response += chunk
+//             else:
+//                 selector.unregister(key.fd)
+//                 ...if no addresses are left: stopped = True
+//
+//     def loop():
+//         while not stopped:
+//             events = selector.select()
+//             for event_key, event_mask in events:
+//                 callback = event_key.data
+//                 callback(event_key, event_mask)
+import Epoll
+import EventCore
+import Glibc
+
+/// What the selector carries for each descriptor: the callback to call.
+typealias Callback = (SelectorKey<Any>, Interest) -> Void
+
+func epollWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
+    let selector = try! Selector<Any>()
+    var remaining = addresses.count
+    var stopped = addresses.isEmpty
+    let crawlers = addresses.map { address in
+        Crawler(address: address, selector: selector) {
+            remaining -= 1
+            if remaining == 0 { stopped = true }
+        }
+    }
+    for crawler in crawlers { crawler.fetch() }
+
+    // The event loop.
+    while !stopped {
+        // The one addition to the listing: wake up for the earliest timeout.
+        let wait = timeout.map { limit in crawlers.filter(\.isRunning).map { $0.lastProgress + limit - monotonicNow() }.min() ?? limit }
+        _ = try! selector.select(timeout: wait.map { max($0, 0) }) { key, mask in
+            let callback = key.data as! Callback
+            callback(key, mask)
+        }
+        if let timeout {
+            for crawler in crawlers where crawler.isRunning && monotonicNow() - crawler.lastProgress > timeout {
+                crawler.fail("no data for \(timeout) s (timeout)")
+            }
+        }
+    }
+    return crawlers.map(\.download)
+}
+
+/// The tutorial's Crawler: one download, driven by the selector's callbacks.
+final class Crawler {
+    let address: SocketAddress
+    let selector: Selector<Any>
+    let done: () -> Void
+    var socket = SocketDescriptor(-1)
+    var download: Download
+    var isRunning = true
+    var lastProgress = monotonicNow()
+
+    init(address: SocketAddress, selector: Selector<Any>, done: @escaping () -> Void) {
+        self.address = address
+        self.selector = selector
+        self.done = done
+        download = Download(address: address)
+    }
+
+    func fetch() {
+        download.started = monotonicNow()
+        do {
+            socket = try SocketDescriptor.tcp(address.family)
+            _ = try socket.connect(to: address) // EINPROGRESS: the selector says when
+            try selector.register(socket.fd, .write, data: connected as Callback)
+        } catch {
+            fail(describe(error))
+        }
+    }
+
+    func connected(_ key: SelectorKey<Any>, _ mask: Interest) {
+        _ = try? selector.unregister(key.fd)
+        do {
+            try socket.connectResult(to: address)
+            _ = try tutorialRequest.withUnsafeBytes { try socket.write($0) }
+            try selector.register(key.fd, .read, data: readResponse as Callback)
+            lastProgress = monotonicNow()
+        } catch {
+            fail(describe(error))
+        }
+    }
+
+    func readResponse(_ key: SelectorKey<Any>, _ mask: Interest) {
+        var chunk = [UInt8](repeating: 0, count: 1024)
+        do {
+            switch try chunk.withUnsafeMutableBytes({ try socket.read(into: $0) }) {
+            case .processed(0):
+                _ = try? selector.unregister(key.fd)
+                finish(nil)
+            case .processed(let count):
+                download.received(chunk[..<count])
+                lastProgress = monotonicNow()
+            case .wouldBlock:
+                break
+            }
+        } catch {
+            fail(describe(error))
+        }
+    }
+
+    func fail(_ message: String) {
+        if socket.fd >= 0 { _ = try? selector.unregister(socket.fd) }
+        finish(message)
+    }
+
+    private func finish(_ error: String?) {
+        guard isRunning else { return }
+        isRunning = false
+        download.finish(error)
+        socket.close()
+        done()
+    }
+}

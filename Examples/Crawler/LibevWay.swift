@@ -1,0 +1,88 @@
+// The same downloads on libev: an io watcher waits for the connect (writable),
+// then for each chunk (readable); a timer per download enforces the timeout.
+// The loop's run() returns when no watcher is left.
+import EV
+import EventCore
+import Glibc
+
+func libevWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
+    let loop = try! Loop()
+    let downloads = addresses.map { LibevDownload(address: $0, loop: loop, timeout: timeout) }
+    for download in downloads { download.start() }
+    loop.run()
+    return downloads.map(\.download)
+}
+
+final class LibevDownload {
+    var download: Download
+    let loop: Loop
+    let timeout: Double?
+    var socket = SocketDescriptor(-1)
+    var io: IOWatcher?
+    var timer: TimerWatcher?
+    var isConnected = false
+
+    init(address: SocketAddress, loop: Loop, timeout: Double?) {
+        download = Download(address: address)
+        self.loop = loop
+        self.timeout = timeout
+    }
+
+    func start() {
+        download.started = monotonicNow()
+        do {
+            socket = try SocketDescriptor.tcp(download.address.family)
+            _ = try socket.connect(to: download.address)
+            // One watcher: writable means connected, then readable means a chunk.
+            io = try loop.io(socket.fd, .write) { [unowned self] _, _ in
+                if isConnected { readChunk() } else { connected() }
+            }
+            if let timeout {
+                // Pushed back at each chunk with again(): libev's cheap inactivity timeout.
+                timer = try TimerWatcher(loop: loop, after: timeout, repeat: timeout) { [unowned self] _ in
+                    finish("no data for \(timeout) s (timeout)")
+                }
+                timer?.again()
+            }
+        } catch {
+            finish(describe(error))
+        }
+    }
+
+    func connected() {
+        do {
+            try socket.connectResult(to: download.address)
+            _ = try tutorialRequest.withUnsafeBytes { try socket.write($0) }
+            isConnected = true
+            io?.events = .read
+        } catch {
+            finish(describe(error))
+        }
+    }
+
+    func readChunk() {
+        var chunk = [UInt8](repeating: 0, count: 1024)
+        do {
+            switch try chunk.withUnsafeMutableBytes({ try socket.read(into: $0) }) {
+            case .processed(0): finish(nil)
+            case .processed(let count):
+                download.received(chunk[..<count])
+                timer?.again()
+            case .wouldBlock: break
+            }
+        } catch {
+            finish(describe(error))
+        }
+    }
+
+    func finish(_ error: String?) {
+        guard io != nil || timer != nil || socket.fd >= 0 else { return }
+        io?.stop()
+        timer?.stop()
+        io = nil
+        timer = nil
+        if socket.fd >= 0 { socket.close() }
+        socket = SocketDescriptor(-1)
+        download.finish(error)
+    }
+}

@@ -1,0 +1,310 @@
+import EV
+import Epoll
+import EventCore
+import Glibc
+
+/// How a slow poetry server serves its clients.
+public enum ServerEngine: String, CaseIterable, Sendable {
+    /// One client at a time, blocking sockets and `sleep`, as the classic slowpoetry.py.
+    case blocking
+    /// A thread per client, blocking sockets.
+    case threads
+    /// The hand-written epoll loop, callbacks and timers.
+    case epoll
+    /// libev, callbacks and timers (the same code as epoll, through `EventLoop`).
+    case libev
+    /// async/await tasks on the libev loop.
+    case async
+}
+
+/// What a slow poetry server sends, how, and where.
+public struct PoetryServerOptions: Sendable {
+    /// The poem.
+    public var poem: [UInt8]
+    /// Bytes per chunk (`--num-bytes`).
+    public var chunkSize: Int
+    /// Seconds between chunks (`--delay`).
+    public var delay: Double
+    /// Where to listen; port 0 picks a free one.
+    public var address: SocketAddress
+    /// Called with a line to log (a client that left early, say).
+    public var log: @Sendable (String) -> Void
+
+    public init(poem: [UInt8], chunkSize: Int, delay: Double, address: SocketAddress,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.poem = poem
+        self.chunkSize = chunkSize
+        self.delay = delay
+        self.address = address
+        self.log = log
+    }
+
+    /// How long one client's download takes: a chunk, then a pause, per chunk
+    /// (the classic server sleeps after the last chunk too, then closes).
+    public var downloadSeconds: Double {
+        Double((poem.count + chunkSize - 1) / chunkSize) * delay
+    }
+}
+
+/// A running slow poetry server: the protocol of twisted-intro's slowpoetry.py.
+///
+/// Accept a connection; send the next `chunkSize` bytes; sleep `delay`;
+/// repeat; close at the end. No request is read. A client that goes away
+/// early is logged and does not disturb the others.
+public final class PoetryServer: Sendable {
+    /// The address the server listens on.
+    public let address: SocketAddress
+    /// The engine serving.
+    public let engine: ServerEngine
+    private let stopper: @Sendable () -> Void
+
+    /// Starts a server (on threads of its own; it returns at once).
+    ///
+    /// - Throws: ``EventCore/SystemCallError`` if the address cannot be bound.
+    public init(engine: ServerEngine, options: PoetryServerOptions) throws {
+        self.engine = engine
+        let listener = try SocketDescriptor.listening(on: options.address, backlog: 1024)
+        address = try listener.localAddress()
+        switch engine {
+        case .blocking: stopper = try BlockingEngine.start(listener, options, perClientThread: false)
+        case .threads: stopper = try BlockingEngine.start(listener, options, perClientThread: true)
+        case .epoll: stopper = try CallbackEngine.start(listener, options) { try EpollLoop() }
+        case .libev: stopper = try CallbackEngine.start(listener, options) { try Loop() }
+        case .async: stopper = try AsyncEngine.start(listener, options)
+        }
+    }
+
+    /// Stops accepting, drops the clients, and waits for the server's threads.
+    public func stop() { stopper() }
+}
+
+// MARK: blocking and threads
+
+enum BlockingEngine {
+    static func start(_ listener: SocketDescriptor, _ options: PoetryServerOptions, perClientThread: Bool) throws -> @Sendable () -> Void {
+        // Blocking sockets, as the classic server: accept and send wait.
+        _ = fcntl(listener.fd, F_SETFL, fcntl(listener.fd, F_GETFL) & ~O_NONBLOCK)
+        let stopping = LockedValue(false)
+        let acceptor = ServerThread {
+            while !stopping.withLock({ $0 }) {
+                let client = accept(listener.fd, nil, nil)
+                if client < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    if stopping.withLock({ $0 }) { break }
+                    usleep(10_000) // EMFILE and the like: back off, do not spin
+                    continue
+                }
+                if perClientThread {
+                    _ = ServerThread { serve(client, options, stopping) }.detach()
+                } else {
+                    serve(client, options, stopping)
+                }
+            }
+        }
+        return {
+            stopping.withLock { $0 = true }
+            shutdown(listener.fd, Int32(SHUT_RDWR))
+            acceptor.join()
+            listener.close()
+        }
+    }
+
+    /// Sends the poem to one client, chunk by chunk, sleeping between chunks.
+    static func serve(_ client: Int32, _ options: PoetryServerOptions, _ stopping: LockedValue<Bool>) {
+        defer { closeGracefully(client) }
+        var offset = 0
+        while offset < options.poem.count && !stopping.withLock({ $0 }) {
+            let end = min(offset + options.chunkSize, options.poem.count)
+            let sent = options.poem[offset..<end].withUnsafeBytes { bytes in
+                sendAll(client, bytes)
+            }
+            guard sent else {
+                options.log("client went away after \(offset) bytes")
+                return
+            }
+            offset = end
+            sleepSeconds(options.delay)
+        }
+    }
+
+    static func sendAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            done += n
+        }
+        return true
+    }
+}
+
+/// Closes a client's socket with a FIN, not a reset: the protocol reads no
+/// request, but clients like the tutorial's send one anyway, and closing a
+/// socket with unread input makes the kernel reset the connection - which
+/// can discard the end of the poem before the client reads it.
+public func closeGracefully(_ fd: Int32) {
+    discardInput(fd)
+    close(fd)
+}
+
+/// Reads and drops whatever input is waiting, without blocking.
+public func discardInput(_ fd: Int32) {
+    var scratch = [UInt8](repeating: 0, count: 4096)
+    while recv(fd, &scratch, scratch.count, Int32(MSG_DONTWAIT)) > 0 {}
+}
+
+/// Sleeps `seconds`, resuming after signals (nanosleep's remaining time).
+public func sleepSeconds(_ seconds: Double) {
+    guard seconds > 0 else { return }
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
+}
+
+// MARK: evented, callbacks (libev or epoll, one code)
+
+enum CallbackEngine {
+    /// Runs the server on a loop of its own thread: a readiness watch on the
+    /// listener, and per client a timer that sends the next chunk.
+    static func start<L: EventLoop>(_ listener: SocketDescriptor, _ options: PoetryServerOptions,
+                                    _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> Void {
+        let thread = try EventLoopThread<L>(make) { loop in
+            _ = try? loop.watchReadiness(listener.fd, .read) { _ in acceptAll(loop, listener, options) }
+        }
+        return {
+            thread.stop()
+            thread.join()
+            listener.close()
+        }
+    }
+
+    static func acceptAll<L: EventLoop>(_ loop: L, _ listener: SocketDescriptor, _ options: PoetryServerOptions) {
+        while case .processed(let (client, _)) = (try? listener.accept()) ?? .wouldBlock {
+            Client(loop, client, options).sendNext()
+        }
+    }
+
+    /// One client: sends a chunk, waits `delay`, sends the next; waits for
+    /// writability when a slow reader's buffer is full.
+    final class Client<L: EventLoop> {
+        let loop: L
+        let socket: SocketDescriptor
+        let options: PoetryServerOptions
+        var offset = 0
+        var chunkEnd = 0
+        var writable: (any IOWatching)?
+
+        init(_ loop: L, _ socket: SocketDescriptor, _ options: PoetryServerOptions) {
+            self.loop = loop
+            self.socket = socket
+            self.options = options
+        }
+
+        func sendNext() {
+            guard offset < options.poem.count else { return finish() }
+            chunkEnd = min(offset + options.chunkSize, options.poem.count)
+            flush()
+        }
+
+        /// Writes the rest of the chunk; on would-block, waits to be writable.
+        func flush() {
+            while offset < chunkEnd {
+                let result = options.poem[offset..<chunkEnd].withUnsafeBytes { try? socket.write($0) }
+                switch result {
+                case .processed(let count)?:
+                    offset += count
+                case .wouldBlock?:
+                    if writable == nil {
+                        writable = try? loop.watchReadiness(socket.fd, .write) { [self] _ in flush() }
+                    }
+                    return
+                case nil:
+                    options.log("client went away after \(offset) bytes")
+                    return finish()
+                }
+            }
+            writable?.cancel()
+            writable = nil
+            _ = loop.schedule(after: options.delay) { [self] in sendNext() }
+        }
+
+        func finish() {
+            writable?.cancel()
+            writable = nil
+            closeGracefully(socket.fd)
+        }
+    }
+}
+
+// MARK: async/await on the libev loop
+
+enum AsyncEngine {
+    static func start(_ listener: SocketDescriptor, _ options: PoetryServerOptions) throws -> @Sendable () -> Void {
+        let thread = try LoopThread { loop in
+            let executor = loop.executor
+            Task(executorPreference: executor) {
+                let sockets = AsyncListener(adopting: listener, loop: executor)
+                while true {
+                    let client: AsyncSocket
+                    do { client = try await sockets.accept() } catch { return }
+                    Task(executorPreference: executor) { await serve(client, options, executor) }
+                }
+            }
+        }
+        return {
+            thread.stop()
+            thread.join()
+            listener.close()
+        }
+    }
+
+    static func serve(_ client: AsyncSocket, _ options: PoetryServerOptions, _ executor: LoopExecutor) async {
+        var offset = 0
+        defer {
+            discardInput(client.descriptor.fd) // a FIN, not a reset (see closeGracefully)
+            client.close()
+        }
+        while offset < options.poem.count {
+            let end = min(offset + options.chunkSize, options.poem.count)
+            do {
+                try await client.write(Array(options.poem[offset..<end]))
+                offset = end
+                try await executor.sleep(seconds: options.delay)
+            } catch {
+                if !(error is CancellationError) && !((error as? EVError) == .loopClosed) {
+                    options.log("client went away after \(offset) bytes")
+                }
+                return
+            }
+        }
+    }
+}
+
+/// A plain thread for the blocking engines.
+final class ServerThread: @unchecked Sendable {
+    // Sendable: `thread` is written once in init, before the object is shared.
+    private var thread = pthread_t()
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        final class Box: Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        pthread_create(&thread, nil, { context in
+            Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, context)
+    }
+
+    func join() { pthread_join(thread, nil) }
+
+    @discardableResult
+    func detach() -> Self {
+        pthread_detach(thread)
+        return self
+    }
+}
