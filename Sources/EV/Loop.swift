@@ -12,10 +12,14 @@ import Glibc
 ///
 /// ## Lifetime
 /// The program's references keep a loop alive; watchers do not. When the last
-/// reference goes, the loop runs the work other threads already submitted,
-/// stops every watcher (releasing them), runs its ``CleanupWatcher``s and frees
-/// the C loop. Watchers that outlive it report ``Watcher/isActive`` false, and
-/// ``Watcher/stop()`` on them is harmless.
+/// reference goes - or at ``close()`` - the loop runs the work other threads
+/// already submitted, stops every watcher (releasing them), runs its
+/// ``CleanupWatcher``s and frees the C loop. Watchers that outlive it report
+/// ``Watcher/isActive`` false, and ``Watcher/stop()`` on them is harmless.
+///
+/// A watcher whose closure captures the loop makes a reference cycle (the
+/// loop holds its active watchers); ``close()`` breaks it, as asyncio's
+/// `loop.close()` and SwiftNIO's `syncShutdownGracefully()` do.
 ///
 /// ## Threads
 /// A loop and its watchers belong to the thread that runs them and are not
@@ -57,6 +61,24 @@ public final class Loop {
 
     deinit {
         core.owner = nil
+        core.teardown()
+    }
+
+    /// Destroys the loop now, as dropping its last reference would: pending
+    /// awaits end with ``EVError/loopClosed``, work already submitted runs,
+    /// every watcher stops (releasing its closure), cleanup watchers run and
+    /// the C loop is freed. Harmless twice; any other use afterwards traps.
+    ///
+    /// Call it after ``run(_:)`` returns, not from inside it.
+    ///
+    /// The corresponding C function is `ev_loop_destroy`.
+    public func close() {
+        precondition(core.runningThread == nil, "EV: close() was called while the loop runs; break out of run() first.")
+        if isDefault {
+            DefaultLoop.lock.withLock { _ in
+                if DefaultLoop.object === self { DefaultLoop.object = nil }
+            }
+        }
         core.teardown()
     }
 

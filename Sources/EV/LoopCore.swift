@@ -86,7 +86,7 @@ final class LoopCore {
     private func useAfterDestroy(_ function: StaticString) -> Never {
         fatalError(isDestroying
             ? "EV: \(function) was called while its loop is being destroyed (from a cleanup callback); only stop() is allowed then."
-            : "EV: \(function) was called after its loop was destroyed (the last reference to the Loop was dropped).")
+            : "EV: \(function) was called after its loop was destroyed (closed, or the last reference to the Loop was dropped).")
     }
 
     // MARK: held watchers

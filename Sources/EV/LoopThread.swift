@@ -52,6 +52,8 @@ public final class LoopThread: Sendable {
             setUp(loop)
             started.finish(.success((loop.executor, stopper.sender)))
             loop.run()
+            loop.close() // even if watchers' closures capture the loop
+
         }
         var thread = pthread_t()
         let context = Unmanaged.passRetained(body).toOpaque()
@@ -73,8 +75,8 @@ public final class LoopThread: Sendable {
     }
 
     /// Asks the loop to stop: it returns from `run` after the current
-    /// iteration and is destroyed on its thread (running the work already
-    /// submitted, stopping its watchers). Returns at once; see ``join()``.
+    /// iteration and is closed on its thread (``Loop/close()``: running the
+    /// work already submitted, stopping its watchers). Returns at once; see ``join()``.
     public func stop() {
         stopper.send()
     }

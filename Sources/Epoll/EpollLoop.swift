@@ -25,9 +25,10 @@ import Glibc
 /// ## Lifetime
 /// A registered watch, a pending timer, a pending ``callSoon(_:)`` callback,
 /// a signal watch and a task on the loop keep ``run()`` running. When the
-/// last reference to the loop goes, pending awaits end with
-/// ``EpollError/loopClosed``, queued work runs, watches and timers are
-/// dropped, and the descriptors are closed.
+/// last reference to the loop goes - or at ``close()`` - pending awaits end
+/// with ``EpollError/loopClosed``, queued work runs, watches and timers are
+/// dropped, and the descriptors are closed. A callback that captures the
+/// loop makes a reference cycle; ``close()`` breaks it (asyncio's `loop.close()`).
 public final class EpollLoop {
     /// The loop's `Sendable` executor: cross-thread work, tasks and awaits.
     public let executor: EpollExecutor
@@ -46,6 +47,8 @@ public final class EpollLoop {
     var keepAlive = 0
     var runningThread: pthread_t?
     private(set) var isClosing = false
+    /// True once ``close()`` (or deinit) has released the kernel state.
+    private var isClosed = false
 
     /// Creates a loop: an epoll instance and an eventfd for wake-ups.
     ///
@@ -63,6 +66,17 @@ public final class EpollLoop {
         teardown()
     }
 
+    /// Closes the loop now, as dropping its last reference would: pending
+    /// awaits end with ``EpollError/loopClosed``, queued work runs, watches,
+    /// timers and callbacks are dropped (releasing their closures) and the
+    /// descriptors are closed. Harmless twice; any other use afterwards traps.
+    ///
+    /// Call it after ``run()`` returns, not from inside it.
+    public func close() {
+        precondition(runningThread == nil, "Epoll: close() was called while the loop runs; stop() it first.")
+        teardown()
+    }
+
     // MARK: watches
 
     /// Calls `callback` whenever `fd` is ready for `interest` (level-triggered:
@@ -73,6 +87,7 @@ public final class EpollLoop {
     @discardableResult
     public func watch(_ fd: Int32, _ interest: Interest, _ callback: @escaping (IOWatch, Interest) -> Void) throws(SelectorError) -> IOWatch {
         checkThread()
+        checkOpen()
         let watch = IOWatch(fd: fd, interest: interest, loop: self, callback: callback)
         if let stale = try selector.register(fd, interest, data: watch) {
             // The number's earlier file was closed without cancelling its
@@ -123,6 +138,7 @@ public final class EpollLoop {
     @discardableResult
     public func callAt(_ deadline: Double, _ callback: @escaping () -> Void) -> LoopTimer {
         checkThread()
+        checkOpen()
         timerSequence += 1
         let timer = LoopTimer(deadline: deadline, sequence: timerSequence, loop: self, callback: callback)
         timers.insert(timer)
@@ -138,6 +154,7 @@ public final class EpollLoop {
     /// Calls `callback` in the next iteration, after the io callbacks (asyncio's `call_soon`).
     public func callSoon(_ callback: @escaping () -> Void) {
         checkThread()
+        checkOpen()
         soon.append(callback)
     }
 
@@ -155,6 +172,7 @@ public final class EpollLoop {
     @discardableResult
     public func onSignal(_ signal: Int32, _ callback: @escaping (Int32) -> Void) throws -> SignalWatch {
         checkThread()
+        checkOpen()
         guard signal > 0, signal < 65, signal != SIGKILL, signal != SIGSTOP else { throw EpollError.invalidSignal(signal) }
         let watch = SignalWatch(signal: signal, loop: self, callback: callback)
         signalWatches[signal, default: []].append(watch)
@@ -197,11 +215,13 @@ public final class EpollLoop {
     /// Runs until ``stop()``, or until nothing is left to wait for: no watch,
     /// timer, callback, signal watch or task of ``run(_:)``.
     public func run() {
+        checkOpen()
         runLoop(forever: false)
     }
 
     /// Runs until ``stop()`` (asyncio's `run_forever`), even with nothing to do.
     public func runForever() {
+        checkOpen()
         runLoop(forever: true)
     }
 
@@ -213,6 +233,7 @@ public final class EpollLoop {
     /// Runs one iteration: waits for events at most `timeout` seconds (nil:
     /// until the next timer, or without limit), then handles what came.
     public func runOnce(timeout: Double? = nil) {
+        checkOpen()
         withRunningThread { iterate(maximumWait: timeout) }
     }
 
@@ -297,13 +318,13 @@ public final class EpollLoop {
     public func reinitializeAfterFork() throws(SystemCallError) {
         try selector.reinitialize()
         _ = try? selector.unregister(wakeFD)
-        close(wakeFD)
+        Glibc.close(wakeFD)
         wakeFD = try systemCall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
         executor.wakeFD = wakeFD
         try registerWakeup()
         if signalFD >= 0 {
             _ = try? selector.unregister(signalFD)
-            close(signalFD)
+            Glibc.close(signalFD)
             signalFD = -1
             try? updateSignals()
         }
@@ -321,6 +342,7 @@ public final class EpollLoop {
     }
 
     private func teardown() {
+        guard !isClosed else { return }
         isClosing = true
         CurrentLoop.with(executor) {
             repeat {
@@ -335,8 +357,21 @@ public final class EpollLoop {
         executor.loop = nil
         for key in selector.allKeys { key.data.invalidate() }
         for watch in signalWatches.values.joined() { watch.loop = nil }
-        if signalFD >= 0 { close(signalFD) }
-        close(wakeFD)
+        if signalFD >= 0 { Glibc.close(signalFD) }
+        Glibc.close(wakeFD)
+        selector.close()
+        isClosed = true
+    }
+
+    /// Traps with a clear message if the loop was closed.
+    @inline(__always)
+    func checkOpen(_ function: StaticString = #function) {
+        if isClosed { closedUse(function) }
+    }
+
+    @inline(never)
+    private func closedUse(_ function: StaticString) -> Never {
+        fatalError("Epoll: \(function) was called after the loop was closed.")
     }
 }
 

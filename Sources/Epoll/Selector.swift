@@ -44,8 +44,19 @@ public final class Selector<Data> {
     }
 
     deinit {
-        close(epollFD)
+        close()
         events.deallocate()
+    }
+
+    /// Closes the epoll instance and drops every key (and its data); the
+    /// selector is unusable afterwards. Harmless twice.
+    public func close() {
+        guard epollFD >= 0 else { return }
+        Glibc.close(epollFD)
+        epollFD = -1
+        keys = []
+        identities = []
+        count = 0
     }
 
     /// How many descriptors are registered.
@@ -178,7 +189,7 @@ public final class Selector<Data> {
     /// the child's copy of the descriptor is the parent's instance.
     public func reinitialize() throws(SystemCallError) {
         let fresh = try systemCall("epoll_create1") { epoll_create1(CLinux_O_CLOEXEC) }
-        close(epollFD)
+        Glibc.close(epollFD)
         epollFD = fresh
         for case let key? in keys {
             var event = epoll_event(events: Self.mask(key.events), data: epoll_data_t(fd: key.fd))

@@ -31,6 +31,12 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     /// Makes ``runForever()`` return after the current iteration.
     func stop()
 
+    /// Closes the loop after it has run (asyncio's `loop.close()`): pending
+    /// awaits fail, queued work runs, every watch and timer is dropped with
+    /// its closure - which breaks the cycle a callback capturing its loop
+    /// makes - and the kernel state is released. Harmless twice.
+    func close()
+
     /// Gives the loop its own kernel state in a forked child; call it there
     /// before running the loop.
     func reinitializeAfterFork() throws
@@ -69,7 +75,7 @@ public final class EventLoopThread<Loop: EventLoop>: Sendable {
     private let stopper: @Sendable () -> Void
 
     /// Starts a thread that makes a loop with `make`, calls `setUp` with it,
-    /// then runs it until ``stop()``.
+    /// then runs it until ``stop()`` and closes it (see ``EventLoop/close()``).
     ///
     /// - Throws: what `make` throws.
     public init(_ make: @escaping @Sendable () throws -> Loop,
@@ -81,6 +87,7 @@ public final class EventLoopThread<Loop: EventLoop>: Sendable {
                 setUp(loop)
                 handshake.withLock { $0 = .success((loop.executor, LoopBox(loop))) }
                 loop.runForever()
+                loop.close()
             } catch {
                 handshake.withLock { $0 = .failure(error) }
             }

@@ -245,6 +245,51 @@ struct LoopScenarioTests {
         #expect(output.standardOutput.contains("child echoed=true"), "\(output)")
         #expect(output.standardOutput.contains("parent reads=20 spurious=0"), "\(output)")
     }
+
+    @Test(arguments: LoopKind.allCases)
+    func closeBreaksTheCycleOfCallbacksThatCaptureTheLoop(_ kind: LoopKind) throws {
+        weak var weakLoop: (any EventLoop)?
+        let released = LockedValue(false)
+        try withSocketPair { a, _ in
+            let loop = try kind.make()
+            weakLoop = loop
+            let probe = DeinitProbe(released)
+            // Each closure holds the loop; the loop holds the closures.
+            _ = try loop.watchReadiness(a, .read) { _ in _ = (loop, probe) }
+            _ = loop.schedule(after: 60) { _ = (loop, probe) }
+            loop.close()
+            loop.close() // harmless twice
+        }
+        #expect(weakLoop == nil, "the loop outlived close(): a watch or timer still holds it")
+        #expect(released.withLock { $0 })
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aStoppedLoopThreadClosesItsLoop(_ kind: LoopKind) throws {
+        let released = LockedValue(false)
+        func runAndStop<L: EventLoop>(_ make: @escaping @Sendable () throws -> L, _ fd: Int32) throws {
+            let thread = try EventLoopThread<L>(make) { loop in
+                let probe = DeinitProbe(released)
+                _ = try? loop.watchReadiness(fd, .read) { _ in _ = (loop, probe) }
+            }
+            thread.stop()
+            thread.join()
+        }
+        try withSocketPair { a, _ in
+            switch kind {
+            case .libev: try runAndStop({ try Loop() }, a)
+            case .epoll: try runAndStop({ try EpollLoop() }, a)
+            }
+        }
+        #expect(released.withLock { $0 }, "the loop's watch (and so the loop) outlived its thread")
+    }
+}
+
+/// Sets its flag when its last reference goes.
+final class DeinitProbe: Sendable {
+    let flag: LockedValue<Bool>
+    init(_ flag: LockedValue<Bool>) { self.flag = flag }
+    deinit { flag.withLock { $0 = true } }
 }
 
 /// A socket handed to one task.
