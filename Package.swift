@@ -110,6 +110,11 @@ let package = Package(
             swiftSettings: approachableConcurrency
         ),
         .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["SlowPoetry", "EventCore", "TestSupport", "crawler", "server"],
+            swiftSettings: approachableConcurrency
+        ),
+        .testTarget(
             name: "EVTests",
             dependencies: ["EV", "TestSupport", "EVTestHelper"],
             swiftSettings: approachableConcurrency

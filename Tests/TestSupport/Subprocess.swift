@@ -77,6 +77,28 @@ public final class SpawnedProcess {
         outputs = [out[0], err[0]]
     }
 
+    /// Reads standard output until it contains `text` (or `timeout` passes);
+    /// returns what was read so far. The text stays for ``wait(timeout:)``.
+    @discardableResult
+    public func waitForOutput(containing text: String, timeout: Double = 10) -> String {
+        let deadline = monotonicSeconds() + timeout
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let sofar = String(decoding: captured[0], as: UTF8.self)
+            if sofar.contains(text) || monotonicSeconds() > deadline { return sofar }
+            var fd = pollfd(fd: outputs[0], events: Int16(POLLIN), revents: 0)
+            if poll(&fd, 1, 100) > 0 {
+                let n = read(outputs[0], &buffer, buffer.count)
+                if n > 0 { captured[0].append(contentsOf: buffer[..<n]) } else { return sofar }
+            }
+        }
+    }
+
+    /// Sends `signal` to the child.
+    public func send(_ signal: Int32) {
+        kill(pid, signal)
+    }
+
     /// Reads the output until both pipes close, then reaps the child.
     public func wait(timeout: Double = 60) throws -> ProcessOutput {
         let deadline = monotonicSeconds() + timeout

@@ -1,0 +1,187 @@
+import EventCore
+import Foundation
+import Glibc
+import SlowPoetry
+import Testing
+import TestSupport
+
+@Suite("The poetry experiment, end to end")
+struct PoetryTests {
+    @Test func theBuiltInPoemsHaveTheTutorialsSizes() {
+        #expect(Poem.builtIn.map(\.bytes.count) == [3003, 615, 653])
+        #expect(zip(Poem.builtIn, [200, 50, 50]).map { poem, chunk in poem.chunks(of: chunk) } == [16, 13, 14])
+        #expect(Poem.builtIn.allSatisfy { String(validating: $0.bytes, as: UTF8.self) != nil })
+    }
+
+    @Test(arguments: allEngines)
+    func everyWayDownloadsEveryPoemIntactFromEachEngine(_ engine: String) throws {
+        let servers = try zip(["the-loop-that-waits", "fifty-bytes", "the-third-server"], [200, 50, 50]).map { poem, chunk in
+            try PoetryServerProcess(engine: engine, delay: 0.005, numBytes: chunk, poem: poem)
+        }
+        defer { servers.forEach { _ = try? $0.stop() } }
+        let output = try runProcess(Program.crawler, ["--way", "all", "--json", "--timeout", "20"] + servers.map { "\($0.port)" }, timeout: 120)
+        #expect(output.exitCode == 0, "\(output)")
+        let report = try CrawlerReport.parse(output)
+        #expect(report.ways.map(\.way) == allWays)
+        for way in report.ways {
+            #expect(way.poems.map(\.bytes) == [3003, 615, 653], "\(engine)/\(way.way)")
+            let intact = way.poems.allSatisfy(\.intact)
+            #expect(intact, "\(engine)/\(way.way): \(way.poems)")
+        }
+    }
+
+    @Test func oneByOneWaysTakeTheSumAndConcurrentWaysTheSlowest() throws {
+        let output = try runProcess(Program.crawler, ["--delay", "0.05", "--json"], timeout: 120)
+        #expect(output.exitCode == 0, "\(output)")
+        let report = try CrawlerReport.parse(output)
+        for way in report.ways {
+            let ratio = way.wallSeconds / way.floorSeconds
+            #expect(ratio > 0.95 && ratio < 1.6, "\(way.way): wall \(way.wallSeconds) s, floor \(way.floorSeconds) s")
+        }
+        let sum = report.way("blocking")!.floorSeconds
+        let slowest = report.way("async")!.floorSeconds
+        #expect(abs(sum - 43 * 0.05) < 0.001, "16 + 13 + 14 chunks, one after another")
+        #expect(abs(slowest - 16 * 0.05) < 0.001, "the 16-chunk poem decides")
+        #expect(report.way("blocking")!.wallSeconds > 2 * report.way("epoll")!.wallSeconds)
+    }
+
+    @Test func busyPollingBurnsTheCPUTheEventLoopsSave() throws {
+        let output = try runProcess(Program.crawler, ["--delay", "0.05", "--json"], timeout: 120)
+        let report = try CrawlerReport.parse(output)
+        let busy = report.way("busy")!
+        #expect(busy.cpuSeconds > 0.5 * busy.wallSeconds, "spinning keeps a core busy: \(busy.cpuSeconds) s of \(busy.wallSeconds) s")
+        for evented in ["epoll", "libev", "async"] {
+            let way = report.way(evented)!
+            #expect(way.cpuSeconds * 10 < busy.cpuSeconds, "\(evented): \(way.cpuSeconds) s against busy's \(busy.cpuSeconds) s")
+            #expect(way.cpuSeconds < 0.25 * way.wallSeconds, "\(evented) sleeps while it waits")
+        }
+    }
+
+    @Test(arguments: allEngines)
+    func onlyTheBlockingServerMakesClientsWaitInLine(_ engine: String) throws {
+        // 3003 bytes in chunks of 1000: 4 chunks, 0.3 s apart: 1.2 s per client.
+        let server = try PoetryServerProcess(engine: engine, delay: 0.3, numBytes: 1000)
+        defer { _ = try? server.stop() }
+        let output = try runProcess(Program.crawler, ["--way", "threads", "\(server.port)", "\(server.port)"], timeout: 60)
+        #expect(output.exitCode == 0, "\(output)")
+        let elapsed = try #require(elapsedSeconds(output.standardOutput))
+        if engine == "blocking" {
+            #expect(elapsed > 2.2, "one after the other: \(elapsed) s")
+        } else {
+            #expect(elapsed < 2.0, "both at once: \(elapsed) s")
+        }
+    }
+
+    @Test(arguments: allWays)
+    func aServerKilledMidPoemIsReportedAndTheCrawlerFails(_ way: String) throws {
+        // 61 chunks of 50 bytes, 0.05 s apart: about 3 s per poem.
+        let server = try PoetryServerProcess(engine: "libev", delay: 0.05, numBytes: 50)
+        let crawler = try SpawnedProcess(Program.crawler, ["--way", way, "--timeout", "5", "\(server.port)"])
+        usleep(500_000)
+        server.process.send(SIGKILL)
+        _ = try server.process.wait(timeout: 5)
+        let start = monotonicSeconds()
+        let output = try crawler.wait(timeout: 30)
+        #expect(monotonicSeconds() - start < 5, "\(way) noticed within 5 s")
+        #expect(output.exitCode == 1, "\(way): \(output)")
+        #expect(output.standardOutput.contains("cut short") || output.standardOutput.contains("failed"), "\(way): \(output)")
+        #expect(output.standardOutput.contains("127.0.0.1:\(server.port)"), "the task names its server")
+    }
+
+    @Test(arguments: ["epoll", "libev", "async"])
+    func aThousandConcurrentClientsAllGetThePoem(_ engine: String) throws {
+        let server = try PoetryServerProcess(engine: engine, delay: 0.01, numBytes: 1000)
+        defer { _ = try? server.stop() }
+        let script = """
+        import asyncio, resource, sys
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        async def one(port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            data = await reader.read()
+            writer.close()
+            return data
+        async def main():
+            results = await asyncio.gather(*(one(int(sys.argv[1])) for _ in range(1000)))
+            expected = open(sys.argv[2], "rb").read()
+            print(sum(1 for r in results if r == expected))
+        asyncio.run(main())
+        """
+        let poemPath = temporaryPath("poem")
+        _ = FileManager.default.createFile(atPath: poemPath, contents: Data(Poem.loopThatWaits.bytes))
+        defer { unlink(poemPath) }
+        let output = try runProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)", poemPath], timeout: 120)
+        #expect(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "1000", "\(engine): \(output)")
+    }
+
+    @Test func signalsDuringTheDownloadsLoseNothing() throws {
+        let crawler = try SpawnedProcess(Program.crawler, ["--delay", "0.02", "--json"])
+        for _ in 0..<20 {
+            for signal in [SIGCHLD, SIGURG, SIGCONT, SIGWINCH] {
+                crawler.send(signal)
+                usleep(5_000)
+            }
+        }
+        let output = try crawler.wait(timeout: 120)
+        #expect(output.exitCode == 0, "\(output)")
+        let report = try CrawlerReport.parse(output)
+        #expect(report.ways.allSatisfy { $0.poems.allSatisfy(\.intact) })
+    }
+
+    @Test func aRefusedServerIsReportedAndTheOthersFinish() throws {
+        let server = try PoetryServerProcess(engine: "async", delay: 0.005, numBytes: 500)
+        defer { _ = try? server.stop() }
+        let closed = try unusedPort()
+        for way in allWays {
+            let output = try runProcess(Program.crawler, ["--way", way, "\(closed)", "\(server.port)"], timeout: 60)
+            #expect(output.exitCode == 1, "\(way): \(output)")
+            #expect(output.standardOutput.contains("Task 1: failed after 0 bytes from 127.0.0.1:\(closed)"), "\(way): \(output)")
+            #expect(output.standardOutput.contains("Connection refused"), "\(way): \(output)")
+            #expect(output.standardOutput.contains("Task 2: got 3003 bytes of poetry from 127.0.0.1:\(server.port)"), "\(way): \(output)")
+        }
+    }
+
+    @Test func aServerThatSendsNothingTimesOut() throws {
+        // A listener that accepts (the kernel does) and never sends a byte.
+        let silent = try SocketDescriptor.listening(on: SocketAddress(parsing: "0"))
+        defer { silent.close() }
+        let port = try silent.localAddress().port
+        for way in allWays {
+            let start = monotonicSeconds()
+            let output = try runProcess(Program.crawler, ["--way", way, "--timeout", "0.5", "\(port)"], timeout: 30)
+            #expect(output.exitCode == 1, "\(way): \(output)")
+            #expect(output.standardOutput.contains("from 127.0.0.1:\(port)"), "\(way): \(output)")
+            #expect(output.standardOutput.contains("timeout") || output.standardOutput.contains("timed out"), "\(way): \(output)")
+            #expect(monotonicSeconds() - start < 10)
+        }
+    }
+
+    @Test(arguments: [
+        (Program.crawler, ["--way", "sideways"], "sideways"),
+        (Program.crawler, ["http"], "http"),
+        (Program.crawler, ["--delay", "-1"], "--delay"),
+        (Program.crawler, ["127.0.0.1:99999"], "99999"),
+        (Program.server, ["poetry", "--port", "70000"], "--port"),
+        (Program.server, ["poetry", "--engine", "turbo"], "turbo"),
+        (Program.server, ["poetry", "/no/such/poem.txt"], "/no/such/poem.txt"),
+        (Program.server, ["poetry", "--poem", "limerick"], "limerick"),
+    ])
+    func usageErrorsNameTheArgumentAndExit64(_ program: String, _ arguments: [String], _ named: String) throws {
+        let output = try runProcess(program, arguments, timeout: 30)
+        #expect(output.exitCode == 64, "\(arguments): \(output)")
+        #expect(output.standardError.contains(named), "\(arguments): \(output)")
+    }
+}
+
+/// The seconds of the classic client's "Got K poems in H:MM:SS.ffffff".
+func elapsedSeconds(_ output: String) -> Double? {
+    guard let range = output.range(of: #"in \d+:\d\d:\d\d\.\d+"#, options: .regularExpression) else { return nil }
+    let parts = output[range].dropFirst(3).split(separator: ":")
+    return Double(parts[0])! * 3600 + Double(parts[1])! * 60 + Double(parts[2])!
+}
+
+func unusedPort() throws -> UInt16 {
+    let socket = try SocketDescriptor.listening(on: SocketAddress(parsing: "0"))
+    defer { socket.close() }
+    return try socket.localAddress().port
+}
