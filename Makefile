@@ -1,6 +1,6 @@
 # swift-libev: the two commands of the README.
 #
-#   make demo   the package's main job
+#   make demo   the package's main job: the tutorial's experiment, every way, a table and a timeline
 #   make test   the whole suite, then again under ThreadSanitizer and AddressSanitizer
 #
 # Both first install what the package needs from Debian (apt-get, as root or via sudo).
@@ -44,10 +44,17 @@ test-tsan: deps
 test-asan: deps
 	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
 
+# The tutorial's experiment: three slow poetry servers, the crawler in all
+# seven ways, a table and a timeline. A chunk every 0.2 s keeps it under a
+# minute; `crawler --delay 0.7` is the tutorial's own setup (about 2 minutes).
+DEMO_DELAY    ?= 0.2
 demo: deps
-	$(SWIFT) run -c release ev-tour
+	$(SWIFT) build -c release --product crawler
+	.build/release/crawler --way all --delay $(DEMO_DELAY) --timeline poetry-timeline.svg
 
-tour: demo
+# A tour of libev's watchers at work.
+tour: deps
+	$(SWIFT) run -c release ev-tour
 
 clean:
 	rm -rf .build .build-tsan .build-asan .build-log.txt

@@ -69,6 +69,7 @@ let package = Package(
             dependencies: ["SlowPoetry", "EV", "Epoll", "EventCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Crawler",
+            exclude: ["README.md"],
             swiftSettings: approachableConcurrency
         ),
         // server: the slow poetry server (and, later, an HTTP server) on every engine.
@@ -77,6 +78,7 @@ let package = Package(
             dependencies: ["SlowPoetry", "EV", "Epoll", "EventCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Server",
+            exclude: ["README.md", "scripts"],
             swiftSettings: approachableConcurrency
         ),
 

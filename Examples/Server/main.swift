@@ -62,6 +62,7 @@ struct PoetryServerCommand: ParsableCommand {
 
     func run() throws {
         ignoreSIGPIPE()
+        raiseDescriptorLimit()
         let bytes: [UInt8]
         let name: String
         if let file {
@@ -91,6 +92,15 @@ struct PoetryServerCommand: ParsableCommand {
         FileHandle.standardError.write("stopping on signal \(signal)\n".data(using: .utf8)!)
         server.stop()
     }
+}
+
+/// Raises the soft limit on open descriptors to the hard one, as Go's
+/// runtime does: a server of thousands of clients needs a descriptor each.
+func raiseDescriptorLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 ServerCommand.main()

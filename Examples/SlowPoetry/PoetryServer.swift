@@ -63,7 +63,7 @@ public final class PoetryServer: Sendable {
     /// - Throws: ``EventCore/SystemCallError`` if the address cannot be bound.
     public init(engine: ServerEngine, options: PoetryServerOptions) throws {
         self.engine = engine
-        let listener = try SocketDescriptor.listening(on: options.address, backlog: 1024)
+        let listener = try SocketDescriptor.listening(on: options.address)
         address = try listener.localAddress()
         switch engine {
         case .blocking: stopper = try BlockingEngine.start(listener, options, perClientThread: false)
@@ -85,17 +85,25 @@ enum BlockingEngine {
         // Blocking sockets, as the classic server: accept and send wait.
         _ = fcntl(listener.fd, F_SETFL, fcntl(listener.fd, F_GETFL) & ~O_NONBLOCK)
         let stopping = LockedValue(false)
-        let acceptor = ServerThread {
+        let acceptor = try ServerThread {
             while !stopping.withLock({ $0 }) {
                 let client = accept(listener.fd, nil, nil)
                 if client < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    let error = SystemCallError(call: "accept")
                     if stopping.withLock({ $0 }) { break }
-                    usleep(10_000) // EMFILE and the like: back off, do not spin
+                    if AcceptBackoff.retriesAtOnce(error) { continue }
+                    // EMFILE and the like: back off, do not spin.
+                    options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
+                    sleepSeconds(AcceptBackoff.seconds)
                     continue
                 }
                 if perClientThread {
-                    _ = ServerThread { serve(client, options, stopping) }.detach()
+                    do {
+                        try ServerThread { serve(client, options, stopping) }.detach()
+                    } catch {
+                        options.log("\(error); closing the client")
+                        closeGracefully(client)
+                    }
                 } else {
                     serve(client, options, stopping)
                 }
@@ -172,7 +180,12 @@ enum CallbackEngine {
     static func start<L: EventLoop>(_ listener: SocketDescriptor, _ options: PoetryServerOptions,
                                     _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> Void {
         let thread = try EventLoopThread<L>(make) { loop in
-            _ = try? loop.watchReadiness(listener.fd, .read) { _ in acceptAll(loop, listener, options) }
+            do {
+                let acceptor = Acceptor(loop, listener, options)
+                acceptor.watch = try loop.watchReadiness(listener.fd, .read) { _ in acceptor.acceptAll() }
+            } catch {
+                options.log("cannot watch the listener: \(error)")
+            }
         }
         return {
             thread.stop()
@@ -181,9 +194,35 @@ enum CallbackEngine {
         }
     }
 
-    static func acceptAll<L: EventLoop>(_ loop: L, _ listener: SocketDescriptor, _ options: PoetryServerOptions) {
-        while case .processed(let (client, _)) = (try? listener.accept()) ?? .wouldBlock {
-            Client(loop, client, options).sendNext()
+    /// Accepts every waiting client; when accept fails for want of
+    /// descriptors or memory, pauses the listener's watch for
+    /// ``AcceptBackoff/seconds`` instead of spinning on its readiness.
+    final class Acceptor<L: EventLoop> {
+        let loop: L
+        let listener: SocketDescriptor
+        let options: PoetryServerOptions
+        var watch: (any IOWatching)?
+
+        init(_ loop: L, _ listener: SocketDescriptor, _ options: PoetryServerOptions) {
+            self.loop = loop
+            self.listener = listener
+            self.options = options
+        }
+
+        func acceptAll() {
+            while true {
+                do throws(SystemCallError) {
+                    guard case .processed(let (client, _)) = try listener.accept() else { return }
+                    Client(loop, client, options).sendNext()
+                } catch where AcceptBackoff.retriesAtOnce(error) {
+                    continue
+                } catch {
+                    options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
+                    watch?.interest = []
+                    _ = loop.schedule(after: AcceptBackoff.seconds) { [self] in watch?.interest = .read }
+                    return
+                }
+            }
         }
     }
 
@@ -249,7 +288,17 @@ enum AsyncEngine {
                 let sockets = AsyncListener(adopting: listener, loop: executor)
                 while true {
                     let client: AsyncSocket
-                    do { client = try await sockets.accept() } catch { return }
+                    do {
+                        client = try await sockets.accept()
+                    } catch let error as SystemCallError {
+                        // Out of descriptors or memory: back off, do not spin (see AcceptBackoff).
+                        if AcceptBackoff.retriesAtOnce(error) { continue }
+                        options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
+                        do { try await executor.sleep(seconds: AcceptBackoff.seconds) } catch { return }
+                        continue
+                    } catch {
+                        return // the loop is closing
+                    }
                     Task(executorPreference: executor) { await serve(client, options, executor) }
                 }
             }
@@ -283,28 +332,37 @@ enum AsyncEngine {
     }
 }
 
-/// A plain thread for the blocking engines.
+/// A plain thread for the blocking engines, with a small stack: a server of
+/// thousands of threads should not reserve 8 MiB of address space for each.
 final class ServerThread: @unchecked Sendable {
     // Sendable: `thread` is written once in init, before the object is shared.
     private var thread = pthread_t()
+    static let stackSize = 256 * 1024
 
-    init(_ body: @escaping @Sendable () -> Void) {
+    /// Starts a thread running `body`.
+    ///
+    /// - Throws: ``EventCore/SystemCallError`` if the thread cannot be created (`EAGAIN`: a limit reached).
+    init(_ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
         final class Box: Sendable {
             let body: @Sendable () -> Void
             init(_ body: @escaping @Sendable () -> Void) { self.body = body }
         }
-        let context = Unmanaged.passRetained(Box(body)).toOpaque()
-        pthread_create(&thread, nil, { context in
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, Self.stackSize)
+        let context = Unmanaged.passRetained(Box(body))
+        let result = pthread_create(&thread, &attributes, { context in
             Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
             return nil
-        }, context)
+        }, context.toOpaque())
+        if result != 0 {
+            context.release()
+            throw SystemCallError(call: "pthread_create", errno: .init(rawValue: result))
+        }
     }
 
     func join() { pthread_join(thread, nil) }
 
-    @discardableResult
-    func detach() -> Self {
-        pthread_detach(thread)
-        return self
-    }
+    func detach() { pthread_detach(thread) }
 }

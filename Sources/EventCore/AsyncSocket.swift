@@ -201,7 +201,7 @@ public final class AsyncListener {
     ///   - loop: the loop accepted sockets will use.
     ///   - backlog: the kernel's queue of connections not yet accepted.
     ///   - reusePort: set `SO_REUSEPORT`, for one listener per loop on one port.
-    public init(on address: SocketAddress, loop: any AsyncEventLoop, backlog: Int32 = 1024, reusePort: Bool = false) throws {
+    public init(on address: SocketAddress, loop: any AsyncEventLoop, backlog: Int32 = SocketDescriptor.maximumBacklog, reusePort: Bool = false) throws {
         descriptor = try SocketDescriptor.listening(on: address, backlog: backlog, reusePort: reusePort)
         localAddress = (try? descriptor.localAddress()) ?? address
         self.loop = loop

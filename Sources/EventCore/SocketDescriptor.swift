@@ -167,9 +167,30 @@ public struct SocketDescriptor: Hashable, Sendable {
 }
 
 extension SocketDescriptor {
+    /// The longest queue of not-yet-accepted connections the kernel allows
+    /// (`/proc/sys/net/core/somaxconn`; 4096 if it cannot be read), and so the
+    /// default backlog, as Go's net package does. A shorter queue overflows
+    /// when thousands of clients connect at once, and the kernel then falls
+    /// back to SYN cookies: a client whose final ACK finds the queue full
+    /// believes it is connected while the server never sees it - for a
+    /// protocol where the server speaks first, the client waits forever.
+    public static let maximumBacklog: Int32 = {
+        let fd = Glibc.open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 4096 }
+        defer { Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let count = Glibc.read(fd, &buffer, buffer.count)
+        guard count > 0 else { return 4096 }
+        let text = String(decoding: buffer[..<count], as: UTF8.self).filter(\.isNumber)
+        return Int32(text).flatMap { $0 > 0 ? $0 : nil } ?? 4096
+    }()
+
     /// A listening TCP socket on `address` (port 0 picks a free port), with
     /// `SO_REUSEADDR`, and `SO_REUSEPORT` when asked (one listener per loop).
-    public static func listening(on address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false) throws(SystemCallError) -> SocketDescriptor {
+    ///
+    /// - Parameter backlog: the queue of connections not yet accepted; by
+    ///   default the system's maximum (``maximumBacklog``).
+    public static func listening(on address: SocketAddress, backlog: Int32 = maximumBacklog, reusePort: Bool = false) throws(SystemCallError) -> SocketDescriptor {
         let socket = try tcp(address.family)
         do {
             try socket.setReuseAddress()

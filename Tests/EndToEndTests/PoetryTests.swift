@@ -114,6 +114,28 @@ struct PoetryTests {
         #expect(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "1000", "\(engine): \(output)")
     }
 
+    @Test(arguments: ["threads", "epoll", "libev", "async"])
+    func outOfDescriptorsTheServerBacksOffAndRecovers(_ engine: String) throws {
+        // 64 descriptors, 100 clients: accept fails with EMFILE while the
+        // first clients are served. The server must pause accepting (not spin
+        // on the listener's readiness) and serve the rest once they leave.
+        let server = try PoetryServerProcess(engine: engine, delay: 0.05, numBytes: 100, poem: "fifty-bytes",
+                                             descriptorLimit: 64)
+        let poemPath = temporaryPath("poem")
+        _ = FileManager.default.createFile(atPath: poemPath, contents: Data(Poem.fiftyBytes.bytes))
+        defer { unlink(poemPath) }
+        let output = try runProcess("/usr/bin/env", ["python3", slowClientsScript, "\(server.port)", "100",
+                                                     "--expect", poemPath, "--pid", "\(server.process.pid)",
+                                                     "--timeout", "60"], timeout: 90)
+        let ended = try server.stop()
+        let report = try JSONDecoder().decode(SlowClientsReport.self, from: Data(output.standardOutput.utf8))
+        #expect(report.intact == 100, "\(engine): \(output)")
+        let cpu = try #require(report.serverCpuSeconds)
+        #expect(cpu < 0.1 * report.seconds, "\(engine) burnt \(cpu) s of CPU in \(report.seconds) s: spinning on accept?")
+        #expect(ended.standardError.contains("EMFILE"), "\(engine) says why it stopped accepting: \(ended)")
+        #expect(ended.exitCode == 0, "\(ended)")
+    }
+
     @Test func signalsDuringTheDownloadsLoseNothing() throws {
         let crawler = try SpawnedProcess(Program.crawler, ["--delay", "0.02", "--json"])
         for _ in 0..<20 {

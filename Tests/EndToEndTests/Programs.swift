@@ -14,9 +14,15 @@ final class PoetryServerProcess {
     let process: SpawnedProcess
     let port: UInt16
 
-    init(engine: String, delay: Double, numBytes: Int, poem: String = "the-loop-that-waits") throws {
-        process = try SpawnedProcess(Program.server, ["poetry", "--engine", engine, "--delay", "\(delay)",
-                                                       "--num-bytes", "\(numBytes)", "--poem", poem])
+    /// Starts `server poetry`; with `descriptorLimit`, under `prlimit --nofile=N:N`.
+    init(engine: String, delay: Double, numBytes: Int, poem: String = "the-loop-that-waits",
+         descriptorLimit: Int? = nil) throws {
+        let arguments = ["poetry", "--engine", engine, "--delay", "\(delay)", "--num-bytes", "\(numBytes)", "--poem", poem]
+        if let descriptorLimit {
+            process = try SpawnedProcess("/usr/bin/prlimit", ["--nofile=\(descriptorLimit):\(descriptorLimit)", Program.server] + arguments)
+        } else {
+            process = try SpawnedProcess(Program.server, arguments)
+        }
         let banner = process.waitForOutput(containing: "Serving")
         guard let range = banner.range(of: #"port (\d+)"#, options: .regularExpression),
               let port = UInt16(banner[range].dropFirst(5)) else {
@@ -32,6 +38,20 @@ final class PoetryServerProcess {
         process.send(SIGTERM)
         return try process.wait(timeout: 10)
     }
+}
+
+/// `Examples/Server/scripts/slow_clients.py`: N concurrent Python clients, checked byte for byte.
+let slowClientsScript = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Examples/Server/scripts/slow_clients.py").path
+
+/// What `slow_clients.py` prints.
+struct SlowClientsReport: Decodable {
+    var clients: Int
+    var intact: Int
+    var failed: [String: Int]
+    var seconds: Double
+    var serverCpuSeconds: Double?
 }
 
 /// The JSON the crawler prints with `--json`.

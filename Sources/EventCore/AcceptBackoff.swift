@@ -1,0 +1,33 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SystemPackage
+
+/// What a server does when `accept` fails, so that it neither dies nor spins.
+///
+/// A listener with a connection waiting stays readable: a server that met
+/// `EMFILE` and simply waited for readiness again would be woken at once,
+/// forever, at 100 % CPU. So, as asyncio (`ACCEPT_RETRY_DELAY`) and SwiftNIO
+/// (`AcceptBackoffHandler`) do, a server stops accepting for
+/// ``seconds`` when it runs out of descriptors, buffers or memory, and goes
+/// on serving the clients it has; they free the resources it lacks.
+public enum AcceptBackoff {
+    /// How long to stop accepting after a failure: 1 s, asyncio's and SwiftNIO's default.
+    public static let seconds = 1.0
+
+    /// Whether the failed accept can be retried at once: Linux hands the
+    /// network errors already pending on a new connection to `accept`
+    /// (accept(2): "treat them like EAGAIN by retrying"); the connection is
+    /// gone and the next one may be fine. Every other error - out of
+    /// descriptors (`EMFILE`, `ENFILE`), buffers (`ENOBUFS`) or memory
+    /// (`ENOMEM`), or anything unexpected - calls for the back-off.
+    public static func retriesAtOnce(_ error: SystemCallError) -> Bool {
+        switch error.errno.rawValue {
+        case ECONNABORTED, EINTR, EPROTO, ENOPROTOOPT, ENETDOWN, ENETUNREACH,
+             EHOSTDOWN, EHOSTUNREACH, ENONET, EOPNOTSUPP, EPERM:
+            true
+        default:
+            false
+        }
+    }
+}
