@@ -50,7 +50,15 @@ public final class LoopWorkQueue: @unchecked Sendable {
         inbox.withLock { inbox in
             guard inbox.isOpen else { return false }
             inbox.work.append(work)
-            maybeSubmitted.store(true, ordering: .releasing)
+            // Sequentially consistent, not just releasing: `wake` may read the
+            // loop's "about to sleep" flag, and the loop raises that flag and
+            // then reads this one (``hasSubmittedWork``). Each side stores,
+            // then loads the other's flag - Dekker's pattern - and only
+            // sequential consistency forbids both loads seeing the old values
+            // (on x86, a releasing store may still sit in the store buffer when
+            // the next load runs: the loop would sleep with work queued and
+            // no wake-up written).
+            maybeSubmitted.store(true, ordering: .sequentiallyConsistent)
             if inbox.work.count == 1 { wake() }
             return true
         }
@@ -206,5 +214,9 @@ public final class PendingWaitList {
 
 extension LoopWorkQueue {
     /// Whether other threads have submitted work the loop has not taken yet.
-    public var hasSubmittedWork: Bool { maybeSubmitted.load(ordering: .acquiring) }
+    ///
+    /// Sequentially consistent: a loop that raises its "about to sleep" flag
+    /// and then finds this false may sleep, because the submitter will see the
+    /// flag (see ``submit(_:wake:)``).
+    public var hasSubmittedWork: Bool { maybeSubmitted.load(ordering: .sequentiallyConsistent) }
 }

@@ -107,6 +107,44 @@ struct LoopScenarioTests {
     }
 
     @Test(arguments: LoopKind.allCases)
+    func aSubmitterWaitingForEachJobIsNeverLeftWaiting(_ kind: LoopKind) throws {
+        // A cross-thread ping-pong: submit, wait until the job ran, submit
+        // again. The loop is about to sleep, or asleep, at almost every
+        // submission, so each must wake it. A lost wake-up leaves the job
+        // queued until the watchdog timer fires, a second later (without
+        // the watchdog the test would hang, as a benchmark once did).
+        let loop = try kind.make()
+        let executor = loop.executor
+        let ran = Confined(0)
+        let progress = LockedValue(0)
+        let slowest = LockedValue(0.0)
+        let stopper = Confined(loop)
+        var watchdog: (() -> Void)?
+        watchdog = { _ = loop.schedule(after: 1) { watchdog?() } }
+        watchdog?()
+        let count = 50_000
+        let sender = Thread {
+            for n in 1...count {
+                let start = monotonicNow()
+                try! executor.submit {
+                    ran.value += 1
+                    progress.withLock { $0 = ran.value }
+                }
+                while progress.withLock({ $0 }) < n { sched_yield() }
+                let waited = monotonicNow() - start
+                slowest.withLock { $0 = max($0, waited) }
+            }
+            try! executor.submit { stopper.value.stop() }
+        }
+        loop.runForever()
+        sender.join()
+        watchdog = nil
+        loop.close()
+        #expect(ran.value == count)
+        #expect(slowest.withLock { $0 } < 0.5, "a submission waited for the watchdog: the loop slept through its wake-up")
+    }
+
+    @Test(arguments: LoopKind.allCases)
     func aClosedAndReusedDescriptorNeverReachesTheOldWatch(_ kind: LoopKind) throws {
         let loop = try kind.make()
         let (oldA, oldB) = try makeSocketPair()
