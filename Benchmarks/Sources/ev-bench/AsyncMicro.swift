@@ -180,6 +180,18 @@ final class SpawnedClient {
         }
     }
 
+    /// Reads the child's output until it closes it.
+    func readAll() -> String {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(output, &buffer, buffer.count)
+            if count <= 0 { break }
+            bytes += buffer[..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Closes the child's stdin (it then exits) and reaps it.
     func finish() {
         close(input)
