@@ -180,12 +180,7 @@ enum CallbackEngine {
     static func start<L: EventLoop>(_ listener: SocketDescriptor, _ options: PoetryServerOptions,
                                     _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> Void {
         let thread = try EventLoopThread<L>(make) { loop in
-            do {
-                let acceptor = Acceptor(loop, listener, options)
-                acceptor.watch = try loop.watchReadiness(listener.fd, .read) { _ in acceptor.acceptAll() }
-            } catch {
-                options.log("cannot watch the listener: \(error)")
-            }
+            Acceptor(loop, listener, options).watch()
         }
         return {
             thread.stop()
@@ -195,18 +190,30 @@ enum CallbackEngine {
     }
 
     /// Accepts every waiting client; when accept fails for want of
-    /// descriptors or memory, pauses the listener's watch for
+    /// descriptors or memory, stops watching the listener for
     /// ``AcceptBackoff/seconds`` instead of spinning on its readiness.
+    ///
+    /// The loop owns the acceptor, through the watch's callback (or, during
+    /// a back-off, the timer's); the acceptor refers to its watch weakly, so
+    /// that closing the loop releases all of it.
     final class Acceptor<L: EventLoop> {
         let loop: L
         let listener: SocketDescriptor
         let options: PoetryServerOptions
-        var watch: (any IOWatching)?
+        weak var readiness: (any IOWatching)?
 
         init(_ loop: L, _ listener: SocketDescriptor, _ options: PoetryServerOptions) {
             self.loop = loop
             self.listener = listener
             self.options = options
+        }
+
+        func watch() {
+            do {
+                readiness = try loop.watchReadiness(listener.fd, .read) { [self] _ in acceptAll() }
+            } catch {
+                options.log("cannot watch the listener: \(error)")
+            }
         }
 
         func acceptAll() {
@@ -218,8 +225,8 @@ enum CallbackEngine {
                     continue
                 } catch {
                     options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
-                    watch?.interest = []
-                    _ = loop.schedule(after: AcceptBackoff.seconds) { [self] in watch?.interest = .read }
+                    readiness?.cancel()
+                    _ = loop.schedule(after: AcceptBackoff.seconds) { [self] in watch() }
                     return
                 }
             }
