@@ -7,7 +7,7 @@
 
 SHELL         := /bin/bash
 SWIFT         ?= swift
-APT_PACKAGES  := libev-dev
+APT_PACKAGES  := libev-dev libhttp-parser-dev
 SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/

@@ -26,6 +26,13 @@ let package = Package(
             path: "CLibev",
             providers: [.apt(["libev-dev"])]
         ),
+        // Node.js's HTTP parser from the system (Debian's libhttp-parser-dev); the
+        // shim reads the parser's bit fields.
+        .systemLibrary(
+            name: "CHTTPParser",
+            path: "CHTTPParser",
+            providers: [.apt(["libhttp-parser-dev"])]
+        ),
         // Linux system calls Swift's Glibc module leaves out (epoll, eventfd, accept4, ...).
         .target(name: "CLinux"),
         // What both loops share: errno errors, sockets, addresses, async sockets.
@@ -63,19 +70,34 @@ let package = Package(
             path: "Examples/SlowPoetry",
             swiftSettings: approachableConcurrency
         ),
-        // crawler: the poetry client in every way of the tutorial (and, later, a web crawler).
+        // HTTP without I/O: http_parser with the checks it leaves out, the server's
+        // connection (bytes in, bytes out) and its site. Also built by the fuzzer.
+        .target(
+            name: "HTTP",
+            dependencies: ["CHTTPParser"],
+            path: "Examples/HTTP",
+            swiftSettings: approachableConcurrency
+        ),
+        // The HTTP server and the web crawler on every engine.
+        .target(
+            name: "Web",
+            dependencies: ["HTTP", "EV", "Epoll", "EventCore"],
+            path: "Examples/Web",
+            swiftSettings: approachableConcurrency
+        ),
+        // crawler: the poetry client in every way of the tutorial, and the web crawler.
         .executableTarget(
             name: "crawler",
-            dependencies: ["SlowPoetry", "EV", "Epoll", "EventCore",
+            dependencies: ["SlowPoetry", "Web", "HTTP", "EV", "Epoll", "EventCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Crawler",
             exclude: ["README.md"],
             swiftSettings: approachableConcurrency
         ),
-        // server: the slow poetry server (and, later, an HTTP server) on every engine.
+        // server: the slow poetry server and the HTTP server, on every engine.
         .executableTarget(
             name: "server",
-            dependencies: ["SlowPoetry", "EV", "Epoll", "EventCore",
+            dependencies: ["SlowPoetry", "Web", "HTTP", "EV", "Epoll", "EventCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Server",
             exclude: ["README.md", "scripts"],

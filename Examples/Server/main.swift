@@ -10,16 +10,19 @@ import ArgumentParser
 import EventCore
 import Foundation
 import Glibc
+import HTTP
 import SlowPoetry
+import Web
 
 struct ServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "Servers for the package's examples.",
-        subcommands: [PoetryServerCommand.self])
+        subcommands: [PoetryServerCommand.self, HTTPServerCommand.self])
 }
 
 extension ServerEngine: ExpressibleByArgument {}
+extension HTTPServerEngine: ExpressibleByArgument {}
 
 struct PoetryServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -72,12 +75,7 @@ struct PoetryServerCommand: ParsableCommand {
             bytes = Poem.named(poem)!.bytes
             name = poem
         }
-        // Block SIGINT and SIGTERM in every thread; the main thread waits for them.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        sigaddset(&stopSignals, SIGINT)
-        sigaddset(&stopSignals, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+        var stopSignals = blockStopSignals()
 
         let options = PoetryServerOptions(
             poem: bytes, chunkSize: numBytes, delay: delay,
@@ -87,11 +85,110 @@ struct PoetryServerCommand: ParsableCommand {
         print("Serving \(name) on port \(server.address.port).")
         fflush(nil)
 
-        var signal: Int32 = 0
-        sigwait(&stopSignals, &signal)
-        FileHandle.standardError.write("stopping on signal \(signal)\n".data(using: .utf8)!)
+        waitForStopSignal(&stopSignals)
         server.stop()
     }
+}
+
+struct HTTPServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http",
+        abstract: "An HTTP/1.1 server: /plaintext, and a generated site of --pages pages for the crawler.")
+
+    @Option(help: "How to serve: \(HTTPServerEngine.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var engine: HTTPServerEngine = .libev
+
+    @Option(help: "The port to listen on (0: any free port).")
+    var port: Int = 8080
+
+    @Option(help: "The interface to listen on.")
+    var iface: String = "127.0.0.1"
+
+    @Option(help: "Loops on threads of their own, one listening socket each (SO_REUSEPORT): one per core.")
+    var workers: Int = 1
+
+    @Option(help: "Pages of the generated site.")
+    var pages: Int = 1000
+
+    @Option(name: .customLong("max-uri"), help: "Longest request target, in bytes (414 above).")
+    var maxURI: Int = HTTPLimits().maxURIBytes
+
+    @Option(name: .customLong("max-header-bytes"), help: "Largest request head, in bytes (431 above).")
+    var maxHeaderBytes: Int = HTTPLimits().maxHeaderBytes
+
+    @Option(name: .customLong("max-headers"), help: "Most header fields in a request (431 above).")
+    var maxHeaders: Int = HTTPLimits().maxHeaderCount
+
+    @Option(name: .customLong("max-body"), help: "Largest request body, in bytes (413 above).")
+    var maxBody: Int = HTTPLimits().maxBodyBytes
+
+    @Option(name: .customLong("header-timeout"), help: "Seconds for a request's head to arrive (408 after).")
+    var headerTimeout: Double = HTTPServerLimits().headerTimeout
+
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may do nothing before it is closed.")
+    var idleTimeout: Double = HTTPServerLimits().idleTimeout
+
+    @Option(name: .customLong("max-connections"), help: "Connections at once, per worker (accepting pauses at the limit).")
+    var maxConnections: Int = HTTPServerLimits().maxConnections
+
+    @Option(name: .customLong("high-water"), help: "Unsent bytes per connection above which its requests wait.")
+    var highWater: Int = HTTPServerLimits().outputHighWater
+
+    @Option(help: "Write what the server counted to this file (JSON) when it stops.")
+    var stats: String?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535; got \(port)") }
+        guard (1...256).contains(workers) else { throw ValidationError("--workers must be in 1...256; got \(workers)") }
+        guard (1...1_000_000).contains(pages) else { throw ValidationError("--pages must be in 1...1000000; got \(pages)") }
+        for (name, value) in [("--max-uri", maxURI), ("--max-header-bytes", maxHeaderBytes), ("--max-headers", maxHeaders),
+                              ("--max-body", maxBody), ("--max-connections", maxConnections), ("--high-water", highWater)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1; got \(value)")
+        }
+        for (name, value) in [("--header-timeout", headerTimeout), ("--idle-timeout", idleTimeout)] where !(value > 0 && value.isFinite) {
+            throw ValidationError("\(name) must be a positive number of seconds; got \(value)")
+        }
+        do { _ = try SocketAddress(host: iface, port: UInt16(port)) } catch { throw ValidationError("invalid --iface \"\(iface)\": \(error)") }
+    }
+
+    func run() throws {
+        ignoreSIGPIPE()
+        raiseDescriptorLimit()
+        var stopSignals = blockStopSignals()
+        var options = HTTPServerOptions(
+            address: try SocketAddress(host: iface, port: UInt16(port)), site: HTTPSite(pages: pages),
+            log: { line in FileHandle.standardError.write("\(line)\n".data(using: .utf8)!) })
+        options.workers = workers
+        options.limits.parser = HTTPLimits(maxURIBytes: maxURI, maxHeaderBytes: maxHeaderBytes,
+                                           maxHeaderCount: maxHeaders, maxBodyBytes: maxBody)
+        options.limits.headerTimeout = headerTimeout
+        options.limits.idleTimeout = idleTimeout
+        options.limits.maxConnections = maxConnections
+        options.limits.outputHighWater = highWater
+        let server = try HTTPServer(engine: engine, options: options)
+        print("Serving HTTP (\(engine.rawValue), \(workers) worker\(workers == 1 ? "" : "s")) on http://\(server.address.host):\(server.address.port)/")
+        fflush(nil)
+        waitForStopSignal(&stopSignals)
+        let counts = server.stop()
+        if let stats { try counts.json.write(toFile: stats, atomically: true, encoding: .utf8) }
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in every thread (call it before starting
+/// any); the main thread then waits for them with ``waitForStopSignal(_:)``.
+func blockStopSignals() -> sigset_t {
+    var stopSignals = sigset_t()
+    sigemptyset(&stopSignals)
+    sigaddset(&stopSignals, SIGINT)
+    sigaddset(&stopSignals, SIGTERM)
+    pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+    return stopSignals
+}
+
+func waitForStopSignal(_ stopSignals: inout sigset_t) {
+    var signal: Int32 = 0
+    sigwait(&stopSignals, &signal)
+    FileHandle.standardError.write("stopping on signal \(signal)\n".data(using: .utf8)!)
 }
 
 /// Raises the soft limit on open descriptors to the hard one, as Go's

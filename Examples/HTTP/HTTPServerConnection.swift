@@ -1,0 +1,299 @@
+import CHTTPParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The server's limits and timeouts (`server http`'s options), each with the
+/// status it earns.
+public struct HTTPServerLimits: Sendable, Equatable {
+    /// Request target, head, header count and body limits (414, 431, 431, 413).
+    public var parser = HTTPLimits()
+    /// Seconds from a request's first byte to the end of its head (408 after it).
+    public var headerTimeout = 10.0
+    /// Seconds a connection may sit with nothing to do (or make no progress)
+    /// before it is closed without a word.
+    public var idleTimeout = 60.0
+    /// Connections open at once; accepting pauses while at the limit.
+    public var maxConnections = 16_384
+    /// Bytes of unsent output per connection above which the server stops
+    /// reading and parsing that connection's requests until the peer reads.
+    public var outputHighWater = 64 * 1024
+    /// Seconds a closing connection waits for its peer's FIN after the
+    /// server's (a lingering close: closing with unread input would reset
+    /// the connection and destroy the answer in flight).
+    public var lingerTimeout = 2.0
+
+    public init() {}
+}
+
+/// What the connections of one loop (or thread) share: the site, the
+/// limits, the counts and the Date header. Used on that loop's thread only.
+public final class HTTPServerContext {
+    public let site: HTTPSite
+    public let limits: HTTPServerLimits
+    public var stats: HTTPServerStats
+    private var dateSecond = -1
+    private var dateLine: [UInt8] = []
+
+    public init(site: HTTPSite, limits: HTTPServerLimits) {
+        self.site = site
+        self.limits = limits
+        stats = HTTPServerStats(pages: site.pages)
+    }
+
+    /// `Date: <IMF-fixdate>\r\n`, formatted once a second.
+    func date() -> [UInt8] {
+        var now = time(nil)
+        if now != dateSecond {
+            dateSecond = now
+            var parts = tm()
+            gmtime_r(&now, &parts)
+            var text = [CChar](repeating: 0, count: 64)
+            let length = strftime(&text, text.count, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &parts)
+            dateLine = text[0..<length].map { UInt8(bitPattern: $0) }
+        }
+        return dateLine
+    }
+}
+
+/// What a server counted: the tests read it (`--stats FILE`).
+public struct HTTPServerStats: Sendable, Equatable {
+    /// Requests answered, by status.
+    public var responses: [Int: Int] = [:]
+    /// GETs and HEADs of the site: index 0 is `/`, K + 1 is `/page/K`.
+    public var pageFetches: [Int]
+    /// Connections accepted.
+    public var accepted = 0
+    /// Connections open now, and the most at once.
+    public var open = 0
+    public var peakOpen = 0
+
+    public init(pages: Int) { pageFetches = Array(repeating: 0, count: pages + 1) }
+
+    /// Adds another loop's counts (peaks add up: the loops ran side by side).
+    public mutating func add(_ other: HTTPServerStats) {
+        responses.merge(other.responses, uniquingKeysWith: +)
+        for (index, count) in other.pageFetches.enumerated() where index < pageFetches.count { pageFetches[index] += count }
+        accepted += other.accepted
+        open += other.open
+        peakOpen += other.peakOpen
+    }
+
+    public mutating func opened() {
+        accepted += 1
+        open += 1
+        peakOpen = max(peakOpen, open)
+    }
+
+    public mutating func closed() { open -= 1 }
+
+    /// As JSON: `{"accepted":..,"peakOpen":..,"responses":{"200":..},"pageFetches":[..]}`.
+    public var json: String {
+        let statuses = responses.keys.sorted().map { "\"\($0)\":\(responses[$0]!)" }.joined(separator: ",")
+        return "{\"accepted\":\(accepted),\"open\":\(open),\"peakOpen\":\(peakOpen),\"responses\":{\(statuses)},\"pageFetches\":[\(pageFetches.map(String.init).joined(separator: ","))]}"
+    }
+}
+
+/// One HTTP/1.1 connection of a server, without I/O: bytes in, bytes out.
+/// Every engine (libev, epoll, async, threads) drives the same code.
+///
+/// Requests are answered in order (pipelining); when the unsent output
+/// passes the high-water mark the parser pauses and the engine stops
+/// reading, so a peer that does not read cannot make the server buffer
+/// without bound. A bad request gets its status and the connection closes
+/// after the answers before it.
+public final class HTTPServerConnection: HTTPMessageSink {
+    private unowned let context: HTTPServerContext
+    private var parser: HTTPParser!
+    /// Unsent output; ``pendingOutput`` is what is left of it.
+    private var output: [UInt8] = []
+    private var outputStart = 0
+    /// Received but not parsed yet (the parser paused).
+    private var input: [UInt8] = []
+    private var peerClosed = false
+    /// When the current request's first byte arrived, until its head is complete.
+    private var headStartedAt: Double?
+    /// The last time the peer sent or took something.
+    public private(set) var lastProgress: Double
+    /// No more requests will be read: close once the output is sent.
+    public private(set) var closing = false
+    /// Close now, without a word (idle, or a peer that stopped reading).
+    public private(set) var abandoned = false
+
+    public init(context: HTTPServerContext, now: Double) {
+        self.context = context
+        lastProgress = now
+        parser = HTTPParser(.request, limits: context.limits.parser, sink: self)
+    }
+
+    /// Whether the engine should read: not closing, and not paused by unsent output.
+    public var wantsInput: Bool { !closing && !parser.isPaused }
+    /// Whether there is output to send.
+    public var hasOutput: Bool { outputStart < output.count }
+    /// Whether nothing is in progress: no request begun, none waiting to be parsed.
+    public var isIdle: Bool { !parser.inMessage && input.isEmpty }
+    /// Whether the connection is over: closing and everything sent.
+    public var isDone: Bool { abandoned || closing && !hasOutput }
+
+    /// Calls `body` with the unsent output; report what was sent with ``didSend(_:now:)``.
+    public func withPendingOutput<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        try output.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[outputStart...])) }
+    }
+
+    /// Takes received bytes.
+    public func receive(_ bytes: UnsafeRawBufferPointer, now: Double) {
+        lastProgress = now
+        guard !closing else { return }
+        if parser.isPaused {
+            input.append(contentsOf: bytes)
+            return
+        }
+        let used = parser.execute(bytes)
+        if used < bytes.count && parser.failure == nil {
+            input.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
+        }
+        settle(now)
+    }
+
+    /// The peer closed its side: the requests received are answered, then the connection closes.
+    public func receiveEnd(now: Double) {
+        peerClosed = true
+        settle(now)
+    }
+
+    /// Records that `count` bytes of the output were sent; resumes parsing
+    /// when the output has drained below half the high-water mark.
+    public func didSend(_ count: Int, now: Double) {
+        outputStart += count
+        if count > 0 { lastProgress = now }
+        if outputStart == output.count {
+            output = []
+            outputStart = 0
+        }
+        if parser.isPaused && !closing && output.count - outputStart <= context.limits.outputHighWater / 2 {
+            parser.resume()
+            if !input.isEmpty {
+                let pending = input
+                input = []
+                let used = pending.withUnsafeBytes { parser.execute($0) }
+                if used < pending.count && parser.failure == nil { input = Array(pending[used...]) }
+            }
+            settle(now)
+        }
+    }
+
+    /// Applies the timeouts; call it about once a second.
+    public func tick(now: Double) {
+        guard !abandoned else { return }
+        if let started = headStartedAt, !closing, now - started > context.limits.headerTimeout {
+            fail(HTTPError(408, "the request head did not arrive within \(formatSeconds(context.limits.headerTimeout)) s"))
+        } else if now - lastProgress > context.limits.idleTimeout {
+            abandoned = true
+        }
+    }
+
+    /// Seconds until ``tick(now:)`` has something to do, for engines that
+    /// wait with a timeout instead of ticking.
+    public func secondsUntilTimeout(now: Double) -> Double {
+        var deadline = lastProgress + context.limits.idleTimeout
+        if let started = headStartedAt, !closing { deadline = min(deadline, started + context.limits.headerTimeout) }
+        return max(0.001, deadline - now + 0.001)
+    }
+
+    /// After parsing: answers a failure, tracks the header timeout, ends at the peer's close.
+    private func settle(_ now: Double) {
+        if let failure = parser.failure {
+            fail(failure)
+            return
+        }
+        if parser.inMessage && !parser.headComplete {
+            if headStartedAt == nil { headStartedAt = now }
+        } else {
+            headStartedAt = nil
+        }
+        if peerClosed && input.isEmpty && !parser.isPaused {
+            // Everything the peer sent is answered; a request cut short gets nothing.
+            closing = true
+            headStartedAt = nil
+        }
+    }
+
+    /// Answers with `error`'s status and closes.
+    private func fail(_ error: HTTPError) {
+        guard !closing else { return }
+        closing = true
+        headStartedAt = nil
+        input = []
+        let body = Array("\(error.status) \(HTTPStatus.phrase(error.status)): \(error.reason)\n".utf8)
+        writeHead(error.status, contentType: "text/plain; charset=utf-8", length: body.count, keepAlive: false,
+                  extra: error.status == 405 ? "Allow: GET, HEAD\r\n" : nil)
+        output.append(contentsOf: body)
+        context.stats.responses[error.status, default: 0] += 1
+    }
+
+    public func parsed(_ message: inout HTTPMessage) -> Bool {
+        respond(to: message)
+        if !message.keepAlive {
+            closing = true
+            return true
+        }
+        return output.count - outputStart > context.limits.outputHighWater
+    }
+
+    private func respond(to message: HTTPMessage) {
+        let isHead = message.method == HTTP_HEAD
+        guard message.method == HTTP_GET || isHead else {
+            let name = String(cString: http_method_str(message.method))
+            return answer(405, "text/plain; charset=utf-8", Array("405 Method Not Allowed: \(name); this server answers GET and HEAD\n".utf8),
+                          message, isHead: false, extra: "Allow: GET, HEAD\r\n")
+        }
+        let site = context.site
+        switch site.route(message.target) {
+        case .plaintext:
+            answer(200, "text/plain", HTTPSite.plaintext, message, isHead: isHead)
+        case .page(let index):
+            context.stats.pageFetches[index + 1] += 1
+            answer(200, "text/html; charset=utf-8", site.html(page: index), message, isHead: isHead)
+        case .index:
+            context.stats.pageFetches[0] += 1
+            answer(200, "text/html; charset=utf-8", site.indexHTML, message, isHead: isHead)
+        case .notFound:
+            answer(404, "text/plain; charset=utf-8", Array("404 Not Found: \(String(decoding: message.target, as: UTF8.self))\n".utf8),
+                   message, isHead: isHead)
+        }
+    }
+
+    private func answer(_ status: Int, _ contentType: String, _ body: [UInt8], _ message: HTTPMessage, isHead: Bool, extra: String? = nil) {
+        // HTTP/1.0 keeps the connection only when asked to, and must be told it is kept.
+        let keepAlive = message.keepAlive
+        writeHead(status, contentType: contentType, length: body.count, keepAlive: keepAlive,
+                  extra: extra, http10: message.minor == 0)
+        if !isHead { output.append(contentsOf: body) }
+        context.stats.responses[status, default: 0] += 1
+    }
+
+    private func writeHead(_ status: Int, contentType: String, length: Int, keepAlive: Bool, extra: String?, http10: Bool = false) {
+        if status == 200 {
+            output.append(contentsOf: HTTPServerConnection.okLine)
+        } else {
+            output.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.phrase(status))\r\n".utf8)
+        }
+        output.append(contentsOf: HTTPServerConnection.serverLine)
+        output.append(contentsOf: context.date())
+        output.append(contentsOf: "Content-Type: \(contentType)\r\nContent-Length: \(length)\r\n".utf8)
+        if let extra { output.append(contentsOf: extra.utf8) }
+        if !keepAlive {
+            output.append(contentsOf: "Connection: close\r\n".utf8)
+        } else if http10 {
+            output.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+        }
+        output.append(contentsOf: [13, 10])
+    }
+
+    static let okLine = Array("HTTP/1.1 200 OK\r\n".utf8)
+    static let serverLine = Array("Server: swift-libev\r\n".utf8)
+}
+
+func formatSeconds(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+}

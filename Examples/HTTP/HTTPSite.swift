@@ -1,0 +1,64 @@
+/// The server's site: `/plaintext`, and a generated web of `pages` pages for
+/// a crawler to walk - `/` links to `/page/0`, and every `/page/K` links
+/// to a few others deterministically (absolute and relative links, links
+/// back to `/`, an off-site link and a fragment), cycles included. Every
+/// page is reachable from `/` through the chain K -> K + 1.
+public struct HTTPSite: Sendable {
+    /// Pages besides `/`.
+    public let pages: Int
+    /// `/`'s HTML.
+    public let indexHTML: [UInt8]
+    private let pageHTML: [[UInt8]]
+
+    /// What a target names.
+    public enum Route: Equatable {
+        case plaintext, index, page(Int), notFound
+    }
+
+    /// `/plaintext`'s body.
+    public static let plaintext = Array("Hello, World!".utf8)
+
+    public init(pages: Int) {
+        precondition(pages >= 1, "a site has at least one page")
+        self.pages = pages
+        indexHTML = Array(Self.document(title: "swift-libev's site", links: ["/page/0", "/plaintext", "https://example.com/elsewhere"]).utf8)
+        pageHTML = (0..<pages).map { page in Array(Self.document(title: "Page \(page)", links: Self.links(page, of: pages)).utf8) }
+    }
+
+    /// The links on page `page`, as written in its HTML.
+    public static func links(_ page: Int, of pages: Int) -> [String] {
+        [
+            "/page/\((page + 1) % pages)",           // the chain through every page
+            "/page/\((page * 7 + 3) % pages)",       // jumps, with cycles
+            "\((page * page + 5) % pages)",          // relative to /page/K
+            "../page/\((page + pages - 1) % pages)", // relative, and back
+            "/",                                      // home
+            "#top",                                   // this page again
+        ]
+    }
+
+    /// The page for `target` (its query ignored).
+    public func route(_ target: [UInt8]) -> Route {
+        var path = target[...]
+        if let query = path.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { path = path[..<query] }
+        if path.elementsEqual("/plaintext".utf8) { return .plaintext }
+        if path.elementsEqual("/".utf8) { return .index }
+        let prefix = "/page/".utf8
+        guard path.starts(with: prefix) else { return .notFound }
+        let digits = path.dropFirst(prefix.count)
+        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+              digits.count == 1 || digits.first != 48 else { return .notFound }
+        let number = digits.reduce(0) { $0 * 10 + Int($1 - 48) }
+        return number < pages ? .page(number) : .notFound
+    }
+
+    /// Page `page`'s HTML.
+    public func html(page: Int) -> [UInt8] { pageHTML[page] }
+
+    private static func document(title: String, links: [String]) -> String {
+        var html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(title)</title></head>\n<body id=\"top\"><h1>\(title)</h1>\n<ul>\n"
+        for link in links { html += "<li><a href=\"\(link)\">\(link)</a></li>\n" }
+        html += "</ul>\n</body></html>\n"
+        return html
+    }
+}
