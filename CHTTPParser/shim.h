@@ -31,4 +31,12 @@ static inline int CHTTPParser_usesTransferEncoding(const http_parser *parser) {
     return parser->uses_transfer_encoding;
 }
 
+/// Where a parsed URL's field is (`field_data`, an array of anonymous
+/// structs Swift does not import): its offset and length in the text.
+static inline void CHTTPParser_urlField(const struct http_parser_url *url, enum http_parser_url_fields field,
+                                        unsigned short *offset, unsigned short *length) {
+    *offset = url->field_data[field].off;
+    *length = url->field_data[field].len;
+}
+
 #endif

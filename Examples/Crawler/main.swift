@@ -10,13 +10,16 @@
 import ArgumentParser
 import EventCore
 import Foundation
+import Glibc
+import HTTP
 import SlowPoetry
+import Web
 
 struct CrawlerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crawler",
         abstract: "Download poems from slow poetry servers in each way of the tutorial.",
-        subcommands: [PoetryCommand.self, FetchOneCommand.self],
+        subcommands: [PoetryCommand.self, WebCommand.self, FetchOneCommand.self],
         defaultSubcommand: PoetryCommand.self)
 }
 
@@ -86,6 +89,78 @@ struct PoetryCommand: ParsableCommand {
             if !json { print("timeline: \(timeline)") }
         }
         if !runs.allSatisfy(\.allIntact) { throw ExitCode(1) }
+    }
+}
+
+extension CrawlEngine: ExpressibleByArgument {}
+
+struct WebCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "web",
+        abstract: "Crawl a web site: each page of its host once, links from href attributes, keep-alive connections.")
+
+    @Argument(help: "Where to start: an http:// URL; only its host and port are crawled.")
+    var url: String
+
+    @Option(help: "How to download: \(CrawlEngine.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var engine: CrawlEngine = .libev
+
+    @Option(help: "Connections at once.")
+    var concurrency: Int = 16
+
+    @Option(name: .customLong("max-pages"), help: "Pages to fetch at most.")
+    var maxPages: Int = 100_000
+
+    @Option(help: "Save the pages in this directory (made if missing).")
+    var out: String?
+
+    @Option(help: "Seconds for one request, connection and whole response included.")
+    var timeout: Double = 10
+
+    @Option(name: .customLong("max-body"), help: "Largest page, in bytes; larger ones fail.")
+    var maxBody: Int = 8 << 20
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    func validate() throws {
+        do { _ = try WebURL(url) } catch { throw ValidationError("\(error)") }
+        guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be in 1...10000; got \(concurrency)") }
+        guard maxPages >= 1 else { throw ValidationError("--max-pages must be at least 1; got \(maxPages)") }
+        guard maxBody >= 1 else { throw ValidationError("--max-body must be at least 1; got \(maxBody)") }
+        guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds; got \(timeout)") }
+    }
+
+    func run() throws {
+        ignoreSIGPIPE()
+        var options = CrawlOptions(start: try WebURL(url))
+        options.concurrency = concurrency
+        options.maxPages = maxPages
+        options.timeout = timeout
+        options.limits.maxBodyBytes = maxBody
+        if let out {
+            do {
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            } catch {
+                throw ValidationError("cannot make the --out directory \"\(out)\": \(error.localizedDescription)")
+            }
+            options.outDirectory = out
+        }
+        if isatty(2) != 0 && !json {
+            options.progress = { report in
+                FileHandle.standardError.write("\r\u{1B}[K\(report.progressLine)".data(using: .utf8)!)
+            }
+        }
+        let report: CrawlReport
+        do {
+            report = try crawl(engine: engine, options: options)
+        } catch {
+            FileHandle.standardError.write("crawler: cannot crawl \(url): \(error)\n".data(using: .utf8)!)
+            throw ExitCode(1)
+        }
+        if options.progress != nil { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+        print(json ? report.json : report.summary)
+        if report.pages == 0 { throw ExitCode(1) }
     }
 }
 
