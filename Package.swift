@@ -139,6 +139,11 @@ let package = Package(
             swiftSettings: approachableConcurrency
         ),
         .testTarget(
+            name: "HTTPTests",
+            dependencies: ["HTTP"],
+            swiftSettings: approachableConcurrency
+        ),
+        .testTarget(
             name: "EVTests",
             dependencies: ["EV", "TestSupport", "EVTestHelper"],
             swiftSettings: approachableConcurrency
