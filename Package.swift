@@ -91,7 +91,7 @@ let package = Package(
             dependencies: ["SlowPoetry", "Web", "HTTP", "EV", "Epoll", "EventCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Crawler",
-            exclude: ["README.md"],
+            exclude: ["README.md", "scripts"],
             swiftSettings: approachableConcurrency
         ),
         // server: the slow poetry server and the HTTP server, on every engine.

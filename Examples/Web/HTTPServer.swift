@@ -536,8 +536,8 @@ enum ThreadsHTTPEngine {
             for listener in listeners { shutdown(listener.fd, Int32(SHUT_RDWR)) }
             for acceptor in acceptors { acceptor.join() }
             for listener in listeners { listener.close() }
-            // Wake the connections waiting for a request: their reads end, they close.
-            for fd in shared.state.withLock({ $0.clients }) { shutdown(fd, Int32(SHUT_RD)) }
+            // The connections notice within half a second, finish what they
+            // are doing and close.
             let deadline = monotonicNow() + options.stopTimeout
             while shared.state.withLock({ !$0.clients.isEmpty }) && monotonicNow() < deadline { usleep(2_000) }
             for fd in shared.state.withLock({ $0.clients }) { shutdown(fd, Int32(SHUT_RDWR)) }
@@ -594,9 +594,12 @@ enum ThreadsHTTPEngine {
             }
         }
         while !http.isDone {
+            if shared.stopping && http.isIdle && !http.hasOutput { break }
             if http.wantsInput {
                 var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let ready = poll(&poller, 1, Int32(http.secondsUntilTimeout(now: monotonicNow()) * 1000))
+                // At most half a second, to notice a graceful stop.
+                let wait = min(http.secondsUntilTimeout(now: monotonicNow()), 0.5)
+                let ready = poll(&poller, 1, Int32(wait * 1000))
                 if ready == 0 {
                     http.tick(now: monotonicNow())
                 } else if ready > 0 {

@@ -103,7 +103,9 @@ func jsonString(_ text: String) -> String {
 struct CrawlJob {
     let url: WebURL
     let found: WebURL
-    let redirects: Int
+    /// The URLs that redirected here, first first.
+    var chain: [WebURL] = []
+    var redirects: Int { chain.count }
 }
 
 /// A failed fetch: the kind it counts under and what happened.
@@ -143,7 +145,7 @@ final class Crawl {
 
     init(_ options: CrawlOptions) {
         self.options = options
-        _ = schedule(options.start, found: options.start, redirects: 0)
+        _ = schedule(options.start, found: options.start)
     }
 
     var hasJobs: Bool { frontierStart < frontier.count }
@@ -162,12 +164,12 @@ final class Crawl {
     }
 
     /// Adds `url` unless it was seen, is elsewhere, or the page budget is spent.
-    private func schedule(_ url: WebURL, found: WebURL, redirects: Int) -> Bool {
+    private func schedule(_ url: WebURL, found: WebURL) -> Bool {
         guard url.host == options.start.host && url.port == options.start.port else { return false }
-        guard redirects > 0 || scheduledPages < options.maxPages else { return false }
+        guard scheduledPages < options.maxPages else { return false }
         guard seen.insert(url).inserted else { return false }
-        if redirects == 0 { scheduledPages += 1 }
-        frontier.append(CrawlJob(url: url, found: found, redirects: redirects))
+        scheduledPages += 1
+        frontier.append(CrawlJob(url: url, found: found))
         return true
     }
 
@@ -182,7 +184,7 @@ final class Crawl {
             save(job.url, response.body)
             if (response.header("Content-Type") ?? "text/html").lowercased().contains("html") {
                 for link in hrefLinks(in: response.body) {
-                    if let url = job.url.resolve(link) { _ = schedule(url, found: job.url, redirects: 0) }
+                    if let url = job.url.resolve(link) { _ = schedule(url, found: job.url) }
                 }
             }
         case 301, 302, 303, 307, 308:
@@ -194,10 +196,14 @@ final class Crawl {
             }
             report.inFlight -= 1
             report.redirects += 1
-            // A redirect is followed even to a URL seen before (a loop ends at the limit).
             guard target.host == options.start.host && target.port == options.start.port else { return }
-            seen.insert(target)
-            frontier.append(CrawlJob(url: target, found: job.found, redirects: job.redirects + 1))
+            // Within its own chain a redirect is followed again (a loop ends
+            // at the limit); to a page the crawl has seen, not (each URL once).
+            let looping = job.chain.contains(target) || target == job.url
+            guard looping || seen.insert(target).inserted else { return }
+            var next = CrawlJob(url: target, found: job.found)
+            next.chain = job.chain + [job.url]
+            frontier.append(next)
         default:
             fail(job, FetchFailure(kind: "HTTP \(response.status)", reason: "HTTP \(response.status) \(HTTPStatus.phrase(response.status))"))
         }

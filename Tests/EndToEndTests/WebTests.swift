@@ -1,0 +1,374 @@
+import EventCore
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+/// A `server http` process, started and asked for its port.
+final class HTTPServerProcess {
+    let process: SpawnedProcess
+    let port: UInt16
+    let statsPath = temporaryPath("stats.json")
+
+    init(engine: String, _ extra: [String] = [], descriptorLimit: Int? = nil) throws {
+        let arguments = ["http", "--engine", engine, "--port", "0", "--stats", statsPath] + extra
+        if let descriptorLimit {
+            process = try SpawnedProcess("/usr/bin/prlimit", ["--nofile=\(descriptorLimit):\(descriptorLimit)", Program.server] + arguments)
+        } else {
+            process = try SpawnedProcess(Program.server, arguments)
+        }
+        let banner = process.waitForOutput(containing: "Serving HTTP")
+        guard let range = banner.range(of: #":(\d+)/"#, options: .regularExpression),
+              let port = UInt16(banner[range].dropFirst().dropLast()) else {
+            process.send(SIGKILL)
+            throw SystemCallError(call: "server banner: \(banner)", errno: .ioError)
+        }
+        self.port = port
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// The server's open descriptors now.
+    var descriptorCount: Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/fd").count) ?? -1
+    }
+
+    /// Resident memory, in KiB.
+    var residentKiB: Int {
+        let status = (try? String(contentsOfFile: "/proc/\(process.pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+    }
+
+    /// Waits until the descriptor count is at most `count` (connections are closed asynchronously).
+    func waitForDescriptors(atMost count: Int, timeout: Double = 10) -> Int {
+        let deadline = monotonicSeconds() + timeout
+        var now = descriptorCount
+        while now > count && monotonicSeconds() < deadline {
+            usleep(20_000)
+            now = descriptorCount
+        }
+        return now
+    }
+
+    /// Stops the server (SIGTERM); returns how it ended and what it counted.
+    func stop() throws -> (ProcessOutput, ServerStats?) {
+        process.send(SIGTERM)
+        let output = try process.wait(timeout: 10)
+        defer { unlink(statsPath) }
+        let stats = try? JSONDecoder().decode(ServerStats.self, from: Data(contentsOf: URL(fileURLWithPath: statsPath)))
+        return (output, stats)
+    }
+}
+
+/// What `server http --stats` writes.
+struct ServerStats: Decodable {
+    var accepted: Int
+    var open: Int
+    var peakOpen: Int
+    var responses: [String: Int]
+    var pageFetches: [Int]
+}
+
+/// What `crawler web --json` prints.
+struct WebCrawlReport: Decodable {
+    struct Failure: Decodable { var url: String; var reason: String }
+    var pages: Int
+    var bytes: Int
+    var redirects: Int
+    var connections: Int
+    var errors: [String: Int]
+    var failures: [Failure]
+}
+
+let scriptsDirectory = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Examples").path
+let probeScript = scriptsDirectory + "/Server/scripts/http_probe.py"
+let badSiteScript = scriptsDirectory + "/Crawler/scripts/bad_site.py"
+
+/// Runs `http_probe.py PORT ARGUMENTS...` and decodes the JSON it prints last.
+func probe(_ port: UInt16, _ arguments: [String], timeout: Double = 60) throws -> [String: Any] {
+    let output = try runProcess("/usr/bin/env", ["python3", probeScript, "\(port)"] + arguments, timeout: timeout)
+    let line = output.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+    guard let json = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        throw SystemCallError(call: "http_probe \(arguments): \(output)", errno: .ioError)
+    }
+    return json
+}
+
+let httpEngines = ["libev", "epoll", "async", "threads"]
+
+@Suite("The HTTP server and the web crawler, end to end", .serialized)
+struct WebTests {
+    @Test(arguments: httpEngines)
+    func curlAndPythonKeepTheConnectionAliveAndPipeline(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine)
+        // curl: two URLs, one connection.
+        let curl = try runProcess("/usr/bin/curl", ["-s", "--http1.1", "\(server.url)/plaintext", "\(server.url)/page/3",
+                                                   "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n"])
+        #expect(curl.standardOutput == "200 1\n200 0\n", "\(engine): \(curl)")
+        let body = try runProcess("/usr/bin/curl", ["-s", "-i", "\(server.url)/plaintext"])
+        #expect(body.standardOutput.hasPrefix("HTTP/1.1 200 OK\r\n") && body.standardOutput.hasSuffix("\r\n\r\nHello, World!"), "\(body)")
+        let head = try runProcess("/usr/bin/curl", ["-s", "-I", "\(server.url)/page/1"])
+        #expect(head.standardOutput.contains("Content-Type: text/html"), "\(head)")
+        // Python's http.client: three requests over one socket, HTTP/1.0 keep-alive too.
+        let script = """
+        import http.client, sys
+        c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+        out = []
+        for path in ["/plaintext", "/page/2", "/nowhere"]:
+            c.request("GET", path)
+            r = c.getresponse(); body = r.read()
+            out.append("%d %d" % (r.status, len(body)))
+            if path == "/plaintext": first = c.sock
+        out.append("same socket" if c.sock is first else "new socket")
+        http.client.HTTPConnection._http_vsn, http.client.HTTPConnection._http_vsn_str = 10, "HTTP/1.0"
+        c2 = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+        c2.request("GET", "/plaintext", headers={"Connection": "keep-alive"}); r = c2.getresponse()
+        out.append("%d %s %s" % (r.status, r.getheader("Connection"), r.read().decode()))
+        print("; ".join(out))
+        """
+        let python = try runProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)"])
+        #expect(python.standardOutput.hasPrefix("200 13; 200 "), "\(engine): \(python)")
+        #expect(python.standardOutput.contains("; 404 ") && python.standardOutput.contains("same socket; 200 keep-alive Hello, World!"),
+                "\(engine): \(python)")
+        // Sixteen pipelined requests in one write: sixteen answers, in order.
+        let pipelined = try probe(server.port, ["pipelined", "16"])
+        #expect(pipelined["statuses"] as? [Int] == Array(repeating: 200, count: 16), "\(engine): \(pipelined)")
+        #expect(pipelined["titles"] as? [Int] == Array(0..<15), "\(engine): \(pipelined)")
+        #expect(pipelined["plaintextLast"] as? Bool == true && pipelined["closed"] as? Bool == true)
+        let (ended, stats) = try server.stop()
+        #expect(ended.exitCode == 0, "\(ended)")
+        // curl 3 (and a HEAD), Python 3 + 1, the pipeline 16.
+        #expect(stats?.responses["200"] == 23 && stats?.responses["404"] == 1, "\(String(describing: stats))")
+    }
+
+    static let badInputs: [(String, Int)] = [
+        (#"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"#, 400),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"#, 400),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello"#, 400),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"#, 400),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello"#, 400),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n"#, 400),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"#, 400),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n"#, 400),
+        (#"GET / HTTP/1.1\r\n\r\n"#, 400),
+        (#"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"#, 400),
+        (#"GET / HTTP/1.1\r\nHost : a\r\n\r\n"#, 400),
+        (#"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"#, 400),
+        (#"GET / HTTP/1.1\r\nHost: a\r\nX: b\x00c\r\n\r\n"#, 400),
+        (#"GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n"#, 400),
+        (#"GET / HTTP/01.1\r\nHost: a\r\n\r\n"#, 400),
+        ("GET /" + String(repeating: "a", count: 65536) + #" HTTP/1.1\r\nHost: a\r\n\r\n"#, 414),
+        (#"GET / HTTP/1.1\r\nHost: a\r\nX: "# + String(repeating: "v", count: 16 * 1024) + #"\r\n\r\n"#, 431),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhiTHERE\r\n\r\n"#, 400),
+    ]
+
+    @Test(arguments: ["libev", "epoll", "async", "threads"])
+    func everyBadInputGetsItsStatusTheConnectionClosesAndTheNextIsServed(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine)
+        let baseline = server.descriptorCount
+        for (request, status) in Self.badInputs {
+            let result = try probe(server.port, ["send", request])
+            let statuses = result["statuses"] as? [Int] ?? []
+            #expect(statuses.last == status, "\(engine): \(request.prefix(80)): \(result)")
+            #expect(result["closed"] as? Bool == true, "\(engine): \(request.prefix(80)) left the connection open")
+            let next = try probe(server.port, ["send", #"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"#])
+            #expect(next["statuses"] as? [Int] == [200], "\(engine): after \(request.prefix(80)): \(next)")
+        }
+        #expect(server.waitForDescriptors(atMost: baseline) == baseline)
+        let (ended, _) = try server.stop()
+        #expect(ended.exitCode == 0, "\(ended)")
+    }
+
+    @Test(arguments: httpEngines)
+    func aThousandClientsResettingMidRequestLeakNothing(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine)
+        let baseline = server.descriptorCount
+        _ = try probe(server.port, ["resets", "1000"], timeout: 120)
+        #expect(server.waitForDescriptors(atMost: baseline) == baseline, "\(engine): descriptors back to \(baseline)")
+        let next = try probe(server.port, ["send", #"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"#])
+        #expect(next["statuses"] as? [Int] == [200], "\(engine): \(next)")
+        let (ended, _) = try server.stop()
+        #expect(ended.exitCode == 0, "\(ended)")
+    }
+
+    @Test(arguments: httpEngines)
+    func outOfDescriptorsTheServerBacksOffAndRecovers(_ engine: String) throws {
+        // 64 descriptors, 100 clients holding their connection for 1.5 s:
+        // accept fails with EMFILE; the server pauses accepting (no spinning)
+        // and serves the rest once the first leave.
+        let server = try HTTPServerProcess(engine: engine, descriptorLimit: 64)
+        let cpuBefore = processCPUSeconds(server.process.pid)
+        let start = monotonicSeconds()
+        let result = try probe(server.port, ["hold", "100", "1.5"], timeout: 120)
+        let seconds = monotonicSeconds() - start
+        let cpu = processCPUSeconds(server.process.pid) - cpuBefore
+        #expect(result["ok"] as? Int == 100, "\(engine): \(result)")
+        #expect(cpu < 0.1 * seconds, "\(engine) burnt \(cpu) s of CPU in \(seconds) s: spinning on accept?")
+        let (ended, _) = try server.stop()
+        #expect(ended.standardError.contains("EMFILE"), "\(engine) says why it stopped accepting: \(ended)")
+        #expect(ended.exitCode == 0, "\(ended)")
+    }
+
+    @Test(arguments: httpEngines)
+    func aSlowReaderPausesItsConnectionNotTheServer(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine)
+        let before = server.residentKiB
+        // 20,000 pipelined requests (about 8 MB of answers), nothing read for 3 s.
+        let reader = try SpawnedProcess("/usr/bin/env", ["python3", probeScript, "\(server.port)", "slow-reader", "20000", "3"])
+        _ = reader.waitForOutput(containing: "sent", timeout: 30)
+        usleep(1_000_000)
+        // Others are served meanwhile, at once.
+        let start = monotonicSeconds()
+        let curl = try runProcess("/usr/bin/curl", ["-s", "-m", "5", "\(server.url)/plaintext"])
+        #expect(curl.standardOutput == "Hello, World!" && monotonicSeconds() - start < 1, "\(engine): \(curl)")
+        let during = server.residentKiB
+        let output = try reader.wait(timeout: 60)
+        #expect(output.standardOutput.contains("\"responses\": 20000"), "\(engine): \(output)")
+        #expect(during - before < 4 * 1024, "\(engine): memory grew \(during - before) KiB while the reader did not read")
+        _ = try server.stop()
+    }
+
+    @Test(arguments: ["libev", "epoll", "async"])
+    func tenThousandIdleConnectionsAreHeld(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine)
+        let baseline = server.descriptorCount
+        let script = """
+        import resource, signal, socket, sys
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(int(sys.argv[2]))]
+        print("ready", flush=True)
+        signal.pause()
+        """
+        let holder = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)", "10000"])
+        _ = holder.waitForOutput(containing: "ready", timeout: 120)
+        let curl = try runProcess("/usr/bin/curl", ["-s", "-m", "5", "\(server.url)/plaintext"])
+        #expect(curl.standardOutput == "Hello, World!", "\(engine): \(curl)")
+        #expect(server.waitForDescriptors(atMost: .max) >= baseline + 10_000, "\(engine) holds them all")
+        holder.send(SIGKILL)
+        _ = try holder.wait(timeout: 60)
+        #expect(server.waitForDescriptors(atMost: baseline, timeout: 20) == baseline)
+        let (ended, stats) = try server.stop()
+        #expect(ended.exitCode == 0)
+        #expect((stats?.peakOpen ?? 0) >= 10_000, "\(String(describing: stats))")
+    }
+
+    @Test(arguments: httpEngines)
+    func sigtermFinishesTheRequestInFlightAndExits(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine)
+        let script = """
+        import socket, sys, time, os, signal
+        port, pid = int(sys.argv[1]), int(sys.argv[2])
+        idle = socket.create_connection(("127.0.0.1", port))
+        idle.sendall(b"GET /plaintext HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n"); idle.recv(4096)
+        busy = socket.create_connection(("127.0.0.1", port))
+        busy.sendall(b"GET /page/1 HTTP/1.1\\r\\nHost: a\\r\\n")
+        time.sleep(0.3)
+        start = time.time(); os.kill(pid, signal.SIGTERM); time.sleep(0.5)
+        busy.sendall(b"\\r\\n"); busy.settimeout(5); data = b""
+        while True:
+            chunk = busy.recv(65536)
+            if not chunk: break
+            data += chunk
+        idle.settimeout(5)
+        print("busy", data.split(b"\\r\\n")[0].decode(), "closed", "idle closed" if idle.recv(10) == b"" else "idle open")
+        """
+        let output = try runProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)", "\(server.process.pid)"], timeout: 30)
+        #expect(output.standardOutput.contains("busy HTTP/1.1 200 OK closed idle closed"), "\(engine): \(output)")
+        let start = monotonicSeconds()
+        let ended = try server.process.wait(timeout: 10)
+        #expect(ended.exitCode == 0, "\(engine): \(ended)")
+        #expect(monotonicSeconds() - start < 5)
+    }
+
+    @Test(arguments: [("libev", "libev"), ("epoll", "epoll"), ("async", "async"), ("threads", "libev")])
+    func theCrawlerFetchesEveryPageExactlyOnceWithinItsConcurrency(_ serverEngine: String, _ crawlerEngine: String) throws {
+        let server = try HTTPServerProcess(engine: serverEngine)
+        let output = try runProcess(Program.crawler, ["web", "\(server.url)/", "--engine", crawlerEngine, "--concurrency", "8", "--json"], timeout: 120)
+        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        #expect(report.pages == 1002 && report.errors.isEmpty, "\(output)")
+        let (_, stats) = try server.stop()
+        let counts = try #require(stats)
+        #expect(counts.pageFetches.count == 1001 && counts.pageFetches.allSatisfy { $0 == 1 },
+                "every page once: \(counts.pageFetches.enumerated().filter { $0.element != 1 }.prefix(10))")
+        #expect(counts.peakOpen <= 8, "at most 8 connections at once; the server saw \(counts.peakOpen)")
+        #expect(report.connections <= 8)
+    }
+
+    @Test(arguments: ["libev", "epoll", "async"])
+    func theCrawlerCrawlsASiteServedByPython(_ engine: String) throws {
+        let root = temporaryPath("site")
+        try FileManager.default.createDirectory(atPath: root + "/pages", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try #"<a href="pages/0.html">start</a> <a href="https://example.com/">away</a>"#.write(toFile: root + "/index.html", atomically: true, encoding: .utf8)
+        for page in 0..<50 {
+            try "<a href='\((page + 1) % 50).html'>next</a> <a href=\"/pages/\(page * 3 % 50).html\">jump</a> <a href='../index.html'>home</a>"
+                .write(toFile: root + "/pages/\(page).html", atomically: true, encoding: .utf8)
+        }
+        let port = try unusedPort()
+        let python = try SpawnedProcess("/usr/bin/env", ["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "\(port)", "--directory", root])
+        defer { python.send(SIGKILL); _ = try? python.wait(timeout: 5) }
+        _ = python.waitForOutput(containing: "Serving HTTP")
+        let out = temporaryPath("pages")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let output = try runProcess(Program.crawler, ["web", "http://127.0.0.1:\(port)/", "--engine", engine, "--concurrency", "4",
+                                                      "--out", out, "--json"], timeout: 120)
+        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        // "/", "/index.html" and the 50 pages; Python's server closes after each answer (HTTP/1.0).
+        #expect(report.pages == 52 && report.errors.isEmpty, "\(engine): \(output)")
+        // "/" and "/index.html" are both saved as index.html, as wget does.
+        let saved = try FileManager.default.contentsOfDirectory(atPath: out)
+        #expect(saved.count == 51 && saved.contains("pages%2F49.html") && saved.contains("index.html"), "\(saved.sorted())")
+        let page = try String(contentsOfFile: out + "/pages%2F7.html", encoding: .utf8)
+        #expect(page.contains("<a href='8.html'>next</a>"))
+    }
+
+    @Test(arguments: ["libev", "epoll", "async"])
+    func aMisbehavingSiteFailsThoseURLsAndTheCrawlGoesOn(_ engine: String) throws {
+        let site = try SpawnedProcess("/usr/bin/env", ["python3", "-u", badSiteScript, "0"])
+        defer { site.send(SIGKILL); _ = try? site.wait(timeout: 5) }
+        let banner = site.waitForOutput(containing: "port")
+        let port = banner.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        let output = try runProcess(Program.crawler, ["web", "http://127.0.0.1:\(port)/", "--engine", engine, "--timeout", "2",
+                                                      "--max-body", "\(1 << 20)", "--json"], timeout: 60)
+        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        #expect(report.pages == 11, "/ and the ten good pages, each once: \(output)")
+        #expect(report.errors == ["head too large": 2, "truncated": 1, "too many redirects": 1, "body too large": 1,
+                                  "HTTP 404": 1, "timeout": 1, "connection": 1], "\(engine): \(report.errors) \(report.failures)")
+        #expect(report.redirects >= 11, "the loop was followed to the limit, and /moved once")
+        #expect(output.exitCode == 0)
+    }
+
+    @Test(arguments: [
+        ("server", ["http", "--port", "70000"], "--port"),
+        ("server", ["http", "--engine", "fibers"], "--engine"),
+        ("server", ["http", "--workers", "0"], "--workers"),
+        ("crawler", ["web", "ftp://example.com/"], "ftp://example.com/"),
+        ("crawler", ["web", "http://127.0.0.1:1/", "--concurrency", "0"], "--concurrency"),
+    ])
+    func usageErrorsNameTheArgumentAndExit64(_ program: String, _ arguments: [String], _ named: String) throws {
+        let output = try runProcess(program == "server" ? Program.server : Program.crawler, arguments)
+        #expect(output.exitCode == 64, "\(output)")
+        #expect(output.standardError.contains(named), "\(output)")
+    }
+
+    @Test func aRefusedStartIsAFailedURLAndTheCrawlerExitsNonZero() throws {
+        let port = try unusedPort()
+        let output = try runProcess(Program.crawler, ["web", "http://127.0.0.1:\(port)/", "--json"])
+        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        #expect(report.errors == ["connect": 1] && report.failures.first?.reason.contains("ECONNREFUSED") == true, "\(output)")
+        #expect(output.exitCode == 1)
+    }
+}
+
+/// A process's user and system CPU seconds, from /proc/PID/stat.
+func processCPUSeconds(_ pid: pid_t) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
