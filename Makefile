@@ -1,18 +1,20 @@
 # swift-libev: the two commands of the README.
 #
 #   make demo   the package's main job: the tutorial's experiment, every way, a table and a timeline
-#   make test   the whole suite, then again under ThreadSanitizer and AddressSanitizer
+#   make test   the whole suite, then again under ThreadSanitizer and AddressSanitizer,
+#               then 30 s of libFuzzer on the HTTP request path
 #
 # Both first install what the package needs from Debian (apt-get, as root or via sudo).
 
 SHELL         := /bin/bash
 SWIFT         ?= swift
+SWIFTC        ?= swiftc
 APT_PACKAGES  := libev-dev libhttp-parser-dev
 SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
 
-.PHONY: all deps build test test-debug test-tsan test-asan demo tour bench clean
+.PHONY: all deps build test test-debug test-tsan test-asan fuzz demo tour bench clean
 
 all: build
 
@@ -33,7 +35,7 @@ build: deps
 	@if grep -E "^$(OWN_PATHS).*warning:" .build-log.txt; then \
 	  echo "make: the warnings above are errors here"; exit 1; fi
 
-test: build test-debug test-tsan test-asan
+test: build test-debug test-tsan test-asan fuzz
 
 test-debug:
 	$(SWIFT) test --disable-xctest
@@ -43,6 +45,19 @@ test-tsan: deps
 
 test-asan: deps
 	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
+
+# libFuzzer on the server's request path (and the crawler's response parser):
+# Fuzz/HTTPRequestFuzzer.swift with the sources of Examples/HTTP, under
+# AddressSanitizer. Fuzz/corpus seeds it; a crasher lands in .build-fuzz/.
+FUZZ_SECONDS  ?= 30
+fuzz: deps
+	@mkdir -p .build-fuzz/corpus
+	@if ! $(SWIFTC) -parse-as-library -module-name HTTPFuzz -sanitize=fuzzer,address -swift-version 6 \
+	    -I CHTTPParser Examples/HTTP/*.swift Fuzz/HTTPRequestFuzzer.swift -o .build-fuzz/http-fuzz \
+	    > .build-fuzz/build-log.txt 2>&1; then \
+	  grep -v "Cannot export local symbol" .build-fuzz/build-log.txt; exit 1; fi
+	SWIFT_BACKTRACE=enable=no .build-fuzz/http-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	  -print_final_stats=1 -artifact_prefix=.build-fuzz/ .build-fuzz/corpus Fuzz/corpus
 
 # The tutorial's experiment: three slow poetry servers, the crawler in all
 # seven ways, a table and a timeline. A chunk every 0.2 s keeps it under a

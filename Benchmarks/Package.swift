@@ -7,6 +7,7 @@ let package = Package(
     name: "swift-libev-benchmarks",
     dependencies: [
         .package(name: "swift-libev", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The peers in C: raw libev and raw epoll, doing the same work.
@@ -26,6 +27,20 @@ let package = Package(
             // Swift 6.2's "approachable concurrency": nonisolated async functions
             // run on their caller's executor instead of hopping at every call.
             swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
+        // The HTTP peers: C libev with http_parser, and SwiftNIO's NIOHTTP1.
+        .executableTarget(
+            name: "c-libev-http",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("http_parser")]
+        ),
+        .executableTarget(
+            name: "nio-http",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -62,6 +62,20 @@ public struct HTTPMessage {
 
     public init() {}
 
+    /// Back to a fresh message, keeping the target's storage.
+    mutating func reset() {
+        method = HTTP_GET
+        target.removeAll(keepingCapacity: true)
+        status = 0
+        major = 1
+        minor = 1
+        keepAlive = true
+        if !headers.isEmpty { headers = [] }
+        if !body.isEmpty { body = [] }
+        bodyBytes = 0
+        hostCount = 0
+    }
+
     /// The first header field named `name`, ignoring case.
     public func header(_ name: String) -> String? {
         let wanted = name.lowercased()
@@ -97,7 +111,9 @@ public final class HTTPParser {
     /// Set for responses to a HEAD request: they carry no body.
     public var expectsNoBody = false
 
-    private unowned let sink: any HTTPMessageSink
+    // unowned(unsafe): the sink owns the parser, so it outlives it; a
+    // checked unowned reference would cost an atomic operation per message.
+    private unowned(unsafe) let sink: any HTTPMessageSink
     private let parser: UnsafeMutablePointer<http_parser>
     private var message = HTTPMessage()
     private var field: [UInt8] = []
@@ -229,7 +245,8 @@ public final class HTTPParser {
     }()
 
     private func messageBegan() -> Int32 {
-        message = HTTPMessage()
+        // A fresh message that keeps the last one's target buffer: no allocation per request.
+        message.reset()
         inMessage = true
         headComplete = false
         headerCount = 0

@@ -35,10 +35,53 @@ public final class HTTPServerContext {
     private var dateSecond = -1
     private var dateLine: [UInt8] = []
 
+    /// The rest of each 200 answer of the site, after the Date line:
+    /// Content-Type, Content-Length, the blank line and the body.
+    private let plaintextAnswer: UnsafeMutableBufferPointer<UInt8>
+    private let indexAnswer: UnsafeMutableBufferPointer<UInt8>
+    private let pageAnswers: [UnsafeMutableBufferPointer<UInt8>]
+
     public init(site: HTTPSite, limits: HTTPServerLimits) {
         self.site = site
         self.limits = limits
         stats = HTTPServerStats(pages: site.pages)
+        func prepare(_ contentType: String, _ body: [UInt8]) -> UnsafeMutableBufferPointer<UInt8> {
+            let bytes = Array("Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+            let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
+            _ = buffer.initialize(from: bytes)
+            return buffer
+        }
+        plaintextAnswer = prepare("text/plain", HTTPSite.plaintext)
+        indexAnswer = prepare("text/html; charset=utf-8", site.indexHTML)
+        pageAnswers = (0..<site.pages).map { prepare("text/html; charset=utf-8", site.html(page: $0)) }
+    }
+
+    deinit {
+        plaintextAnswer.deallocate()
+        indexAnswer.deallocate()
+        for answer in pageAnswers { answer.deallocate() }
+    }
+
+    /// The prepared rest of a 200 answer for `route`, if it has one.
+    func prepared(_ route: HTTPSite.Route) -> UnsafeBufferPointer<UInt8>? {
+        switch route {
+        case .plaintext: UnsafeBufferPointer(plaintextAnswer)
+        case .index: UnsafeBufferPointer(indexAnswer)
+        case .page(let index): UnsafeBufferPointer(pageAnswers[index])
+        case .notFound: nil
+        }
+    }
+
+    /// Calls `body` with the current Date line.
+    func withDate<T>(_ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+        _ = date()
+        return dateLine.withUnsafeBufferPointer(body)
+    }
+
+    /// Appends `Date: <IMF-fixdate>\r\n`, formatted once a second.
+    func appendDate(to output: inout [UInt8]) {
+        _ = date()
+        output.append(contentsOf: dateLine)
     }
 
     /// `Date: <IMF-fixdate>\r\n`, formatted once a second.
@@ -58,8 +101,13 @@ public final class HTTPServerContext {
 
 /// What a server counted: the tests read it (`--stats FILE`).
 public struct HTTPServerStats: Sendable, Equatable {
-    /// Requests answered, by status.
-    public var responses: [Int: Int] = [:]
+    /// Requests answered, by status (counted in an array: no hashing per request).
+    public var responses: [Int: Int] {
+        var result: [Int: Int] = [:]
+        for (index, count) in byStatus.enumerated() where count > 0 { result[index + 100] = count }
+        return result
+    }
+    private var byStatus = [Int](repeating: 0, count: 500)
     /// GETs and HEADs of the site: index 0 is `/`, K + 1 is `/page/K`.
     public var pageFetches: [Int]
     /// Connections accepted.
@@ -72,7 +120,7 @@ public struct HTTPServerStats: Sendable, Equatable {
 
     /// Adds another loop's counts (peaks add up: the loops ran side by side).
     public mutating func add(_ other: HTTPServerStats) {
-        responses.merge(other.responses, uniquingKeysWith: +)
+        for index in byStatus.indices { byStatus[index] += other.byStatus[index] }
         for (index, count) in other.pageFetches.enumerated() where index < pageFetches.count { pageFetches[index] += count }
         accepted += other.accepted
         open += other.open
@@ -86,6 +134,9 @@ public struct HTTPServerStats: Sendable, Equatable {
     }
 
     public mutating func closed() { open -= 1 }
+
+    /// Counts an answer with `status` (100...599).
+    public mutating func answered(_ status: Int) { byStatus[status - 100] += 1 }
 
     /// As JSON: `{"accepted":..,"peakOpen":..,"responses":{"200":..},"pageFetches":[..]}`.
     public var json: String {
@@ -103,8 +154,19 @@ public struct HTTPServerStats: Sendable, Equatable {
 /// without bound. A bad request gets its status and the connection closes
 /// after the answers before it.
 public final class HTTPServerConnection: HTTPMessageSink {
-    private unowned let context: HTTPServerContext
-    private var parser: HTTPParser!
+    // unowned(unsafe): the context outlives its connections (the engine
+    // keeps it for the loop's life), and a checked unowned reference costs
+    // an atomic increment on every use.
+    private unowned(unsafe) let context: HTTPServerContext
+    /// The parser, made when the first bytes arrive: an idle connection
+    /// costs the server no parser (a few hundred bytes each, at C10k).
+    private var parserIfMade: HTTPParser?
+    private var parser: HTTPParser {
+        if let parserIfMade { return parserIfMade }
+        let parser = HTTPParser(.request, limits: context.limits.parser, sink: self)
+        parserIfMade = parser
+        return parser
+    }
     /// Unsent output; ``pendingOutput`` is what is left of it.
     private var output: [UInt8] = []
     private var outputStart = 0
@@ -123,15 +185,14 @@ public final class HTTPServerConnection: HTTPMessageSink {
     public init(context: HTTPServerContext, now: Double) {
         self.context = context
         lastProgress = now
-        parser = HTTPParser(.request, limits: context.limits.parser, sink: self)
     }
 
     /// Whether the engine should read: not closing, and not paused by unsent output.
-    public var wantsInput: Bool { !closing && !parser.isPaused }
+    public var wantsInput: Bool { !closing && parserIfMade?.isPaused != true }
     /// Whether there is output to send.
     public var hasOutput: Bool { outputStart < output.count }
     /// Whether nothing is in progress: no request begun, none waiting to be parsed.
-    public var isIdle: Bool { !parser.inMessage && input.isEmpty }
+    public var isIdle: Bool { parserIfMade?.inMessage != true && input.isEmpty }
     /// Whether the connection is over: closing and everything sent.
     public var isDone: Bool { abandoned || closing && !hasOutput }
 
@@ -167,10 +228,11 @@ public final class HTTPServerConnection: HTTPMessageSink {
         outputStart += count
         if count > 0 { lastProgress = now }
         if outputStart == output.count {
-            output = []
+            // Keep a small buffer for the next answer; let a big one go.
+            if output.capacity <= 4096 { output.removeAll(keepingCapacity: true) } else { output = [] }
             outputStart = 0
         }
-        if parser.isPaused && !closing && output.count - outputStart <= context.limits.outputHighWater / 2 {
+        if parserIfMade?.isPaused == true && !closing && output.count - outputStart <= context.limits.outputHighWater / 2 {
             parser.resume()
             if !input.isEmpty {
                 let pending = input
@@ -202,16 +264,16 @@ public final class HTTPServerConnection: HTTPMessageSink {
 
     /// After parsing: answers a failure, tracks the header timeout, ends at the peer's close.
     private func settle(_ now: Double) {
-        if let failure = parser.failure {
+        if let failure = parserIfMade?.failure {
             fail(failure)
             return
         }
-        if parser.inMessage && !parser.headComplete {
+        if let parser = parserIfMade, parser.inMessage && !parser.headComplete {
             if headStartedAt == nil { headStartedAt = now }
         } else {
             headStartedAt = nil
         }
-        if peerClosed && input.isEmpty && !parser.isPaused {
+        if peerClosed && input.isEmpty && parserIfMade?.isPaused != true {
             // Everything the peer sent is answered; a request cut short gets nothing.
             closing = true
             headStartedAt = nil
@@ -228,7 +290,7 @@ public final class HTTPServerConnection: HTTPMessageSink {
         writeHead(error.status, contentType: "text/plain; charset=utf-8", length: body.count, keepAlive: false,
                   extra: error.status == 405 ? "Allow: GET, HEAD\r\n" : nil)
         output.append(contentsOf: body)
-        context.stats.responses[error.status, default: 0] += 1
+        context.stats.answered(error.status)
     }
 
     public func parsed(_ message: inout HTTPMessage) -> Bool {
@@ -247,29 +309,45 @@ public final class HTTPServerConnection: HTTPMessageSink {
             return answer(405, "text/plain; charset=utf-8", Array("405 Method Not Allowed: \(name); this server answers GET and HEAD\n".utf8),
                           message, isHead: false, extra: "Allow: GET, HEAD\r\n")
         }
-        let site = context.site
-        switch site.route(message.target) {
+        let route = HTTPSite.route(message.target, pages: context.site.pages)
+        switch route {
+        case .page(let index): context.stats.pageFetches[index + 1] += 1
+        case .index: context.stats.pageFetches[0] += 1
+        case .plaintext, .notFound: break
+        }
+        // The common case - a kept-alive HTTP/1.1 GET of the site - from
+        // answers prepared once, appended in one go.
+        if !isHead && message.keepAlive && message.minor >= 1, let prepared = context.prepared(route) {
+            context.stats.answered(200)
+            return context.withDate { date in Self.appendOK(&output, date: date, prepared: prepared) }
+        }
+        switch route {
         case .plaintext:
             answer(200, "text/plain", HTTPSite.plaintext, message, isHead: isHead)
         case .page(let index):
-            context.stats.pageFetches[index + 1] += 1
-            answer(200, "text/html; charset=utf-8", site.html(page: index), message, isHead: isHead)
+            answer(200, "text/html; charset=utf-8", context.site.html(page: index), message, isHead: isHead)
         case .index:
-            context.stats.pageFetches[0] += 1
-            answer(200, "text/html; charset=utf-8", site.indexHTML, message, isHead: isHead)
+            answer(200, "text/html; charset=utf-8", context.site.indexHTML, message, isHead: isHead)
         case .notFound:
             answer(404, "text/plain; charset=utf-8", Array("404 Not Found: \(String(decoding: message.target, as: UTF8.self))\n".utf8),
                    message, isHead: isHead)
         }
     }
 
+    /// A 200 answer: status line, Server, Date, then the prepared rest.
+    private static func appendOK(_ output: inout [UInt8], date: UnsafeBufferPointer<UInt8>, prepared: UnsafeBufferPointer<UInt8>) {
+        output.append(contentsOf: okLine)
+        output.append(contentsOf: serverLine)
+        output.append(contentsOf: date)
+        output.append(contentsOf: prepared)
+    }
+
     private func answer(_ status: Int, _ contentType: String, _ body: [UInt8], _ message: HTTPMessage, isHead: Bool, extra: String? = nil) {
         // HTTP/1.0 keeps the connection only when asked to, and must be told it is kept.
-        let keepAlive = message.keepAlive
-        writeHead(status, contentType: contentType, length: body.count, keepAlive: keepAlive,
+        writeHead(status, contentType: contentType, length: body.count, keepAlive: message.keepAlive,
                   extra: extra, http10: message.minor == 0)
         if !isHead { output.append(contentsOf: body) }
-        context.stats.responses[status, default: 0] += 1
+        context.stats.answered(status)
     }
 
     private func writeHead(_ status: Int, contentType: String, length: Int, keepAlive: Bool, extra: String?, http10: Bool = false) {
@@ -279,8 +357,12 @@ public final class HTTPServerConnection: HTTPMessageSink {
             output.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.phrase(status))\r\n".utf8)
         }
         output.append(contentsOf: HTTPServerConnection.serverLine)
-        output.append(contentsOf: context.date())
-        output.append(contentsOf: "Content-Type: \(contentType)\r\nContent-Length: \(length)\r\n".utf8)
+        context.appendDate(to: &output)
+        output.append(contentsOf: "Content-Type: ".utf8)
+        output.append(contentsOf: contentType.utf8)
+        output.append(contentsOf: "\r\nContent-Length: ".utf8)
+        appendDecimal(length)
+        output.append(contentsOf: [13, 10])
         if let extra { output.append(contentsOf: extra.utf8) }
         if !keepAlive {
             output.append(contentsOf: "Connection: close\r\n".utf8)
@@ -288,6 +370,21 @@ public final class HTTPServerConnection: HTTPMessageSink {
             output.append(contentsOf: "Connection: keep-alive\r\n".utf8)
         }
         output.append(contentsOf: [13, 10])
+    }
+
+    private func appendDecimal(_ value: Int) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var rest = value
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(48 + rest % 10)
+                rest /= 10
+            } while rest > 0
+            output.append(contentsOf: buffer[start...])
+        }
     }
 
     static let okLine = Array("HTTP/1.1 200 OK\r\n".utf8)

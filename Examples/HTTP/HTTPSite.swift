@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The server's site: `/plaintext`, and a generated web of `pages` pages for
 /// a crawler to walk - `/` links to `/page/0`, and every `/page/K` links
 /// to a few others deterministically (absolute and relative links, links
@@ -38,18 +42,31 @@ public struct HTTPSite: Sendable {
     }
 
     /// The page for `target` (its query ignored).
-    public func route(_ target: [UInt8]) -> Route {
-        var path = target[...]
-        if let query = path.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { path = path[..<query] }
-        if path.elementsEqual("/plaintext".utf8) { return .plaintext }
-        if path.elementsEqual("/".utf8) { return .index }
-        let prefix = "/page/".utf8
-        guard path.starts(with: prefix) else { return .notFound }
-        let digits = path.dropFirst(prefix.count)
-        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-              digits.count == 1 || digits.first != 48 else { return .notFound }
-        let number = digits.reduce(0) { $0 * 10 + Int($1 - 48) }
-        return number < pages ? .page(number) : .notFound
+    public func route(_ target: [UInt8]) -> Route { Self.route(target, pages: pages) }
+
+    /// The page for `target` in a site of `pages` pages.
+    public static func route(_ target: [UInt8], pages: Int) -> Route {
+        target.withUnsafeBufferPointer { bytes in
+            var end = bytes.count
+            for index in 0..<bytes.count where bytes[index] == UInt8(ascii: "?") || bytes[index] == UInt8(ascii: "#") {
+                end = index
+                break
+            }
+            let path = UnsafeBufferPointer(rebasing: bytes[..<end])
+            if equals(path, "/plaintext") { return .plaintext }
+            if equals(path, "/") { return .index }
+            guard path.count > 6, equals(UnsafeBufferPointer(rebasing: path[..<6]), "/page/") else { return .notFound }
+            let digits = path[6...]
+            guard digits.count <= 9, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+                  digits.count == 1 || digits.first != 48 else { return .notFound }
+            let number = digits.reduce(0) { $0 * 10 + Int($1 - 48) }
+            return number < pages ? .page(number) : .notFound
+        }
+    }
+
+    private static func equals(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount
+            && (bytes.count == 0 || memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0)
     }
 
     /// Page `page`'s HTML.

@@ -223,7 +223,10 @@ final class LoopOwned<T: AnyObject>: @unchecked Sendable {
 /// One connection on a loop: reads into the worker's buffer, feeds the
 /// sans-I/O ``HTTPServerConnection``, writes what it answers.
 final class CallbackConnection<L: EventLoop> {
-    unowned let worker: CallbackWorker<L>
+    // unowned(unsafe): the worker owns its connections and closes them all
+    // before it goes; a checked unowned reference costs an atomic operation
+    // on every use (the worker has a side table: closures refer to it weakly).
+    unowned(unsafe) let worker: CallbackWorker<L>
     let socket: SocketDescriptor
     let http: HTTPServerConnection
     var watch: (any IOWatching)?

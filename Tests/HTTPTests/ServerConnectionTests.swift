@@ -234,3 +234,18 @@ struct ServerConnectionTests {
         #expect(context.stats.responses == [200: 3, 404: 1])
     }
 }
+
+@Suite("The fuzzer's corpus, replayed")
+struct FuzzCorpusTests {
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus").path
+
+    @Test func everyInputOfTheCorpusRunsThrough() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.corpus).sorted()
+        #expect(names.count >= 6)
+        for name in names {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: Self.corpus + "/" + name))
+            bytes.withUnsafeBytes { HTTPFuzzDriver.run($0) }
+        }
+    }
+}

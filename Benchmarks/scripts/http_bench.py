@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""HTTP plaintext with wrk: the server engines beside C libev and SwiftNIO.
+
+Every server is pinned to CPU 0, wrk -t1 to CPU 1. Each round runs every
+load against every server in turn (rounds interleave, so drift hits all
+alike); a table gives medians with min-max over the rounds, req/s per server
+core (req/s divided by the server's CPU share, from /proc/PID/stat), p99,
+errors, and RSS per idle connection. Nothing is built here: build first
+(`make bench` does).
+
+    http_bench.py [--rounds 3] [--duration 10] [--loads 64,512,64x16,5000]
+                  [--servers libev,epoll,async,threads,c-libev,nio] [--idle 10000] [--json FILE]
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TICKS = os.sysconf("SC_CLK_TCK")
+PIPELINE_LUA = """
+init = function(args)
+  local depth = tonumber(args[1]) or 16
+  local r = {}
+  for i = 1, depth do r[i] = wrk.format(nil, "/plaintext") end
+  req = table.concat(r)
+end
+request = function() return req end
+"""
+
+
+def server_command(name, port):
+    if name == "c-libev":
+        return [f"{ROOT}/Benchmarks/.build/release/c-libev-http", str(port)]
+    if name == "nio":
+        return [f"{ROOT}/Benchmarks/.build/release/nio-http", str(port)]
+    return [f"{ROOT}/.build/release/server", "http", "--engine", name, "--port", str(port),
+            "--max-connections", "20000"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start(name):
+    port = free_port()
+    process = subprocess.Popen(["taskset", "-c", "0"] + server_command(name, port), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, preexec_fn=raise_fd_limit)
+    line = process.stdout.readline()
+    if "Serving" not in line:
+        sys.exit(f"{name} did not start: {line!r}")
+    return process, port
+
+
+def parse_latency(text, name):
+    match = re.search(rf"\s{name}%\s+([\d.]+)(us|ms|s)\b", text)
+    if not match:
+        return None
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value if unit == "ms" else value * 1000
+
+
+def run_wrk(port, load, duration, lua_path):
+    connections, depth = (int(x) for x in load.split("x")) if "x" in load else (int(load), 1)
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    if depth > 1:
+        command += ["-s", lua_path]
+    command += [f"http://127.0.0.1:{port}/plaintext"]
+    if depth > 1:
+        command += ["--", str(depth)]
+    output = subprocess.run(command, capture_output=True, text=True, preexec_fn=raise_fd_limit).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = 0
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if socket_errors:
+        errors += sum(int(x) for x in socket_errors.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    return {"rps": rps, "p50": parse_latency(output, "50"), "p99": parse_latency(output, "99"), "errors": errors}
+
+
+def idle_bytes(pid, port, count):
+    script = ("import resource,signal,socket,sys\n"
+              "s,h=resource.getrlimit(resource.RLIMIT_NOFILE);resource.setrlimit(resource.RLIMIT_NOFILE,(h,h))\n"
+              f"held=[socket.create_connection(('127.0.0.1',{port})) for _ in range({count})]\n"
+              "print('ready',flush=True);signal.pause()\n")
+    before = rss_kib(pid)
+    holder = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    holder.stdout.readline()
+    time.sleep(1.0)
+    after = rss_kib(pid)
+    holder.kill()
+    holder.wait()
+    time.sleep(1.0)
+    return (after - before) * 1024 / count
+
+
+def summarize(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--loads", default="64,512,64x16")
+    parser.add_argument("--servers", default="libev,epoll,async,threads,c-libev,nio")
+    parser.add_argument("--idle", type=int, default=10000)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    servers = args.servers.split(",")
+    loads = args.loads.split(",")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(PIPELINE_LUA)
+    raise_fd_limit()
+    running = {name: start(name) for name in servers}
+    samples = {(name, load): [] for name in servers for load in loads}
+    try:
+        for round_index in range(args.rounds):
+            for load in loads:
+                for name in servers:
+                    process, port = running[name]
+                    cpu_before, wall_before = cpu_seconds(process.pid), time.monotonic()
+                    result = run_wrk(port, load, args.duration, lua.name)
+                    share = (cpu_seconds(process.pid) - cpu_before) / (time.monotonic() - wall_before)
+                    result["cpuShare"] = share
+                    result["rpsPerCore"] = result["rps"] / share if share > 0.05 else None
+                    samples[(name, load)].append(result)
+                    print(f"round {round_index + 1} {load:>6} {name:>8}: {result['rps']:>10.0f} req/s, "
+                          f"CPU {share:4.2f}, p99 {result['p99']} ms, errors {result['errors']}", file=sys.stderr, flush=True)
+        idle = {}
+        if args.idle:
+            for name in servers:
+                process, port = running[name]
+                idle[name] = idle_bytes(process.pid, port, args.idle)
+                print(f"idle {name}: {idle[name]:.0f} B/connection", file=sys.stderr, flush=True)
+    finally:
+        for process, _ in running.values():
+            process.terminate()
+            process.wait()
+        os.unlink(lua.name)
+
+    results = {"rounds": args.rounds, "duration": args.duration, "idleConnections": args.idle, "loads": {}, "idleBytes": idle}
+    for load in loads:
+        results["loads"][load] = {}
+        for name in servers:
+            runs = samples[(name, load)]
+            results["loads"][load][name] = {
+                "rps": summarize([r["rps"] for r in runs]),
+                "rpsPerCore": summarize([r["rpsPerCore"] for r in runs]),
+                "cpuShare": summarize([r["cpuShare"] for r in runs]),
+                "p50": summarize([r["p50"] for r in runs]),
+                "p99": summarize([r["p99"] for r in runs]),
+                "errors": sum(r["errors"] for r in runs),
+            }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    print(markdown(results, servers, loads))
+
+
+def markdown(results, servers, loads):
+    def cell(summary, digits=0):
+        if summary is None:
+            return "-"
+        fmt = f"{{:,.{digits}f}}"
+        return f"{fmt.format(summary['median'])} ({fmt.format(summary['min'])}-{fmt.format(summary['max'])})"
+
+    lines = []
+    for load in loads:
+        rows = results["loads"][load]
+        reference = rows.get("c-libev", {}).get("rpsPerCore")
+        lines.append(f"\n**{load} connections" + (" (pipelined)" if "x" in load else "") + f"**, {results['rounds']} rounds of {results['duration']} s\n")
+        lines.append("| server | req/s | server CPU | req/s per server core | vs C libev | p50 ms | p99 ms | errors |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name in servers:
+            row = rows[name]
+            ratio = "-"
+            if reference and row["rpsPerCore"]:
+                ratio = f"{row['rpsPerCore']['median'] / reference['median']:.2f}x"
+            lines.append(f"| {name} | {cell(row['rps'])} | {cell(row['cpuShare'], 2)} | {cell(row['rpsPerCore'])} | {ratio} | "
+                         f"{cell(row['p50'], 2)} | {cell(row['p99'], 2)} | {row['errors']} |")
+    if results["idleBytes"]:
+        lines.append(f"\n**Idle connections**: RSS growth with {results['idleConnections']:,} idle connections, bytes each\n")
+        lines.append("| server | bytes per idle connection |")
+        lines.append("|---|---:|")
+        for name in servers:
+            lines.append(f"| {name} | {results['idleBytes'][name]:,.0f} |")
+    return "\n".join(lines)
+
+
+main()
