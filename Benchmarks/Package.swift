@@ -28,11 +28,16 @@ let package = Package(
             // run on their caller's executor instead of hopping at every call.
             swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
-        // The HTTP peers: C libev with http_parser, and SwiftNIO's NIOHTTP1.
+        // The HTTP peers: C libev and C epoll with http_parser, and SwiftNIO's NIOHTTP1.
         .executableTarget(
             name: "c-libev-http",
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("http_parser")]
+        ),
+        .executableTarget(
+            name: "c-epoll-http",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("http_parser")]
         ),
         .executableTarget(
             name: "nio-http",

@@ -39,6 +39,8 @@ request = function() return req end
 def server_command(name, port):
     if name == "c-libev":
         return [f"{ROOT}/Benchmarks/.build/release/c-libev-http", str(port)]
+    if name == "c-epoll":
+        return [f"{ROOT}/Benchmarks/.build/release/c-epoll-http", str(port)]
     if name == "nio":
         return [f"{ROOT}/Benchmarks/.build/release/nio-http", str(port)]
     return [f"{ROOT}/.build/release/server", "http", "--engine", name, "--port", str(port),
@@ -105,7 +107,9 @@ def run_wrk(port, load, duration, lua_path):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non2xx:
         errors += int(non2xx.group(1))
-    return {"rps": rps, "p50": parse_latency(output, "50"), "p99": parse_latency(output, "99"), "errors": errors}
+    # With pipelining wrk times only some requests and may print 0: no figure then.
+    p50, p99 = parse_latency(output, "50"), parse_latency(output, "99")
+    return {"rps": rps, "p50": p50 or None, "p99": p99 or None, "errors": errors}
 
 
 def idle_bytes(pid, port, count):
@@ -131,15 +135,15 @@ def summarize(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--loads", default="64,512,64x16")
-    parser.add_argument("--servers", default="libev,epoll,async,threads,c-libev,nio")
-    parser.add_argument("--idle", type=int, default=10000)
+    parser.add_argument("--servers", default="libev,epoll,async,threads,c-libev,c-epoll,nio")
+    parser.add_argument("--idle", default="10000", help="idle connection counts, comma-separated (0: none)")
     parser.add_argument("--json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     servers = args.servers.split(",")
     loads = args.loads.split(",")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
@@ -161,18 +165,23 @@ def main():
                     print(f"round {round_index + 1} {load:>6} {name:>8}: {result['rps']:>10.0f} req/s, "
                           f"CPU {share:4.2f}, p99 {result['p99']} ms, errors {result['errors']}", file=sys.stderr, flush=True)
         idle = {}
-        if args.idle:
+        for count in [int(c) for c in args.idle.split(",") if int(c) > 0]:
+            idle[count] = {}
             for name in servers:
+                # A fresh server each time: freed memory would be reused and hide the cost.
+                running[name][0].terminate()
+                running[name][0].wait()
+                running[name] = start(name)
                 process, port = running[name]
-                idle[name] = idle_bytes(process.pid, port, args.idle)
-                print(f"idle {name}: {idle[name]:.0f} B/connection", file=sys.stderr, flush=True)
+                idle[count][name] = idle_bytes(process.pid, port, count)
+                print(f"idle {count} {name}: {idle[count][name]:.0f} B/connection", file=sys.stderr, flush=True)
     finally:
         for process, _ in running.values():
             process.terminate()
             process.wait()
         os.unlink(lua.name)
 
-    results = {"rounds": args.rounds, "duration": args.duration, "idleConnections": args.idle, "loads": {}, "idleBytes": idle}
+    results = {"rounds": args.rounds, "duration": args.duration, "loads": {}, "idleBytes": idle}
     for load in loads:
         results["loads"][load] = {}
         for name in servers:
@@ -185,10 +194,12 @@ def main():
                 "p99": summarize([r["p99"] for r in runs]),
                 "errors": sum(r["errors"] for r in runs),
             }
+    results["servers"] = servers
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     print(markdown(results, servers, loads))
+    return results
 
 
 def markdown(results, servers, loads):
@@ -213,12 +224,14 @@ def markdown(results, servers, loads):
             lines.append(f"| {name} | {cell(row['rps'])} | {cell(row['cpuShare'], 2)} | {cell(row['rpsPerCore'])} | {ratio} | "
                          f"{cell(row['p50'], 2)} | {cell(row['p99'], 2)} | {row['errors']} |")
     if results["idleBytes"]:
-        lines.append(f"\n**Idle connections**: RSS growth with {results['idleConnections']:,} idle connections, bytes each\n")
-        lines.append("| server | bytes per idle connection |")
-        lines.append("|---|---:|")
+        counts = sorted(results["idleBytes"], key=int)
+        lines.append("\n**Idle connections**: the server's RSS growth per idle connection, in bytes (a fresh server each)\n")
+        lines.append("| server | " + " | ".join(f"{int(c):,} connections" for c in counts) + " |")
+        lines.append("|---|" + "---:|" * len(counts))
         for name in servers:
-            lines.append(f"| {name} | {results['idleBytes'][name]:,.0f} |")
+            lines.append(f"| {name} | " + " | ".join(f"{results['idleBytes'][c][name]:,.0f}" for c in counts) + " |")
     return "\n".join(lines)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -360,6 +360,7 @@ enum AsyncHTTPEngine {
                 let server = AsyncWorker(executor, options) { stats in totals.withLock { $0.stats.add(stats); $0.reported += 1 } }
                 worker.value = server
                 server.acceptTask = Task(executorPreference: executor) { await server.accept(listener) }
+                Task(executorPreference: executor) { await server.tick() }
             }
             return (thread, worker)
         }
@@ -439,18 +440,14 @@ final class AsyncWorker: @unchecked Sendable {
         while !http.isDone {
             if draining && http.isIdle && !http.hasOutput { break }
             if http.wantsInput {
-                let now = monotonicNow()
+                // No timeout on the read itself: the tick wakes it (see tick()).
                 do {
-                    let count = try await withTimeout(http.secondsUntilTimeout(now: now)) {
-                        try await socket.read(into: readBuffer)
-                    }
+                    let count = try await socket.read(into: readBuffer)
                     if count == 0 {
                         http.receiveEnd(now: monotonicNow())
                     } else {
                         http.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<count]), now: monotonicNow())
                     }
-                } catch is TimeoutError {
-                    http.tick(now: monotonicNow())
                 } catch {
                     socket.close() // reset by the peer, or the loop is closing
                     return
@@ -459,10 +456,10 @@ final class AsyncWorker: @unchecked Sendable {
             while http.hasOutput && !http.abandoned {
                 let chunk = http.withPendingOutput { Array($0) }
                 do {
-                    try await withTimeout(options.limits.idleTimeout) { try await socket.write(chunk) }
+                    try await socket.write(chunk)
                     http.didSend(chunk.count, now: monotonicNow())
                 } catch {
-                    socket.close() // a peer that stopped reading, or went away
+                    socket.close() // a peer that went away, or stopped reading (the tick shut it down)
                     return
                 }
             }
@@ -472,6 +469,27 @@ final class AsyncWorker: @unchecked Sendable {
             socket.close()
         } else {
             await linger(socket)
+        }
+    }
+
+    /// Once a second: the connections' timeouts, as the callback engines
+    /// tick theirs. A connection that timed out is woken by shutting its
+    /// socket down: after a 408 its read ends and the answer goes out; an
+    /// abandoned one's read or write fails and it closes. (A `withTimeout`
+    /// around every read would start and stop a timer per request.)
+    func tick() async {
+        while !reported {
+            do { try await executor.sleep(seconds: 1) } catch { return }
+            let now = monotonicNow()
+            for (fd, http) in connections {
+                let wasClosing = http.closing
+                http.tick(now: now)
+                if http.abandoned {
+                    shutdown(fd, Int32(SHUT_RDWR))
+                } else if http.closing && !wasClosing {
+                    shutdown(fd, Int32(SHUT_RD))
+                }
+            }
         }
     }
 

@@ -200,6 +200,7 @@ struct WebTests {
         // accept fails with EMFILE; the server pauses accepting (no spinning)
         // and serves the rest once the first leave.
         let server = try HTTPServerProcess(engine: engine, descriptorLimit: 64)
+        let baseline = server.descriptorCount
         let cpuBefore = processCPUSeconds(server.process.pid)
         let start = monotonicSeconds()
         let result = try probe(server.port, ["hold", "100", "1.5"], timeout: 120)
@@ -207,6 +208,7 @@ struct WebTests {
         let cpu = processCPUSeconds(server.process.pid) - cpuBefore
         #expect(result["ok"] as? Int == 100, "\(engine): \(result)")
         #expect(cpu < 0.1 * seconds, "\(engine) burnt \(cpu) s of CPU in \(seconds) s: spinning on accept?")
+        #expect(server.waitForDescriptors(atMost: baseline) == baseline, "\(engine): descriptors back to \(baseline)")
         let (ended, _) = try server.stop()
         #expect(ended.standardError.contains("EMFILE"), "\(engine) says why it stopped accepting: \(ended)")
         #expect(ended.exitCode == 0, "\(ended)")
@@ -215,6 +217,7 @@ struct WebTests {
     @Test(arguments: httpEngines)
     func aSlowReaderPausesItsConnectionNotTheServer(_ engine: String) throws {
         let server = try HTTPServerProcess(engine: engine)
+        let baseline = server.descriptorCount
         let before = server.residentKiB
         // 20,000 pipelined requests (about 8 MB of answers), nothing read for 3 s.
         let reader = try SpawnedProcess("/usr/bin/env", ["python3", probeScript, "\(server.port)", "slow-reader", "20000", "3"])
@@ -228,6 +231,7 @@ struct WebTests {
         let output = try reader.wait(timeout: 60)
         #expect(output.standardOutput.contains("\"responses\": 20000"), "\(engine): \(output)")
         #expect(during - before < 4 * 1024, "\(engine): memory grew \(during - before) KiB while the reader did not read")
+        #expect(server.waitForDescriptors(atMost: baseline) == baseline, "\(engine): descriptors back to \(baseline)")
         _ = try server.stop()
     }
 
@@ -282,6 +286,76 @@ struct WebTests {
         let ended = try server.process.wait(timeout: 10)
         #expect(ended.exitCode == 0, "\(engine): \(ended)")
         #expect(monotonicSeconds() - start < 5)
+    }
+
+    @Test(arguments: httpEngines)
+    func slowClientsGet408OrAreClosedWhileOthersAreServed(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine, ["--header-timeout", "1", "--idle-timeout", "2"])
+        let baseline = server.descriptorCount
+        // A slowloris (a head one byte a while), a client that never sends,
+        // and curl polling meanwhile.
+        let script = """
+        import select, socket, sys, time, threading
+        port = int(sys.argv[1]); out = {}
+        def slowloris():
+            s = socket.create_connection(("127.0.0.1", port)); start = time.time(); data = b""
+            s.settimeout(10)
+            try:
+                for byte in b"GET / HTTP/1.1\\r\\nHost: a\\r\\nX-Slow: " + b"v" * 100:
+                    if select.select([s], [], [], 0)[0]: break
+                    s.send(bytes([byte])); time.sleep(0.1)
+            except OSError:
+                pass
+            answered = time.time() - start
+            try:
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk: break
+                    data += chunk
+            except OSError:
+                pass
+            out["slowloris"] = "%s after %.1f s" % (data.split(b"\\r\\n")[0].decode(), answered)
+        def silent():
+            s = socket.create_connection(("127.0.0.1", port)); start = time.time(); s.settimeout(10)
+            out["silent"] = "closed after %.1f s" % (time.time() - start) if s.recv(10) == b"" else "got data"
+        threads = [threading.Thread(target=slowloris), threading.Thread(target=silent)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        print(out["slowloris"]); print(out["silent"])
+        """
+        let clients = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)"])
+        var slowest = 0.0
+        for _ in 0..<10 {
+            let start = monotonicSeconds()
+            let curl = try runProcess("/usr/bin/curl", ["-s", "-m", "5", "\(server.url)/plaintext"])
+            slowest = max(slowest, monotonicSeconds() - start)
+            #expect(curl.standardOutput == "Hello, World!", "\(engine): \(curl)")
+            usleep(200_000)
+        }
+        #expect(slowest < 1, "\(engine): a curl took \(slowest) s")
+        let output = try clients.wait(timeout: 30)
+        let lines = output.standardOutput.split(separator: "\n")
+        // 408 one to two seconds after the first byte (the tick is one second).
+        let slow = lines.first.map(String.init) ?? ""
+        #expect(slow.hasPrefix("HTTP/1.1 408 Request Timeout after "), "\(engine): \(output)")
+        let seconds = Double(slow.split(separator: " ").dropLast().last ?? "") ?? 0
+        #expect(seconds >= 1 && seconds < 3.5, "\(engine): \(slow)")
+        #expect(lines.count == 2 && lines[1].hasPrefix("closed after "), "\(engine): \(output)")
+        #expect(server.waitForDescriptors(atMost: baseline) == baseline)
+        _ = try server.stop()
+    }
+
+    @Test(arguments: ["libev", "epoll", "async", "threads"])
+    func twoWorkersShareThePortAndServeEveryPageOnce(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine, ["--workers", "2"])
+        #expect(listeningSockets(port: server.port) == 2, "one listening socket per worker, on the same port")
+        let output = try runProcess(Program.crawler, ["web", "\(server.url)/", "--concurrency", "8", "--json"], timeout: 120)
+        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        #expect(report.pages == 1002 && report.errors.isEmpty, "\(output)")
+        let (ended, stats) = try server.stop()
+        #expect(ended.exitCode == 0)
+        #expect(stats?.pageFetches.allSatisfy { $0 == 1 } == true)
+        #expect((stats?.accepted ?? 0) >= 8)
     }
 
     @Test(arguments: [("libev", "libev"), ("epoll", "epoll"), ("async", "async"), ("threads", "libev")])
@@ -362,6 +436,16 @@ struct WebTests {
         #expect(report.errors == ["connect": 1] && report.failures.first?.reason.contains("ECONNREFUSED") == true, "\(output)")
         #expect(output.exitCode == 1)
     }
+}
+
+/// Sockets listening on 127.0.0.1:`port` (/proc/net/tcp: state 0A).
+func listeningSockets(port: UInt16) -> Int {
+    let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+    let local = ":" + String(format: "%04X", port)
+    return table.split(separator: "\n").dropFirst().filter { line in
+        let fields = line.split(separator: " ")
+        return fields.count > 3 && fields[1].hasSuffix(local) && fields[3] == "0A"
+    }.count
 }
 
 /// A process's user and system CPU seconds, from /proc/PID/stat.
