@@ -68,7 +68,7 @@ def nio_version():
 
 
 def run_micro(quick):
-    command = ["taskset", "-c", "0,1", f"{ROOT}/Benchmarks/.build/release/ev-bench"] + (["--quick"] if quick else [])
+    command = ["taskset", "-c", "0,1", f"{ROOT}/Benchmarks/.build/release/ev-bench"] + (["--quick"] if quick else ["--rounds", "3"])
     print("ev-bench ...", file=sys.stderr, flush=True)
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
@@ -154,7 +154,7 @@ def main():
         crawler = run_crawler(1, ["libev", "epoll", "async"])
         poetry = None
     else:
-        http = http_bench.main(["--rounds", "3", "--duration", "5", "--loads", "64,512,64x16,5000",
+        http = http_bench.main(["--rounds", "3", "--duration", "4", "--loads", "64,512,64x16,5000",
                                 "--idle", "10000,18000"])
         crawler = run_crawler(3, ["libev", "epoll", "async"])
         poetry = run_poetry(10000, ["threads", "epoll", "libev", "async"])

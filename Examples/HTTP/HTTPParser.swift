@@ -153,9 +153,7 @@ public final class HTTPParser {
             executions += 1
             bufferStart = UnsafePointer(start)
             bufferEnd = UnsafePointer(start + (bytes.count - used))
-            let count = withUnsafePointer(to: &HTTPParser.settings) { settings in
-                http_parser_execute(parser, settings, start, bytes.count - used)
-            }
+            let count = http_parser_execute(parser, HTTPParser.settings, start, bytes.count - used)
             let error = CHTTPParser_errno(parser)
             if error == HPE_PAUSED && measuringHead {
                 // Paused at the head's last LF to measure it (see headersComplete).
@@ -197,9 +195,7 @@ public final class HTTPParser {
     public func finish() {
         guard failure == nil else { return }
         let wasInMessage = inMessage
-        _ = withUnsafePointer(to: &HTTPParser.settings) { settings in
-            http_parser_execute(parser, settings, nil, 0)
-        }
+        _ = http_parser_execute(parser, HTTPParser.settings, nil, 0)
         let error = CHTTPParser_errno(parser)
         if error != HPE_OK && error != HPE_PAUSED {
             fail(HTTPError(kind == .request ? 400 : 502, wasInMessage ? "the connection closed in the middle of a message" : Self.describe(error)))
@@ -230,18 +226,22 @@ public final class HTTPParser {
         Unmanaged<HTTPParser>.fromOpaque(parser!.pointee.data).takeUnretainedValue()
     }
 
-    nonisolated(unsafe) private static var settings: http_parser_settings = {
-        // Written once here, read only by http_parser_execute: never mutated after.
-        var settings = http_parser_settings()
-        settings.on_message_begin = { parser in of(parser).messageBegan() }
-        settings.on_url = { parser, at, length in of(parser).url(at!, length) }
-        settings.on_status = { parser, at, length in of(parser).reason(at!, length) }
-        settings.on_header_field = { parser, at, length in of(parser).headerField(at!, length) }
-        settings.on_header_value = { parser, at, length in of(parser).headerValue(at!, length) }
-        settings.on_headers_complete = { parser in of(parser).headersComplete() }
-        settings.on_body = { parser, at, length in of(parser).body(at!, length) }
-        settings.on_message_complete = { parser in of(parser).messageComplete() }
-        return settings
+    /// The callbacks, shared by every parser on every thread: written once,
+    /// when first used (Swift runs a static's initializer exactly once,
+    /// thread-safely), and only read after - by http_parser_execute, through
+    /// a pointer, so no Swift access to a global happens per call.
+    nonisolated(unsafe) private static let settings: UnsafePointer<http_parser_settings> = {
+        let settings = UnsafeMutablePointer<http_parser_settings>.allocate(capacity: 1)
+        settings.initialize(to: http_parser_settings())
+        settings.pointee.on_message_begin = { parser in of(parser).messageBegan() }
+        settings.pointee.on_url = { parser, at, length in of(parser).url(at!, length) }
+        settings.pointee.on_status = { parser, at, length in of(parser).reason(at!, length) }
+        settings.pointee.on_header_field = { parser, at, length in of(parser).headerField(at!, length) }
+        settings.pointee.on_header_value = { parser, at, length in of(parser).headerValue(at!, length) }
+        settings.pointee.on_headers_complete = { parser in of(parser).headersComplete() }
+        settings.pointee.on_body = { parser, at, length in of(parser).body(at!, length) }
+        settings.pointee.on_message_complete = { parser in of(parser).messageComplete() }
+        return UnsafePointer(settings)
     }()
 
     private func messageBegan() -> Int32 {

@@ -35,39 +35,18 @@ public final class HTTPServerContext {
     private var dateSecond = -1
     private var dateLine: [UInt8] = []
 
-    /// The rest of each 200 answer of the site, after the Date line:
-    /// Content-Type, Content-Length, the blank line and the body.
-    private let plaintextAnswer: UnsafeMutableBufferPointer<UInt8>
-    private let indexAnswer: UnsafeMutableBufferPointer<UInt8>
-    private let pageAnswers: [UnsafeMutableBufferPointer<UInt8>]
-
     public init(site: HTTPSite, limits: HTTPServerLimits) {
         self.site = site
         self.limits = limits
         stats = HTTPServerStats(pages: site.pages)
-        func prepare(_ contentType: String, _ body: [UInt8]) -> UnsafeMutableBufferPointer<UInt8> {
-            let bytes = Array("Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
-            let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
-            _ = buffer.initialize(from: bytes)
-            return buffer
-        }
-        plaintextAnswer = prepare("text/plain", HTTPSite.plaintext)
-        indexAnswer = prepare("text/html; charset=utf-8", site.indexHTML)
-        pageAnswers = (0..<site.pages).map { prepare("text/html; charset=utf-8", site.html(page: $0)) }
     }
 
-    deinit {
-        plaintextAnswer.deallocate()
-        indexAnswer.deallocate()
-        for answer in pageAnswers { answer.deallocate() }
-    }
-
-    /// The prepared rest of a 200 answer for `route`, if it has one.
-    func prepared(_ route: HTTPSite.Route) -> UnsafeBufferPointer<UInt8>? {
+    /// The prepared rest of a 200 answer for `route`, if it has one (see ``HTTPSite/PreparedAnswers``).
+    func prepared(_ route: HTTPSite.Route) -> [UInt8]? {
         switch route {
-        case .plaintext: UnsafeBufferPointer(plaintextAnswer)
-        case .index: UnsafeBufferPointer(indexAnswer)
-        case .page(let index): UnsafeBufferPointer(pageAnswers[index])
+        case .plaintext: site.prepared.plaintext
+        case .index: site.prepared.index
+        case .page(let index): site.prepared.pages[index]
         case .notFound: nil
         }
     }
@@ -319,7 +298,9 @@ public final class HTTPServerConnection: HTTPMessageSink {
         // answers prepared once, appended in one go.
         if !isHead && message.keepAlive && message.minor >= 1, let prepared = context.prepared(route) {
             context.stats.answered(200)
-            return context.withDate { date in Self.appendOK(&output, date: date, prepared: prepared) }
+            return context.withDate { date in
+                prepared.withUnsafeBufferPointer { prepared in Self.appendOK(&output, date: date, prepared: prepared) }
+            }
         }
         switch route {
         case .plaintext:

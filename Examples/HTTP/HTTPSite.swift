@@ -13,6 +13,26 @@ public struct HTTPSite: Sendable {
     /// `/`'s HTML.
     public let indexHTML: [UInt8]
     private let pageHTML: [[UInt8]]
+    /// Every 200 answer's bytes after its Date line, made once and shared
+    /// by every connection on every thread (they are never written to).
+    public let prepared: PreparedAnswers
+
+    /// The rest of each 200 answer after the Date line: Content-Type,
+    /// Content-Length, the blank line and the body.
+    public final class PreparedAnswers: Sendable {
+        public let plaintext: [UInt8]
+        public let index: [UInt8]
+        public let pages: [[UInt8]]
+
+        init(index: [UInt8], pages: [[UInt8]]) {
+            func prepare(_ contentType: String, _ body: [UInt8]) -> [UInt8] {
+                Array("Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+            }
+            plaintext = prepare("text/plain", HTTPSite.plaintext)
+            self.index = prepare("text/html; charset=utf-8", index)
+            self.pages = pages.map { prepare("text/html; charset=utf-8", $0) }
+        }
+    }
 
     /// What a target names.
     public enum Route: Equatable {
@@ -27,6 +47,7 @@ public struct HTTPSite: Sendable {
         self.pages = pages
         indexHTML = Array(Self.document(title: "swift-libev's site", links: ["/page/0", "/plaintext", "https://example.com/elsewhere"]).utf8)
         pageHTML = (0..<pages).map { page in Array(Self.document(title: "Page \(page)", links: Self.links(page, of: pages)).utf8) }
+        prepared = PreparedAnswers(index: indexHTML, pages: pageHTML)
     }
 
     /// The links on page `page`, as written in its HTML.
