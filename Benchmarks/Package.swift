@@ -29,15 +29,21 @@ let package = Package(
             swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
         // The HTTP peers: C libev and C epoll with http_parser, and SwiftNIO's NIOHTTP1.
+        .target(
+            name: "CHTTPPeer",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("http_parser")]
+        ),
         .executableTarget(
             name: "c-libev-http",
+            dependencies: ["CHTTPPeer"],
             cSettings: [.unsafeFlags(["-O2"])],
-            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("http_parser")]
+            linkerSettings: [.linkedLibrary("ev")]
         ),
         .executableTarget(
             name: "c-epoll-http",
-            cSettings: [.unsafeFlags(["-O2"])],
-            linkerSettings: [.linkedLibrary("http_parser")]
+            dependencies: ["CHTTPPeer"],
+            cSettings: [.unsafeFlags(["-O2"])]
         ),
         .executableTarget(
             name: "nio-http",

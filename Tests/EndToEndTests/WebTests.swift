@@ -73,6 +73,16 @@ struct ServerStats: Decodable {
 /// What `crawler web --json` prints.
 struct WebCrawlReport: Decodable {
     struct Failure: Decodable { var url: String; var reason: String }
+
+    /// The report `crawler web --json` printed; an error that shows the whole output if it is not one.
+    static func parse(_ output: ProcessOutput) throws -> WebCrawlReport {
+        do {
+            return try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        } catch {
+            throw SystemCallError(call: "crawler web --json printed no report: \(output)", errno: .ioError)
+        }
+    }
+
     var pages: Int
     var bytes: Int
     var redirects: Int
@@ -350,7 +360,7 @@ struct WebTests {
         let server = try HTTPServerProcess(engine: engine, ["--workers", "2"])
         #expect(listeningSockets(port: server.port) == 2, "one listening socket per worker, on the same port")
         let output = try runProcess(Program.crawler, ["web", "\(server.url)/", "--concurrency", "8", "--json"], timeout: 120)
-        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        let report = try WebCrawlReport.parse(output)
         #expect(report.pages == 1002 && report.errors.isEmpty, "\(output)")
         let (ended, stats) = try server.stop()
         #expect(ended.exitCode == 0)
@@ -362,7 +372,7 @@ struct WebTests {
     func theCrawlerFetchesEveryPageExactlyOnceWithinItsConcurrency(_ serverEngine: String, _ crawlerEngine: String) throws {
         let server = try HTTPServerProcess(engine: serverEngine)
         let output = try runProcess(Program.crawler, ["web", "\(server.url)/", "--engine", crawlerEngine, "--concurrency", "8", "--json"], timeout: 120)
-        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        let report = try WebCrawlReport.parse(output)
         #expect(report.pages == 1002 && report.errors.isEmpty, "\(output)")
         let (_, stats) = try server.stop()
         let counts = try #require(stats)
@@ -390,7 +400,7 @@ struct WebTests {
         defer { try? FileManager.default.removeItem(atPath: out) }
         let output = try runProcess(Program.crawler, ["web", "http://127.0.0.1:\(port)/", "--engine", engine, "--concurrency", "4",
                                                       "--out", out, "--json"], timeout: 120)
-        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        let report = try WebCrawlReport.parse(output)
         // "/", "/index.html" and the 50 pages; Python's server closes after each answer (HTTP/1.0).
         #expect(report.pages == 52 && report.errors.isEmpty, "\(engine): \(output)")
         // "/" and "/index.html" are both saved as index.html, as wget does.
@@ -408,7 +418,7 @@ struct WebTests {
         let port = banner.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         let output = try runProcess(Program.crawler, ["web", "http://127.0.0.1:\(port)/", "--engine", engine, "--timeout", "2",
                                                       "--max-body", "\(1 << 20)", "--json"], timeout: 60)
-        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        let report = try WebCrawlReport.parse(output)
         #expect(report.pages == 11, "/ and the ten good pages, each once: \(output)")
         #expect(report.errors == ["head too large": 2, "truncated": 1, "too many redirects": 1, "body too large": 1,
                                   "HTTP 404": 1, "timeout": 1, "connection": 1], "\(engine): \(report.errors) \(report.failures)")
@@ -432,7 +442,7 @@ struct WebTests {
     @Test func aRefusedStartIsAFailedURLAndTheCrawlerExitsNonZero() throws {
         let port = try unusedPort()
         let output = try runProcess(Program.crawler, ["web", "http://127.0.0.1:\(port)/", "--json"])
-        let report = try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
+        let report = try WebCrawlReport.parse(output)
         #expect(report.errors == ["connect": 1] && report.failures.first?.reason.contains("ECONNREFUSED") == true, "\(output)")
         #expect(output.exitCode == 1)
     }

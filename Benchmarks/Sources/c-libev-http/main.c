@@ -7,7 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <ev.h>
-#include <http_parser.h>
+#include "http_peer.h"
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -15,91 +15,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct {
     ev_io io;
-    http_parser parser;
-    char *out;
-    size_t out_len, out_cap, out_sent;
-    int close_after;
+    http_peer http;
 } connection;
-
-static http_parser_settings settings;
-static char date_line[64];
-static time_t date_second;
-static char read_buffer[65536];
-
-static void append(connection *c, const char *bytes, size_t n) {
-    if (c->out_len + n > c->out_cap) {
-        c->out_cap = (c->out_len + n) * 2;
-        c->out = realloc(c->out, c->out_cap);
-    }
-    memcpy(c->out + c->out_len, bytes, n);
-    c->out_len += n;
-}
-
-static const char *date_header(void) {
-    time_t now = time(NULL);
-    if (now != date_second) {
-        struct tm parts;
-        date_second = now;
-        gmtime_r(&now, &parts);
-        strftime(date_line, sizeof date_line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &parts);
-    }
-    return date_line;
-}
-
-static int on_message_complete(http_parser *parser) {
-    connection *c = parser->data;
-    static const char ok[] = "HTTP/1.1 200 OK\r\nServer: swift-libev\r\n";
-    static const char rest[] = "Content-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
-    append(c, ok, sizeof ok - 1);
-    const char *date = date_header();
-    append(c, date, strlen(date));
-    if (!http_should_keep_alive(parser)) {
-        append(c, "Connection: close\r\n", 19);
-        c->close_after = 1;
-    }
-    append(c, rest, sizeof rest - 1);
-    return 0;
-}
 
 static void drop(struct ev_loop *loop, connection *c) {
     ev_io_stop(loop, &c->io);
     close(c->io.fd);
-    free(c->out);
+    http_peer_free(&c->http);
     free(c);
 }
 
 static void on_client(struct ev_loop *loop, ev_io *io, int revents) {
     connection *c = (connection *)io;
     if (revents & EV_READ) {
-        ssize_t n = read(io->fd, read_buffer, sizeof read_buffer);
+        ssize_t n = read(io->fd, http_peer_read_buffer, sizeof http_peer_read_buffer);
         if (n == 0 || (n < 0 && errno != EAGAIN)) return drop(loop, c);
-        if (n > 0) {
-            size_t used = http_parser_execute(&c->parser, &settings, read_buffer, (size_t)n);
-            if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK || used != (size_t)n) {
-                static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-                append(c, bad, sizeof bad - 1);
-                c->close_after = 1;
-            }
-        }
+        if (n > 0) http_peer_receive(&c->http, http_peer_read_buffer, (size_t)n);
     }
-    while (c->out_sent < c->out_len) {
-        ssize_t n = write(io->fd, c->out + c->out_sent, c->out_len - c->out_sent);
-        if (n < 0) {
-            if (errno == EAGAIN) break;
-            return drop(loop, c);
-        }
-        c->out_sent += (size_t)n;
-    }
-    if (c->out_sent == c->out_len) {
-        c->out_sent = c->out_len = 0;
-        if (c->close_after) return drop(loop, c);
-    }
-    int wanted = EV_READ | (c->out_len ? EV_WRITE : 0);
+    if (http_peer_flush(&c->http, io->fd) < 0) return drop(loop, c);
+    if (!http_peer_pending(&c->http) && c->http.close_after) return drop(loop, c);
+    int wanted = EV_READ | (http_peer_pending(&c->http) ? EV_WRITE : 0);
     if (wanted != (io->events & (EV_READ | EV_WRITE))) {
         ev_io_stop(loop, io);
         ev_io_set(io, io->fd, wanted);
@@ -120,32 +59,16 @@ static void on_listener(struct ev_loop *loop, ev_io *io, int revents) {
             }
             return;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         connection *c = calloc(1, sizeof *c);
-        http_parser_init(&c->parser, HTTP_REQUEST);
-        c->parser.data = c;
+        http_peer_init(&c->http, fd);
         ev_io_init(&c->io, on_client, fd, EV_READ);
         ev_io_start(loop, &c->io);
     }
 }
 
 int main(int argc, char **argv) {
-    int port = argc > 1 ? atoi(argv[1]) : 8081;
-    signal(SIGPIPE, SIG_IGN);
-    settings.on_message_complete = on_message_complete;
-    int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(listener, (struct sockaddr *)&address, sizeof address) < 0 || listen(listener, 4096) < 0) {
-        perror("c-libev-http: bind/listen");
-        return 1;
-    }
-    socklen_t length = sizeof address;
-    getsockname(listener, (struct sockaddr *)&address, &length);
-    printf("Serving HTTP (C libev) on http://127.0.0.1:%d/\n", ntohs(address.sin_port));
-    fflush(stdout);
+    int listener = http_peer_listen(argc > 1 ? atoi(argv[1]) : 8081, "C libev");
+    if (listener < 0) return 1;
     struct ev_loop *loop = EV_DEFAULT;
     ev_io accept_watcher;
     ev_io_init(&accept_watcher, on_listener, listener, EV_READ);
