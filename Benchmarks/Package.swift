@@ -23,6 +23,8 @@ let package = Package(
                 .product(name: "EV", package: "swift-libev"),
                 .product(name: "EventCore", package: "swift-libev"),
                 .product(name: "Epoll", package: "swift-libev"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             // Swift 6.2's "approachable concurrency": nonisolated async functions
             // run on their caller's executor instead of hopping at every call.

@@ -56,6 +56,9 @@ let allBenchmarks = [
     Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "Epoll loop", operations: timers) {
         epollLoopTimers(count: timers, seed: seed)
     },
+    Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "SwiftNIO (scheduleTask)", operations: timers) {
+        nioTimers(count: timers, seed: seed, loopCPU: loopCPU)
+    },
     Benchmark(group: "timers: 100 x \(timers / 100) random in [0, 1 ms], start + fire", subject: "C libev", operations: timers) {
         cbench_libev_timer_batches(Int32(timers / 100), 100, seed)
     },
@@ -73,6 +76,9 @@ let allBenchmarks = [
     },
     Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "Epoll loop", operations: roundTrips) {
         epollLoopPingPong(count: roundTrips)
+    },
+    Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "SwiftNIO (two channels)", operations: roundTrips) {
+        nioPingPong(count: roundTrips, loopCPU: loopCPU)
     },
     Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "EV callbacks (reference)", operations: roundTrips) {
         wrapperPingPong(count: roundTrips)
@@ -109,6 +115,9 @@ let allBenchmarks = [
     },
     Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "Epoll loop (EpollExecutor.execute)", operations: wakeUps) {
         epollLoopCrossThread(count: wakeUps, loopCPU: loopCPU, senderCPU: senderCPU)
+    },
+    Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "SwiftNIO (EventLoop.execute)", operations: wakeUps) {
+        nioCrossThread(count: wakeUps, loopCPU: loopCPU, senderCPU: senderCPU)
     },
 ]
 
