@@ -137,6 +137,63 @@ def bar_chart(title, subtitle, rows, unit, path, reference=None):
         f.write("\n".join(parts) + "\n")
 
 
+def micro_ratio(micro, group_prefix, subject):
+    """The 'vs C' ratio of `subject` in the first ev-bench group starting with `group_prefix`."""
+    group = None
+    for line in micro.splitlines():
+        if line.startswith("## "):
+            group = line[3:]
+        elif group and group.startswith(group_prefix) and line.startswith(f"| {subject} |"):
+            return float(line.rstrip(" |").split("|")[-1].strip().rstrip("x"))
+    return None
+
+
+def goals(http, micro):
+    rows = ["| goal | measured | |", "|---|---:|---|"]
+
+    def row(goal, value, target, higher_is_better=True, unit="x"):
+        if value is None:
+            rows.append(f"| {goal} | - | not measured |")
+            return
+        met = value >= target if higher_is_better else value <= target
+        off = (value / target - 1) * 100
+        shown = f"{value:,.0f}{unit}" if unit == " B" else f"{value:,.2f}{unit}"
+        rows.append(f"| {goal} | {shown} | {'met' if met else f'missed by {abs(off):.0f} %'} |")
+
+    def per_core(load, name):
+        entry = http["loads"].get(load, {}).get(name)
+        return entry["rpsPerCore"]["median"] if entry and entry["rpsPerCore"] else None
+
+    for load in [l for l in ("64", "512") if l in http["loads"]]:
+        c, nio = per_core(load, "c-libev"), per_core(load, "nio")
+        for engine in ("libev", "epoll"):
+            mine = per_core(load, engine)
+            if mine and c:
+                row(f"HTTP {load} connections, {engine} engine >= 0.9x C libev per core", mine / c, 0.9)
+            if mine and nio:
+                row(f"HTTP {load} connections, {engine} engine >= 1.8x SwiftNIO per core", mine / nio, 1.8)
+        mine = per_core(load, "async")
+        if mine and c:
+            row(f"HTTP {load} connections, async engine >= 0.7x C libev per core", mine / c, 0.7)
+    if "64x16" in http["loads"]:
+        c = per_core("64x16", "c-libev")
+        for engine in ("libev", "epoll"):
+            mine = per_core("64x16", engine)
+            if mine and c:
+                row(f"HTTP pipelined, {engine} engine >= 0.7x C libev per core", mine / c, 0.7)
+    if "5000" in http["loads"]:
+        errors = sum(http["loads"]["5000"][name]["errors"] for name in ("libev", "epoll", "async"))
+        rows.append(f"| 0 errors at 5,000 connections (libev, epoll, async) | {errors} | {'met' if errors == 0 else 'missed'} |")
+    row("ping-pong: EV wrapper <= 1.1x C libev", micro_ratio(micro, "ping-pong", "EV wrapper"), 1.1, higher_is_better=False)
+    row("timers: EV wrapper <= 1.25x C libev", micro_ratio(micro, "timers:", "EV wrapper"), 1.25, higher_is_better=False)
+    for count, sizes in http["idleBytes"].items():
+        for engine in ("libev", "epoll"):
+            row(f"idle, {int(count):,} connections: {engine} engine <= 250 B each", sizes[engine], 250, higher_is_better=False, unit=" B")
+        if "async" in sizes:
+            row(f"idle, {int(count):,} connections: async engine <= 2 KiB each", sizes["async"], 2048, higher_is_better=False, unit=" B")
+    return rows
+
+
 LABELS = {"libev": "libev engine", "epoll": "epoll engine", "async": "async engine", "threads": "threads engine",
           "c-libev": "C libev", "c-epoll": "C epoll", "nio": "SwiftNIO"}
 
@@ -196,7 +253,11 @@ def main():
         for engine, report in poetry.items():
             per_client = (report.get("serverRssPeakKiB", 0) - report.get("serverRssBaselineKiB", 0)) * 1024 / max(report["clients"], 1)
             lines.append(f"| {engine} | {report['intact']} | {report.get('serverCpuSeconds', 0):.2f} | {per_client:,.0f} B |")
+    lines += ["", "## Goals", "", "The goals the README states, against this run (met or missed, and by how much):", ""]
+    lines += goals(http, micro)
     lines += ["", "## Micro benchmarks (ev-bench)", "", micro.replace("# EV wrapper", "### EV wrapper")]
+    with open(f"{ROOT}/Benchmarks/results/results.json", "w") as f:
+        json.dump({"machine": info, "http": http, "crawler": crawler, "poetry": poetry, "micro": micro}, f, indent=1)
     with open(f"{ROOT}/Benchmarks/RESULTS.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote Benchmarks/RESULTS.md and Benchmarks/results/*.svg in {elapsed / 60:.1f} minutes", file=sys.stderr)
