@@ -78,7 +78,7 @@ clean:
 # compiles during the run), then Benchmarks/scripts/bench.py runs the micro
 # benchmarks, HTTP with wrk beside C libev, C epoll and SwiftNIO, idle memory,
 # the crawler and the poetry engines, and writes Benchmarks/RESULTS.md and
-# Benchmarks/results/*.svg (about 18 minutes here; bench-quick under 3).
+# Benchmarks/results/*.svg (about 13 minutes here with the build; bench-quick about 1).
 # A clean build of the nested package each time: SwiftPM does not notice
 # files added to the parent package it depends on by path.
 bench: bench-build
