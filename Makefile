@@ -2,14 +2,14 @@
 #
 #   make demo   the package's main job: the tutorial's experiment, every way, a table and a timeline
 #   make test   the whole suite, then again under ThreadSanitizer and AddressSanitizer,
-#               then 30 s of libFuzzer on the HTTP request path
+#               then 30 s of libFuzzer on the HTTP request path (the tests use curl and python3)
 #
 # Both first install what the package needs from Debian (apt-get, as root or via sudo).
 
 SHELL         := /bin/bash
 SWIFT         ?= swift
 SWIFTC        ?= swiftc
-APT_PACKAGES  := libev-dev libhttp-parser-dev
+APT_PACKAGES  := libev-dev libhttp-parser-dev curl
 SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
