@@ -51,20 +51,8 @@ public final class HTTPServerContext {
         }
     }
 
-    /// Calls `body` with the current Date line.
+    /// Calls `body` with the current `Date: <IMF-fixdate>\r\n` line, formatted once a second.
     func withDate<T>(_ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
-        _ = date()
-        return dateLine.withUnsafeBufferPointer(body)
-    }
-
-    /// Appends `Date: <IMF-fixdate>\r\n`, formatted once a second.
-    func appendDate(to output: inout [UInt8]) {
-        _ = date()
-        output.append(contentsOf: dateLine)
-    }
-
-    /// `Date: <IMF-fixdate>\r\n`, formatted once a second.
-    func date() -> [UInt8] {
         var now = time(nil)
         if now != dateSecond {
             dateSecond = now
@@ -74,7 +62,7 @@ public final class HTTPServerContext {
             let length = strftime(&text, text.count, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &parts)
             dateLine = text[0..<length].map { UInt8(bitPattern: $0) }
         }
-        return dateLine
+        return dateLine.withUnsafeBufferPointer(body)
     }
 }
 
@@ -338,7 +326,7 @@ public final class HTTPServerConnection: HTTPMessageSink {
             output.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.phrase(status))\r\n".utf8)
         }
         output.append(contentsOf: HTTPServerConnection.serverLine)
-        context.appendDate(to: &output)
+        context.withDate { output.append(contentsOf: $0) }
         output.append(contentsOf: "Content-Type: ".utf8)
         output.append(contentsOf: contentType.utf8)
         output.append(contentsOf: "\r\nContent-Length: ".utf8)
@@ -372,6 +360,7 @@ public final class HTTPServerConnection: HTTPMessageSink {
     static let serverLine = Array("Server: swift-libev\r\n".utf8)
 }
 
-func formatSeconds(_ seconds: Double) -> String {
+/// Seconds as people write them in messages: `10`, `2.5`.
+public func formatSeconds(_ seconds: Double) -> String {
     seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
 }

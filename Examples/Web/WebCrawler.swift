@@ -118,6 +118,11 @@ struct FetchFailure: Error {
         self.reason = reason
     }
 
+    /// No complete response within the request's timeout.
+    static func timedOut(after seconds: Double) -> FetchFailure {
+        FetchFailure(kind: "timeout", reason: "no complete response within \(formatSeconds(seconds)) s")
+    }
+
     /// A response the parser refused, by kind.
     init?(_ error: HTTPError?) {
         guard let error else { return nil }
@@ -373,7 +378,7 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
         reused = socket != nil
         timer = crawler.loop.schedule(after: crawler.crawl.options.timeout) { [weak self] in
             guard let self else { return }
-            finish(.failure(FetchFailure(kind: "timeout", reason: "no complete response within \(formatSecondsShort(crawler.crawl.options.timeout)) s")))
+            finish(.failure(.timedOut(after: crawler.crawl.options.timeout)))
         }
         if socket == nil {
             do {
@@ -493,9 +498,6 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
     }
 }
 
-func formatSecondsShort(_ seconds: Double) -> String {
-    seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
-}
 
 // MARK: async/await on the libev loop
 
@@ -652,7 +654,7 @@ final class AsyncFetchConnection: HTTPMessageSink {
             }
         } catch {
             close()
-            return .failure(FetchFailure(kind: "timeout", reason: "no complete response within \(formatSecondsShort(options.timeout)) s"))
+            return .failure(.timedOut(after: options.timeout))
         }
     }
 
