@@ -58,45 +58,6 @@ public struct CrawlReport: Sendable {
     public var progressLine: String {
         "\(pages) pages, \(inFlight) in flight, \(errorCount) errors, \(Int(pagesPerSecond.rounded())) pages/s"
     }
-
-    /// The summary printed at the end.
-    public var summary: String {
-        var lines = ["crawled \(pages) pages, \(bytes) bytes, in \(String(format3(wallSeconds))) s (\(Int(pagesPerSecond.rounded())) pages/s); \(redirects) redirects, \(connections) connections"]
-        if errors.isEmpty {
-            lines.append("no errors")
-        } else {
-            lines.append("\(errorCount) errors: " + errors.keys.sorted().map { "\($0) \(errors[$0]!)" }.joined(separator: ", "))
-            for failure in failures.prefix(20) { lines.append("  \(failure.url): \(failure.reason)") }
-            if failures.count > 20 { lines.append("  ... and \(failures.count - 20) more") }
-        }
-        return lines.joined(separator: "\n")
-    }
-
-    /// As JSON, for scripts and tests.
-    public var json: String {
-        let kinds = errors.keys.sorted().map { "\"\($0)\":\(errors[$0]!)" }.joined(separator: ",")
-        let failed = failures.map { "{\"url\":\(jsonString($0.url)),\"reason\":\(jsonString($0.reason))}" }.joined(separator: ",")
-        return "{\"pages\":\(pages),\"bytes\":\(bytes),\"redirects\":\(redirects),\"connections\":\(connections),\"wallSeconds\":\(format3(wallSeconds)),\"errors\":{\(kinds)},\"failures\":[\(failed)]}"
-    }
-}
-
-func format3(_ value: Double) -> String {
-    let scaled = Int((value * 1000).rounded())
-    let fraction = String(scaled % 1000)
-    return "\(scaled / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
-}
-
-func jsonString(_ text: String) -> String {
-    var result = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": result += "\\\""
-        case "\\": result += "\\\\"
-        case _ where scalar.value < 0x20: result += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-        default: result.unicodeScalars.append(scalar)
-        }
-    }
-    return result + "\""
 }
 
 /// One URL to fetch: where the crawl found it, and how many redirects led here.

@@ -1,0 +1,29 @@
+import Foundation
+import Web
+
+extension CrawlReport {
+    /// The summary `crawler web` prints at the end.
+    var summary: String {
+        var lines = ["crawled \(pages) pages, \(bytes) bytes, in \(fixed(wallSeconds, 3)) s (\(Int(pagesPerSecond.rounded())) pages/s); \(redirects) redirects, \(connections) connections"]
+        if errors.isEmpty {
+            lines.append("no errors")
+        } else {
+            lines.append("\(errorCount) errors: " + errors.keys.sorted().map { "\($0) \(errors[$0]!)" }.joined(separator: ", "))
+            for failure in failures.prefix(20) { lines.append("  \(failure.url): \(failure.reason)") }
+            if failures.count > 20 { lines.append("  ... and \(failures.count - 20) more") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The same as JSON (`--json`), for scripts and tests.
+    var json: String {
+        let report: [String: Any] = [
+            "pages": pages, "bytes": bytes, "redirects": redirects, "connections": connections,
+            "wallSeconds": (wallSeconds * 1000).rounded() / 1000,
+            "errors": errors,
+            "failures": failures.map { ["url": $0.url, "reason": $0.reason] },
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
