@@ -93,7 +93,7 @@ enum BlockingEngine {
                     if stopping.withLock({ $0 }) { break }
                     if AcceptBackoff.retriesAtOnce(error) { continue }
                     // EMFILE and the like: back off, do not spin.
-                    options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
+                    options.log(AcceptBackoff.message(error))
                     sleepSeconds(AcceptBackoff.seconds)
                     continue
                 }
@@ -217,18 +217,12 @@ enum CallbackEngine {
         }
 
         func acceptAll() {
-            while true {
-                do throws(SystemCallError) {
-                    guard case .processed(let (client, _)) = try listener.accept() else { return }
-                    Client(loop, client, options).sendNext()
-                } catch where AcceptBackoff.retriesAtOnce(error) {
-                    continue
-                } catch {
-                    options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
-                    readiness?.cancel()
-                    _ = loop.schedule(after: AcceptBackoff.seconds) { [self] in watch() }
-                    return
-                }
+            do throws(SystemCallError) {
+                try AcceptBackoff.acceptWaiting(on: listener) { Client(loop, $0, options).sendNext() }
+            } catch {
+                options.log(AcceptBackoff.message(error))
+                readiness?.cancel()
+                _ = loop.schedule(after: AcceptBackoff.seconds) { [self] in watch() }
             }
         }
     }
@@ -296,13 +290,7 @@ enum AsyncEngine {
                 while true {
                     let client: AsyncSocket
                     do {
-                        client = try await sockets.accept()
-                    } catch let error as SystemCallError {
-                        // Out of descriptors or memory: back off, do not spin (see AcceptBackoff).
-                        if AcceptBackoff.retriesAtOnce(error) { continue }
-                        options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
-                        do { try await executor.sleep(seconds: AcceptBackoff.seconds) } catch { return }
-                        continue
+                        client = try await sockets.acceptBackingOff { options.log(AcceptBackoff.message($0)) }
                     } catch {
                         return // the loop is closing
                     }

@@ -107,7 +107,6 @@ final class CallbackWorker<L: EventLoop> {
     let report: (HTTPServerStats) -> Void
     var connections: [Int32: CallbackConnection<L>] = [:]
     weak var acceptWatch: (any IOWatching)?
-    var accepting = true
     var backingOff = false
     var draining = false
     /// One read buffer for every connection of the loop.
@@ -137,14 +136,9 @@ final class CallbackWorker<L: EventLoop> {
     }
 
     func acceptAll() {
-        while accepting && !draining {
-            if connections.count >= options.limits.maxConnections {
-                // At the limit: stop accepting until a connection closes.
-                acceptWatch?.interest = []
-                return
-            }
-            do throws(SystemCallError) {
-                guard case .processed(let (client, _)) = try listener.accept() else { return }
+        let limit = options.limits.maxConnections
+        do throws(SystemCallError) {
+            try AcceptBackoff.acceptWaiting(on: listener, while: { !draining && connections.count < limit }) { client in
                 try? client.setNoDelay()
                 let connection = CallbackConnection(self, client)
                 do {
@@ -154,21 +148,23 @@ final class CallbackWorker<L: EventLoop> {
                 } catch {
                     client.close()
                 }
-            } catch where AcceptBackoff.retriesAtOnce(error) {
-                continue
-            } catch {
-                options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
-                acceptWatch?.cancel()
-                backingOff = true
-                _ = loop.schedule(after: AcceptBackoff.seconds) { [weak self] in
-                    guard let self, !draining else { return }
-                    backingOff = false
-                    watchListener()
-                }
-                return
+            }
+            if connections.count >= limit {
+                // At the limit: stop accepting until a connection closes.
+                acceptWatch?.interest = []
+            }
+        } catch {
+            options.log(AcceptBackoff.message(error))
+            acceptWatch?.cancel()
+            backingOff = true
+            _ = loop.schedule(after: AcceptBackoff.seconds) { [weak self] in
+                guard let self, !draining else { return }
+                backingOff = false
+                watchListener()
             }
         }
     }
+
 
     func closed(_ connection: CallbackConnection<L>) {
         connections[connection.socket.fd] = nil
@@ -412,16 +408,10 @@ final class AsyncWorker: @unchecked Sendable {
             }
             let client: AsyncSocket
             do {
-                client = try await sockets.accept()
-            } catch let error as SystemCallError {
-                if AcceptBackoff.retriesAtOnce(error) { continue }
-                options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
-                do { try await executor.sleep(seconds: AcceptBackoff.seconds) } catch { return }
-                continue
+                client = try await sockets.acceptBackingOff { options.log(AcceptBackoff.message($0)) }
             } catch {
                 return // cancelled (draining) or the loop is closing
             }
-            try? client.descriptor.setNoDelay()
             let socket = SocketBox(client)
             Task(executorPreference: executor) { await self.serve(socket.take()) }
         }
@@ -578,7 +568,7 @@ enum ThreadsHTTPEngine {
                 let error = SystemCallError(call: "accept")
                 if shared.stopping { break }
                 if AcceptBackoff.retriesAtOnce(error) { continue }
-                options.log("\(error); accepting again in \(AcceptBackoff.seconds) s")
+                options.log(AcceptBackoff.message(error))
                 usleep(UInt32(AcceptBackoff.seconds * 1_000_000))
                 continue
             }

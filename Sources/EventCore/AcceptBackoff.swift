@@ -30,4 +30,30 @@ public enum AcceptBackoff {
             false
         }
     }
+
+    /// Accepts the connections waiting on a non-blocking `listener`, handing
+    /// each to `accepted`, while `more()` allows; skips the network errors a
+    /// new connection may bring (see ``retriesAtOnce(_:)``). Returns when no
+    /// connection is left or `more()` says stop - what callback servers do
+    /// when their listener is readable.
+    ///
+    /// - Throws: the error that calls for the back-off (`EMFILE` and the
+    ///   like): stop watching the listener for ``seconds``.
+    public static func acceptWaiting(on listener: SocketDescriptor, while more: () -> Bool = { true },
+                                     _ accepted: (SocketDescriptor) -> Void) throws(SystemCallError) {
+        while more() {
+            do throws(SystemCallError) {
+                guard case .processed(let (client, _)) = try listener.accept() else { return }
+                accepted(client)
+            } catch where retriesAtOnce(error) {
+                continue
+            }
+        }
+    }
+
+    /// The line a server logs when it backs off.
+    public static func message(_ error: SystemCallError) -> String {
+        "\(error); accepting again in \(seconds) s"
+    }
 }
+

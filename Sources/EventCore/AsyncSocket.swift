@@ -236,6 +236,24 @@ public final class AsyncListener {
         }
     }
 
+    /// Waits for the next connection as a server must: the network errors a
+    /// new connection may bring are skipped, and when accept fails for want
+    /// of descriptors, buffers or memory, `log` gets the error and accepting
+    /// pauses for ``AcceptBackoff/seconds`` instead of spinning.
+    ///
+    /// - Throws: only what ends accepting: cancellation, a closing loop.
+    nonisolated(nonsending) public func acceptBackingOff(log: (SystemCallError) -> Void) async throws -> sending AsyncSocket {
+        while true {
+            do {
+                return try await accept()
+            } catch let error as SystemCallError {
+                if AcceptBackoff.retriesAtOnce(error) { continue }
+                log(error)
+                try await loop.sleep(seconds: AcceptBackoff.seconds)
+            }
+        }
+    }
+
     /// Stops accepting and closes the listening socket. Harmless when closed already.
     public func close() {
         guard !isClosed else { return }
