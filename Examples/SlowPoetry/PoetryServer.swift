@@ -87,16 +87,8 @@ enum BlockingEngine {
         let stopping = LockedValue(false)
         let acceptor = try ServerThread {
             while !stopping.withLock({ $0 }) {
-                let client = accept(listener.fd, nil, nil)
-                if client < 0 {
-                    let error = SystemCallError(call: "accept")
-                    if stopping.withLock({ $0 }) { break }
-                    if AcceptBackoff.retriesAtOnce(error) { continue }
-                    // EMFILE and the like: back off, do not spin.
-                    options.log(AcceptBackoff.message(error))
-                    sleepSeconds(AcceptBackoff.seconds)
-                    continue
-                }
+                guard let client = AcceptBackoff.acceptBlocking(on: listener, stopping: { stopping.withLock { $0 } },
+                                                                log: options.log) else { break }
                 if perClientThread {
                     do {
                         try ServerThread { serve(client, options, stopping) }.detach()

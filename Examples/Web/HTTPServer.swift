@@ -563,15 +563,8 @@ enum ThreadsHTTPEngine {
                 usleep(10_000)
                 continue
             }
-            let client = accept(listener.fd, nil, nil)
-            if client < 0 {
-                let error = SystemCallError(call: "accept")
-                if shared.stopping { break }
-                if AcceptBackoff.retriesAtOnce(error) { continue }
-                options.log(AcceptBackoff.message(error))
-                usleep(UInt32(AcceptBackoff.seconds * 1_000_000))
-                continue
-            }
+            guard let client = AcceptBackoff.acceptBlocking(on: listener, stopping: { shared.stopping },
+                                                            log: options.log) else { break }
             shared.state.withLock { state in
                 state.clients.insert(client)
                 state.stats.opened()

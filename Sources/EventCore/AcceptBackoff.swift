@@ -55,5 +55,27 @@ public enum AcceptBackoff {
     public static func message(_ error: SystemCallError) -> String {
         "\(error); accepting again in \(seconds) s"
     }
+
+    /// Waits for the next connection on a blocking `listener`, as a
+    /// thread-per-client server must: skips a new connection's network
+    /// errors, and when accept fails for want of resources hands `log` the
+    /// line to log and sleeps ``seconds`` instead of spinning.
+    ///
+    /// - Returns: the new connection; nil when accept failed because the
+    ///   server is stopping (`stopping()`; shutting the listener down wakes it).
+    public static func acceptBlocking(on listener: SocketDescriptor, stopping: () -> Bool,
+                                      log: (String) -> Void) -> Int32? {
+        while true {
+            let client = Glibc.accept(listener.fd, nil, nil)
+            if client >= 0 { return client }
+            let error = SystemCallError(call: "accept")
+            if stopping() { return nil }
+            if retriesAtOnce(error) { continue }
+            log(message(error))
+            var pause = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
+            var remaining = timespec()
+            while nanosleep(&pause, &remaining) == -1 && errno == EINTR { pause = remaining }
+        }
+    }
 }
 
