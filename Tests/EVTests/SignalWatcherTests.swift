@@ -3,7 +3,8 @@ import Glibc
 import Testing
 import TestSupport
 
-/// Signals are process-wide, so these tests run one at a time.
+/// Signals are process-wide, so these tests run one at a time; no other suite
+/// raises SIGUSR1 or SIGUSR2 (see SignalAwaitTests for who owns which).
 @Suite("SignalWatcher", .serialized)
 struct SignalWatcherTests {
     @Test func aSignalFromKillRunsTheCallbackOnTheLoop() throws {
