@@ -120,7 +120,14 @@ public struct HTTPServerStats: Sendable, Equatable {
 /// reading, so a peer that does not read cannot make the server buffer
 /// without bound. A bad request gets its status and the connection closes
 /// after the answers before it.
-public final class HTTPServerConnection: HTTPMessageSink {
+///
+/// The class is open so that an engine's connection can be one object with
+/// it (an idle connection is a few hundred bytes at C10k); its members are
+/// not open, so calls to them stay direct.
+open class HTTPServerConnection: HTTPMessageSink {
+    // The order of the stored properties is the layout: words first, the
+    // optional double, then the flags packed in its padding.
+
     // unowned(unsafe): the context outlives its connections (the engine
     // keeps it for the loop's life), and a checked unowned reference costs
     // an atomic increment on every use.
@@ -139,11 +146,11 @@ public final class HTTPServerConnection: HTTPMessageSink {
     private var outputStart = 0
     /// Received but not parsed yet (the parser paused).
     private var input: [UInt8] = []
-    private var peerClosed = false
-    /// When the current request's first byte arrived, until its head is complete.
-    private var headStartedAt: Double?
     /// The last time the peer sent or took something.
     public private(set) var lastProgress: Double
+    /// When the current request's first byte arrived, until its head is complete.
+    private var headStartedAt: Double?
+    private var peerClosed = false
     /// No more requests will be read: close once the output is sent.
     public private(set) var closing = false
     /// Close now, without a word (idle, or a peer that stopped reading).

@@ -105,8 +105,11 @@ final class CallbackWorker<L: EventLoop> {
     let options: HTTPServerOptions
     let context: HTTPServerContext
     let report: (HTTPServerStats) -> Void
-    var connections: [Int32: CallbackConnection<L>] = [:]
-    weak var acceptWatch: (any IOWatching)?
+    var connections = DescriptorTable<CallbackConnection<L>>()
+    /// The listener's watch, held here: paused at the connection cap, a
+    /// libev watcher is held by nothing else (a weak reference lost it, and
+    /// accepting never resumed).
+    var acceptWatch: (any IOWatching)?
     var backingOff = false
     var draining = false
     /// One read buffer for every connection of the loop.
@@ -156,6 +159,7 @@ final class CallbackWorker<L: EventLoop> {
         } catch {
             options.log(AcceptBackoff.message(error))
             acceptWatch?.cancel()
+            acceptWatch = nil
             backingOff = true
             _ = loop.schedule(after: AcceptBackoff.seconds) { [weak self] in
                 guard let self, !draining else { return }
@@ -181,7 +185,7 @@ final class CallbackWorker<L: EventLoop> {
         _ = loop.schedule(after: 1) { [weak self] in
             guard let self else { return }
             let now = monotonicNow()
-            for connection in Array(connections.values) { connection.tick(now) }
+            for connection in connections.values { connection.tick(now) }
             if !draining || !connections.isEmpty { tick() }
         }
     }
@@ -192,11 +196,12 @@ final class CallbackWorker<L: EventLoop> {
         guard !draining else { return }
         draining = true
         acceptWatch?.cancel()
-        for connection in Array(connections.values) { connection.drain() }
+        acceptWatch = nil
+        for connection in connections.values { connection.drain() }
         if connections.isEmpty { return finish() }
         _ = loop.schedule(after: options.stopTimeout) { [weak self] in
             guard let self, draining else { return }
-            for connection in Array(connections.values) { connection.close() }
+            for connection in connections.values { connection.close() }
         }
     }
 
@@ -217,42 +222,52 @@ final class LoopOwned<T: AnyObject>: @unchecked Sendable {
 }
 
 /// One connection on a loop: reads into the worker's buffer, feeds the
-/// sans-I/O ``HTTPServerConnection``, writes what it answers.
-final class CallbackConnection<L: EventLoop> {
+/// sans-I/O ``HTTPServerConnection`` it is, writes what it answers. One
+/// object per connection, which is also its watch's handler (no closure
+/// context): an idle connection costs this object and its watch.
+final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHandler {
+    // The order of the stored properties is the layout (the descriptor fills
+    // the superclass's tail padding).
+    let socket: SocketDescriptor
     // unowned(unsafe): the worker owns its connections and closes them all
     // before it goes; a checked unowned reference costs an atomic operation
     // on every use (the worker has a side table: closures refer to it weakly).
     unowned(unsafe) let worker: CallbackWorker<L>
-    let socket: SocketDescriptor
-    let http: HTTPServerConnection
-    var watch: (any IOWatching)?
-    var interest: Interest = .read
-    /// After the server's FIN: waiting for the peer's, until this time.
-    var lingerUntil: Double?
-    var isClosed = false
+    /// The watch; it holds this connection until ``close()`` cancels and
+    /// drops it (nil again once closed).
+    var watch: L.Watch?
+    /// After the server's FIN: waiting for the peer's until this time;
+    /// infinity while not lingering. (With an optional, and an interest and
+    /// a closed flag kept here, the object would need the next malloc size.)
+    var lingerUntil = Double.infinity
+    var isLingering: Bool { lingerUntil.isFinite }
 
     init(_ worker: CallbackWorker<L>, _ socket: SocketDescriptor) {
-        self.worker = worker
         self.socket = socket
-        http = HTTPServerConnection(context: worker.context, now: monotonicNow())
+        self.worker = worker
+        super.init(context: worker.context, now: monotonicNow())
     }
 
     func startWatching() throws {
-        watch = try worker.loop.watchReadiness(socket.fd, .read) { [unowned self] ready in handle(ready) }
+        watch = try worker.loop.watchReadiness(socket.fd, .read, handler: self)
     }
 
-    func handle(_ ready: Interest) {
+    // The protocol's witness for a generic class runs unspecialized code;
+    // these make its entry check the loop type once and go on specialized.
+    @_specialize(where L == EV.Loop)
+    @_specialize(where L == EpollLoop)
+    func ready(_ ready: Interest) {
         let now = monotonicNow()
-        if lingerUntil != nil {
+        if isLingering {
             return discard()
         }
-        if !ready.isDisjoint(with: [.read, .error]) && http.wantsInput {
+        if !ready.isDisjoint(with: [.read, .error]) && wantsInput {
             do throws(SystemCallError) {
                 switch try socket.read(into: worker.readBuffer) {
                 case .processed(0):
-                    http.receiveEnd(now: now)
+                    receiveEnd(now: now)
                 case .processed(let count):
-                    http.receive(UnsafeRawBufferPointer(rebasing: worker.readBuffer[..<count]), now: now)
+                    receive(UnsafeRawBufferPointer(rebasing: worker.readBuffer[..<count]), now: now)
                 case .wouldBlock:
                     break
                 }
@@ -265,11 +280,11 @@ final class CallbackConnection<L: EventLoop> {
 
     /// Writes what is pending, then watches for what comes next.
     func flush(_ now: Double) {
-        while http.hasOutput {
-            let result = http.withPendingOutput { bytes in Result { () throws(SystemCallError) in try socket.write(bytes) } }
+        while hasOutput {
+            let result = withPendingOutput { bytes in Result { () throws(SystemCallError) in try socket.write(bytes) } }
             switch result {
             case .success(.processed(let count)):
-                http.didSend(count, now: now)
+                didSend(count, now: now)
             case .success(.wouldBlock):
                 return update()
             case .failure:
@@ -280,18 +295,17 @@ final class CallbackConnection<L: EventLoop> {
     }
 
     func update() {
-        if http.isDone {
-            return http.abandoned ? close() : linger()
+        if isDone {
+            return abandoned ? close() : linger()
         }
-        if worker.draining && !http.hasOutput && http.isIdle {
+        if worker.draining && !hasOutput && isIdle {
             return linger()
         }
         var wanted: Interest = []
-        if http.wantsInput { wanted.insert(.read) }
-        if http.hasOutput { wanted.insert(.write) }
-        if wanted != interest {
-            interest = wanted
-            watch?.interest = wanted
+        if wantsInput { wanted.insert(.read) }
+        if hasOutput { wanted.insert(.write) }
+        if let watch, watch.interest != wanted {
+            watch.interest = wanted
         }
     }
 
@@ -299,10 +313,9 @@ final class CallbackConnection<L: EventLoop> {
     /// dropped until its FIN (or the linger timeout), so that unread input
     /// cannot turn the close into a reset that destroys the last answer.
     func linger() {
-        guard lingerUntil == nil else { return }
+        guard !isLingering else { return }
         lingerUntil = monotonicNow() + worker.options.limits.lingerTimeout
         shutdown(socket.fd, Int32(SHUT_WR))
-        interest = .read
         watch?.interest = .read
         discard()
     }
@@ -322,23 +335,22 @@ final class CallbackConnection<L: EventLoop> {
     }
 
     func tick(_ now: Double) {
-        if let lingerUntil {
+        if isLingering {
             if now > lingerUntil { close() }
             return
         }
-        http.tick(now: now)
+        tick(now: now)
         flush(now)
     }
 
     func drain() {
-        if lingerUntil == nil && !http.hasOutput && http.isIdle { linger() }
+        if !isLingering && !hasOutput && isIdle { linger() }
     }
 
     func close() {
-        guard !isClosed else { return }
-        isClosed = true
-        watch?.cancel()
-        watch = nil
+        guard let watch else { return } // closed already
+        watch.cancel()
+        self.watch = nil
         socket.close()
         worker.closed(self)
     }
@@ -384,6 +396,8 @@ final class AsyncWorker: @unchecked Sendable {
     let report: @Sendable (HTTPServerStats) -> Void
     var connections: [Int32: HTTPServerConnection] = [:]
     var acceptTask: Task<Void, Never>?
+    /// A connection closed: the accepting task, waiting at the cap, goes on.
+    let (capacity, capacityFreed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     var draining = false
     var reported = false
     /// One read buffer for the loop: a task reads into it and parses
@@ -401,9 +415,13 @@ final class AsyncWorker: @unchecked Sendable {
 
     func accept(_ listener: SocketDescriptor) async {
         let sockets = AsyncListener(adopting: listener, loop: executor)
+        var freed = capacity.makeAsyncIterator()
         while !draining {
+            // Connections count from their accept (not from their task's
+            // start), so none can slip in between this check and the next accept.
             if connections.count >= options.limits.maxConnections {
-                try? await executor.sleep(seconds: 0.01)
+                // At the cap: no accepting until a connection closes.
+                guard await freed.next() != nil else { return } // cancelled: draining
                 continue
             }
             let client: AsyncSocket
@@ -412,19 +430,20 @@ final class AsyncWorker: @unchecked Sendable {
             } catch {
                 return // cancelled (draining) or the loop is closing
             }
+            let http = HTTPServerConnection(context: context, now: monotonicNow())
+            connections[client.descriptor.fd] = http
+            context.stats.opened()
             let socket = SocketBox(client)
-            Task(executorPreference: executor) { await self.serve(socket.take()) }
+            Task(executorPreference: executor) { await self.serve(socket.take(), http) }
         }
     }
 
-    func serve(_ socket: AsyncSocket) async {
+    func serve(_ socket: AsyncSocket, _ http: HTTPServerConnection) async {
         let fd = socket.descriptor.fd
-        let http = HTTPServerConnection(context: context, now: monotonicNow())
-        connections[fd] = http
-        context.stats.opened()
         defer {
             connections[fd] = nil
             context.stats.closed()
+            capacityFreed.yield()
             if draining && connections.isEmpty { finish() }
         }
         while !http.isDone {

@@ -7,6 +7,13 @@ extension Loop: EventLoop {
         try io(fd, Events(interest)) { _, events in callback(Interest(events)) }
     }
 
+    /// Watches `fd` with an ``IOWatcher`` that calls `handler`, for the loops' common protocol.
+    public func watchReadiness(_ fd: Int32, _ interest: Interest, handler: any ReadinessHandler) throws -> IOWatcher {
+        let watcher = IOWatcher(loop: self, fd: fd, events: Events(interest), handler: handler)
+        try watcher.start()
+        return watcher
+    }
+
     /// A one-shot ``TimerWatcher``, for the loops' common protocol.
     public func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable {
         try! timer(after: seconds.isNaN ? 0 : min(seconds, 1e9)) { _ in callback() }
@@ -31,16 +38,15 @@ extension Loop: EventLoop {
 }
 
 extension IOWatcher: IOWatching {
-    /// ``events`` as the loops' common ``EventCore/Interest``.
+    /// ``events`` as the loops' common ``EventCore/Interest``; empty while
+    /// the watcher is stopped (paused), as the protocol has it.
     public var interest: Interest {
-        get { Interest(events) }
+        get { isActive ? Interest(events) : [] }
         set {
             if newValue.isEmpty { stop() } else { events = Events(newValue); if !isActive { try? start() } }
         }
     }
 
-    /// ``stop()``, for the loops' common protocol.
-    public func cancel() { stop() }
 }
 
 extension TimerWatcher: Cancellable {

@@ -29,9 +29,16 @@ public final class IOWatcher: Watcher {
     /// The closure called with the watcher and the events that occurred.
     public typealias Callback = (IOWatcher, Events) -> Void
 
-    private let io: UnsafeMutablePointer<ev_io>
-    private let callback: Callback
-    private var identity = FileIdentity(device: 0, inode: 0)
+    /// What the watcher calls: a closure, or a handler object
+    /// (``EventCore/EventLoop/watchReadiness(_:_:handler:)``, no closure context).
+    private enum Target {
+        case closure(Callback)
+        case handler(any ReadinessHandler)
+        /// A handler let go of: cancelled, or the loop closed.
+        case released
+    }
+
+    private var target: Target
 
     /// Creates a stopped watcher for `events` (``Events/read``, ``Events/write`` or both) on `fd`.
     ///
@@ -42,12 +49,24 @@ public final class IOWatcher: Watcher {
     ///   - callback: called with the watcher and what became ready.
     ///
     /// The corresponding C macro is `ev_io_init`.
-    public init(loop: Loop, fd: Int32, events: Events, _ callback: @escaping Callback) {
-        io = loop.core.memory.allocate()
-        self.callback = callback
+    public convenience init(loop: Loop, fd: Int32, events: Events, _ callback: @escaping Callback) {
+        self.init(loop: loop, fd: fd, events: events, target: .closure(callback))
+    }
+
+    /// A watcher that calls `handler.ready(_:)`; it holds `handler` strongly.
+    convenience init(loop: Loop, fd: Int32, events: Events, handler: any ReadinessHandler) {
+        self.init(loop: loop, fd: fd, events: events, target: .handler(handler))
+    }
+
+    private init(loop: Loop, fd: Int32, events: Events, target: Target) {
+        let io: UnsafeMutablePointer<ev_io> = loop.core.memory.allocate()
+        self.target = target
         CLibev_io_init(io, Trampoline.callback, fd, events.intersection([.read, .write]).rawValue)
         super.init(core: loop.core, cStruct: io)
     }
+
+    /// The C struct (in the loop's watcher memory; ``Watcher/cWatcher`` typed).
+    private var io: UnsafeMutablePointer<ev_io> { cWatcher.assumingMemoryBound(to: ev_io.self) }
 
     /// The descriptor watched.
     public var fd: Int32 { io.pointee.fd }
@@ -69,9 +88,7 @@ public final class IOWatcher: Watcher {
     /// The corresponding C function is `ev_io_start`.
     public func start() throws(EVError) {
         guard !isActive else { return }
-        let identity = try FileIdentity.checked(fd)
-        self.identity = identity
-        core.claimDescriptor(fd, identity)
+        core.claimDescriptor(fd, try FileIdentity.checked(fd))
         startChecked()
     }
 
@@ -110,12 +127,32 @@ public final class IOWatcher: Watcher {
 
     override func fire(_ events: Events) {
         if core.verifiesDescriptorsOnEvent, !events.contains(.error), isStarted,
-           (try? FileIdentity.of(fd)) != identity {
+           !core.isStillClaimed(fd) {
             stop()
-            callback(self, .error)
+            call(.error)
             return
         }
-        callback(self, events)
+        call(events)
+    }
+
+    private func call(_ events: Events) {
+        switch target {
+        case .closure(let callback): callback(self, events)
+        case .handler(let handler): handler.ready(Interest(events))
+        case .released: break
+        }
+    }
+
+    /// ``stop()``, for the loops' common protocol; a watcher made by
+    /// ``EventCore/EventLoop/watchReadiness(_:_:handler:)`` also lets go of
+    /// its handler, which ends the cycle of a handler that keeps its watch.
+    public func cancel() {
+        stop()
+        if case .handler = target { target = .released }
+    }
+
+    override func willDetachForTeardown() {
+        if case .handler = target { target = .released }
     }
 }
 

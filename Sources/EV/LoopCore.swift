@@ -105,13 +105,20 @@ final class LoopCore {
     func claimDescriptor(_ fd: Int32, _ identity: FileIdentity) {
         let index = Int(fd)
         if index >= descriptors.count {
-            descriptors.append(contentsOf: repeatElement(DescriptorRecord(), count: max(index + 1 - descriptors.count, descriptors.count)))
+            // Only up to this descriptor (see Epoll's Selector.store).
+            descriptors.append(contentsOf: repeatElement(DescriptorRecord(), count: index + 1 - descriptors.count))
         }
-        if descriptors[index].watchers > 0 && descriptors[index].identity != identity {
+        if descriptors[index].watchers > 0 && descriptors[index].fingerprint != identity.fingerprint {
             retireWatchers(on: fd)
         }
-        descriptors[index].identity = identity
+        descriptors[index].fingerprint = identity.fingerprint
         descriptors[index].watchers += 1
+    }
+
+    /// Whether `fd` is still the file the io watchers started on it saw.
+    func isStillClaimed(_ fd: Int32) -> Bool {
+        guard let identity = try? FileIdentity.of(fd) else { return false }
+        return descriptors[Int(fd)].fingerprint == identity.fingerprint
     }
 
     /// Records that an io watcher on `fd` stopped.
@@ -158,9 +165,11 @@ final class LoopCore {
     }
 }
 
+/// 16 bytes a descriptor: the started io watchers on it and the
+/// ``EventCore/FileIdentity/fingerprint`` of its file.
 struct DescriptorRecord {
+    var fingerprint: UInt64 = 0
     var watchers: Int32 = 0
-    var identity = FileIdentity(device: 0, inode: 0)
 }
 
 extension FileIdentity {

@@ -22,7 +22,6 @@ public class Watcher {
     /// The `ev_TYPE` struct, as libev's generic `ev_watcher`.
     let cWatcher: UnsafeMutableRawPointer
     /// The struct's size, to return its memory to the loop's allocator.
-    private let cSize: Int
     /// Whether the start bookkeeping (keep-alive, descriptors) is in effect.
     var isStarted = false
     /// Whether the loop holds a reference to the watcher (kept in the struct's
@@ -41,14 +40,13 @@ public class Watcher {
     init<CStruct>(core: LoopCore, cStruct: UnsafeMutablePointer<CStruct>) {
         self.core = core
         self.cWatcher = UnsafeMutableRawPointer(cStruct)
-        self.cSize = MemoryLayout<CStruct>.size
         Trampoline.attach(self)
     }
 
     deinit {
         // A watcher that is active or pending is held by its loop, so reaching
         // deinit means libev no longer refers to the struct (or the loop is gone).
-        core.memory.free(cWatcher, size: cSize)
+        core.memory.free(cWatcher)
     }
 
     // MARK: what each watcher type provides
@@ -252,8 +250,12 @@ public class Watcher {
     /// Stops the watcher because its loop is being destroyed.
     final func detachForTeardown(_ loop: OpaquePointer) {
         stopInLibev(loop)
+        willDetachForTeardown()
         unhold().release()
     }
+
+    /// The loop closes: let go of what would keep a cycle alive.
+    func willDetachForTeardown() {}
 
     /// Forgets a watcher that libev left active when it freed the loop (cleanup watchers).
     final func detachAfterDestroy() {

@@ -2,8 +2,9 @@
 /// loop holds alive.
 ///
 /// Every libev struct of a loop lives in a slot of this allocator: a 16-byte
-/// header, then the struct. The header holds the loop's reference to the
-/// watcher while libev needs it (active or pending), so holding and releasing
+/// header, then the struct. The header's first word holds the loop's
+/// reference to the watcher while libev needs it (active or pending), its
+/// second the slot's size class (or, once freed, the next free slot); holding and releasing
 /// a watcher touches only memory libev has just touched, and destroying the
 /// loop finds every held watcher by walking the chunks. Slots of one size
 /// come from chunks allocated together, so the structs of a million timers
@@ -40,13 +41,16 @@ struct WatcherMemory: ~Copyable {
             classes[index].freshLeft -= 1
         }
         slot.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+        // While the slot is in use, its header's second word says its size
+        // class (free, it links the free list), so a watcher need not keep it.
+        slot.storeBytes(of: index, toByteOffset: 8, as: Int.self)
         return (slot + Self.headerSize).bindMemory(to: T.self, capacity: 1)
     }
 
-    /// Returns the slot of a struct of `size` bytes to its free list.
-    mutating func free(_ cStruct: UnsafeMutableRawPointer, size: Int) {
-        let index = sizeClassIndex(size)
+    /// Returns the slot of a struct to its free list.
+    mutating func free(_ cStruct: UnsafeMutableRawPointer) {
         let slot = cStruct - Self.headerSize
+        let index = slot.load(fromByteOffset: 8, as: Int.self)
         slot.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
         slot.storeBytes(of: classes[index].freeList, toByteOffset: 8, as: UnsafeMutableRawPointer?.self)
         classes[index].freeList = slot

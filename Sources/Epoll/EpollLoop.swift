@@ -86,16 +86,31 @@ public final class EpollLoop {
     /// - Throws: ``SelectorError`` if `fd` is not open or already watched.
     @discardableResult
     public func watch(_ fd: Int32, _ interest: Interest, _ callback: @escaping (IOWatch, Interest) -> Void) throws(SelectorError) -> IOWatch {
+        try register(IOWatch(fd: fd, interest: interest, loop: self, target: .closure(callback)))
+    }
+
+    /// Calls `handler.ready(_:)` whenever `fd` is ready for `interest`, until
+    /// the watch is cancelled: ``watch(_:_:_:)`` without a closure context.
+    /// The watch holds `handler` strongly (see ``EventCore/EventLoop/watchReadiness(_:_:handler:)``).
+    ///
+    /// - Throws: ``SelectorError`` if `fd` is not open or already watched.
+    @discardableResult
+    public func watch(_ fd: Int32, _ interest: Interest, handler: any ReadinessHandler) throws(SelectorError) -> IOWatch {
+        try register(IOWatch(fd: fd, interest: interest, loop: self, target: .handler(handler)))
+    }
+
+    private func register(_ watch: IOWatch) throws(SelectorError) -> IOWatch {
         checkThread()
         checkOpen()
-        let watch = IOWatch(fd: fd, interest: interest, loop: self, callback: callback)
+        let fd = watch.fd
+        let interest = watch.interest
         if let stale = try selector.register(fd, interest, data: watch) {
             // The number's earlier file was closed without cancelling its
             // watch: that watch must never see the new file's events.
             stale.data.invalidate()
             userWork -= 1
             let old = stale.data
-            callSoon { old.callback(old, .error) }
+            callSoon { old.dispatch(.error) }
         }
         userWork += 1
         return watch
@@ -121,7 +136,7 @@ public final class EpollLoop {
     private func retire(_ watch: IOWatch) {
         cancel(watch)
         watch.invalidate()
-        callSoon { watch.callback(watch, .error) }
+        callSoon { watch.dispatch(.error) }
     }
 
     // MARK: timers and callbacks
@@ -197,7 +212,7 @@ public final class EpollLoop {
         let fd = try systemCall("signalfd") { signalfd(signalFD, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
         if signalFD < 0 {
             signalFD = fd
-            let watch = IOWatch(fd: fd, interest: .read, loop: self) { [unowned(unsafe) self] _, _ in readSignals() }
+            let watch = IOWatch(fd: fd, interest: .read, loop: self, target: .closure { [unowned(unsafe) self] _, _ in readSignals() })
             try selector.register(fd, .read, data: watch)
         }
     }
@@ -301,10 +316,10 @@ public final class EpollLoop {
 
     private func registerWakeup() throws(SystemCallError) {
         let fd = wakeFD
-        let watch = IOWatch(fd: fd, interest: .read, loop: self) { _, _ in
+        let watch = IOWatch(fd: fd, interest: .read, loop: self, target: .closure { _, _ in
             var value: UInt64 = 0
             _ = read(fd, &value, 8)
-        }
+        })
         do {
             try selector.register(fd, .read, data: watch)
         } catch {
@@ -355,7 +370,10 @@ public final class EpollLoop {
             } while !executor.closeIfIdle()
         }
         executor.loop = nil
-        for key in selector.allKeys { key.data.invalidate() }
+        for key in selector.allKeys {
+            key.data.invalidate()
+            key.data.release()
+        }
         for watch in signalWatches.values.joined() { watch.loop = nil }
         if signalFD >= 0 { Glibc.close(signalFD) }
         Glibc.close(wakeFD)
@@ -377,19 +395,20 @@ public final class EpollLoop {
 
 /// A readiness watch of an ``EpollLoop``.
 public final class IOWatch: IOWatching {
-    /// The descriptor watched.
-    public let fd: Int32
-    let callback: (IOWatch, Interest) -> Void
-    /// The loop the watch is registered with; nil once cancelled (or the loop is gone).
-    public internal(set) unowned(unsafe) var loop: EpollLoop?
-
-    init(fd: Int32, interest: Interest, loop: EpollLoop, callback: @escaping (IOWatch, Interest) -> Void) {
-        self.fd = fd
-        self.interest = interest
-        self.loop = loop
-        self.callback = callback
+    /// What a watch calls.
+    enum Target {
+        case closure((IOWatch, Interest) -> Void)
+        case handler(any ReadinessHandler)
+        /// Cancelled, or its loop closed: the closure or handler is let go.
+        case released
     }
 
+    // The order of the stored properties is the layout: 17 bytes of target,
+    // then the descriptor and interest in its padding (56 bytes in all, one
+    // 64-byte malloc chunk per watch).
+    private(set) var target: Target
+    /// The descriptor watched.
+    public let fd: Int32
     /// What the watch waits for; empty pauses it. Setting it takes effect at once.
     public var interest: Interest {
         didSet {
@@ -397,20 +416,38 @@ public final class IOWatch: IOWatching {
             loop.update(self)
         }
     }
+    /// The loop the watch is registered with; nil once cancelled (or the loop is gone).
+    public internal(set) unowned(unsafe) var loop: EpollLoop?
+
+    init(fd: Int32, interest: Interest, loop: EpollLoop, target: Target) {
+        self.target = target
+        self.fd = fd
+        self.interest = interest
+        self.loop = loop
+    }
 
     /// Whether the watch is registered.
     public var isActive: Bool { loop.map { $0.selector.key(for: fd)?.data === self } ?? false }
 
-    /// Unregisters the watch; call before closing the descriptor. Harmless when done already.
+    /// Unregisters the watch and lets go of its closure or handler; call
+    /// before closing the descriptor. Harmless when done already.
     public func cancel() {
         loop?.cancel(self)
         loop = nil
+        target = .released
     }
+
+    /// Lets go of the closure or handler (the loop closed).
+    func release() { target = .released }
 
     func invalidate() { loop = nil }
 
     func dispatch(_ events: Interest) {
-        callback(self, events)
+        switch target {
+        case .closure(let callback): callback(self, events)
+        case .handler(let handler): handler.ready(events)
+        case .released: break
+        }
     }
 }
 

@@ -16,11 +16,27 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     /// The loop's executor.
     var executor: Executor { get }
 
+    /// The loop's readiness watch (a concrete type, so that a server keeping
+    /// one per connection stores a reference, not an existential).
+    associatedtype Watch: IOWatching
+
     /// Calls `callback` with what is ready (``Interest/read``, ``Interest/write``,
     /// ``Interest/error``) whenever `fd` is ready for `interest`, until cancelled.
     ///
     /// - Throws: if `fd` is not open.
     func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> any IOWatching
+
+    /// Calls `handler.ready(_:)` with what is ready whenever `fd` is ready for
+    /// `interest`, until cancelled: ``watchReadiness(_:_:_:)`` without a
+    /// closure, for servers that keep thousands of watches (no closure
+    /// context per watch: the handler is usually the connection itself).
+    ///
+    /// The watch holds `handler` strongly, as a closure capturing it would:
+    /// a handler that keeps its watch makes a cycle that ends when the
+    /// handler drops the watch after cancelling it (or the loop closes).
+    ///
+    /// - Throws: if `fd` is not open.
+    func watchReadiness(_ fd: Int32, _ interest: Interest, handler: any ReadinessHandler) throws -> Watch
 
     /// Calls `callback` once, `seconds` from now, unless cancelled first.
     func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable
@@ -52,6 +68,13 @@ public protocol IOWatching: AnyObject {
     var interest: Interest { get set }
     /// Stops the watch for good; harmless when stopped already.
     func cancel()
+}
+
+/// What a readiness watch calls, for ``EventLoop/watchReadiness(_:_:handler:)``.
+public protocol ReadinessHandler: AnyObject {
+    /// Called on the loop's thread with what is ready (``Interest/read``,
+    /// ``Interest/write``, ``Interest/error``).
+    func ready(_ events: Interest)
 }
 
 /// Something that can be cancelled once.

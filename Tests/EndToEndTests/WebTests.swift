@@ -258,6 +258,45 @@ struct WebTests {
         _ = try server.stop()
     }
 
+    @Test(arguments: httpEngines)
+    func atTheConnectionCapANewClientWaitsUntilOneCloses(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine, ["--max-connections", "2"])
+        let script = """
+        import json, socket, sys, time
+        port = int(sys.argv[1])
+        request = b"GET /plaintext HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n"
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        for s in held:  # both accepted: each is answered
+            s.sendall(request)
+            s.settimeout(5)
+            assert s.recv(4096).startswith(b"HTTP/1.1 200"), "a held connection was not served"
+        third = socket.create_connection(("127.0.0.1", port))  # the kernel's backlog takes it
+        third.sendall(request)
+        third.settimeout(0.5)
+        try:
+            early = len(third.recv(4096))
+        except socket.timeout:
+            early = 0
+        held[0].close()
+        start = time.monotonic()
+        third.settimeout(10)
+        try:
+            late = third.recv(4096)
+        except socket.timeout:
+            late = b""
+        print(json.dumps({"early": early, "served": late.startswith(b"HTTP/1.1 200"), "after": time.monotonic() - start}))
+        """
+        let output = try runProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)"], timeout: 60)
+        let line = output.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(engine): \(output)")
+        #expect(result["early"] as? Int == 0, "\(engine) served a third connection over --max-connections 2")
+        #expect(result["served"] as? Bool == true, "\(engine) never took the waiting client once one closed: \(output)")
+        #expect((result["after"] as? Double ?? 99) < 5, "\(engine): \(output)")
+        let (ended, stats) = try server.stop()
+        #expect(ended.exitCode == 0)
+        #expect(stats?.peakOpen == 2, "\(String(describing: stats))")
+    }
+
     @Test(arguments: ["libev", "epoll", "async"])
     func tenThousandIdleConnectionsAreHeld(_ engine: String) throws {
         let server = try HTTPServerProcess(engine: engine)

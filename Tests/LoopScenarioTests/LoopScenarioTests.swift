@@ -55,6 +55,58 @@ struct LoopScenarioTests {
         }
     }
 
+    /// A handler that keeps its watch, as a server's connection does.
+    final class Reader: ReadinessHandler {
+        let fd: Int32
+        var watch: (any IOWatching)?
+        var seen: [Interest] = []
+        var received = ""
+        init(_ fd: Int32) { self.fd = fd }
+        func ready(_ events: Interest) {
+            seen.append(events)
+            received += readAvailable(fd)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aHandlerWatchCallsItsHandlerAndReleasesItWhenDropped(_ kind: LoopKind) throws {
+        let loop = try kind.make()
+        weak var weakReader: Reader?
+        try withSocketPair { a, b in
+            let reader = Reader(a)
+            weakReader = reader
+            reader.watch = try loop.watchReadiness(a, .read, handler: reader)
+            writeString(b, "to the handler")
+            #expect(loop.runUntil { reader.received == "to the handler" })
+            #expect(reader.seen.allSatisfy { $0 == .read })
+            reader.watch?.interest = [.read, .write]
+            #expect(loop.runUntil { reader.seen.last == .write })
+            reader.watch?.interest = []
+            let calls = reader.seen.count
+            writeString(b, "paused")
+            _ = loop.runUntil(timeout: 0.05) { false }
+            #expect(reader.seen.count == calls, "an empty interest pauses the watch")
+            reader.watch?.cancel()
+            reader.watch = nil
+        }
+        _ = loop.runUntil(timeout: 0.01) { false }
+        #expect(weakReader == nil, "the watch released its handler once cancelled and dropped")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aHandlerWatchIsReleasedWhenItsLoopCloses(_ kind: LoopKind) throws {
+        weak var weakReader: Reader?
+        try withSocketPair { a, _ in
+            let loop = try kind.make()
+            let reader = Reader(a)
+            weakReader = reader
+            // The reader holds its watch, the watch its reader: a cycle until the loop closes.
+            reader.watch = try loop.watchReadiness(a, .read, handler: reader)
+            loop.close()
+        }
+        #expect(weakReader == nil, "close() dropped the watch and with it the handler")
+    }
+
     @Test(arguments: LoopKind.allCases)
     func timersFireInOrderAndCancelledOnesDoNot(_ kind: LoopKind) throws {
         let loop = try kind.make()
