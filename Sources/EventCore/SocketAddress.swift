@@ -15,7 +15,10 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The raw `sockaddr_in` / `sockaddr_in6` bytes.
-    private var storage: sockaddr_storage
+    // A sockaddr_in6 holds either family (a sockaddr_in is its first 16
+    // bytes): 28 bytes, where sockaddr_storage would be 128 in every
+    // AsyncSocket (its peer) and every copy.
+    private var storage: sockaddr_in6
     /// IPv4 or IPv6.
     public let family: Family
 
@@ -60,7 +63,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw .invalidHost(host) }
-        storage = sockaddr_storage()
+        storage = sockaddr_in6()
         family = .ipv4
         withUnsafeBytes(of: address) { source in
             withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
@@ -73,7 +76,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         address.sin6_family = sa_family_t(AF_INET6)
         address.sin6_port = port.bigEndian
         guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw .invalidHost(host) }
-        storage = sockaddr_storage()
+        storage = sockaddr_in6()
         family = .ipv6
         withUnsafeBytes(of: address) { source in
             withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
@@ -89,8 +92,8 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         case AF_INET6 where length >= MemoryLayout<sockaddr_in6>.size: self.family = .ipv6
         default: return nil
         }
-        storage = sockaddr_storage()
-        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(length, MemoryLayout<sockaddr_storage>.size))) }
+        storage = sockaddr_in6()
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(length, MemoryLayout<sockaddr_in6>.size))) }
     }
 
     /// Parses `"PORT"`, `"HOST:PORT"` or `"[IPV6]:PORT"`; a bare port or an
