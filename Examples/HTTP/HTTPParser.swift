@@ -87,6 +87,8 @@ public struct HTTPMessage {
 public protocol HTTPMessageSink: AnyObject {
     /// A whole message. Return `true` to pause the parser before the next
     /// one (the output is over its high-water mark); ``HTTPParser/resume()`` resumes.
+    /// It must not call the parser's ``HTTPParser/execute(_:)`` or
+    /// ``HTTPParser/finish()`` (debug builds trap).
     func parsed(_ message: inout HTTPMessage) -> Bool
 }
 
@@ -115,9 +117,19 @@ public final class HTTPParser {
     // checked unowned reference would cost an atomic operation per message.
     private unowned(unsafe) let sink: any HTTPMessageSink
     private let parser: UnsafeMutablePointer<http_parser>
-    private var message = HTTPMessage()
-    private var field: [UInt8] = []
-    private var value: [UInt8] = []
+    // @exclusivity(unchecked): the runtime's checks on these three were a
+    // fifth of a pipelined server's CPU, so the parser keeps the rule
+    // itself. It is not Sendable (one thread uses it); http_parser calls
+    // back only inside execute() and finish(), one callback at a time, and
+    // every access to these ends before its callback returns - except the
+    // sink's, which holds `message` through parsed(_:). A sink must not call
+    // execute() or finish() from parsed(_:): debug builds trap if it does.
+    @exclusivity(unchecked) private var message = HTTPMessage()
+    @exclusivity(unchecked) private var field: [UInt8] = []
+    @exclusivity(unchecked) private var value: [UInt8] = []
+    #if DEBUG
+    private var inSink = false
+    #endif
     private var lastWasValue = false
     private var headerCount = 0
     // Where the current buffer is, to tell a value split across reads
@@ -147,6 +159,7 @@ public final class HTTPParser {
     /// Parses `bytes`; returns how many it used. Fewer than all when it
     /// failed (see ``failure``) or paused; give the rest again after ``resume()``.
     public func execute(_ bytes: UnsafeRawBufferPointer) -> Int {
+        checkNotInSink()
         var used = 0
         while used < bytes.count && failure == nil && !isPaused {
             let start = bytes.baseAddress!.assumingMemoryBound(to: CChar.self) + used
@@ -193,6 +206,7 @@ public final class HTTPParser {
     /// The peer closed its side: ends a message that ends at the close
     /// (a response without a length) or fails one cut short.
     public func finish() {
+        checkNotInSink()
         guard failure == nil else { return }
         let wasInMessage = inMessage
         _ = http_parser_execute(parser, HTTPParser.settings, nil, 0)
@@ -209,6 +223,14 @@ public final class HTTPParser {
         http_parser_pause(parser, 0)
     }
 
+    /// Debug builds: traps if the sink re-enters the parser (see `message`).
+    @inline(__always)
+    private func checkNotInSink(_ function: StaticString = #function) {
+        #if DEBUG
+        precondition(!inSink, "HTTPParser: \(function) was called from the sink's parsed(_:)")
+        #endif
+    }
+
     private func fail(_ error: HTTPError) {
         if failure == nil { failure = error }
     }
@@ -222,8 +244,13 @@ public final class HTTPParser {
 
     // MARK: callbacks
 
-    private static func of(_ parser: UnsafeMutablePointer<http_parser>?) -> HTTPParser {
-        Unmanaged<HTTPParser>.fromOpaque(parser!.pointee.data).takeUnretainedValue()
+    /// Calls `body` with the parser a callback is for, without retaining it:
+    /// http_parser calls back only from inside ``execute`` and ``finish``, whose `self` is
+    /// that parser and alive for the whole call (a retain and a release per
+    /// callback, six callbacks a request, were a tenth of a pipelined
+    /// server's CPU).
+    private static func with(_ parser: UnsafeMutablePointer<http_parser>?, _ body: (HTTPParser) -> Int32) -> Int32 {
+        Unmanaged<HTTPParser>.fromOpaque(parser!.pointee.data)._withUnsafeGuaranteedRef(body)
     }
 
     /// The callbacks, shared by every parser on every thread: written once,
@@ -233,14 +260,14 @@ public final class HTTPParser {
     nonisolated(unsafe) private static let settings: UnsafePointer<http_parser_settings> = {
         let settings = UnsafeMutablePointer<http_parser_settings>.allocate(capacity: 1)
         settings.initialize(to: http_parser_settings())
-        settings.pointee.on_message_begin = { parser in of(parser).messageBegan() }
-        settings.pointee.on_url = { parser, at, length in of(parser).url(at!, length) }
-        settings.pointee.on_status = { parser, at, length in of(parser).reason(at!, length) }
-        settings.pointee.on_header_field = { parser, at, length in of(parser).headerField(at!, length) }
-        settings.pointee.on_header_value = { parser, at, length in of(parser).headerValue(at!, length) }
-        settings.pointee.on_headers_complete = { parser in of(parser).headersComplete() }
-        settings.pointee.on_body = { parser, at, length in of(parser).body(at!, length) }
-        settings.pointee.on_message_complete = { parser in of(parser).messageComplete() }
+        settings.pointee.on_message_begin = { parser in with(parser) { $0.messageBegan() } }
+        settings.pointee.on_url = { parser, at, length in with(parser) { $0.url(at!, length) } }
+        settings.pointee.on_status = { parser, at, length in with(parser) { $0.reason(at!, length) } }
+        settings.pointee.on_header_field = { parser, at, length in with(parser) { $0.headerField(at!, length) } }
+        settings.pointee.on_header_value = { parser, at, length in with(parser) { $0.headerValue(at!, length) } }
+        settings.pointee.on_headers_complete = { parser in with(parser) { $0.headersComplete() } }
+        settings.pointee.on_body = { parser, at, length in with(parser) { $0.body(at!, length) } }
+        settings.pointee.on_message_complete = { parser in with(parser) { $0.messageComplete() } }
         return UnsafePointer(settings)
     }()
 
@@ -324,7 +351,7 @@ public final class HTTPParser {
             if !(valueEndedBuffer && valueExecution == executions - 1 && UnsafePointer(at) == bufferStart) {
                 return refuse(HTTPError(400, "obsolete line folding in header \"\(String(decoding: field, as: UTF8.self))\""))
             }
-        } else if field.count == 4 && field.lazy.map({ $0 | 0x20 }).elementsEqual("host".utf8) {
+        } else if isHost(field) {
             message.hostCount += 1
         }
         lastWasValue = true
@@ -395,6 +422,10 @@ public final class HTTPParser {
         if kind == .response && message.status >= 100 && message.status < 200 {
             return 0 // an interim response: the real one follows
         }
+        #if DEBUG
+        inSink = true
+        defer { inSink = false }
+        #endif
         if sink.parsed(&message) {
             isPaused = true
             http_parser_pause(parser, 1)
@@ -405,6 +436,14 @@ public final class HTTPParser {
     private func describe(_ byte: UInt8) -> String {
         byte >= 0x21 && byte < 0x7f ? "\"\(Character(UnicodeScalar(byte)))\"" : "0x" + String(byte, radix: 16, uppercase: true)
     }
+}
+
+/// Whether a header field name is Host, in any case (no lazy sequence: it
+/// retained the name per header).
+@inline(__always)
+func isHost(_ name: [UInt8]) -> Bool {
+    name.count == 4 && name[0] | 0x20 == UInt8(ascii: "h") && name[1] | 0x20 == UInt8(ascii: "o")
+        && name[2] | 0x20 == UInt8(ascii: "s") && name[3] | 0x20 == UInt8(ascii: "t")
 }
 
 /// RFC 9110's tchar: what a header field name may be made of.

@@ -30,39 +30,62 @@ public struct HTTPServerLimits: Sendable, Equatable {
 /// limits, the counts and the Date header. Used on that loop's thread only.
 public final class HTTPServerContext {
     public let site: HTTPSite
+    /// `site`'s, kept here: reaching it through the `site` struct cost a
+    /// retain and a release per answer (a `let` of a class is read at +0).
+    private let prepared: HTTPSite.PreparedAnswers
     public let limits: HTTPServerLimits
-    public var stats: HTTPServerStats
+    // @exclusivity(unchecked): every access is a read or an in-place update
+    // that calls out to nothing, on the context's one thread, so none can
+    // overlap another; the runtime's check cost more than the update.
+    @exclusivity(unchecked) public var stats: HTTPServerStats
     private var dateSecond = -1
-    private var dateLine: [UInt8] = []
+    /// The status line, the Server line and the Date line of a 200 answer,
+    /// in one buffer whose date is rewritten in place once a second.
+    private let okHead: UnsafeMutableBufferPointer<UInt8>
+    private static let okPrefix = HTTPServerConnection.okLine + HTTPServerConnection.serverLine
+    /// `Date: ` + an IMF-fixdate (always 29 characters) + CRLF.
+    private static let dateLineLength = 37
 
     public init(site: HTTPSite, limits: HTTPServerLimits) {
         self.site = site
+        prepared = site.prepared
         self.limits = limits
         stats = HTTPServerStats(pages: site.pages)
+        okHead = .allocate(capacity: Self.okPrefix.count + Self.dateLineLength)
+        okHead.initialize(repeating: 0)
+        _ = okHead.initialize(from: Self.okPrefix)
     }
 
-    /// The prepared rest of a 200 answer for `route`, if it has one (see ``HTTPSite/PreparedAnswers``).
-    func prepared(_ route: HTTPSite.Route) -> [UInt8]? {
-        switch route {
-        case .plaintext: site.prepared.plaintext
-        case .index: site.prepared.index
-        case .page(let index): site.prepared.pages[index]
-        case .notFound: nil
-        }
+    deinit { okHead.deallocate() }
+
+    /// The prepared rest of the 200 answer for `route` (see ``HTTPSite/PreparedAnswers``).
+    func preparedAnswer(for route: HTTPSite.Route) -> UnsafeBufferPointer<UInt8>? {
+        prepared.answer(for: route)
     }
 
-    /// Calls `body` with the current `Date: <IMF-fixdate>\r\n` line, formatted once a second.
-    func withDate<T>(_ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+    /// A 200 answer's status, Server and Date lines, valid until the next call.
+    func okHeadLines() -> UnsafeBufferPointer<UInt8> {
+        updateDate()
+        return UnsafeBufferPointer(okHead)
+    }
+
+    /// The current `Date: <IMF-fixdate>\r\n` line, valid until the next call.
+    func dateLine() -> UnsafeBufferPointer<UInt8> {
+        updateDate()
+        return UnsafeBufferPointer(rebasing: okHead[Self.okPrefix.count...])
+    }
+
+    /// Formats the date once a second.
+    private func updateDate() {
         var now = time(nil)
-        if now != dateSecond {
-            dateSecond = now
-            var parts = tm()
-            gmtime_r(&now, &parts)
-            var text = [CChar](repeating: 0, count: 64)
-            let length = strftime(&text, text.count, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &parts)
-            dateLine = text[0..<length].map { UInt8(bitPattern: $0) }
-        }
-        return dateLine.withUnsafeBufferPointer(body)
+        guard now != dateSecond else { return }
+        dateSecond = now
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var text = [CChar](repeating: 0, count: 64)
+        let length = strftime(&text, text.count, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &parts)
+        precondition(length == Self.dateLineLength, "an IMF-fixdate of an unexpected length")
+        for index in 0..<length { okHead[Self.okPrefix.count + index] = UInt8(bitPattern: text[index]) }
     }
 }
 
@@ -128,10 +151,10 @@ open class HTTPServerConnection: HTTPMessageSink {
     // The order of the stored properties is the layout: words first, the
     // optional double, then the flags packed in its padding.
 
-    // unowned(unsafe): the context outlives its connections (the engine
-    // keeps it for the loop's life), and a checked unowned reference costs
-    // an atomic increment on every use.
-    private unowned(unsafe) let context: HTTPServerContext
+    // A strong `let`: read through `self` it is used at +0. (An
+    // unowned(unsafe) reference was copied - retained and released - around
+    // each call on it; a checked unowned one costs an atomic per use.)
+    private let context: HTTPServerContext
     /// The parser, made when the first bytes arrive: an idle connection
     /// costs the server no parser (a few hundred bytes each, at C10k).
     private var parserIfMade: HTTPParser?
@@ -142,7 +165,14 @@ open class HTTPServerConnection: HTTPMessageSink {
         return parser
     }
     /// Unsent output; ``pendingOutput`` is what is left of it.
-    private var output: [UInt8] = []
+    // @exclusivity(unchecked): the runtime's checks were a tenth of a
+    // pipelined server's CPU. The connection is not Sendable (one thread);
+    // the only access that spans a call out is withPendingOutput's, whose
+    // body must not call the connection (debug builds trap if it does).
+    @exclusivity(unchecked) private var output: [UInt8] = []
+    #if DEBUG
+    private var lendingOutput = false
+    #endif
     private var outputStart = 0
     /// Received but not parsed yet (the parser paused).
     private var input: [UInt8] = []
@@ -170,13 +200,28 @@ open class HTTPServerConnection: HTTPMessageSink {
     /// Whether the connection is over: closing and everything sent.
     public var isDone: Bool { abandoned || closing && !hasOutput }
 
-    /// Calls `body` with the unsent output; report what was sent with ``didSend(_:now:)``.
+    /// Calls `body` with the unsent output; report what was sent with
+    /// ``didSend(_:now:)`` after it returns. `body` must not call the
+    /// connection (debug builds trap).
     public func withPendingOutput<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
-        try output.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[outputStart...])) }
+        #if DEBUG
+        lendingOutput = true
+        defer { lendingOutput = false }
+        #endif
+        return try output.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[outputStart...])) }
+    }
+
+    /// Debug builds: traps if called from withPendingOutput's body (see `output`).
+    @inline(__always)
+    private func checkNotLending(_ function: StaticString = #function) {
+        #if DEBUG
+        precondition(!lendingOutput, "HTTPServerConnection: \(function) was called from withPendingOutput's body")
+        #endif
     }
 
     /// Takes received bytes.
     public func receive(_ bytes: UnsafeRawBufferPointer, now: Double) {
+        checkNotLending()
         lastProgress = now
         guard !closing else { return }
         if parser.isPaused {
@@ -192,6 +237,7 @@ open class HTTPServerConnection: HTTPMessageSink {
 
     /// The peer closed its side: the requests received are answered, then the connection closes.
     public func receiveEnd(now: Double) {
+        checkNotLending()
         peerClosed = true
         settle(now)
     }
@@ -199,6 +245,7 @@ open class HTTPServerConnection: HTTPMessageSink {
     /// Records that `count` bytes of the output were sent; resumes parsing
     /// when the output has drained below half the high-water mark.
     public func didSend(_ count: Int, now: Double) {
+        checkNotLending()
         outputStart += count
         if count > 0 { lastProgress = now }
         if outputStart == output.count {
@@ -220,6 +267,7 @@ open class HTTPServerConnection: HTTPMessageSink {
 
     /// Applies the timeouts; call it about once a second.
     public func tick(now: Double) {
+        checkNotLending()
         guard !abandoned else { return }
         if let started = headStartedAt, !closing, now - started > context.limits.headerTimeout {
             fail(HTTPError(408, "the request head did not arrive within \(formatSeconds(context.limits.headerTimeout)) s"))
@@ -268,7 +316,7 @@ open class HTTPServerConnection: HTTPMessageSink {
     }
 
     public func parsed(_ message: inout HTTPMessage) -> Bool {
-        respond(to: message)
+        respond(to: &message)
         if !message.keepAlive {
             closing = true
             return true
@@ -276,7 +324,9 @@ open class HTTPServerConnection: HTTPMessageSink {
         return output.count - outputStart > context.limits.outputHighWater
     }
 
-    private func respond(to message: HTTPMessage) {
+    // inout: passing the parser's message by value copied it (a retain and
+    // a release of each of its arrays per request).
+    private func respond(to message: inout HTTPMessage) {
         let isHead = message.method == HTTP_HEAD
         guard message.method == HTTP_GET || isHead else {
             let name = String(cString: http_method_str(message.method))
@@ -291,11 +341,11 @@ open class HTTPServerConnection: HTTPMessageSink {
         }
         // The common case - a kept-alive HTTP/1.1 GET of the site - from
         // answers prepared once, appended in one go.
-        if !isHead && message.keepAlive && message.minor >= 1, let prepared = context.prepared(route) {
+        if !isHead && message.keepAlive && message.minor >= 1, let prepared = context.preparedAnswer(for: route) {
             context.stats.answered(200)
-            return context.withDate { date in
-                prepared.withUnsafeBufferPointer { prepared in Self.appendOK(&output, date: date, prepared: prepared) }
-            }
+            output.append(contentsOf: context.okHeadLines())
+            output.append(contentsOf: prepared)
+            return
         }
         switch route {
         case .plaintext:
@@ -308,14 +358,6 @@ open class HTTPServerConnection: HTTPMessageSink {
             answer(404, "text/plain; charset=utf-8", Array("404 Not Found: \(String(decoding: message.target, as: UTF8.self))\n".utf8),
                    message, isHead: isHead)
         }
-    }
-
-    /// A 200 answer: status line, Server, Date, then the prepared rest.
-    private static func appendOK(_ output: inout [UInt8], date: UnsafeBufferPointer<UInt8>, prepared: UnsafeBufferPointer<UInt8>) {
-        output.append(contentsOf: okLine)
-        output.append(contentsOf: serverLine)
-        output.append(contentsOf: date)
-        output.append(contentsOf: prepared)
     }
 
     private func answer(_ status: Int, _ contentType: String, _ body: [UInt8], _ message: HTTPMessage, isHead: Bool, extra: String? = nil) {
@@ -333,7 +375,7 @@ open class HTTPServerConnection: HTTPMessageSink {
             output.append(contentsOf: "HTTP/1.1 \(status) \(HTTPStatus.phrase(status))\r\n".utf8)
         }
         output.append(contentsOf: HTTPServerConnection.serverLine)
-        context.withDate { output.append(contentsOf: $0) }
+        output.append(contentsOf: context.dateLine())
         output.append(contentsOf: "Content-Type: ".utf8)
         output.append(contentsOf: contentType.utf8)
         output.append(contentsOf: "\r\nContent-Length: ".utf8)
