@@ -463,10 +463,16 @@ final class AsyncWorker: @unchecked Sendable {
                 }
             }
             while http.hasOutput && !http.abandoned {
-                let chunk = http.withPendingOutput { Array($0) }
+                // Most answers fit the socket's buffer: a non-blocking send
+                // straight from the connection's output (no copy, no await);
+                // only a full buffer waits for writability.
                 do {
-                    try await socket.write(chunk)
-                    http.didSend(chunk.count, now: monotonicNow())
+                    switch try http.withPendingOutput({ try socket.descriptor.write($0) }) {
+                    case .processed(let count):
+                        http.didSend(count, now: monotonicNow())
+                    case .wouldBlock:
+                        try await socket.waitWritable()
+                    }
                 } catch {
                     socket.close() // a peer that went away, or stopped reading (the tick shut it down)
                     return
