@@ -156,14 +156,6 @@ public func discardInput(_ fd: Int32) {
     while recv(fd, &scratch, scratch.count, Int32(MSG_DONTWAIT)) > 0 {}
 }
 
-/// Sleeps `seconds`, resuming after signals (nanosleep's remaining time).
-public func sleepSeconds(_ seconds: Double) {
-    guard seconds > 0 else { return }
-    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
-}
-
 // MARK: evented, callbacks (libev or epoll, one code)
 
 enum CallbackEngine {

@@ -72,10 +72,7 @@ public enum AcceptBackoff {
             if stopping() { return nil }
             if retriesAtOnce(error) { continue }
             log(message(error))
-            var pause = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
-            var remaining = timespec()
-            while nanosleep(&pause, &remaining) == -1 && errno == EINTR { pause = remaining }
+            sleepSeconds(seconds)
         }
     }
 }
-

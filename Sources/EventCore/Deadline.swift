@@ -36,6 +36,15 @@ public func monotonicNow() -> Double {
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
+/// Blocks the calling thread for `seconds`, resuming after signals
+/// (nanosleep's remaining time).
+public func sleepSeconds(_ seconds: Double) {
+    guard seconds > 0 else { return }
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
+}
+
 /// An operation ran past its ``Deadline``.
 public struct TimeoutError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The timeout that expired, in seconds.
