@@ -169,7 +169,6 @@ final class CallbackWorker<L: EventLoop> {
         }
     }
 
-
     func closed(_ connection: CallbackConnection<L>) {
         connections[connection.socket.fd] = nil
         context.stats.closed()

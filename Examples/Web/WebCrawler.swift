@@ -459,7 +459,6 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
     }
 }
 
-
 // MARK: async/await on the libev loop
 
 enum AsyncCrawler {

@@ -46,7 +46,6 @@ extension IOWatcher: IOWatching {
             if newValue.isEmpty { stop() } else { events = Events(newValue); if !isActive { try? start() } }
         }
     }
-
 }
 
 extension TimerWatcher: Cancellable {

@@ -148,10 +148,15 @@ public final class IOWatcher: Watcher {
     /// its handler, which ends the cycle of a handler that keeps its watch.
     public func cancel() {
         stop()
-        if case .handler = target { target = .released }
+        releaseHandler()
     }
 
     override func willDetachForTeardown() {
+        releaseHandler()
+    }
+
+    /// Lets go of a handler (a closure stays: a stopped closure watcher can start again).
+    private func releaseHandler() {
         if case .handler = target { target = .released }
     }
 }

@@ -21,7 +21,6 @@ public class Watcher {
     let core: LoopCore
     /// The `ev_TYPE` struct, as libev's generic `ev_watcher`.
     let cWatcher: UnsafeMutableRawPointer
-    /// The struct's size, to return its memory to the loop's allocator.
     /// Whether the start bookkeeping (keep-alive, descriptors) is in effect.
     var isStarted = false
     /// Whether the loop holds a reference to the watcher (kept in the struct's

@@ -434,7 +434,7 @@ public final class IOWatch: IOWatching {
     public func cancel() {
         loop?.cancel(self)
         loop = nil
-        target = .released
+        release()
     }
 
     /// Lets go of the closure or handler (the loop closed).
