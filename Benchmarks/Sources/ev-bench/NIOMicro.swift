@@ -16,27 +16,34 @@ final class LoopCounter: @unchecked Sendable {
     var state: UInt32 = 0
 }
 
-/// `count` random timers in [0, 1 ms], all scheduled from the loop, run until all fired.
-func nioTimers(count: Int, seed: UInt32, loopCPU: Int32) -> Double {
+/// Runs `body` with a one-thread SwiftNIO event loop pinned to `cpu`, then shuts it down.
+func withNIOLoop<T>(pinnedTo cpu: Int32, _ body: (any NIOCore.EventLoop) -> T) -> T {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
     let loop = group.next()
-    try! loop.submit { _ = cbench_pin_to_cpu(loopCPU) }.wait()
-    let counter = LoopCounter()
-    counter.state = seed
-    let done = loop.makePromise(of: Void.self)
-    let start = cbench_now()
-    loop.execute {
-        for _ in 0..<count {
-            let delay = cbench_timer_delay(&counter.state)
-            loop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
-                counter.value += 1
-                if counter.value == count { done.succeed() }
+    try! loop.submit { _ = cbench_pin_to_cpu(cpu) }.wait()
+    return body(loop)
+}
+
+/// `count` random timers in [0, 1 ms], all scheduled from the loop, run until all fired.
+func nioTimers(count: Int, seed: UInt32, loopCPU: Int32) -> Double {
+    withNIOLoop(pinnedTo: loopCPU) { loop in
+        let counter = LoopCounter()
+        counter.state = seed
+        let done = loop.makePromise(of: Void.self)
+        let start = cbench_now()
+        loop.execute {
+            for _ in 0..<count {
+                let delay = cbench_timer_delay(&counter.state)
+                loop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
+                    counter.value += 1
+                    if counter.value == count { done.succeed() }
+                }
             }
         }
+        try! done.futureResult.wait()
+        return cbench_now() - start
     }
-    try! done.futureResult.wait()
-    return cbench_now() - start
 }
 
 /// Writes back every byte it reads; the initiator counts round trips.
@@ -76,50 +83,46 @@ final class PingPongHandler: ChannelInboundHandler, @unchecked Sendable {
 
 /// `count` one-byte round trips over a socketpair, both ends channels on one loop.
 func nioPingPong(count: Int, loopCPU: Int32) -> Double {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    defer { try? group.syncShutdownGracefully() }
-    let loop = group.next()
-    try! loop.submit { _ = cbench_pin_to_cpu(loopCPU) }.wait()
-    var fds: [Int32] = [0, 0]
-    precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
-    let done = loop.makePromise(of: Void.self)
-    let echo = try! ClientBootstrap(group: loop)
-        .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(PingPongHandler(initiator: false, count: count, done: nil))
+    withNIOLoop(pinnedTo: loopCPU) { loop in
+        var fds: [Int32] = [0, 0]
+        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        let done = loop.makePromise(of: Void.self)
+        let echo = try! ClientBootstrap(group: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(PingPongHandler(initiator: false, count: count, done: nil))
+                }
             }
-        }
-        .withConnectedSocket(fds[1]).wait()
-    let start = cbench_now()
-    let initiator = try! ClientBootstrap(group: loop)
-        .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(PingPongHandler(initiator: true, count: count, done: done))
+            .withConnectedSocket(fds[1]).wait()
+        let start = cbench_now()
+        let initiator = try! ClientBootstrap(group: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(PingPongHandler(initiator: true, count: count, done: done))
+                }
             }
-        }
-        .withConnectedSocket(fds[0]).wait()
-    try! done.futureResult.wait()
-    let elapsed = cbench_now() - start
-    try? initiator.close().wait()
-    try? echo.close().wait()
-    return elapsed
+            .withConnectedSocket(fds[0]).wait()
+        try! done.futureResult.wait()
+        let elapsed = cbench_now() - start
+        try? initiator.close().wait()
+        try? echo.close().wait()
+        return elapsed
+    }
 }
 
 /// `count` wake-ups through `EventLoop.execute` from a thread on another CPU, each waiting for its job.
 func nioCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    defer { try? group.syncShutdownGracefully() }
-    let loop = group.next()
-    try! loop.submit { _ = cbench_pin_to_cpu(loopCPU) }.wait()
-    let flags = Flags()
-    let thread = PinnedThread(cpu: senderCPU) {
-        let start = cbench_now()
-        for i in 1...count {
-            loop.execute { flags.acknowledged.add(1, ordering: .releasing) }
-            while flags.acknowledged.load(ordering: .acquiring) < i {}
+    withNIOLoop(pinnedTo: loopCPU) { loop in
+        let flags = Flags()
+        let thread = PinnedThread(cpu: senderCPU) {
+            let start = cbench_now()
+            for i in 1...count {
+                loop.execute { flags.acknowledged.add(1, ordering: .releasing) }
+                while flags.acknowledged.load(ordering: .acquiring) < i {}
+            }
+            flags.elapsed.store((cbench_now() - start).bitPattern, ordering: .relaxed)
         }
-        flags.elapsed.store((cbench_now() - start).bitPattern, ordering: .relaxed)
+        thread.join()
+        return Double(bitPattern: flags.elapsed.load(ordering: .relaxed))
     }
-    thread.join()
-    return Double(bitPattern: flags.elapsed.load(ordering: .relaxed))
 }
