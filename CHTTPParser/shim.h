@@ -31,6 +31,11 @@ static inline int CHTTPParser_usesTransferEncoding(const http_parser *parser) {
     return parser->uses_transfer_encoding;
 }
 
+/// Whether the message's body is chunked (`F_CHUNKED` in the flags bit field).
+static inline int CHTTPParser_isChunked(const http_parser *parser) {
+    return (parser->flags & F_CHUNKED) != 0;
+}
+
 /// Where a parsed URL's field is (`field_data`, an array of anonymous
 /// structs Swift does not import): its offset and length in the text.
 static inline void CHTTPParser_urlField(const struct http_parser_url *url, enum http_parser_url_fields field,

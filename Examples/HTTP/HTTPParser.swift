@@ -3,16 +3,54 @@ import CHTTPParser
 import Glibc
 #endif
 
-/// Why a message was refused: the status a server answers with, and what was wrong.
+/// Why a message was refused: the status a server answers with, what kind
+/// of fault it was, and what was wrong.
 public struct HTTPError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The status that fits (400, 405, 413, 414, 431, 505; 502 for a bad response).
+    /// The kinds of fault, as a client reports them (a failed download counts
+    /// under its kind) and a server tells them apart.
+    public enum Kind: String, Sendable, CaseIterable {
+        /// Not HTTP as RFC 9112 writes it: a bad start line, field, character or line end.
+        case malformed = "malformed"
+        /// The body's length cannot be trusted: conflicting or invalid
+        /// Content-Length or Transfer-Encoding, a bad chunk size line, junk
+        /// where a chunk's CRLF belongs (what request smuggling is made of).
+        case badFraming = "bad framing"
+        /// A version, method or transfer coding this side does not implement.
+        case unsupported = "unsupported"
+        /// A head over its byte limit, or with too many fields.
+        case headTooLarge = "head too large"
+        /// A request target over its limit.
+        case targetTooLong = "target too long"
+        /// A body over its limit.
+        case bodyTooLarge = "body too large"
+        /// The connection closed in the middle of a message.
+        case truncated = "truncated"
+        /// The message did not arrive in time.
+        case timeout = "timeout"
+    }
+
+    /// The status that fits (400, 405, 408, 413, 414, 431, 501, 505; 502 for a bad response).
     public let status: Int
+    /// What kind of fault it was.
+    public let kind: Kind
     /// What was wrong, for the response's body and the logs.
     public let reason: String
 
-    public init(_ status: Int, _ reason: String) {
+    /// - Parameter kind: the kind of fault; by default the one `status` stands for
+    ///   (408 timeout, 413 body, 414 target, 431 head, 501 and 505 unsupported, others malformed).
+    public init(_ status: Int, _ reason: String, kind: Kind? = nil) {
         self.status = status
         self.reason = reason
+        self.kind = kind ?? {
+            switch status {
+            case 408: .timeout
+            case 413: .bodyTooLarge
+            case 414: .targetTooLong
+            case 431: .headTooLarge
+            case 405, 501, 505: .unsupported
+            default: .malformed
+            }
+        }()
     }
 
     public var description: String { "\(status) \(HTTPStatus.phrase(status)): \(reason)" }
@@ -29,13 +67,19 @@ public struct HTTPLimits: Sendable, Equatable {
     public var maxHeaderCount = 100
     /// A body (413 above it for requests; a failed download for responses).
     public var maxBodyBytes = 1 << 20
+    /// Empty lines tolerated before a message's start line (400 above it).
+    /// RFC 9112 (2.2) asks a server to take at least one, for clients that
+    /// end a body with an extra CRLF; nginx and h2o take a handful. A line is
+    /// CRLF, a bare LF or a bare CR.
+    public var maxEmptyLines = 4
 
     public init(maxURIBytes: Int = 8 * 1024, maxHeaderBytes: Int = 16 * 1024,
-                maxHeaderCount: Int = 100, maxBodyBytes: Int = 1 << 20) {
+                maxHeaderCount: Int = 100, maxBodyBytes: Int = 1 << 20, maxEmptyLines: Int = 4) {
         self.maxURIBytes = maxURIBytes
         self.maxHeaderBytes = maxHeaderBytes
         self.maxHeaderCount = maxHeaderCount
         self.maxBodyBytes = maxBodyBytes
+        self.maxEmptyLines = maxEmptyLines
     }
 }
 
@@ -90,13 +134,28 @@ public protocol HTTPMessageSink: AnyObject {
     /// It must not call the parser's ``HTTPParser/execute(_:)`` or
     /// ``HTTPParser/finish()`` (debug builds trap).
     func parsed(_ message: inout HTTPMessage) -> Bool
+
+    /// A request's head asked for `100 Continue` (`Expect: 100-continue`
+    /// on HTTP/1.1, with a body to come) and passed every check: the
+    /// server answers `100 Continue` now, before the body arrives (RFC 9110,
+    /// 10.1.1). Not called for a request refused at its head (413, ...).
+    /// Like ``parsed(_:)``, it must not call the parser.
+    func continueExpected()
+}
+
+extension HTTPMessageSink {
+    /// Does nothing: a response parser's sink, or a server that does not answer `100 Continue`.
+    public func continueExpected() {}
 }
 
 /// Debian's http_parser (Node.js's parser for a decade) for one connection:
 /// requests for a server, responses for a client. It adds the checks
 /// http_parser leaves out - header field names are tokens, no control
-/// characters or obsolete line folding in values, one Host, HTTP/1.x - and
-/// the limits of ``HTTPLimits``.
+/// characters or obsolete line folding in values, one Host, HTTP/1.x, a
+/// few empty lines at most before a message, no Transfer-Encoding on
+/// HTTP/1.0 and no transfer coding but chunked, a chunk size line without
+/// trailing whitespace and CRLF after each chunk's data - and the limits of
+/// ``HTTPLimits``.
 public final class HTTPParser {
     public enum Kind { case request, response }
 
@@ -132,6 +191,22 @@ public final class HTTPParser {
     #endif
     private var lastWasValue = false
     private var headerCount = 0
+    /// What the field whose value is being read is, for the checks that need its value.
+    private var fieldKind = FieldKind.other
+    /// The current message's Transfer-Encoding values, joined with commas.
+    private var transferEncoding: [UInt8] = []
+    private var sawTransferEncoding = false
+    private var sawExpectContinue = false
+    /// Empty lines since the last message ended (or the stream began) and
+    /// before the next one - CRLF, a bare LF or a bare CR each count one:
+    /// http_parser skips any number of them.
+    public private(set) var emptyLines = 0
+    /// Whether the last byte between messages was a CR (a LF after it ends the same line).
+    private var afterCR = false
+    /// Why http_parser is paused, when this parser paused it itself.
+    private var pausedAt = PausePoint.none
+    /// The chunk framing http_parser does not check.
+    private var chunkFraming = ChunkFramingCheck()
     // Where the current buffer is, to tell a value split across reads
     // (one value, two callbacks) from obsolete line folding (also two).
     private var executions = 0
@@ -156,24 +231,70 @@ public final class HTTPParser {
 
     deinit { parser.deallocate() }
 
+    /// Whether a message's head is on its way: its first byte, or an empty
+    /// line before it, has arrived, and its blank line has not.
+    public var isReadingHead: Bool { inMessage ? !headComplete : emptyLines > 0 }
+
+    /// Where this parser pauses http_parser for checks of its own.
+    private enum PausePoint {
+        case none
+        /// At the head's last LF: to measure the head exactly, and to check a
+        /// chunked body's first chunk size line, which begins right after it.
+        case headEnd
+        /// After each message: so that the line ends before the next one
+        /// pass through ``execute(_:)``, which counts them.
+        case messageEnd
+    }
+
     /// Parses `bytes`; returns how many it used. Fewer than all when it
     /// failed (see ``failure``) or paused; give the rest again after ``resume()``.
     public func execute(_ bytes: UnsafeRawBufferPointer) -> Int {
         checkNotInSink()
         var used = 0
         while used < bytes.count && failure == nil && !isPaused {
+            if chunkFraming.isChecking,
+               let problem = chunkFraming.scan(UnsafeRawBufferPointer(rebasing: bytes[used...]), at: streamOffset) {
+                fail(framingError(problem))
+                break
+            }
+            if !inMessage {
+                // Between messages: count the empty lines (http_parser would skip any number).
+                while used < bytes.count && (bytes[used] == 13 || bytes[used] == 10) {
+                    if bytes[used] == 13 || !afterCR { emptyLines += 1 }
+                    afterCR = bytes[used] == 13
+                    used += 1
+                    streamOffset += 1
+                }
+                if emptyLines > limits.maxEmptyLines {
+                    fail(HTTPError(kind == .request ? 400 : 502,
+                                   "more than \(limits.maxEmptyLines) empty lines before the \(kind == .request ? "request" : "status") line"))
+                    break
+                }
+                if used == bytes.count { break }
+            }
             let start = bytes.baseAddress!.assumingMemoryBound(to: CChar.self) + used
             executions += 1
             bufferStart = UnsafePointer(start)
             bufferEnd = UnsafePointer(start + (bytes.count - used))
             let count = http_parser_execute(parser, HTTPParser.settings, start, bytes.count - used)
             let error = CHTTPParser_errno(parser)
-            if error == HPE_PAUSED && measuringHead {
-                // Paused at the head's last LF to measure it (see headersComplete).
-                measuringHead = false
-                if streamOffset + count + 1 - headStart > limits.maxHeaderBytes {
-                    fail(Self.headTooLarge(limits))
-                    break
+            if error == HPE_PAUSED && pausedAt == .headEnd {
+                // Paused at the head's last LF (see headersComplete): what
+                // follows it is the body.
+                pausedAt = .none
+                if measuringHead {
+                    measuringHead = false
+                    if streamOffset + count + 1 - headStart > limits.maxHeaderBytes {
+                        fail(Self.headTooLarge(limits))
+                        break
+                    }
+                }
+                if CHTTPParser_isChunked(parser) != 0 {
+                    chunkFraming.expectSizeLine(at: streamOffset + count + 1)
+                    if let problem = chunkFraming.scan(UnsafeRawBufferPointer(rebasing: bytes[used...]), at: streamOffset) {
+                        fail(framingError(problem))
+                        break
+                    }
                 }
                 http_parser_pause(parser, 0)
                 used += count
@@ -182,17 +303,19 @@ public final class HTTPParser {
             }
             used += count
             streamOffset += count
-            if error == HPE_PAUSED {
+            if error == HPE_PAUSED && pausedAt == .messageEnd {
+                pausedAt = .none
+                if isPaused { break } // the sink asked for it
+                http_parser_pause(parser, 0)
+                if CHTTPParser_upgrade(parser) != 0 { restartAfterUpgrade() }
+                continue
+            } else if error == HPE_PAUSED {
                 break
             } else if error != HPE_OK {
-                fail(HTTPError(kind == .request ? 400 : 502, Self.describe(error)))
+                fail(HTTPError(kind == .request ? 400 : 502, Self.describe(error), kind: Self.kind(of: error)))
                 break
             } else if CHTTPParser_upgrade(parser) != 0 {
-                // Upgrade is a request we may ignore (RFC 9110, 7.8): the
-                // answer was given as to any request, and what follows is
-                // the next request. (CONNECT was refused: it closes.)
-                http_parser_init(parser, kind == .request ? HTTP_REQUEST : HTTP_RESPONSE)
-                parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+                restartAfterUpgrade()
             } else if count == 0 {
                 break
             }
@@ -201,6 +324,19 @@ public final class HTTPParser {
             fail(Self.headTooLarge(limits))
         }
         return used
+    }
+
+    /// Upgrade is a request we may ignore (RFC 9110, 7.8): the answer was
+    /// given as to any request, and what follows is the next request.
+    /// (CONNECT was refused: it closes.)
+    private func restartAfterUpgrade() {
+        http_parser_init(parser, kind == .request ? HTTP_REQUEST : HTTP_RESPONSE)
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    /// A chunk framing problem as the error this side answers with.
+    private func framingError(_ problem: String) -> HTTPError {
+        HTTPError(kind == .request ? 400 : 502, problem, kind: .badFraming)
     }
 
     /// The peer closed its side: ends a message that ends at the close
@@ -212,7 +348,9 @@ public final class HTTPParser {
         _ = http_parser_execute(parser, HTTPParser.settings, nil, 0)
         let error = CHTTPParser_errno(parser)
         if error != HPE_OK && error != HPE_PAUSED {
-            fail(HTTPError(kind == .request ? 400 : 502, wasInMessage ? "the connection closed in the middle of a message" : Self.describe(error)))
+            fail(wasInMessage
+                 ? HTTPError(kind == .request ? 400 : 502, "the connection closed in the middle of a message", kind: .truncated)
+                 : HTTPError(kind == .request ? 400 : 502, Self.describe(error), kind: Self.kind(of: error)))
         }
     }
 
@@ -239,6 +377,17 @@ public final class HTTPParser {
         switch error {
         case HPE_INVALID_EOF_STATE: "the connection closed in the middle of a message"
         default: "malformed message: " + String(cString: http_errno_description(error))
+        }
+    }
+
+    /// The kind of fault an http_parser error is.
+    private static func kind(of error: http_errno) -> HTTPError.Kind {
+        switch error {
+        case HPE_INVALID_EOF_STATE: .truncated
+        case HPE_INVALID_CHUNK_SIZE, HPE_INVALID_CONTENT_LENGTH, HPE_UNEXPECTED_CONTENT_LENGTH,
+             HPE_INVALID_TRANSFER_ENCODING: .badFraming
+        case HPE_HEADER_OVERFLOW: .headTooLarge
+        default: .malformed
         }
     }
 
@@ -282,6 +431,14 @@ public final class HTTPParser {
         lastWasValue = false
         headStarted = false
         measuringHead = false
+        emptyLines = 0
+        afterCR = false
+        fieldKind = .other
+        if sawTransferEncoding {
+            transferEncoding.removeAll(keepingCapacity: true)
+            sawTransferEncoding = false
+        }
+        sawExpectContinue = false
         return 0
     }
 
@@ -337,7 +494,7 @@ public final class HTTPParser {
         lastWasValue = false
         let bytes = UnsafeRawBufferPointer(start: at, count: length)
         for byte in bytes where !isTokenCharacter(byte) {
-            return refuse(HTTPError(400, "invalid character \(describe(byte)) in a header field name"))
+            return refuse(HTTPError(400, "invalid character \(describeByte(byte)) in a header field name"))
         }
         field.append(contentsOf: bytes)
         return 0
@@ -351,27 +508,62 @@ public final class HTTPParser {
             if !(valueEndedBuffer && valueExecution == executions - 1 && UnsafePointer(at) == bufferStart) {
                 return refuse(HTTPError(400, "obsolete line folding in header \"\(String(decoding: field, as: UTF8.self))\""))
             }
-        } else if isHost(field) {
-            message.hostCount += 1
+        } else {
+            fieldKind = FieldKind(field)
+            if fieldKind == .host { message.hostCount += 1 }
         }
         lastWasValue = true
         valueEndedBuffer = UnsafePointer(at + length) == bufferEnd
         valueExecution = executions
         let bytes = UnsafeRawBufferPointer(start: at, count: length)
         for byte in bytes where byte == 0x7f || byte < 0x20 && byte != 0x09 {
-            return refuse(HTTPError(400, "control character \(describe(byte)) in header \"\(String(decoding: field, as: UTF8.self))\""))
+            return refuse(HTTPError(400, "control character \(describeByte(byte)) in header \"\(String(decoding: field, as: UTF8.self))\""))
         }
-        if kind == .response { value.append(contentsOf: bytes) }
+        if kind == .response || fieldKind.valueMatters { value.append(contentsOf: bytes) }
         return 0
     }
 
-    /// Ends a header field: keeps it for responses, forgets it for requests.
+    /// Ends a header field: keeps it for responses, forgets it for requests
+    /// (but what Transfer-Encoding and Expect say).
     private func endField() {
+        switch fieldKind {
+        case .transferEncoding:
+            if sawTransferEncoding { transferEncoding.append(UInt8(ascii: ",")) }
+            sawTransferEncoding = true
+            transferEncoding.append(contentsOf: value)
+        case .expect:
+            if listItems(value) == ["100-continue"] { sawExpectContinue = true }
+        case .host, .other:
+            break
+        }
+        fieldKind = .other
         if kind == .response {
             message.headers.append((String(decoding: field, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
         field.removeAll(keepingCapacity: true)
         value.removeAll(keepingCapacity: true)
+    }
+
+    /// Refuses what RFC 9112 (6.1) asks about Transfer-Encoding that
+    /// http_parser lets through; nil when the codings are fine.
+    private func checkTransferEncoding() -> HTTPError? {
+        let failed = kind == .request ? 400 : 502
+        if message.minor == 0 {
+            return HTTPError(failed, "Transfer-Encoding in an HTTP/1.0 message", kind: .badFraming)
+        }
+        let codings = listItems(transferEncoding)
+        if codings.filter({ $0 == "chunked" }).count > 1 {
+            return HTTPError(failed, "chunked is applied more than once", kind: .badFraming)
+        }
+        if kind == .request && codings.last != "chunked" {
+            return HTTPError(400, "chunked is not the final transfer coding", kind: .badFraming)
+        }
+        if let other = codings.first(where: { $0 != "chunked" }) {
+            return kind == .request
+                ? HTTPError(501, "transfer coding \"\(other)\" is not implemented; this server takes chunked only")
+                : HTTPError(502, "transfer coding \"\(other)\" is not supported", kind: .unsupported)
+        }
+        return nil
     }
 
     private func headersComplete() -> Int32 {
@@ -381,12 +573,16 @@ public final class HTTPParser {
             // Perhaps over the limit: pause at the head's last byte, where
             // execute can tell exactly how long the head is.
             measuringHead = true
+        }
+        if measuringHead || CHTTPParser_isChunked(parser) != 0 {
+            pausedAt = .headEnd
             http_parser_pause(parser, 1)
         }
         let head = parser.pointee
         message.major = Int(head.http_major)
         message.minor = Int(head.http_minor)
         message.keepAlive = http_should_keep_alive(parser) != 0
+        if sawTransferEncoding, let error = checkTransferEncoding() { return refuse(error) }
         switch kind {
         case .request:
             message.method = CHTTPParser_method(parser)
@@ -400,6 +596,14 @@ public final class HTTPParser {
                 && head.content_length > UInt64(limits.maxBodyBytes) {
                 return refuse(HTTPError(413, "a body of \(head.content_length) bytes is over \(limits.maxBodyBytes)"))
             }
+            let bodyFollows = CHTTPParser_isChunked(parser) != 0 || head.content_length != UInt64.max && head.content_length > 0
+            if sawExpectContinue && message.minor >= 1 && bodyFollows {
+                #if DEBUG
+                inSink = true
+                defer { inSink = false }
+                #endif
+                sink.continueExpected()
+            }
             return 0
         case .response:
             message.status = Int(CHTTPParser_statusCode(parser))
@@ -411,7 +615,13 @@ public final class HTTPParser {
     private func body(_ at: UnsafePointer<CChar>, _ length: Int) -> Int32 {
         message.bodyBytes += length
         if message.bodyBytes > limits.maxBodyBytes {
-            return refuse(HTTPError(kind == .request ? 413 : 502, "the body is over \(limits.maxBodyBytes) bytes"))
+            return refuse(HTTPError(kind == .request ? 413 : 502, "the body is over \(limits.maxBodyBytes) bytes", kind: .bodyTooLarge))
+        }
+        if parser.pointee.content_length == 0 && CHTTPParser_isChunked(parser) != 0 {
+            // The end of a chunk's data: CRLF and the next chunk size line follow.
+            chunkFraming.expectLineEnd(at: streamOffset + (at + length - bufferStart!))
+            let buffer = UnsafeRawBufferPointer(start: bufferStart, count: bufferEnd! - bufferStart!)
+            if let problem = chunkFraming.scan(buffer, at: streamOffset) { return refuse(framingError(problem)) }
         }
         if kind == .response { message.body.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length)) }
         return 0
@@ -419,6 +629,9 @@ public final class HTTPParser {
 
     private func messageComplete() -> Int32 {
         inMessage = false
+        // Pause after every message: execute() counts the empty lines before the next one.
+        pausedAt = .messageEnd
+        http_parser_pause(parser, 1)
         if kind == .response && message.status >= 100 && message.status < 200 {
             return 0 // an interim response: the real one follows
         }
@@ -426,24 +639,148 @@ public final class HTTPParser {
         inSink = true
         defer { inSink = false }
         #endif
-        if sink.parsed(&message) {
-            isPaused = true
-            http_parser_pause(parser, 1)
-        }
+        if sink.parsed(&message) { isPaused = true }
         return 0
     }
 
-    private func describe(_ byte: UInt8) -> String {
-        byte >= 0x21 && byte < 0x7f ? "\"\(Character(UnicodeScalar(byte)))\"" : "0x" + String(byte, radix: 16, uppercase: true)
+}
+
+/// The header fields whose values the parser looks at.
+private enum FieldKind {
+    case host, transferEncoding, expect, other
+
+    /// The kind of the field named `name`, in any case (compared byte by
+    /// byte: a lazy sequence retained the name per header).
+    @inline(__always)
+    init(_ name: [UInt8]) {
+        if equalsIgnoringCase(name, "host") {
+            self = .host
+        } else if name.count == 17 && equalsIgnoringCase(name, "transfer-encoding") {
+            self = .transferEncoding
+        } else if name.count == 6 && equalsIgnoringCase(name, "expect") {
+            self = .expect
+        } else {
+            self = .other
+        }
+    }
+
+    /// Whether the value is kept for a request (it is for every response field).
+    var valueMatters: Bool { self == .transferEncoding || self == .expect }
+}
+
+/// Whether `bytes` are `lowercase` in any case (`lowercase` is ASCII letters and `-`).
+@inline(__always)
+private func equalsIgnoringCase(_ bytes: [UInt8], _ lowercase: StaticString) -> Bool {
+    guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+    let expected = lowercase.utf8Start
+    for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] { return false }
+    return true
+}
+
+/// The items of a comma-separated field value (RFC 9110, 5.6.1), trimmed of
+/// spaces and tabs, lowercased, empty ones dropped.
+private func listItems(_ value: [UInt8]) -> [String] {
+    value.split(separator: UInt8(ascii: ",")).compactMap { item in
+        let trimmed = item.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        return trimmed.isEmpty ? nil : String(decoding: trimmed, as: UTF8.self).lowercased()
     }
 }
 
-/// Whether a header field name is Host, in any case (no lazy sequence: it
-/// retained the name per header).
+/// What http_parser does not check in a chunked body: the CRLF after each
+/// chunk's data (it takes any two bytes) and whitespace after a chunk size
+/// that no chunk extension follows (it takes `5 \r\n`). Both let two parsers
+/// disagree on where a message ends - the stuff of request smuggling.
+///
+/// It scans the stream from positions the parser learns from http_parser's
+/// callbacks (the head's end, each chunk's end) up to the CR that ends the
+/// chunk size line; http_parser checks the rest.
+struct ChunkFramingCheck {
+    private enum State {
+        /// Not checking: in chunk data, the last chunk's trailers, or not chunked.
+        case idle
+        /// After a chunk's data: its CR, then its LF.
+        case afterData(sawCR: Bool)
+        /// In the chunk size: hex digits so far.
+        case size
+        /// Whitespace after the size: only a chunk extension (`;`) may follow (RFC 9112, 7.1.1 BWS).
+        case whitespace
+        /// In a chunk extension, up to the line's CR.
+        case extensions
+    }
+
+    private var state = State.idle
+    /// The stream offset of the next byte to look at.
+    private var position = 0
+
+    var isChecking: Bool {
+        if case .idle = state { false } else { true }
+    }
+
+    /// A chunk size line begins at stream offset `offset`.
+    mutating func expectSizeLine(at offset: Int) {
+        state = .size
+        position = offset
+    }
+
+    /// A chunk's data ended at stream offset `offset`: CRLF belongs there.
+    mutating func expectLineEnd(at offset: Int) {
+        state = .afterData(sawCR: false)
+        position = offset
+    }
+
+    /// Checks the bytes of `buffer` (which begins at stream offset `offset`)
+    /// from the position it has reached; returns what is wrong, if anything.
+    mutating func scan(_ buffer: UnsafeRawBufferPointer, at offset: Int) -> String? {
+        var index = position - offset
+        guard index >= 0 else { return nil }
+        while index < buffer.count {
+            let byte = buffer[index]
+            switch state {
+            case .idle:
+                return nil
+            case .afterData(let sawCR):
+                if sawCR {
+                    guard byte == 10 else { return "a bare CR after a chunk's data" }
+                    state = .size
+                } else {
+                    guard byte == 13 else { return "no CRLF after a chunk's data (\(describeByte(byte)) instead)" }
+                    state = .afterData(sawCR: true)
+                }
+            case .size:
+                if byte == 0x20 || byte == 0x09 {
+                    state = .whitespace
+                } else if byte == UInt8(ascii: ";") {
+                    state = .extensions
+                } else if !isHexDigit(byte) {
+                    state = .idle // the CR, or something http_parser refuses itself
+                }
+            case .whitespace:
+                if byte == UInt8(ascii: ";") {
+                    state = .extensions
+                } else if byte != 0x20 && byte != 0x09 {
+                    return "whitespace after a chunk size"
+                }
+            case .extensions:
+                if byte == 13 { state = .idle }
+            }
+            index += 1
+            position += 1
+        }
+        return nil
+    }
+}
+
 @inline(__always)
-func isHost(_ name: [UInt8]) -> Bool {
-    name.count == 4 && name[0] | 0x20 == UInt8(ascii: "h") && name[1] | 0x20 == UInt8(ascii: "o")
-        && name[2] | 0x20 == UInt8(ascii: "s") && name[3] | 0x20 == UInt8(ascii: "t")
+private func isHexDigit(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): true
+    default: false
+    }
+}
+
+/// A byte as an error message shows it: `"x"` if printable, `0x0D` otherwise.
+func describeByte(_ byte: UInt8) -> String {
+    byte >= 0x21 && byte < 0x7f ? "\"\(Character(UnicodeScalar(byte)))\"" : "0x" + String(byte, radix: 16, uppercase: true)
 }
 
 /// RFC 9110's tchar: what a header field name may be made of.
@@ -465,6 +802,7 @@ func isTokenCharacter(_ byte: UInt8) -> Bool {
 public enum HTTPStatus {
     public static func phrase(_ status: Int) -> String {
         switch status {
+        case 100: "Continue"
         case 200: "OK"
         case 301: "Moved Permanently"
         case 302: "Found"
@@ -475,6 +813,7 @@ public enum HTTPStatus {
         case 413: "Content Too Large"
         case 414: "URI Too Long"
         case 431: "Request Header Fields Too Large"
+        case 501: "Not Implemented"
         case 502: "Bad Gateway"
         case 503: "Service Unavailable"
         case 505: "HTTP Version Not Supported"

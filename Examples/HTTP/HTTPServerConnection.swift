@@ -8,7 +8,9 @@ import Glibc
 public struct HTTPServerLimits: Sendable, Equatable {
     /// Request target, head, header count and body limits (414, 431, 431, 413).
     public var parser = HTTPLimits()
-    /// Seconds from a request's first byte to the end of its head (408 after it).
+    /// Seconds from a request's first byte to the end of its head (408 after
+    /// it). Any byte starts it - an empty line before the request line too -
+    /// and nothing that arrives later pushes it back.
     public var headerTimeout = 10.0
     /// Seconds a connection may sit with nothing to do (or make no progress)
     /// before it is closed without a word.
@@ -178,7 +180,8 @@ open class HTTPServerConnection: HTTPMessageSink {
     private var input: [UInt8] = []
     /// The last time the peer sent or took something.
     public private(set) var lastProgress: Double
-    /// When the current request's first byte arrived, until its head is complete.
+    /// When the current request's first byte arrived (an empty line before
+    /// its request line included), until its head is complete.
     private var headStartedAt: Double?
     private var peerClosed = false
     /// No more requests will be read: close once the output is sent.
@@ -290,7 +293,9 @@ open class HTTPServerConnection: HTTPMessageSink {
             fail(failure)
             return
         }
-        if let parser = parserIfMade, parser.inMessage && !parser.headComplete {
+        if let parser = parserIfMade, parser.isReadingHead {
+            // From the first byte of the request, whatever it is: empty lines
+            // sent one a second must not hold the connection for ever.
             if headStartedAt == nil { headStartedAt = now }
         } else {
             headStartedAt = nil
@@ -315,6 +320,11 @@ open class HTTPServerConnection: HTTPMessageSink {
         context.stats.answered(error.status)
     }
 
+    public func continueExpected() {
+        output.append(contentsOf: Self.continueAnswer)
+        context.stats.answered(100)
+    }
+
     public func parsed(_ message: inout HTTPMessage) -> Bool {
         respond(to: &message)
         if !message.keepAlive {
@@ -333,7 +343,9 @@ open class HTTPServerConnection: HTTPMessageSink {
             return answer(405, "text/plain; charset=utf-8", Array("405 Method Not Allowed: \(name); this server answers GET and HEAD\n".utf8),
                           message, isHead: false, extra: "Allow: GET, HEAD\r\n")
         }
-        let route = HTTPSite.route(message.target, pages: context.site.pages)
+        let route = message.target.first == UInt8(ascii: "/")
+            ? HTTPSite.route(message.target, pages: context.site.pages)
+            : HTTPSite.route(originForm(message.target), pages: context.site.pages)
         switch route {
         case .page(let index): context.stats.pageFetches[index + 1] += 1
         case .index: context.stats.pageFetches[0] += 1
@@ -406,7 +418,33 @@ open class HTTPServerConnection: HTTPMessageSink {
     }
 
     static let okLine = Array("HTTP/1.1 200 OK\r\n".utf8)
+    static let continueAnswer = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     static let serverLine = Array("Server: swift-libev\r\n".utf8)
+}
+
+/// A request target in origin form: an absolute-form target
+/// (`http://host/path?query`, RFC 9112 3.2.2, as sent to proxies) is served as
+/// its path and query, `/` when it has no path; other targets are as they are.
+func originForm(_ target: [UInt8]) -> [UInt8] {
+    // scheme "://" authority [path-abempty] ["?" query]
+    guard let colon = target.firstIndex(of: UInt8(ascii: ":")), colon > 0,
+          target[..<colon].allSatisfy(isSchemeCharacter),
+          target.count >= colon + 3, target[colon + 1] == UInt8(ascii: "/"), target[colon + 2] == UInt8(ascii: "/") else {
+        return target
+    }
+    let rest = target[(colon + 3)...]
+    guard let pathStart = rest.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) else {
+        return [UInt8(ascii: "/")]
+    }
+    return target[pathStart] == UInt8(ascii: "?") ? [UInt8(ascii: "/")] + target[pathStart...] : Array(target[pathStart...])
+}
+
+private func isSchemeCharacter(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+         UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."): true
+    default: false
+    }
 }
 
 /// Seconds as people write them in messages: `10`, `2.5`.

@@ -59,6 +59,15 @@ struct ServerConnectionTests {
         ("a body over the limit", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999\r\n\r\n", 413),
         ("CONNECT", "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 405),
         ("garbage", "\u{16}\u{3}\u{1}\u{2}\u{0}\u{1}\u{0}\u{1}\u{fc}\u{3}\u{3}", 400),
+        // Framing http_parser lets through (issue "Hardening", 8).
+        ("junk instead of the CRLF after chunk data", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400),
+        ("Transfer-Encoding on HTTP/1.0", "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n0\r\n\r\n", 400),
+        ("Transfer-Encoding: gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+        ("a chunk size with trailing space", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400),
+        ("a second chunk size with trailing space", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nh\r\n4\t\r\nello\r\n0\r\n\r\n", 400),
+        ("chunked twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400),
+        // Empty lines before a request line: a few are tolerated (RFC 9112, 2.2), not more.
+        ("five empty lines before the request line", String(repeating: "\r\n", count: 5) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ]
 
     @Test(arguments: badInputs)
@@ -76,6 +85,27 @@ struct ServerConnectionTests {
         #expect(serve("GET / HTTP/1.1\r\nHost: a\r\nX-Folded: b\r\n c\r\n\r\n").output.contains("obsolete line folding in header \"X-Folded\""))
         #expect(serve("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").output.contains("2 Host headers"))
         #expect(serve("GET / HTTP/2.0\r\nHost: a\r\n\r\n").output.contains("HTTP/2.0 is not supported"))
+    }
+
+    @Test func fiveEmptyLinesBetweenTwoRequestsAreTooMany() {
+        for byteByByte in [false, true] {
+            let four = serve("GET / HTTP/1.1\r\nHost: a\r\n\r\n" + String(repeating: "\n", count: 4) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                             byteByByte: byteByByte)
+            #expect(statuses(four.output) == [200, 200] && !four.closing)
+            let five = serve("GET / HTTP/1.1\r\nHost: a\r\n\r\n" + String(repeating: "\n", count: 5) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                             byteByByte: byteByByte)
+            #expect(statuses(five.output) == [200, 400] && five.closing, "\(five.output)")
+            #expect(five.output.contains("more than 4 empty lines before the request line"))
+        }
+    }
+
+    @Test func upgradeIsIgnoredAndTheNextRequestServed() {
+        for byteByByte in [false, true] {
+            let (output, closing) = serve("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n",
+                                          byteByByte: byteByByte)
+            #expect(statuses(output) == [200, 200], "\(output)")
+            #expect(output.hasSuffix("Hello, World!") && !closing)
+        }
     }
 
     @Test func moreBodyThanDeclaredIsABadNextRequest() {
@@ -102,6 +132,10 @@ struct ServerConnectionTests {
         "GET /page/7?x=1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
         "\r\nGET /page/0 HTTP/1.1\r\nHost: a\r\nX-Split: value with spaces\r\n\r\n",
+        "\r\n\r\n\n\r\nGET /page/0 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /page/7 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 ;name=value\r\nhello\r\n2;x\r\nhi\r\n0\r\nX-Trailer: t\r\n\r\n",
+        "GET /page/7 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n",
+        "GET http://example.com/page/7 HTTP/1.1\r\nHost: a\r\n\r\n",
     ])
     func aValidRequestFedByteByByteGetsTheSameAnswer(_ request: String) {
         let whole = serve(request)
@@ -202,6 +236,63 @@ struct ServerConnectionTests {
         connection.tick(now: 110.5)
         #expect(statuses(drain(connection)) == [408])
         #expect(connection.isDone)
+    }
+
+    @Test func emptyLinesSentSlowlyStartTheHeadTimeout() {
+        // A line end a second, never a request line: the head timeout runs
+        // from the first one, whatever comes after (issue "Hardening", 1).
+        for pieces in [["\r\n", "\r\n", "\r\n", "\r\n"], ["\r", "\n", "\r", "\n", "\r", "\n", "\r", "\n"], ["\n", "\n", "\n", "\n"]] {
+            let context = HTTPServerContext(site: HTTPSite(pages: 10), limits: HTTPServerLimits())
+            let connection = HTTPServerConnection(context: context, now: 100)
+            for (second, piece) in pieces.enumerated() {
+                Array(piece.utf8).withUnsafeBytes { connection.receive($0, now: 100 + Double(second)) }
+                connection.tick(now: 100 + Double(second))
+            }
+            connection.tick(now: 109.5)
+            #expect(!connection.hasOutput && !connection.isDone, "\(pieces)")
+            connection.tick(now: 110.5)
+            #expect(statuses(drain(connection)) == [408], "\(pieces)")
+            #expect(connection.isDone)
+        }
+    }
+
+    @Test func theHeadTimeoutOfTheNextRequestRunsFromItsFirstByte() {
+        let context = HTTPServerContext(site: HTTPSite(pages: 10), limits: HTTPServerLimits())
+        let connection = HTTPServerConnection(context: context, now: 0)
+        Array("GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n".utf8).withUnsafeBytes { connection.receive($0, now: 0) }
+        #expect(statuses(drain(connection)) == [200])
+        // Kept alive: 30 s of nothing is the idle timeout's business, not the head's.
+        connection.tick(now: 30)
+        #expect(!connection.hasOutput && !connection.isDone)
+        Array("\r\n".utf8).withUnsafeBytes { connection.receive($0, now: 30) }
+        Array("GET /plaintext HTTP/1.1\r\n".utf8).withUnsafeBytes { connection.receive($0, now: 35) }
+        connection.tick(now: 39.5)
+        #expect(!connection.hasOutput)
+        connection.tick(now: 40.5)
+        #expect(statuses(drain(connection)) == [408])
+    }
+
+    @Test func expectContinueGets100ContinueBeforeTheBody() {
+        let context = HTTPServerContext(site: HTTPSite(pages: 10), limits: HTTPServerLimits())
+        let connection = HTTPServerConnection(context: context, now: 0)
+        Array("POST /form HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n".utf8).withUnsafeBytes { connection.receive($0, now: 0) }
+        #expect(drain(connection) == "HTTP/1.1 100 Continue\r\n\r\n")
+        Array("hello".utf8).withUnsafeBytes { connection.receive($0, now: 0) }
+        #expect(statuses(drain(connection)) == [405])
+        #expect(!connection.closing)
+        // A body refused at once gets its final answer, not 100.
+        let refused = serve("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n").output
+        #expect(statuses(refused) == [413] && !refused.contains("100 Continue"), "\(refused)")
+        // No body, or HTTP/1.0: no 100.
+        #expect(statuses(serve("GET /plaintext HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n").output) == [200])
+        #expect(!serve("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx").output.contains("100 Continue"))
+    }
+
+    @Test func anAbsoluteFormTargetIsServedAsItsPath() {
+        #expect(serve("GET http://example.com/plaintext HTTP/1.1\r\nHost: a\r\n\r\n").output.hasSuffix("Hello, World!"))
+        #expect(serve("GET HTTP://EXAMPLE.COM:8080/page/3?x=1 HTTP/1.1\r\nHost: a\r\n\r\n").output.contains("<title>Page 3</title>"))
+        #expect(serve("GET http://example.com HTTP/1.1\r\nHost: a\r\n\r\n").output.contains("<title>"))
+        #expect(statuses(serve("GET http://example.com/nowhere HTTP/1.1\r\nHost: a\r\n\r\n").output) == [404])
     }
 
     @Test func anIdleConnectionIsClosedWithoutAWord() {
