@@ -12,6 +12,9 @@ extension CrawlReport {
             for failure in failures.prefix(20) { lines.append("  \(failure.url): \(failure.reason)") }
             if failures.count > 20 { lines.append("  ... and \(failures.count - 20) more") }
         }
+        if !skipped.isEmpty {
+            lines.append("\(skipped.values.reduce(0, +)) links skipped: " + skipped.keys.sorted().map { "\($0) \(skipped[$0]!)" }.joined(separator: ", "))
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -21,6 +24,7 @@ extension CrawlReport {
             "pages": pages, "bytes": bytes, "redirects": redirects, "connections": connections,
             "wallSeconds": (wallSeconds * 1000).rounded() / 1000,
             "errors": errors,
+            "skipped": skipped,
             "failures": failures.map { ["url": $0.url, "reason": $0.reason] },
         ]
         let data = try! JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .withoutEscapingSlashes])

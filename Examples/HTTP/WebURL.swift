@@ -1,12 +1,26 @@
-import CHTTPParser
-
 /// An `http://` URL as the crawler needs it: host, port, and the
-/// path-and-query it requests; fragments dropped, dot segments removed.
+/// path-and-query it requests - normalised as a browser normalises it, so
+/// that nothing a page or a header says reaches the wire raw.
+///
+/// Parsing and resolving follow the WHATWG URL standard's steps for a
+/// special scheme, on bytes: leading and trailing C0 controls and spaces are
+/// stripped, tabs, CRs and LFs inside are dropped, `\` counts as `/`, dot
+/// segments (`.`, `..`, `%2e`) are removed, the fragment is dropped, and
+/// what a path or a query may not hold raw (controls, space, `"`, `<`, `>`,
+/// non-ASCII, ...) is percent-encoded. So a ``target`` is only visible ASCII
+/// (`!` to `~`) and at most ``maxTargetBytes`` long: it can go into a request
+/// line as it is. Hosts are ASCII names or IP literals (no IDNA); user
+/// information is dropped, never sent.
 public struct WebURL: Hashable, Sendable, CustomStringConvertible {
+    /// The host, lowercase; an IPv6 literal without its brackets.
     public let host: String
     public let port: UInt16
-    /// The path and query, starting with `/`.
+    /// The path and query, starting with `/`; visible ASCII only.
     public let target: String
+
+    /// The longest ``target`` the crawler sends: the server's own request
+    /// target limit (8 KiB, as nginx's and the package's servers').
+    public static let maxTargetBytes = 8 * 1024
 
     /// Why a URL was refused.
     public struct ParseError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -17,34 +31,22 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses an absolute `http://host[:port][/path][?query][#fragment]`.
     public init(_ text: String) throws(ParseError) {
-        var parsed = http_parser_url()
-        http_parser_url_init(&parsed)
-        let bytes = Array(text.utf8)
-        guard !bytes.isEmpty,
-              bytes.withUnsafeBufferPointer({ buffer in
-                  buffer.withMemoryRebound(to: CChar.self) { http_parser_parse_url($0.baseAddress, $0.count, 0, &parsed) }
-              }) == 0 else {
+        var input = URLBytes.preprocess(Array(text.utf8))
+        if let hash = input.firstIndex(of: UInt8(ascii: "#")) { input.removeSubrange(hash...) }
+        guard let schemeEnd = URLBytes.schemeLength(input) else {
             throw ParseError(text: text, reason: "not an absolute URL")
         }
-        func field(_ index: http_parser_url_fields) -> String? {
-            let bit = UInt16(1) << UInt16(index.rawValue)
-            guard parsed.field_set & bit != 0 else { return nil }
-            var offset: UInt16 = 0
-            var length: UInt16 = 0
-            CHTTPParser_urlField(&parsed, index, &offset, &length)
-            return String(decoding: bytes[Int(offset)..<Int(offset) + Int(length)], as: UTF8.self)
-        }
-        guard field(UF_SCHEMA)?.lowercased() == "http" else {
+        guard URLBytes.isHTTP(input[..<schemeEnd]) else {
             throw ParseError(text: text, reason: "only http:// URLs can be crawled")
         }
-        guard let host = field(UF_HOST), !host.isEmpty else { throw ParseError(text: text, reason: "no host") }
-        self.host = host.lowercased()
-        port = parsed.port == 0 ? 80 : parsed.port
-        var target = field(UF_PATH) ?? "/"
-        if let query = field(UF_QUERY) { target += "?" + query }
-        self.target = Self.removeDotSegments(target)
+        switch URLBytes.parseAfterScheme(input[(schemeEnd + 1)...], base: nil) {
+        case .url(let url): self = url
+        case .skipped(let reason): throw ParseError(text: text, reason: reason.description)
+        case .ignored: throw ParseError(text: text, reason: "not an absolute URL")
+        }
     }
 
+    /// A URL made of parts already normalised (the tests', the site's).
     public init(host: String, port: UInt16, target: String) {
         self.host = host
         self.port = port
@@ -59,59 +61,288 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
         return port == 80 ? name : "\(name):\(port)"
     }
 
-    /// Resolves a link found on this page (RFC 3986, 5.2): absolute,
-    /// scheme-relative, absolute-path, relative, query-only; nil for other
-    /// schemes (`mailto:`, `https:`, `javascript:`) and empty fragments.
-    public func resolve(_ reference: String) -> WebURL? {
-        var link = reference.trimmingWhitespace
-        if let hash = link.firstIndex(of: "#") { link = String(link[..<hash]) }
-        if link.isEmpty { return nil } // "#top": this page again
-        let lower = link.lowercased()
-        if lower.hasPrefix("http://") { return try? WebURL(link) }
-        if lower.hasPrefix("//") { return try? WebURL("http:" + link) }
-        if let colon = link.firstIndex(of: ":"), !link[..<colon].contains("/"), !link[..<colon].contains("?") {
-            return nil // another scheme
-        }
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
-        let merged: String
-        if link.hasPrefix("/") {
-            merged = link
-        } else if link.hasPrefix("?") {
-            merged = path + link
-        } else {
-            let directory = path[...(path.lastIndex(of: "/") ?? path.startIndex)]
-            merged = directory + link
-        }
-        return WebURL(host: host, port: port, target: Self.removeDotSegments(merged))
+    /// What a link (or a `Location`) resolves to.
+    public enum Resolution: Equatable, Sendable {
+        /// An http URL to consider.
+        case url(WebURL)
+        /// Nothing to fetch, and nothing wrong: this page again (`#top`,
+        /// empty), or another scheme (`mailto:`, `https:`, `javascript:`).
+        case ignored
+        /// A link that cannot be made into a URL the crawler may send.
+        case skipped(SkipReason)
     }
 
-    /// RFC 3986's remove_dot_segments, on the path (the query kept as is).
-    static func removeDotSegments(_ target: String) -> String {
-        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        var output: [Substring] = []
-        let segments = parts[0].split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        for (index, segment) in segments.enumerated() {
-            let last = index == segments.count - 1
-            switch segment {
-            case ".":
-                if last { output.append("") }
-            case "..":
-                if !output.isEmpty { output.removeLast() }
-                if last { output.append("") }
-            default:
-                output.append(segment)
+    /// Why a link was skipped; the crawl reports them by reason.
+    public enum SkipReason: Equatable, Sendable, CustomStringConvertible {
+        /// Its path and query are over ``maxTargetBytes`` once normalised.
+        case tooLong
+        /// No host, or one that is not an ASCII name or IP literal.
+        case invalidHost
+        /// A port that is not a number up to 65535.
+        case invalidPort
+
+        public var description: String {
+            switch self {
+            case .tooLong: "too long"
+            case .invalidHost: "invalid host"
+            case .invalidPort: "invalid port"
             }
         }
-        let path = "/" + output.joined(separator: "/")
-        return parts.count > 1 ? path + "?" + parts[1] : path
+    }
+
+    /// Resolves a link found on this page (WHATWG URL, with this URL as the
+    /// base): absolute, scheme-relative, absolute-path, relative, query-only.
+    public func resolveLink(_ reference: String) -> Resolution {
+        var link = Array(reference.utf8)
+        link = URLBytes.preprocess(link)
+        if let hash = link.firstIndex(of: UInt8(ascii: "#")) { link.removeSubrange(hash...) }
+        if link.isEmpty { return .ignored } // "#top": this page again
+        if let schemeEnd = URLBytes.schemeLength(link) {
+            guard URLBytes.isHTTP(link[..<schemeEnd]) else { return .ignored } // another scheme
+            return URLBytes.parseAfterScheme(link[(schemeEnd + 1)...], base: self)
+        }
+        return URLBytes.parseRelative(link[...], base: self)
+    }
+
+    /// ``resolveLink(_:)``'s URL, or nil for a link with none.
+    public func resolve(_ reference: String) -> WebURL? {
+        if case .url(let url) = resolveLink(reference) { return url }
+        return nil
     }
 }
 
-extension String {
-    var trimmingWhitespace: String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(self[first...last])
+/// The byte-level steps of ``WebURL``'s parsing.
+enum URLBytes {
+    static let slash = UInt8(ascii: "/"), backslash = UInt8(ascii: "\\"), question = UInt8(ascii: "?")
+
+    /// Strips leading and trailing C0 controls and spaces, and drops every
+    /// tab, CR and LF (WHATWG URL's first steps).
+    static func preprocess(_ bytes: [UInt8]) -> [UInt8] {
+        guard let first = bytes.firstIndex(where: { $0 > 0x20 }), let last = bytes.lastIndex(where: { $0 > 0x20 }) else { return [] }
+        var result = bytes[first...last]
+        if result.contains(where: { $0 == 0x09 || $0 == 0x0a || $0 == 0x0d }) {
+            result = result.filter { $0 != 0x09 && $0 != 0x0a && $0 != 0x0d }[...]
+        }
+        return Array(result)
+    }
+
+    /// The length of a leading `scheme` before `:`, if the bytes begin with one.
+    static func schemeLength(_ bytes: [UInt8]) -> Int? {
+        guard let first = bytes.first, isLetter(first) else { return nil }
+        for index in bytes.indices.dropFirst() {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: ":") { return index }
+            guard isLetter(byte) || isDigit(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+                    || byte == UInt8(ascii: ".") else { return nil }
+        }
+        return nil
+    }
+
+    static func isHTTP(_ scheme: ArraySlice<UInt8>) -> Bool {
+        scheme.count == 4 && scheme.map { $0 | 0x20 } == Array("http".utf8)
+    }
+
+    /// What follows `http:`: `//authority...`, or - with a base - a
+    /// reference relative to it (WHATWG: `http:x` on an http page is relative).
+    static func parseAfterScheme(_ rest: ArraySlice<UInt8>, base: WebURL?) -> WebURL.Resolution {
+        let slashes = rest.prefix { $0 == slash || $0 == backslash }.count
+        if slashes >= 2 || base == nil {
+            return parseAuthority(rest.dropFirst(slashes))
+        }
+        return parseRelative(rest, base: base!)
+    }
+
+    /// A reference without a scheme, against `base`.
+    static func parseRelative(_ link: ArraySlice<UInt8>, base: WebURL) -> WebURL.Resolution {
+        let slashes = link.prefix { $0 == slash || $0 == backslash }.count
+        if slashes >= 2 { return parseAuthority(link.dropFirst(slashes)) } // "//host/path"
+        let target: [UInt8]
+        if slashes == 1 {
+            target = pathAndQuery(link)
+        } else {
+            let basePath = Array(base.target.utf8.prefix { $0 != question })
+            if link.first == question {
+                target = basePath + encodeQuery(link.dropFirst())
+            } else {
+                let directory = basePath[...(basePath.lastIndex(of: slash) ?? 0)]
+                target = pathAndQuery(directory + link)
+            }
+        }
+        guard target.count <= WebURL.maxTargetBytes else { return .skipped(.tooLong) }
+        return .url(WebURL(host: base.host, port: base.port, target: String(decoding: target, as: UTF8.self)))
+    }
+
+    /// `authority [path] [?query]`, after `http://`.
+    static func parseAuthority(_ bytes: ArraySlice<UInt8>) -> WebURL.Resolution {
+        let end = bytes.firstIndex { $0 == slash || $0 == backslash || $0 == question } ?? bytes.endIndex
+        var authority = bytes[..<end]
+        if let at = authority.lastIndex(of: UInt8(ascii: "@")) { authority = authority[(at + 1)...] } // user info: dropped
+        var hostBytes: ArraySlice<UInt8>
+        var portBytes: ArraySlice<UInt8>?
+        if authority.first == UInt8(ascii: "[") {
+            guard let close = authority.firstIndex(of: UInt8(ascii: "]")) else { return .skipped(.invalidHost) }
+            hostBytes = authority[(authority.startIndex + 1)..<close]
+            let after = authority[(close + 1)...]
+            if !after.isEmpty {
+                guard after.first == UInt8(ascii: ":") else { return .skipped(.invalidHost) }
+                portBytes = after.dropFirst()
+            }
+            guard !hostBytes.isEmpty, hostBytes.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }),
+                  hostBytes.contains(UInt8(ascii: ":")) else { return .skipped(.invalidHost) }
+        } else {
+            if let colon = authority.firstIndex(of: UInt8(ascii: ":")) {
+                hostBytes = authority[..<colon]
+                portBytes = authority[(colon + 1)...]
+            } else {
+                hostBytes = authority
+            }
+            guard let decoded = percentDecode(hostBytes), !decoded.isEmpty,
+                  decoded.allSatisfy(isHostCharacter) else { return .skipped(.invalidHost) }
+            hostBytes = decoded[...]
+        }
+        var port: UInt16 = 80
+        if let portBytes, !portBytes.isEmpty {
+            guard portBytes.count <= 5, portBytes.allSatisfy(isDigit),
+                  let number = Int(String(decoding: portBytes, as: UTF8.self)), number <= 65535 else { return .skipped(.invalidPort) }
+            port = UInt16(number)
+        }
+        let host = String(decoding: hostBytes.map { isUppercase($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+        let target = end == bytes.endIndex ? [slash] : bytes[end] == question ? [slash] + encodeQuery(bytes[(end + 1)...]) : pathAndQuery(bytes[end...])
+        guard target.count <= WebURL.maxTargetBytes else { return .skipped(.tooLong) }
+        return .url(WebURL(host: host, port: port, target: String(decoding: target, as: UTF8.self)))
+    }
+
+    /// A path beginning with `/` (or `\`), then an optional query: dot
+    /// segments removed, both percent-encoded.
+    static func pathAndQuery(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        let queryStart = bytes.firstIndex(of: question)
+        let path = bytes[..<(queryStart ?? bytes.endIndex)]
+        var result = normalizedPath(path)
+        if let queryStart { result += encodeQuery(bytes[(queryStart + 1)...]) }
+        return result
+    }
+
+    /// `?` and the query, percent-encoded (WHATWG's special-query set).
+    static func encodeQuery(_ query: ArraySlice<UInt8>) -> [UInt8] {
+        var result: [UInt8] = [question]
+        result.reserveCapacity(query.count + 1)
+        for byte in query { append(byte, to: &result, encoding: needsEncodingInQuery) }
+        return result
+    }
+
+    /// The path's segments, `.` and `..` (also as `%2e`) removed (RFC 3986's
+    /// remove_dot_segments, WHATWG's path state), each percent-encoded.
+    static func normalizedPath(_ path: ArraySlice<UInt8>) -> [UInt8] {
+        var output: [ArraySlice<UInt8>] = []
+        // Every segment follows a slash: drop the first (empty) piece.
+        let segments = path.split(omittingEmptySubsequences: false) { $0 == slash || $0 == backslash }.dropFirst()
+        for (index, segment) in segments.enumerated() {
+            let last = index == segments.count - 1
+            if isDot(segment, 1) {
+                if last { output.append([]) }
+            } else if isDot(segment, 2) {
+                if !output.isEmpty { output.removeLast() }
+                if last { output.append([]) }
+            } else {
+                output.append(segment)
+            }
+        }
+        var result: [UInt8] = []
+        result.reserveCapacity(path.count + 1)
+        if output.isEmpty { return [slash] }
+        for segment in output {
+            result.append(slash)
+            for byte in segment { append(byte, to: &result, encoding: needsEncodingInPath) }
+        }
+        return result
+    }
+
+    /// Whether `segment` is `.` (count 1) or `..` (count 2), each dot perhaps `%2e`.
+    static func isDot(_ segment: ArraySlice<UInt8>, _ count: Int) -> Bool {
+        var dots = 0
+        var index = segment.startIndex
+        while index < segment.endIndex {
+            if segment[index] == UInt8(ascii: ".") {
+                index += 1
+            } else if segment[index] == UInt8(ascii: "%"), index + 2 < segment.endIndex,
+                      segment[index + 1] == UInt8(ascii: "2"), segment[index + 2] | 0x20 == UInt8(ascii: "e") {
+                index += 3
+            } else {
+                return false
+            }
+            dots += 1
+        }
+        return dots == count
+    }
+
+    static func append(_ byte: UInt8, to result: inout [UInt8], encoding: (UInt8) -> Bool) {
+        if encoding(byte) {
+            result.append(UInt8(ascii: "%"))
+            result.append(hexDigits[Int(byte >> 4)])
+            result.append(hexDigits[Int(byte & 0x0f)])
+        } else {
+            result.append(byte)
+        }
+    }
+
+    static let hexDigits = Array("0123456789ABCDEF".utf8)
+
+    /// WHATWG's path percent-encode set: C0 controls, space, `"`, `#`, `<`,
+    /// `>`, `?`, backquote, `{`, `}`, DEL and non-ASCII.
+    static func needsEncodingInPath(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0...0x20, 0x7f...0xff, UInt8(ascii: "\""), UInt8(ascii: "#"), UInt8(ascii: "<"), UInt8(ascii: ">"),
+             UInt8(ascii: "?"), UInt8(ascii: "`"), UInt8(ascii: "{"), UInt8(ascii: "}"): true
+        default: false
+        }
+    }
+
+    /// WHATWG's special-query percent-encode set: C0 controls, space, `"`,
+    /// `#`, `'`, `<`, `>`, DEL and non-ASCII.
+    static func needsEncodingInQuery(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0...0x20, 0x7f...0xff, UInt8(ascii: "\""), UInt8(ascii: "#"), UInt8(ascii: "'"), UInt8(ascii: "<"), UInt8(ascii: ">"): true
+        default: false
+        }
+    }
+
+    /// The host's bytes with `%XX` decoded; nil if an escape is broken.
+    static func percentDecode(_ bytes: ArraySlice<UInt8>) -> [UInt8]? {
+        guard bytes.contains(UInt8(ascii: "%")) else { return Array(bytes) }
+        var result: [UInt8] = []
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            if bytes[index] == UInt8(ascii: "%") {
+                guard index + 2 < bytes.endIndex, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else { return nil }
+                result.append(high << 4 | low)
+                index += 3
+            } else {
+                result.append(bytes[index])
+                index += 1
+            }
+        }
+        return result
+    }
+
+    /// What an ASCII host name may hold: letters, digits, `-`, `.`, `_` and
+    /// `~` (WHATWG forbids the rest, or needs IDNA for non-ASCII, which the crawler lacks).
+    static func isHostCharacter(_ byte: UInt8) -> Bool {
+        isLetter(byte) || isDigit(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+            || byte == UInt8(ascii: "~")
+    }
+
+    static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
+    static func isUppercase(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") }
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+    static func isHexDigit(_ byte: UInt8) -> Bool { hexValue(byte) != nil }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }
 

@@ -39,8 +39,11 @@ public struct CrawlReport: Sendable {
     public var pages = 0
     /// Body bytes of those pages.
     public var bytes = 0
-    /// Failed URLs, by kind ("timeout", "HTTP 404", ...).
+    /// Failed URLs, by kind ("timeout", "HTTP 404", ...; see ``FetchFailure/Kind``).
     public var errors: [String: Int] = [:]
+    /// Links that could not be made into a URL to send, by reason ("too long",
+    /// "invalid host", "invalid port": `WebURL.SkipReason`).
+    public var skipped: [String: Int] = [:]
     /// Each failed URL and why.
     public var failures: [(url: String, reason: String)] = []
     /// Redirects followed.
@@ -70,30 +73,61 @@ struct CrawlJob {
 }
 
 /// A failed fetch: the kind it counts under and what happened.
-struct FetchFailure: Error {
-    let kind: String
-    let reason: String
+public struct FetchFailure: Error, Sendable {
+    /// What kind of failure: the crawl's report counts failed URLs by it.
+    public enum Kind: Hashable, Sendable, CustomStringConvertible {
+        /// The connection could not be made.
+        case connect
+        /// The connection failed during the request (reset, ...).
+        case connection
+        /// No complete response within the request's timeout.
+        case timeout
+        /// A response the parser refused, by its kind (truncated, bad framing, head too large, ...).
+        case response(HTTPError.Kind)
+        /// A status other than 200 or a redirect.
+        case status(Int)
+        /// A redirect without a usable Location.
+        case badRedirect
+        /// More redirects than allowed.
+        case tooManyRedirects
+        /// The page could not be saved under `--out`.
+        case save
 
-    init(kind: String, reason: String) {
+        public var description: String {
+            switch self {
+            case .connect: "connect"
+            case .connection: "connection"
+            case .timeout: "timeout"
+            case .response(let kind): kind.rawValue
+            case .status(let status): "HTTP \(status)"
+            case .badRedirect: "bad redirect"
+            case .tooManyRedirects: "too many redirects"
+            case .save: "save"
+            }
+        }
+    }
+
+    public let kind: Kind
+    /// What happened, for the report.
+    public let reason: String
+
+    init(_ kind: Kind, _ reason: String) {
         self.kind = kind
         self.reason = reason
     }
 
     /// No complete response within the request's timeout.
     static func timedOut(after seconds: Double) -> FetchFailure {
-        FetchFailure(kind: "timeout", reason: "no complete response within \(formatSeconds(seconds)) s")
+        FetchFailure(.timeout, "no complete response within \(formatSeconds(seconds)) s")
     }
 
-    /// A response the parser refused, by kind.
+    /// The server closed the connection before the response ended.
+    static let truncated = FetchFailure(.response(.truncated), "the server closed the connection before the response ended")
+
+    /// A response the parser refused, by its kind.
     init?(_ error: HTTPError?) {
         guard let error else { return nil }
-        reason = error.reason
-        kind = switch error.reason {
-        case let reason where reason.contains("closed in the middle"): "truncated"
-        case let reason where reason.contains("body is over"): "body too large"
-        case let reason where reason.contains("header") || reason.contains("head is over"): "head too large"
-        default: "bad response"
-        }
+        self.init(.response(error.kind), error.reason)
     }
 }
 
@@ -150,15 +184,25 @@ final class Crawl {
             save(job.url, response.body)
             if (response.header("Content-Type") ?? "text/html").lowercased().contains("html") {
                 for link in hrefLinks(in: response.body) {
-                    if let url = job.url.resolve(link) { _ = schedule(url, found: job.url) }
+                    switch job.url.resolveLink(link) {
+                    case .url(let url): _ = schedule(url, found: job.url)
+                    case .skipped(let reason): report.skipped[reason.description, default: 0] += 1
+                    case .ignored: break
+                    }
                 }
             }
         case 301, 302, 303, 307, 308:
-            guard let location = response.header("Location"), let target = job.url.resolve(location) else {
-                return fail(job, FetchFailure(kind: "bad redirect", reason: "HTTP \(response.status) without a usable Location"))
+            let target: WebURL
+            switch response.header("Location").map({ job.url.resolveLink($0) }) {
+            case .url(let url):
+                target = url
+            case .skipped(let reason):
+                return fail(job, FetchFailure(.badRedirect, "HTTP \(response.status) to a Location that cannot be sent (\(reason))"))
+            case .ignored, nil:
+                return fail(job, FetchFailure(.badRedirect, "HTTP \(response.status) without a usable Location"))
             }
             if job.redirects >= options.maxRedirects {
-                return fail(job, FetchFailure(kind: "too many redirects", reason: "more than \(options.maxRedirects) redirects (last to \(target))"))
+                return fail(job, FetchFailure(.tooManyRedirects, "more than \(options.maxRedirects) redirects (last to \(target))"))
             }
             report.inFlight -= 1
             report.redirects += 1
@@ -171,13 +215,13 @@ final class Crawl {
             next.chain = job.chain + [job.url]
             frontier.append(next)
         default:
-            fail(job, FetchFailure(kind: "HTTP \(response.status)", reason: "HTTP \(response.status) \(HTTPStatus.phrase(response.status))"))
+            fail(job, FetchFailure(.status(response.status), "HTTP \(response.status) \(HTTPStatus.phrase(response.status))"))
         }
     }
 
     func fail(_ job: CrawlJob, _ failure: FetchFailure) {
         report.inFlight -= 1
-        report.errors[failure.kind, default: 0] += 1
+        report.errors[failure.kind.description, default: 0] += 1
         report.failures.append((job.url.description, failure.reason))
     }
 
@@ -202,7 +246,7 @@ final class Crawl {
         let path = directory + "/" + name
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            report.errors["save", default: 0] += 1
+            report.errors[FetchFailure.Kind.save.description, default: 0] += 1
             report.failures.append((url.description, "\(SystemCallError(call: "open(\(path))"))"))
             return
         }
@@ -345,7 +389,7 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
             do {
                 try connect()
             } catch {
-                return finish(.failure(FetchFailure(kind: "connect", reason: "\(error)")))
+                return finish(.failure(FetchFailure(.connect, "\(error)")))
             }
         } else {
             watch?.interest = [.read, .write]
@@ -388,7 +432,7 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
                         // The server closed a kept-alive connection as we reused it: try again.
                         return retry()
                     }
-                    finish(.failure(FetchFailure(parser.failure) ?? FetchFailure(kind: "truncated", reason: "the server closed the connection before the response ended")))
+                    finish(.failure(FetchFailure(parser.failure) ?? .truncated))
                 }
             case .processed(let count):
                 received += count
@@ -403,7 +447,7 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
             if received == 0 && reused {
                 return retry()
             }
-            finish(.failure(FetchFailure(kind: connected ? "connection" : "connect", reason: "\(error)")))
+            finish(.failure(FetchFailure(connected ? .connection : .connect, "\(error)")))
         }
     }
 
@@ -529,13 +573,13 @@ final class AsyncCrawlState: @unchecked Sendable {
             if connection == nil { connection = AsyncFetchConnection(self, address) }
             let outcome = await connection!.fetch(job)
             switch outcome {
-            case .success(let response):
+            case .response(let response):
                 crawl.completed(job, response)
                 if !response.keepAlive { connection = nil }
-            case .failure(let failure) where failure.kind == "retry":
+            case .retry:
                 crawl.retry(job)
                 connection = nil
-            case .failure(let failure):
+            case .failed(let failure):
                 crawl.fail(job, failure)
                 connection = nil
             }
@@ -543,6 +587,14 @@ final class AsyncCrawlState: @unchecked Sendable {
         }
         connection?.close()
     }
+}
+
+/// How a fetch on a keep-alive connection ended.
+enum FetchOutcome {
+    case response(HTTPMessage)
+    case failed(FetchFailure)
+    /// The server closed a kept-alive connection as it was reused: try again on a new one.
+    case retry
 }
 
 /// One keep-alive connection of an async worker.
@@ -563,18 +615,18 @@ final class AsyncFetchConnection: HTTPMessageSink {
         return true
     }
 
-    func fetch(_ job: CrawlJob) async -> Result<HTTPMessage, FetchFailure> {
+    func fetch(_ job: CrawlJob) async -> FetchOutcome {
         let options = state.crawl.options
         let reused = socket != nil
         do {
-            return try await withTimeout(options.timeout) { () async throws -> Result<HTTPMessage, FetchFailure> in
+            return try await withTimeout(options.timeout) { () async throws -> FetchOutcome in
                 if socket == nil {
                     do {
                         socket = try await AsyncSocket.connect(to: address, on: state.executor)
                     } catch let error as TimeoutError {
                         throw error
                     } catch {
-                        return .failure(FetchFailure(kind: "connect", reason: "\(error)"))
+                        return .failed(FetchFailure(.connect, "\(error)"))
                     }
                     state.crawl.report.connections += 1
                     parser = HTTPParser(.response, limits: options.limits, sink: self)
@@ -590,31 +642,30 @@ final class AsyncFetchConnection: HTTPMessageSink {
                         if count == 0 {
                             parser.finish()
                             if response != nil { break }
-                            if received == 0 && reused { return .failure(FetchFailure(kind: "retry", reason: "")) }
+                            if received == 0 && reused { return .retry }
                             close()
-                            return .failure(FetchFailure(parser.failure)
-                                ?? FetchFailure(kind: "truncated", reason: "the server closed the connection before the response ended"))
+                            return .failed(FetchFailure(parser.failure) ?? .truncated)
                         }
                         received += count
                         _ = parser.execute(UnsafeRawBufferPointer(rebasing: state.readBuffer[..<count]))
                         if let failure = FetchFailure(parser.failure) {
                             close()
-                            return .failure(failure)
+                            return .failed(failure)
                         }
                     }
                 } catch let error as TimeoutError {
                     throw error
                 } catch {
                     close()
-                    if received == 0 && reused { return .failure(FetchFailure(kind: "retry", reason: "")) }
-                    return .failure(FetchFailure(kind: "connection", reason: "\(error)"))
+                    if received == 0 && reused { return .retry }
+                    return .failed(FetchFailure(.connection, "\(error)"))
                 }
                 if !response!.keepAlive { close() }
-                return .success(response!)
+                return .response(response!)
             }
         } catch {
             close()
-            return .failure(.timedOut(after: options.timeout))
+            return .failed(.timedOut(after: options.timeout))
         }
     }
 

@@ -32,6 +32,62 @@ struct WebURLTests {
         #expect(base.resolve("  /spaced  ")?.target == "/spaced")
     }
 
+    /// Whether `target` can go into a request line as it is.
+    func isSendable(_ target: String) -> Bool {
+        target.hasPrefix("/") && target.utf8.count <= WebURL.maxTargetBytes && target.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f }
+    }
+
+    @Test func nothingALinkSaysReachesTheRequestLineRaw() throws {
+        let base = try WebURL("http://h/dir/page")
+        // Issue "Hardening", 2: a request split by CR/LF in an href.
+        let injected = base.resolve("/x HTTP/1.1\r\nX-Injected: yes\r\nFoo: bar")
+        #expect(injected?.target == "/x%20HTTP/1.1X-Injected:%20yesFoo:%20bar")
+        #expect(base.resolve("/a b\tc\u{0}d")?.target == "/a%20bc%00d")
+        #expect(base.resolve("\u{0} \t/lead-and-trail\n \u{1}")?.target == "/lead-and-trail")
+        #expect(base.resolve("/q?x=a b&y=\"<'>\"")?.target == "/q?x=a%20b&y=%22%3C%27%3E%22")
+        #expect(base.resolve("/caf\u{e9}/\u{1F600}")?.target == "/caf%C3%A9/%F0%9F%98%80")
+        #expect(base.resolve("/{x}`y`")?.target == "/%7Bx%7D%60y%60")
+        #expect(base.resolve("\\a\\b")?.target == "/a/b", "backslashes are slashes in http URLs")
+        #expect(base.resolve("/a/%2e/b/%2E%2e/c")?.target == "/a/c")
+        #expect(base.resolve("http:sibling")?.target == "/dir/sibling")
+        #expect(base.resolve("HTTP://H/Up")?.description == "http://h/Up")
+        #expect(base.resolve("http://user:secret@h/x")?.description == "http://h/x", "user info is never sent")
+        for link in ["/x HTTP/1.1\r\nX-Injected: yes", "/\u{0}\u{7f}\u{80}", "?\r\n", "a b", "../\t../x y"] {
+            let url = try #require(base.resolve(link))
+            #expect(isSendable(url.target), "\(link) -> \(url.target)")
+            let authority = Array(url.authority.utf8)
+            #expect(authority.allSatisfy { $0 > 0x20 && $0 < 0x7f })
+        }
+    }
+
+    @Test func linksThatCannotBeSentAreSkippedByReason() throws {
+        let base = try WebURL("http://h/")
+        let long = "/" + String(repeating: "a", count: 200_000)
+        #expect(base.resolveLink(long) == .skipped(.tooLong))
+        #expect(base.resolveLink("/" + String(repeating: "a", count: WebURL.maxTargetBytes - 1)) != .skipped(.tooLong))
+        #expect(base.resolveLink("/" + String(repeating: "a", count: WebURL.maxTargetBytes)) == .skipped(.tooLong))
+        // Encoding counts: 3,000 spaces are 9,000 bytes on the wire.
+        #expect(base.resolveLink("/" + String(repeating: " x", count: 3000)) == .skipped(.tooLong))
+        #expect(base.resolveLink("http://ho st/") == .skipped(.invalidHost))
+        #expect(base.resolveLink("http://h\u{0}x/") == .skipped(.invalidHost))
+        #expect(base.resolveLink("http://b\u{fc}cher.example/") == .skipped(.invalidHost))
+        #expect(base.resolveLink("http://:80/x") == .skipped(.invalidHost))
+        #expect(base.resolveLink("http:///x") == .url(WebURL(host: "x", port: 80, target: "/")), "WHATWG skips extra slashes")
+        #expect(base.resolveLink("http://h:99999/") == .skipped(.invalidPort))
+        #expect(base.resolveLink("http://h:8x/") == .skipped(.invalidPort))
+        #expect(base.resolveLink("http://[::1]:8080/x") == .url(WebURL(host: "::1", port: 8080, target: "/x")))
+        #expect(base.resolveLink("mailto:a@b") == .ignored)
+        #expect(base.resolveLink("javascript:alert(1)") == .ignored)
+        #expect(base.resolveLink("#top") == .ignored)
+        #expect(base.resolveLink(" \t\n") == .ignored)
+    }
+
+    @Test func aStartURLIsNormalisedToo() throws {
+        #expect(try WebURL(" http://H/a b?c d#e ").description == "http://h/a%20b?c%20d")
+        #expect(throws: WebURL.ParseError.self) { try WebURL("http://h:70000/") }
+        #expect(throws: WebURL.ParseError.self) { try WebURL("http://h/" + String(repeating: "x", count: 9000)) }
+    }
+
     @Test func hrefsAreFoundInTags() {
         let html = Array("""
         <a href="/one">1</a> <A HREF='two'>2</A> <a class=x href=three>3</a>
