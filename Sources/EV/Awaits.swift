@@ -9,8 +9,24 @@ import Glibc
 // `EVError.loopClosed` when the loop is destroyed. Called from a task that
 // is not on the loop, they move it there (task executor preference) first.
 
+extension Loop {
+    /// A stopped timer that fires `seconds` after the current time - not
+    /// after ``now``, libev's time of the loop's last wake-up, from which
+    /// ``timer(after:repeat:_:)`` counts: a task may have worked for seconds
+    /// since then without suspending, and an await's deadline runs from when
+    /// it is made (as asyncio's `call_later` and SwiftNIO's `NIODeadline.now()`).
+    ///
+    /// The corresponding C functions are `ev_now_update` and `ev_timer_init`.
+    func timerFromCurrentTime(after seconds: Double, _ callback: @escaping TimerWatcher.Callback) throws(EVError) -> TimerWatcher {
+        updateNow()
+        return try TimerWatcher(loop: self, after: seconds, callback)
+    }
+}
+
 extension LoopExecutor {
     /// Suspends for `seconds` (0 yields to everything else ready now, io included).
+    ///
+    /// The time counts from the call, not from the loop's cached ``Loop/now``.
     ///
     /// - Throws: `CancellationError`, ``EventCore/TimeoutError``, ``EVError/loopClosed``,
     ///   ``EVError/invalidInterval(parameter:value:)`` for NaN or infinite.
@@ -19,7 +35,7 @@ extension LoopExecutor {
     public func sleep(seconds: Double) async throws {
         guard seconds.isFinite else { throw EVError.invalidInterval(parameter: "seconds", value: seconds) }
         try await suspend { (suspension: Suspension<Void>, loop) in
-            let timer = try TimerWatcher(loop: loop, after: seconds) { _ in suspension.finish(.success(())) }
+            let timer = try loop.timerFromCurrentTime(after: seconds) { _ in suspension.finish(.success(())) }
             timer.start()
             suspension.cleanup = { timer.stop() }
         }
@@ -31,9 +47,10 @@ extension LoopExecutor {
         try await sleep(seconds: Double(seconds) + Double(attoseconds) / 1e18)
     }
 
-    /// Suspends until the loop's clock (``Loop/now``, seconds since the epoch) reaches `time`.
+    /// Suspends until the wall clock (``Loop/now``'s, seconds since the epoch) reaches `time`.
     public func sleep(until time: Double) async throws {
         try await suspend { (suspension: Suspension<Void>, loop) in
+            loop.updateNow()
             let timer = try TimerWatcher(loop: loop, after: max(time - loop.now, 0)) { _ in suspension.finish(.success(())) }
             timer.start()
             suspension.cleanup = { timer.stop() }

@@ -102,7 +102,7 @@ final class IOReadiness: PendingWait, DescriptorReadiness {
         let remaining = deadline.remaining
         guard remaining > 0 else { return end(write: write, .failure(TimeoutError(seconds: deadline.timeout))) }
         // unowned(unsafe): the timer is stopped in `end` before this wait can finish.
-        let timer = try! TimerWatcher(loop: loop, after: remaining) { [unowned(unsafe) self] _ in
+        let timer = try! loop.timerFromCurrentTime(after: remaining) { [unowned(unsafe) self] _ in
             end(write: write, .failure(TimeoutError(seconds: deadline.timeout)))
         }
         timer.start()

@@ -54,7 +54,7 @@ final class Suspension<Value: Sendable>: PendingWait, @unchecked Sendable {
             finish(.failure(TimeoutError(seconds: deadline.timeout)))
             return
         }
-        let timer = try! TimerWatcher(loop: loop, after: remaining) { [unowned self] _ in
+        let timer = try! loop.timerFromCurrentTime(after: remaining) { [unowned self] _ in
             finish(.failure(TimeoutError(seconds: deadline.timeout)))
         }
         timer.start()

@@ -3,7 +3,11 @@ import CLibev
 /// Calls back after a delay, and then optionally at a fixed repeat interval (`ev_timer`).
 ///
 /// Timers run on the loop's monotonic clock, relative to ``Loop/now`` - the
-/// time the loop last woke up, not the time `start` is called. A negative
+/// time the loop last woke up, not the time `start` is called: libev's
+/// documented semantics, which the callback API keeps (a callback that has
+/// worked a while calls ``Loop/updateNow()`` first if it needs the real
+/// time). The async awaits (`sleep`, `withTimeout`) count from the current
+/// time instead. A negative
 /// delay fires in the next iteration. For an inactivity timeout that is
 /// pushed back on every event, set ``repeat`` and call ``again()``, the cheap
 /// way libev recommends.

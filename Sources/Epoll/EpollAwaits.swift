@@ -41,6 +41,7 @@ final class EpollSuspension<Value: Sendable>: PendingWait, @unchecked Sendable {
         executor.waits.insert(self)
         do { try arm(self, loop) } catch { return finish(.failure(error)) }
         guard case .waiting = state, let deadline else { return }
+        guard deadline.remaining > 0 else { return finish(.failure(TimeoutError(seconds: deadline.timeout))) }
         // unowned(unsafe): the timer is cancelled in `finish`, before this object can go.
         deadlineTimer = loop.callLater(deadline.remaining) { [unowned(unsafe) self] in
             finish(.failure(TimeoutError(seconds: deadline.timeout)))
@@ -231,6 +232,7 @@ final class EpollReadiness: PendingWait, DescriptorReadiness {
             return end(write: write, .failure(error))
         }
         guard let deadline else { return }
+        guard deadline.remaining > 0 else { return end(write: write, .failure(TimeoutError(seconds: deadline.timeout))) }
         // unowned(unsafe): the timer is cancelled in `end` before this wait can finish.
         waiting.deadline = loop.callLater(deadline.remaining) { [unowned(unsafe) self] in
             end(write: write, .failure(TimeoutError(seconds: deadline.timeout)))

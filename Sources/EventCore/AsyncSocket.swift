@@ -66,10 +66,13 @@ public final class AsyncSocket {
 
     /// Reads what is available into `buffer`, waiting until something is.
     ///
+    /// The ``Deadline`` of ``withTimeout(_:_:)`` holds whether the read waits
+    /// or not: data that is already there does not extend it.
+    ///
     /// - Returns: the number of bytes read; 0 at end of stream.
     /// - Throws: ``SystemCallError`` (such as `ECONNRESET`), ``TimeoutError``, `CancellationError`.
     nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-        if probablyDrained { try await readiness.waitReadable() }
+        if probablyDrained { try await readiness.waitReadable() } else { try Deadline.checkCurrent() }
         while true {
             switch try descriptor.read(into: buffer) {
             case .processed(let count):
@@ -105,6 +108,8 @@ public final class AsyncSocket {
             if probablyDrained {
                 try await readiness.waitReadable()
                 probablyDrained = false
+            } else {
+                try Deadline.checkCurrent()
             }
             var count = 0
             var bytes = try [UInt8](unsafeUninitializedCapacity: maximum) { buffer, initialized in
@@ -144,6 +149,7 @@ public final class AsyncSocket {
     ///
     /// The caller keeps `bytes` valid until the write returns.
     nonisolated(nonsending) public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+        try Deadline.checkCurrent()
         var offset = 0
         while offset < bytes.count {
             switch try descriptor.write(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
@@ -155,6 +161,7 @@ public final class AsyncSocket {
 
     /// Writes all of `bytes`, waiting whenever the socket's buffer is full.
     nonisolated(nonsending) public func write(_ bytes: [UInt8]) async throws {
+        try Deadline.checkCurrent()
         var offset = 0
         while offset < bytes.count {
             let result = try bytes.withUnsafeBytes { try descriptor.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }

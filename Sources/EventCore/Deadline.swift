@@ -27,6 +27,19 @@ public struct Deadline: Comparable, Sendable {
 
     /// The innermost ``withTimeout(_:_:)`` deadline of the current task, if any.
     @TaskLocal public static var current: Deadline?
+
+    /// Throws ``TimeoutError`` if the current task's deadline has passed.
+    ///
+    /// An await checks its deadline when it would wait; an operation that
+    /// completes without waiting (a read of data that is already there)
+    /// calls this first, so that a peer whose bytes keep arriving cannot
+    /// keep an operation going past its deadline.
+    @inline(__always)
+    package static func checkCurrent() throws(TimeoutError) {
+        if let deadline = current, deadline.instant <= monotonicNow() {
+            throw TimeoutError(seconds: deadline.timeout)
+        }
+    }
 }
 
 /// The monotonic clock, in seconds.

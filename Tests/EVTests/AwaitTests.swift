@@ -14,12 +14,14 @@ struct AwaitTests {
                 for _ in 0..<10_000 {
                     let delay = Double.random(in: 0...0.2)
                     group.addTask {
+                        // A sleep counts from its call: its deadline is then + delay.
+                        let deadline = monotonicSeconds() + delay
                         try await executor.sleep(seconds: delay)
-                        return delay
+                        return deadline
                     }
                 }
                 var order: [Double] = []
-                for try await delay in group { order.append(delay) }
+                for try await deadline in group { order.append(deadline) }
                 return order
             }
         }

@@ -269,6 +269,70 @@ struct LoopScenarioTests {
         }
     }
 
+    /// Spins the CPU for `seconds` without suspending (the loop's clock goes stale).
+    func work(_ seconds: Double) {
+        let until = monotonicSeconds() + seconds
+        while monotonicSeconds() < until {}
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func awaitsCountFromTheCurrentTimeNotTheLoopsCachedOne(_ kind: LoopKind) throws {
+        // Issue "Hardening", 5: a task that works without suspending, then
+        // sleeps or sets a timeout, gets the whole time it asked for.
+        try withSocketPair { a, _ in
+            let (slept, timedOutAfter) = try kind.run { executor in
+                let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
+                defer { socket.close() }
+                try await executor.sleep(seconds: 0) // the loop's clock is now fresh
+                work(1)
+                var start = monotonicSeconds()
+                try await executor.sleep(seconds: 1.5)
+                let slept = monotonicSeconds() - start
+                work(1)
+                start = monotonicSeconds()
+                do {
+                    _ = try await withTimeout(1.5) { try await socket.read() }
+                } catch is TimeoutError {}
+                return (slept, monotonicSeconds() - start)
+            }
+            #expect(slept >= 1.45 && slept < 5, "\(kind): slept \(slept) s of 1.5")
+            #expect(timedOutAfter >= 1.45 && timedOutAfter < 5, "\(kind): a 1.5 s timeout fired after \(timedOutAfter) s")
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aDeadlineHoldsWhenDataIsAlwaysThere(_ kind: LoopKind) throws {
+        // A peer whose bytes keep coming: reads that never wait still end at the deadline.
+        try withSocketPair { a, b in
+            let writer = Thread {
+                let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 4096)
+                while true {
+                    let sent = chunk.withUnsafeBytes { send(b, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if sent < 0 && errno != EAGAIN && errno != EINTR { return }
+                    if sent < 0 { usleep(200) }
+                }
+            }
+            defer { shutdown(b, Int32(SHUT_RDWR)); writer.join() }
+            let (timedOut, elapsed, bytes) = try kind.run { executor in
+                let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
+                defer { socket.close() }
+                let start = monotonicSeconds()
+                var bytes = 0
+                do {
+                    try await withTimeout(0.5) {
+                        // (Bounded, so that a regression fails instead of hanging.)
+                        while monotonicSeconds() - start < 10 { bytes += try await socket.read(maximum: 1).count }
+                    }
+                } catch is TimeoutError {
+                    return (true, monotonicSeconds() - start, bytes)
+                }
+                return (false, monotonicSeconds() - start, bytes)
+            }
+            #expect(timedOut && elapsed >= 0.45 && elapsed < 3, "\(kind): \(elapsed) s, \(bytes) bytes")
+            #expect(bytes > 0)
+        }
+    }
+
     @Test(arguments: LoopKind.allCases)
     func anEchoServerAndAThousandClients(_ kind: LoopKind) throws {
         raiseDescriptorLimit()
