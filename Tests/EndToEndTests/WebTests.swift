@@ -409,6 +409,57 @@ struct WebTests {
         _ = try server.stop()
     }
 
+    @Test(arguments: httpEngines)
+    func emptyLinesOnceASecondCannotHoldTheServer(_ engine: String) throws {
+        // Issue "Hardening", 1: fifty connections, at the connection cap, each
+        // sending an empty line a second and never a request line. Each is cut
+        // at the head timeout; curl, refused a place meanwhile, is served then.
+        let server = try HTTPServerProcess(engine: engine, ["--max-connections", "50", "--header-timeout", "2"])
+        let baseline = server.descriptorCount
+        let script = """
+        import socket, sys, threading, time
+        port = int(sys.argv[1]); results = []
+        def hold():
+            s = socket.create_connection(("127.0.0.1", port)); start = time.time(); data = b""
+            s.settimeout(0.2)
+            while time.time() - start < 20:
+                try:
+                    s.send(b"\\r\\n")
+                except OSError:
+                    break
+                try:
+                    chunk = s.recv(4096)
+                    if not chunk: break
+                    data += chunk
+                except socket.timeout:
+                    pass
+                except OSError:
+                    break
+                time.sleep(0.8)
+            results.append((time.time() - start, data.split(b"\\r\\n")[0].decode()))
+        threads = [threading.Thread(target=hold) for _ in range(50)]
+        for t in threads: t.start()
+        time.sleep(0.5)
+        print("holding", flush=True)
+        for t in threads: t.join()
+        print("slowest %.1f" % max(r[0] for r in results))
+        print("answers", sorted(set(r[1] for r in results)))
+        """
+        let clients = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)"])
+        _ = clients.waitForOutput(containing: "holding")
+        let start = monotonicSeconds()
+        let curl = try runProcess("/usr/bin/curl", ["-s", "-m", "15", "\(server.url)/plaintext"], timeout: 30)
+        let waited = monotonicSeconds() - start
+        #expect(curl.standardOutput == "Hello, World!", "\(engine): \(curl)")
+        #expect(waited < 8, "\(engine): curl waited \(waited) s")
+        let output = try clients.wait(timeout: 60)
+        let slowest = Double(output.standardOutput.split(separator: "\n").first { $0.hasPrefix("slowest") }?.split(separator: " ").last ?? "") ?? 99
+        #expect(slowest < 6, "\(engine): a connection of empty lines was held \(slowest) s: \(output)")
+        #expect(output.standardOutput.contains("HTTP/1.1 408 Request Timeout"), "\(engine): \(output)")
+        #expect(server.waitForDescriptors(atMost: baseline) == baseline)
+        _ = try server.stop()
+    }
+
     @Test(arguments: ["libev", "epoll", "async", "threads"])
     func twoWorkersShareThePortAndServeEveryPageOnce(_ engine: String) throws {
         let server = try HTTPServerProcess(engine: engine, ["--workers", "2"])
