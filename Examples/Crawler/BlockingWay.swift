@@ -15,14 +15,21 @@
 import EventCore
 import Glibc
 
-func blockingWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
-    addresses.map { blockingDownload($0, timeout: timeout) }
+func blockingWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download] {
+    addresses.map { blockingDownload($0, rules) }
 }
 
-/// One download with a blocking socket; the processes and threads ways use it too.
-func blockingDownload(_ address: SocketAddress, timeout: Double?) -> Download {
+/// One download with a blocking socket; the processes and threads ways use
+/// it too. It sends nothing, as the tutorial's blocking listing (and the
+/// classic client) does not.
+///
+/// The deadline of the whole download is kept with the socket's own
+/// timeouts: before each blocking call, `SO_SNDTIMEO` (which bounds
+/// `connect` and `send`) or `SO_RCVTIMEO` is set to the time that is left.
+func blockingDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Download {
     var download = Download(address: address)
     download.started = monotonicNow()
+    let deadline = download.deadline(rules)
     let domain = address.family == .ipv4 ? AF_INET : AF_INET6
     let fd = socket(domain, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else {
@@ -30,12 +37,16 @@ func blockingDownload(_ address: SocketAddress, timeout: Double?) -> Download {
         return download
     }
     defer { close(fd) }
-    if let timeout {
-        // A blocking socket's timeouts: connect, send and recv give up after `timeout`.
-        var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    /// Sets the socket's timeout `option` to what is left of the deadline; false if nothing is.
+    func limit(_ option: Int32) -> Bool {
+        guard let deadline else { return true }
+        let left = deadline - monotonicNow()
+        guard left > 0 else { return false }
+        var time = timeval(tv_sec: Int(left), tv_usec: max(Int((left - Double(Int(left))) * 1e6), 1))
+        setsockopt(fd, SOL_SOCKET, option, &time, socklen_t(MemoryLayout<timeval>.size))
+        return true
     }
+    _ = limit(SO_SNDTIMEO)
     let connected = address.withSockaddr { pointer, length in
         while true {
             if connect(fd, pointer, length) == 0 { return true }
@@ -49,15 +60,16 @@ func blockingDownload(_ address: SocketAddress, timeout: Double?) -> Download {
     }
     var buffer = [UInt8](repeating: 0, count: 1024)
     while true {
+        guard limit(SO_RCVTIMEO) else { download.timedOut(rules); return download }
         let count = recv(fd, &buffer, buffer.count, 0)
         if count > 0 {
-            download.received(buffer[..<count])
+            guard download.received(buffer[..<count], rules) else { return download }
         } else if count == 0 {
             break
         } else if errno == EINTR {
             continue
         } else if errno == EAGAIN || errno == EWOULDBLOCK {
-            download.finish("no data for \(timeout ?? 0) s (timeout)")
+            download.timedOut(rules)
             return download
         } else {
             download.finish(describe(SystemCallError(call: "recv(\(address))")))

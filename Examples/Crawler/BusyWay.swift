@@ -21,13 +21,14 @@
 import EventCore
 import Glibc
 
-func busyWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
-    addresses.map { busyDownload($0, timeout: timeout) }
+func busyWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download] {
+    addresses.map { busyDownload($0, rules) }
 }
 
-func busyDownload(_ address: SocketAddress, timeout: Double?) -> Download {
+func busyDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Download {
     var download = Download(address: address)
     download.started = monotonicNow()
+    let deadline = download.deadline(rules) ?? .infinity
     let socket: SocketDescriptor
     do {
         socket = try SocketDescriptor.tcp(address.family)
@@ -37,19 +38,17 @@ func busyDownload(_ address: SocketAddress, timeout: Double?) -> Download {
         return download
     }
     defer { socket.close() }
-    var lastProgress = monotonicNow()
-    func timedOut() -> Bool {
-        guard let timeout else { return false }
-        return monotonicNow() - lastProgress > timeout
-    }
-    // Retry send until the connection is up (ENOTCONN and EAGAIN until then).
-    var sent = false
-    while !sent {
-        let result = tutorialRequest.withUnsafeBytes { send(socket.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    // Retry until the connection is up (ENOTCONN and EAGAIN until then) and
+    // the request, if any, is sent.
+    var sent = 0
+    var connected = false
+    while !connected || sent < rules.request.count {
+        let result = rules.request[sent...].withUnsafeBytes { send(socket.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if result >= 0 {
-            sent = true
+            connected = true
+            sent += result
         } else if errno == ENOTCONN || errno == EAGAIN || errno == EINTR {
-            if timedOut() { download.finish("connect(\(address)) timed out"); return download }
+            if monotonicNow() > deadline { download.timedOut(rules); return download }
         } else {
             // The connect failed (refused, unreachable): its error, not send's.
             var error: Int32 = 0
@@ -63,16 +62,16 @@ func busyDownload(_ address: SocketAddress, timeout: Double?) -> Download {
     while true {
         let count = recv(socket.fd, &buffer, buffer.count, 0)
         if count > 0 {
-            download.received(buffer[..<count])
-            lastProgress = monotonicNow()
+            guard download.received(buffer[..<count], rules) else { return download }
         } else if count == 0 {
             break
         } else if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
-            if timedOut() { download.finish("no data for \(timeout ?? 0) s (timeout)"); return download }
+            // Nothing yet: try again at once - the busy way's whole point.
         } else {
             download.finish(describe(SystemCallError(call: "recv(\(address))")))
             return download
         }
+        if monotonicNow() > deadline { download.timedOut(rules); return download }
     }
     download.finish()
     return download

@@ -1,5 +1,6 @@
 import EventCore
 import Glibc
+import HTTP
 import SlowPoetry
 
 /// One poem's download, as every way records it: when it started and ended,
@@ -22,10 +23,26 @@ struct Download: Sendable {
         self.address = address
     }
 
-    /// Records `bytes` arriving now.
-    mutating func received(_ bytes: some Collection<UInt8>) {
+    /// Records `bytes` arriving now; false (and the download failed) if
+    /// the poem is over `rules.maxBytes` with them.
+    mutating func received(_ bytes: some Collection<UInt8>, _ rules: DownloadRules) -> Bool {
+        guard poem.count + bytes.count <= rules.maxBytes else {
+            finish("the poem is over \(rules.maxBytes) bytes (--max-poem-bytes)")
+            return false
+        }
         chunks.append(Chunk(at: monotonicNow(), bytes: bytes.count))
         poem.append(contentsOf: bytes)
+        return true
+    }
+
+    /// When the whole download must be over (``started`` plus the rules' timeout).
+    func deadline(_ rules: DownloadRules) -> Double? {
+        rules.timeout.map { started + $0 }
+    }
+
+    /// Fails the download for its deadline.
+    mutating func timedOut(_ rules: DownloadRules) {
+        finish(DownloadRules.timeoutMessage(rules.timeout ?? 0))
     }
 
     /// Records the end of the download, with `error` if it failed.
@@ -37,8 +54,30 @@ struct Download: Sendable {
     var duration: Double { finished - started }
 }
 
-/// The GET request the tutorial's non-blocking and epoll listings send (the
-/// slow poetry server does not read it).
+/// What every way's downloads obey, whichever way they run.
+struct DownloadRules: Sendable {
+    /// Seconds for the whole download, from connecting to the last byte; nil: no limit.
+    var timeout: Double?
+    /// The most bytes a poem may have: a server that sends without end must
+    /// not make the client's memory grow without end.
+    var maxBytes: Int
+    /// What the ways whose listing sends a request (busy, epoll, libev,
+    /// async) send once connected: the tutorial's GET to the built-in servers
+    /// (which read and drop it), nothing to a classic slow poetry server,
+    /// which never reads - a request it leaves unread turns its close into a
+    /// reset. The blocking listing sends nothing, nor do the ways built on it.
+    var request: [UInt8]
+
+    /// Far above any real poem (the longest built-in one is 3003 bytes).
+    static let defaultMaxBytes = 16 << 20
+
+    /// The failure of a download that missed its deadline.
+    static func timeoutMessage(_ seconds: Double) -> String {
+        "no complete poem within \(formatSeconds(seconds)) s (--timeout)"
+    }
+}
+
+/// The GET request the tutorial's non-blocking and epoll listings send.
 let tutorialRequest = Array("GET / HTTP/1.0\r\nHost: localhost\r\n\r\n".utf8)
 
 /// How each way waits while a download is in progress, for the timeline.
@@ -81,15 +120,15 @@ enum Way: String, CaseIterable, Sendable {
     }
 
     /// Downloads `addresses` this way.
-    func run(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
+    func run(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download] {
         switch self {
-        case .blocking: blockingWay(addresses, timeout: timeout)
-        case .processes: processesWay(addresses, timeout: timeout)
-        case .threads: threadsWay(addresses, timeout: timeout)
-        case .busy: busyWay(addresses, timeout: timeout)
-        case .epoll: epollWay(addresses, timeout: timeout)
-        case .libev: libevWay(addresses, timeout: timeout)
-        case .async: asyncWay(addresses, timeout: timeout)
+        case .blocking: blockingWay(addresses, rules)
+        case .processes: processesWay(addresses, rules)
+        case .threads: threadsWay(addresses, rules)
+        case .busy: busyWay(addresses, rules)
+        case .epoll: epollWay(addresses, rules)
+        case .libev: libevWay(addresses, rules)
+        case .async: asyncWay(addresses, rules)
         }
     }
 }
@@ -97,7 +136,7 @@ enum Way: String, CaseIterable, Sendable {
 /// A message for a failed system call, as the tasks report it.
 func describe(_ error: any Error) -> String {
     if let error = error as? SystemCallError { return error.description }
-    if let error = error as? TimeoutError { return "no data for \(error.seconds) s (timeout)" }
+    if let error = error as? TimeoutError { return DownloadRules.timeoutMessage(error.seconds) }
     return String(describing: error)
 }
 

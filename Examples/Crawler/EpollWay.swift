@@ -30,12 +30,12 @@ import Glibc
 /// What the selector carries for each descriptor: the callback to call.
 typealias Callback = (SelectorKey<Any>, Interest) -> Void
 
-func epollWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
+func epollWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download] {
     let selector = try! Selector<Any>()
     var remaining = addresses.count
     var stopped = addresses.isEmpty
     let crawlers = addresses.map { address in
-        Crawler(address: address, selector: selector) {
+        Crawler(address: address, selector: selector, rules: rules) {
             remaining -= 1
             if remaining == 0 { stopped = true }
         }
@@ -44,15 +44,15 @@ func epollWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
 
     // The event loop.
     while !stopped {
-        // The one addition to the listing: wake up for the earliest timeout.
-        let wait = timeout.map { limit in crawlers.filter(\.isRunning).map { $0.lastProgress + limit - monotonicNow() }.min() ?? limit }
-        _ = try! selector.select(timeout: wait.map { max($0, 0) }) { key, mask in
+        // The one addition to the listing: wake up for the earliest deadline.
+        let deadlines = crawlers.filter(\.isRunning).compactMap { $0.download.deadline(rules) }
+        _ = try! selector.select(timeout: deadlines.min().map { max($0 - monotonicNow(), 0) }) { key, mask in
             let callback = key.data as! Callback
             callback(key, mask)
         }
-        if let timeout {
-            for crawler in crawlers where crawler.isRunning && monotonicNow() - crawler.lastProgress > timeout {
-                crawler.fail("no data for \(timeout) s (timeout)")
+        for crawler in crawlers where crawler.isRunning {
+            if let deadline = crawler.download.deadline(rules), monotonicNow() >= deadline {
+                crawler.fail(DownloadRules.timeoutMessage(rules.timeout ?? 0))
             }
         }
     }
@@ -63,15 +63,16 @@ func epollWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
 final class Crawler {
     let address: SocketAddress
     let selector: Selector<Any>
+    let rules: DownloadRules
     let done: () -> Void
     var socket = SocketDescriptor(-1)
     var download: Download
     var isRunning = true
-    var lastProgress = monotonicNow()
 
-    init(address: SocketAddress, selector: Selector<Any>, done: @escaping () -> Void) {
+    init(address: SocketAddress, selector: Selector<Any>, rules: DownloadRules, done: @escaping () -> Void) {
         self.address = address
         self.selector = selector
+        self.rules = rules
         self.done = done
         download = Download(address: address)
     }
@@ -91,9 +92,8 @@ final class Crawler {
         _ = try? selector.unregister(key.fd)
         do {
             try socket.connectResult(to: address)
-            _ = try tutorialRequest.withUnsafeBytes { try socket.write($0) }
+            if !rules.request.isEmpty { _ = try rules.request.withUnsafeBytes { try socket.write($0) } }
             try selector.register(key.fd, .read, data: readResponse as Callback)
-            lastProgress = monotonicNow()
         } catch {
             fail(describe(error))
         }
@@ -107,8 +107,7 @@ final class Crawler {
                 _ = try? selector.unregister(key.fd)
                 finish(nil)
             case .processed(let count):
-                download.received(chunk[..<count])
-                lastProgress = monotonicNow()
+                if !download.received(chunk[..<count], rules) { fail(nil) }
             case .wouldBlock:
                 break
             }
@@ -117,7 +116,7 @@ final class Crawler {
         }
     }
 
-    func fail(_ message: String) {
+    func fail(_ message: String?) {
         if socket.fd >= 0 { _ = try? selector.unregister(socket.fd) }
         finish(message)
     }

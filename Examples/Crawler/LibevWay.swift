@@ -1,13 +1,13 @@
 // The same downloads on libev: an io watcher waits for the connect (writable),
-// then for each chunk (readable); a timer per download enforces the timeout.
+// then for each chunk (readable); a timer per download is its deadline.
 // The loop's run() returns when no watcher is left.
 import EV
 import EventCore
 import Glibc
 
-func libevWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
+func libevWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download] {
     let loop = try! Loop()
-    let downloads = addresses.map { LibevDownload(address: $0, loop: loop, timeout: timeout) }
+    let downloads = addresses.map { LibevDownload(address: $0, loop: loop, rules: rules) }
     for download in downloads { download.start() }
     loop.run()
     return downloads.map(\.download)
@@ -16,16 +16,16 @@ func libevWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
 final class LibevDownload {
     var download: Download
     let loop: Loop
-    let timeout: Double?
+    let rules: DownloadRules
     var socket = SocketDescriptor(-1)
     var io: IOWatcher?
     var timer: TimerWatcher?
     var isConnected = false
 
-    init(address: SocketAddress, loop: Loop, timeout: Double?) {
+    init(address: SocketAddress, loop: Loop, rules: DownloadRules) {
         download = Download(address: address)
         self.loop = loop
-        self.timeout = timeout
+        self.rules = rules
     }
 
     func start() {
@@ -37,12 +37,11 @@ final class LibevDownload {
             io = try loop.io(socket.fd, .write) { [unowned self] _, _ in
                 if isConnected { readChunk() } else { connected() }
             }
-            if let timeout {
-                // Pushed back at each chunk with again(): libev's cheap inactivity timeout.
-                timer = try TimerWatcher(loop: loop, after: timeout, repeat: timeout) { [unowned self] _ in
-                    finish("no data for \(timeout) s (timeout)")
+            if let timeout = rules.timeout {
+                // The whole download's deadline (the loop's clock is fresh: this runs before loop.run()).
+                timer = try loop.timer(after: timeout) { [unowned self] _ in
+                    finish(DownloadRules.timeoutMessage(timeout))
                 }
-                timer?.again()
             }
         } catch {
             finish(describe(error))
@@ -52,7 +51,7 @@ final class LibevDownload {
     func connected() {
         do {
             try socket.connectResult(to: download.address)
-            _ = try tutorialRequest.withUnsafeBytes { try socket.write($0) }
+            if !rules.request.isEmpty { _ = try rules.request.withUnsafeBytes { try socket.write($0) } }
             isConnected = true
             io?.events = .read
         } catch {
@@ -66,8 +65,7 @@ final class LibevDownload {
             switch try chunk.withUnsafeMutableBytes({ try socket.read(into: $0) }) {
             case .processed(0): finish(nil)
             case .processed(let count):
-                download.received(chunk[..<count])
-                timer?.again()
+                if !download.received(chunk[..<count], rules) { finish(nil) }
             case .wouldBlock: break
             }
         } catch {

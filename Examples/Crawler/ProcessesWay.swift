@@ -12,13 +12,13 @@
 import EventCore
 import Glibc
 
-func processesWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
+func processesWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download] {
     var results = [Download?](repeating: nil, count: addresses.count)
     var running: [(index: Int, child: ChildDownload)] = []
     var next = 0
     while next < addresses.count || !running.isEmpty {
         while running.count < 4 && next < addresses.count {
-            running.append((next, ChildDownload(addresses[next], timeout: timeout)))
+            running.append((next, ChildDownload(addresses[next], rules)))
             next += 1
         }
         // Collect whichever child reports first (it writes at the end, then exits).
@@ -38,7 +38,7 @@ struct ChildDownload {
     let output: Int32
     let failure: String?
 
-    init(_ address: SocketAddress, timeout: Double?) {
+    init(_ address: SocketAddress, _ rules: DownloadRules) {
         self.address = address
         var fds: [Int32] = [-1, -1]
         pipe(&fds)
@@ -47,7 +47,8 @@ struct ChildDownload {
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         var arguments = [selfPath(), "fetch-one", address.description]
-        if let timeout { arguments += ["--timeout", String(timeout)] }
+        if let timeout = rules.timeout { arguments += ["--timeout", String(timeout)] }
+        arguments += ["--max-poem-bytes", String(rules.maxBytes)]
         let argv = arguments.map { strdup($0) } + [nil]
         var pid: pid_t = 0
         let result = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)

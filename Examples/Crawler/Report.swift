@@ -72,7 +72,8 @@ enum Report {
         for row in rows { print(line(row)) }
         for run in runs {
             for (index, download) in run.downloads.enumerated() where !run.intact(index) {
-                print("\(run.way.rawValue): task \(index + 1) (\(download.address)): \(download.error ?? "cut short after \(download.poem.count) bytes")")
+                print("\(run.way.rawValue): task \(index + 1) (\(download.address)): "
+                      + (download.error.map { "failed after \(download.poem.count) bytes: \($0)" } ?? "cut short after \(download.poem.count) bytes"))
             }
         }
     }

@@ -13,11 +13,11 @@
 import EventCore
 import Glibc
 
-func threadsWay(_ addresses: [SocketAddress], timeout: Double?) -> [Download] {
+func threadsWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download] {
     let results = LockedValue([Download?](repeating: nil, count: addresses.count))
     let threads = addresses.enumerated().map { index, address in
         PlainThread {
-            let download = blockingDownload(address, timeout: timeout)
+            let download = blockingDownload(address, rules)
             results.withLock { $0[index] = download }
         }
     }

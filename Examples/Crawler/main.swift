@@ -39,8 +39,11 @@ struct PoetryCommand: ParsableCommand {
     @Option(help: "Seconds between chunks of the built-in servers (ignored with addresses).")
     var delay: Double = 0.7
 
-    @Option(help: "Seconds without data after which a download fails.")
+    @Option(help: "Seconds for each whole download, from connecting to the last byte; a download still going then fails.")
     var timeout: Double = 30
+
+    @Option(name: .customLong("max-poem-bytes"), help: "The largest poem, in bytes; a server that sends more fails its download.")
+    var maxPoemBytes: Int = DownloadRules.defaultMaxBytes
 
     @Option(help: "Draw the downloads' timeline to this SVG file.")
     var timeline: String?
@@ -54,6 +57,7 @@ struct PoetryCommand: ParsableCommand {
     func validate() throws {
         guard delay >= 0, delay.isFinite else { throw ValidationError("--delay must be a number of seconds, not negative; got \(delay)") }
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds; got \(timeout)") }
+        guard maxPoemBytes >= 1 else { throw ValidationError("--max-poem-bytes must be at least 1; got \(maxPoemBytes)") }
         for text in addresses {
             do { _ = try SocketAddress(parsing: text) } catch { throw ValidationError("invalid address \"\(text)\": \(error)") }
         }
@@ -65,12 +69,14 @@ struct PoetryCommand: ParsableCommand {
         defer { embedded?.stop() }
         let targets = try embedded?.addresses ?? addresses.map { try SocketAddress(parsing: $0) }
         let ways = way == .all ? Way.allCases : [Way(rawValue: way.rawValue)!]
+        // Given addresses, the classic client: connect and read, send nothing.
+        let rules = DownloadRules(timeout: timeout, maxBytes: maxPoemBytes, request: embedded == nil ? [] : tutorialRequest)
         var runs: [WayRun] = []
         for way in ways {
             if ways.count > 1 && !json { FileHandle.standardError.write("running \(way.rawValue)...\n".data(using: .utf8)!) }
             let cpuBefore = processCPUSeconds()
             let start = monotonicNow()
-            let downloads = way.run(targets, timeout: timeout)
+            let downloads = way.run(targets, rules)
             let wall = monotonicNow() - start
             let cpu = processCPUSeconds() - cpuBefore
             let floor = embedded?.floor(sequential: way.isSequential)
@@ -173,9 +179,11 @@ struct FetchOneCommand: ParsableCommand {
 
     @Argument var address: String
     @Option var timeout: Double?
+    @Option(name: .customLong("max-poem-bytes")) var maxPoemBytes: Int = DownloadRules.defaultMaxBytes
 
     func run() throws {
-        let download = blockingDownload(try SocketAddress(parsing: address), timeout: timeout)
+        let rules = DownloadRules(timeout: timeout, maxBytes: maxPoemBytes, request: [])
+        let download = blockingDownload(try SocketAddress(parsing: address), rules)
         let report = ChildReport.encode(download)
         FileHandle.standardOutput.write(Data(report))
     }

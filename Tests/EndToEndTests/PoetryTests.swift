@@ -178,6 +178,46 @@ struct PoetryTests {
         }
     }
 
+    @Test(arguments: allWays)
+    func everyWaySpeaksTheClassicProtocolAndBoundsAHostileServer(_ way: String) throws {
+        // Issue "Hardening", 3 and 6: a classic slow poetry server that never
+        // reads (a request sent to it turns its close into a reset), one that
+        // sends without end, one that sends a byte a second. The first poem
+        // arrives whole; the others fail within the size and the deadline,
+        // naming the address, the bytes and the reason; memory stays bounded.
+        let poem = Poem.builtIn[1].bytes
+        let poemPath = temporaryPath("fifty-bytes.txt")
+        try Data(poem).write(to: URL(fileURLWithPath: poemPath))
+        let peers = try SpawnedProcess("/usr/bin/env", ["python3", "-u", poetryPeersScript, poemPath, "--num-bytes", "50", "--delay", "0.01"])
+        defer { peers.send(SIGKILL); _ = try? peers.wait(timeout: 5) }
+        let banner = peers.waitForOutput(containing: "\n")
+        let ports = banner.split(whereSeparator: \.isWhitespace).dropFirst().map(String.init)
+        if ports.count != 3 { peers.send(SIGKILL) }
+        try #require(ports.count == 3, "poetry_peers.py: \(banner) \(ports.count == 3 ? "" : String(describing: try? peers.wait(timeout: 5)))")
+        // Python runs the crawler and reports its peak memory (its children's included).
+        let script = """
+        import resource, subprocess, sys
+        done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+        print(done.stdout, end="")
+        print("exit", done.returncode)
+        print("maxrss", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+        """
+        let start = monotonicSeconds()
+        let output = try runProcess("/usr/bin/env", ["python3", "-c", script, Program.crawler, "--way", way, "--timeout", "2",
+                                                     "--max-poem-bytes", "1000000"] + ports, timeout: 60)
+        let elapsed = monotonicSeconds() - start
+        let text = output.standardOutput
+        #expect(text.contains("Task 1: got \(poem.count) bytes of poetry from 127.0.0.1:\(ports[0])"), "\(way): \(output)")
+        #expect(text.contains("Task 2: failed after "), "\(way): \(output)")
+        #expect(text.contains("from 127.0.0.1:\(ports[1]): the poem is over 1000000 bytes (--max-poem-bytes)"), "\(way): \(output)")
+        #expect(text.contains("from 127.0.0.1:\(ports[2]): no complete poem within 2 s (--timeout)"), "\(way): \(output)")
+        #expect(text.contains("exit 1"), "\(way): \(output)")
+        let kilobytes = Int(text.split(separator: "\n").first { $0.hasPrefix("maxrss") }?.split(separator: " ").last ?? "") ?? .max
+        #expect(kilobytes < 64 * 1024, "\(way): \(kilobytes) KiB")
+        // Two seconds for the trickle, a sum for the ways that go one by one.
+        #expect(elapsed < 10, "\(way): \(elapsed) s")
+    }
+
     @Test(arguments: [
         (Program.crawler, ["--way", "sideways"], "sideways"),
         (Program.crawler, ["http"], "http"),
@@ -201,6 +241,9 @@ func elapsedSeconds(_ output: String) -> Double? {
     let parts = output[range].dropFirst(3).split(separator: ":")
     return Double(parts[0])! * 3600 + Double(parts[1])! * 60 + Double(parts[2])!
 }
+
+let poetryPeersScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("Examples/Crawler/scripts/poetry_peers.py").path
 
 func unusedPort() throws -> UInt16 {
     let socket = try SocketDescriptor.listening(on: SocketAddress(parsing: "0"))

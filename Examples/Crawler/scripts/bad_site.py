@@ -129,7 +129,7 @@ def main():
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", int(sys.argv[1])))
     listener.listen(128)
-    print("port", listener.getsockname()[1], flush=True)
+    print("port %d" % listener.getsockname()[1], flush=True)
     while True:
         client, _ = listener.accept()
         threading.Thread(target=serve, args=(client,), daemon=True).start()
