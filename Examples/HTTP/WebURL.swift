@@ -104,6 +104,30 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
         return URLBytes.parseRelative(link[...], base: self)
     }
 
+    /// The name a page is saved under (`crawler web --out`): its ``target``
+    /// with `%` written `%25` and `/` written `%2F` - `/` is `%2F`,
+    /// `/index.html` is `%2Findex.html`, `/a/b?c` is `%2Fa%2Fb?c` - so that no
+    /// two URLs of a site share a name, and no name holds a `/` or a NUL.
+    /// A name over 255 bytes (the file system's limit) is its first 200
+    /// bytes, `%%`, and the 16 hex digits of the target's 64-bit FNV-1a hash
+    /// (`%%` appears in no other name).
+    public var fileName: String {
+        var name: [UInt8] = []
+        name.reserveCapacity(target.utf8.count + 8)
+        for byte in target.utf8 {
+            switch byte {
+            case UInt8(ascii: "%"): name += Array("%25".utf8)
+            case URLBytes.slash: name += Array("%2F".utf8)
+            default: name.append(byte)
+            }
+        }
+        guard name.count > 255 else { return String(decoding: name, as: UTF8.self) }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in target.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let digits = String(hash, radix: 16)
+        return String(decoding: name[..<200], as: UTF8.self) + "%%" + String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
     /// ``resolveLink(_:)``'s URL, or nil for a link with none.
     public func resolve(_ reference: String) -> WebURL? {
         if case .url(let url) = resolveLink(reference) { return url }

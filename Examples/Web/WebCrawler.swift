@@ -237,13 +237,10 @@ final class Crawl {
         return copy
     }
 
-    /// The pipeline's store: `/` as index.html, other paths with `/` as `%2F`.
+    /// The pipeline's store: each page under ``WebURL/fileName`` (unique per URL).
     private func save(_ url: WebURL, _ body: [UInt8]) {
         guard let directory = options.outDirectory else { return }
-        var name = url.target == "/" ? "index.html" : String(url.target.dropFirst())
-        name = name.replacingAll("%", with: "%25").replacingAll("/", with: "%2F")
-        if name.utf8.count > 240 { name = String(name.prefix(200)) + "-\(url.target.hashValue)" }
-        let path = directory + "/" + name
+        let path = directory + "/" + url.fileName
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             report.errors[FetchFailure.Kind.save.description, default: 0] += 1

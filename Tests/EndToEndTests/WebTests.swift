@@ -508,17 +508,18 @@ struct WebTests {
         let report = try WebCrawlReport.parse(output)
         // "/", "/index.html" and the 50 pages; Python's server closes after each answer (HTTP/1.0).
         #expect(report.pages == 52 && report.errors.isEmpty, "\(engine): \(output)")
-        // "/" and "/index.html" are both saved as index.html, as wget does.
+        // One file per URL: "/" and "/index.html" apart (issue "Hardening", 11).
         let saved = try FileManager.default.contentsOfDirectory(atPath: out)
-        #expect(saved.count == 51 && saved.contains("pages%2F49.html") && saved.contains("index.html"), "\(saved.sorted())")
-        let page = try String(contentsOfFile: out + "/pages%2F7.html", encoding: .utf8)
+        #expect(saved.count == 52 && saved.contains("%2Fpages%2F49.html") && saved.contains("%2F") && saved.contains("%2Findex.html"),
+                "\(saved.sorted())")
+        let page = try String(contentsOfFile: out + "/%2Fpages%2F7.html", encoding: .utf8)
         #expect(page.contains("<a href='8.html'>next</a>"))
     }
 
     /// Starts bad_site.py; returns it and its port.
     func startBadSite() throws -> (SpawnedProcess, String) {
         let site = try SpawnedProcess("/usr/bin/env", ["python3", "-u", badSiteScript, "0"])
-        let banner = site.waitForOutput(containing: "port")
+        let banner = site.waitForOutput(containing: "\n")
         let port = banner.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         return (site, port)
     }

@@ -88,6 +88,23 @@ struct WebURLTests {
         #expect(throws: WebURL.ParseError.self) { try WebURL("http://h/" + String(repeating: "x", count: 9000)) }
     }
 
+    @Test func savedNamesAreUniqueWholeAndShort() {
+        // Issue "Hardening", 11: "/" and "/index.html" collided, a NUL cut a
+        // name, a name over 255 bytes failed.
+        let targets = ["/", "/index.html", "//", "/%2F", "/a/b?c=d", "/a%2Fb", "/%00x", "/a?b/c",
+                       "/" + String(repeating: "x", count: 300), "/" + String(repeating: "x", count: 299) + "y",
+                       "/" + String(repeating: "%41", count: 100)]
+        let names = targets.map { WebURL(host: "h", port: 80, target: $0).fileName }
+        #expect(Set(names).count == targets.count, "\(names)")
+        #expect(names[0] == "%2F" && names[1] == "%2Findex.html" && names[4] == "%2Fa%2Fb?c=d")
+        for name in names {
+            #expect(name.utf8.count <= 255 && !name.utf8.contains(0) && !name.contains("/"), "\(name)")
+        }
+        #expect(names[8].contains("%%") && names[8].utf8.count == 218)
+        // The same URL always gets the same name (the hash is not the process's).
+        #expect(WebURL(host: "h", port: 80, target: targets[8]).fileName == names[8])
+    }
+
     @Test func hrefsAreFoundInTags() {
         let html = Array("""
         <a href="/one">1</a> <A HREF='two'>2</A> <a class=x href=three>3</a>
