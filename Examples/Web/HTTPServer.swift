@@ -611,8 +611,6 @@ enum ThreadsHTTPEngine {
         let context = HTTPServerContext(site: options.site, limits: options.limits)
         let http = HTTPServerConnection(context: context, now: monotonicNow())
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        var sendTimeout = timeval(tv_sec: Int(options.limits.idleTimeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
         defer {
             Glibc.close(fd)
             shared.state.withLock { state in
@@ -624,36 +622,61 @@ enum ThreadsHTTPEngine {
         while !http.isDone {
             if shared.stopping && http.isIdle && !http.hasOutput { break }
             if http.wantsInput {
-                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 // At most half a second, to notice a graceful stop.
                 let wait = min(http.secondsUntilTimeout(now: monotonicNow()), 0.5)
-                let ready = poll(&poller, 1, Int32(wait * 1000))
-                if ready == 0 {
-                    http.tick(now: monotonicNow())
-                } else if ready > 0 {
-                    let count = recv(fd, &buffer, buffer.count, 0)
-                    if count < 0 && errno != EINTR { return }
+                switch waitFor(fd, POLLIN, seconds: wait) {
+                case .ready:
+                    let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+                    if count < 0 {
+                        if errno == EINTR || errno == EAGAIN { continue }
+                        return // reset
+                    }
                     if count == 0 {
                         http.receiveEnd(now: monotonicNow())
-                    } else if count > 0 {
+                    } else {
                         buffer.withUnsafeBytes { http.receive(UnsafeRawBufferPointer(rebasing: $0[..<count]), now: monotonicNow()) }
                     }
+                case .timedOut:
+                    http.tick(now: monotonicNow())
+                case .failed:
+                    return
                 }
             }
+            // What is pending goes out within the idle timeout in all: a peer
+            // that takes a little now and then is no reprieve (the blocking
+            // send's own timeout, SO_SNDTIMEO, restarted with every partial send).
+            let sendDeadline = monotonicNow() + options.limits.idleTimeout
             while http.hasOutput {
-                let sent = http.withPendingOutput { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard case .ready = waitFor(fd, POLLOUT, seconds: sendDeadline - monotonicNow()) else { return }
+                let sent = http.withPendingOutput { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
                 if sent < 0 {
-                    if errno == EINTR { continue }
-                    return // gone, or not reading for the idle timeout
+                    if errno == EINTR || errno == EAGAIN { continue }
+                    return // gone
                 }
                 http.didSend(sent, now: monotonicNow())
             }
             if http.abandoned { return }
         }
-        // A lingering close (see CallbackConnection.linger()).
+        // A lingering close (see CallbackConnection.linger()), at most the
+        // linger timeout in all, whatever the peer sends meanwhile.
         shutdown(fd, Int32(SHUT_WR))
-        var lingerTimeout = timeval(tv_sec: Int(options.limits.lingerTimeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &lingerTimeout, socklen_t(MemoryLayout<timeval>.size))
-        while recv(fd, &buffer, buffer.count, 0) > 0 {}
+        let lingerDeadline = monotonicNow() + options.limits.lingerTimeout
+        while case .ready = waitFor(fd, POLLIN, seconds: lingerDeadline - monotonicNow()) {
+            let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if count == 0 || count < 0 && errno != EINTR && errno != EAGAIN { return }
+        }
+    }
+
+    enum Readiness { case ready, timedOut, failed }
+
+    /// poll(2) for `events` on `fd`, at most `seconds` (none left: timed out).
+    static func waitFor(_ fd: Int32, _ events: Int32, seconds: Double) -> Readiness {
+        guard seconds > 0 else { return .timedOut }
+        var poller = pollfd(fd: fd, events: Int16(events), revents: 0)
+        // Rounded up to poll's millisecond, so that a wait never ends early.
+        let ready = poll(&poller, 1, Int32(min((seconds * 1000).rounded(.up), Double(Int32.max))))
+        if ready > 0 { return .ready }
+        if ready == 0 { return .timedOut }
+        return errno == EINTR ? .ready : .failed
     }
 }

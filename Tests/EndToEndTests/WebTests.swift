@@ -460,6 +460,62 @@ struct WebTests {
         _ = try server.stop()
     }
 
+    @Test(arguments: httpEngines)
+    func aLingeringCloseEndsOnTimeWhateverThePeerSends(_ engine: String) throws {
+        // Issue "Hardening", 7: after an error answer the server lingers for
+        // the peer's FIN at most 2 s in all - a byte every 0.3 s is no reprieve.
+        let server = try HTTPServerProcess(engine: engine)
+        let script = """
+        import socket, sys, time
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        s.sendall(b"GET / HTTP/1.1\\r\\nHost : a\\r\\n\\r\\n")
+        s.settimeout(5)
+        answer = b""
+        while not answer.endswith(b"\\n") or b"\\r\\n\\r\\n" not in answer:
+            chunk = s.recv(4096)
+            if not chunk: break
+            answer += chunk
+        start = time.time()
+        while time.time() - start < 15:
+            try:
+                s.send(b"x")
+            except OSError:
+                break
+            time.sleep(0.3)
+        print(answer.split(b"\\r\\n")[0].decode(), "closed after %.1f" % (time.time() - start))
+        """
+        let output = try runProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)"], timeout: 30)
+        #expect(output.standardOutput.hasPrefix("HTTP/1.1 400 Bad Request closed after "), "\(engine): \(output)")
+        let seconds = Double(output.standardOutput.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 99
+        #expect(seconds < 4.5, "\(engine): lingered \(seconds) s")
+        _ = try server.stop()
+    }
+
+    @Test(arguments: httpEngines)
+    func aPeerThatNeverReadsIsClosedAtTheIdleTimeout(_ engine: String) throws {
+        // Issue "Hardening", 7: partial sends are not progress enough to hold
+        // a connection past its idle timeout when the peer takes nothing.
+        let server = try HTTPServerProcess(engine: engine, ["--idle-timeout", "2"])
+        let baseline = server.descriptorCount
+        let script = """
+        import socket, sys, threading, time
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        threading.Thread(target=s.sendall, args=(b"GET /page/1 HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n" * 20000,), daemon=True).start()
+        time.sleep(0.2)
+        print("sent", flush=True)
+        time.sleep(30)
+        """
+        let client = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)"])
+        defer { client.send(SIGKILL); _ = try? client.wait(timeout: 5) }
+        _ = client.waitForOutput(containing: "sent")
+        let start = monotonicSeconds()
+        let left = server.waitForDescriptors(atMost: baseline, timeout: 20)
+        let seconds = monotonicSeconds() - start
+        #expect(left == baseline, "\(engine)")
+        #expect(seconds < 4.5, "\(engine): a peer that reads nothing was held \(seconds) s (idle timeout 2 s)")
+        _ = try server.stop()
+    }
+
     @Test(arguments: ["libev", "epoll", "async", "threads"])
     func twoWorkersShareThePortAndServeEveryPageOnce(_ engine: String) throws {
         let server = try HTTPServerProcess(engine: engine, ["--workers", "2"])
