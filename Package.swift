@@ -44,7 +44,7 @@ let package = Package(
         // libev from Swift: the loop and every watcher as closures.
         .target(
             name: "EV",
-            dependencies: ["CLibev", "EventCore"],
+            dependencies: ["CLibev", "CLinux", "EventCore"],
             swiftSettings: approachableConcurrency
         ),
 

@@ -8,6 +8,15 @@ import EventCore
 public enum EVError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The descriptor is not open (`fstat` failed), so libev cannot watch it.
     case badDescriptor(Int32, SystemCallError)
+    /// The descriptor is the loop's own epoll instance: the kernel refuses to
+    /// watch an epoll instance with itself, and libev aborts on the refusal.
+    case ownBackendDescriptor(Int32)
+    /// The descriptor is an epoll instance that watches this loop's own,
+    /// directly or through others (another loop watching or embedding this
+    /// one), or nests them too deep: the kernel refuses the cycle (`ELOOP`),
+    /// and libev aborts on the refusal.
+    case epollCycle(Int32)
+
     /// A time interval was NaN, infinite or negative where libev needs a finite, non-negative one.
     case invalidInterval(parameter: String, value: Double)
     /// A signal number outside 1..<NSIG, or `SIGKILL` / `SIGSTOP`, which cannot be caught.
@@ -30,6 +39,11 @@ public enum EVError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .badDescriptor(let fd, let error):
             "descriptor \(fd) cannot be watched: it is not open (\(error))"
+        case .ownBackendDescriptor(let fd):
+            "descriptor \(fd) cannot be watched: it is this loop's own epoll instance"
+        case .epollCycle(let fd):
+            "descriptor \(fd) cannot be watched: it is an epoll instance that watches this loop (or nests too deep), a cycle the kernel refuses"
+
         case .invalidInterval(let parameter, let value):
             "\(parameter) must be a finite number of seconds, not negative; got \(value)"
         case .invalidSignal(let number):

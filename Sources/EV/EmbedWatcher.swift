@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 
 /// Embeds another loop into this one (`ev_embed`): when the embedded loop has
 /// events, this loop notices and the embedded loop's watchers run, so one
@@ -30,12 +31,17 @@ public final class EmbedWatcher: Watcher {
     ///   - other: the loop to embed; its backend must be embeddable.
     ///   - callback: called when `other` needs a sweep; nil lets libev sweep automatically.
     /// - Throws: ``EVError/notEmbeddable(_:)`` if `other`'s backend is not embeddable,
-    ///   ``EVError/cannotEmbedItself`` if `other` is `loop`.
+    ///   ``EVError/cannotEmbedItself`` if `other` is `loop`, ``EVError/epollCycle(_:)``
+    ///   if `other` already watches or embeds `loop` (directly or through others).
     ///
     /// The corresponding C macro is `ev_embed_init`.
     public init(loop: Loop, embedding other: Loop, _ callback: Callback? = nil) throws(EVError) {
         guard other !== loop else { throw .cannotEmbedItself }
         guard Backend.embeddable.contains(other.backend) else { throw .notEmbeddable(other.backend) }
+        // Embedding watches `other`'s epoll instance from this loop's: refuse a cycle.
+        if let fd = other.core.backendDescriptor {
+            try loop.core.checkWatchable(fd, try FileIdentity.checked(fd))
+        }
         embed = loop.core.memory.allocate()
         embedded = other
         self.callback = callback

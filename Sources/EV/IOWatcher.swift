@@ -13,7 +13,12 @@ import Glibc
 /// Stop a watcher before closing its descriptor - ``stopAndClose()`` does
 /// both. The wrapper also protects a program that forgets:
 /// - starting on a descriptor that is not open throws ``EVError/badDescriptor(_:_:)``
-///   (Debian's libev would abort);
+///   (Debian's libev would abort), as does one libev cannot hand to its backend
+///   (the loop's own epoll instance, an epoll instance that watches the loop);
+/// - a descriptor closed while its watchers are active is caught before libev
+///   hands it to the kernel again (after the callbacks of each iteration, and
+///   at the start of `run`): the watchers are stopped and receive
+///   ``Events/error`` - libev itself would abort on `EBADF` or `POLLNVAL`;
 /// - each watcher remembers the file (device and inode) it was started on. When
 ///   a watcher starts on a number whose earlier file has been closed and the
 ///   number reused, the old watchers of this loop are stopped and receive
@@ -78,17 +83,23 @@ public final class IOWatcher: Watcher {
         set {
             let fd = self.fd
             restart { CLibev_io_set(io, fd, newValue.intersection([.read, .write]).rawValue) }
+            if isActive { core.noteChange(fd) }
         }
     }
 
     /// Starts watching.
     ///
-    /// - Throws: ``EVError/badDescriptor(_:_:)`` if the descriptor is not open.
+    /// - Throws: ``EVError/badDescriptor(_:_:)`` if the descriptor is not open;
+    ///   ``EVError/ownBackendDescriptor(_:)`` or ``EVError/epollCycle(_:)`` for
+    ///   an epoll instance the loop's epoll cannot hold (its own, or one that
+    ///   watches it). libev would abort on each.
     ///
     /// The corresponding C function is `ev_io_start`.
     public func start() throws(EVError) {
         guard !isActive else { return }
-        core.claimDescriptor(fd, try FileIdentity.checked(fd))
+        let identity = try FileIdentity.checked(fd)
+        try core.checkWatchable(fd, identity)
+        core.claimDescriptor(fd, identity)
         startChecked()
     }
 

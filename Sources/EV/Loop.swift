@@ -51,6 +51,7 @@ public final class Loop {
             throw .loopCreationFailed(backends: backends, flags: flags)
         }
         core = LoopCore(raw: raw, isDefault: false)
+        core.forkChecking = flags.contains(.forkCheck)
         core.owner = self
     }
 
@@ -103,6 +104,7 @@ public final class Loop {
                 throw .loopCreationFailed(backends: backends, flags: flags)
             }
             let core = LoopCore(raw: raw, isDefault: true)
+            core.forkChecking = flags.contains(.forkCheck)
             do throws(EVError) {
                 try SignalOwnership.claim(signal: SIGCHLD, core: core)
             } catch {
@@ -224,7 +226,11 @@ public final class Loop {
     /// ``LoopFlags/forkCheck`` to have it done automatically).
     ///
     /// The corresponding C function is `ev_loop_fork`.
-    public func reinitializeAfterFork() { ev_loop_fork(core.checkedLoop()) }
+    public func reinitializeAfterFork() {
+        ev_loop_fork(core.checkedLoop())
+        // libev hands every descriptor to the new kernel state: check them all first.
+        core.checkEveryDescriptorBeforeReify()
+    }
 
     /// Lets the loop sleep at least `seconds` before handling io events, to
     /// collect more of them per iteration (default 0: handle at once).

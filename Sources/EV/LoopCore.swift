@@ -1,4 +1,5 @@
 import CLibev
+import CLinux
 import EventCore
 import Glibc
 
@@ -35,14 +36,31 @@ final class LoopCore {
     var memory = WatcherMemory()
     /// Per descriptor number: how many started io watchers use it and which file it was.
     private var descriptors: [DescriptorRecord] = []
+    /// Descriptors whose io watchers started, stopped or changed since the
+    /// last check (see ``checkDescriptorsBeforeReify()``).
+    private var changedDescriptors: [Int32] = []
+    /// Whether every watched descriptor is checked before libev hands them to
+    /// the kernel again: always on the poll backend (a closed descriptor in
+    /// poll's set is `POLLNVAL`, on which libev aborts), once after a fork.
+    private var checksEveryDescriptor: Bool
+    private var checkEveryDescriptorOnce = false
+    /// The process that last checked, for loops that notice a fork themselves (`EVFLAG_FORKCHECK`).
+    private var checkedInProcess = getpid()
+    /// This loop's epoll instance, when its backend is epoll; found when first needed.
+    private(set) lazy var backendDescriptor: Int32? = {
+        guard let raw, ev_backend(raw) == UInt32(EVBACKEND_EPOLL) else { return nil }
+        return Trampoline.backendDescriptor(of: raw)
+    }()
 
     init(raw: OpaquePointer, isDefault: Bool) {
         self.raw = raw
         self.isDefault = isDefault
         self.verifiesDescriptorsOnEvent = Backend(rawValue: ev_backend(raw)) != .epoll
+        self.checksEveryDescriptor = Backend(rawValue: ev_backend(raw)) == .poll
         self.executor = LoopExecutor(loop: raw)
         self.runningThread = nil
         executor.core = self
+        Trampoline.installPendingHook(raw, self)
     }
 
     /// The C loop for an operation that needs it: traps with a clear message
@@ -98,6 +116,29 @@ final class LoopCore {
 
     // MARK: descriptors
 
+    /// Refuses a descriptor that libev would abort on once it hands it to
+    /// the kernel: this loop's own epoll instance, and an epoll instance that
+    /// would close a cycle of epoll instances watching each other (`ELOOP`).
+    ///
+    /// An epoll instance is tried for real: added to this loop's epoll with no
+    /// events (so it reports nothing), and left there - libev's own `ADD`
+    /// then finds it (`EEXIST`) and sets the events, as its epoll backend
+    /// expects of a descriptor it registered before. Left there, the kernel
+    /// sees the nesting at once, so two loops on two threads that start
+    /// watching each other at the same moment cannot both pass the check
+    /// before either registers.
+    func checkWatchable(_ fd: Int32, _ identity: FileIdentity) throws(EVError) {
+        guard let raw, ev_backend(raw) == UInt32(EVBACKEND_EPOLL), identity.isAnonymous,
+              FileIdentity.anonymousKind(of: fd) == "[eventpoll]" else { return }
+        guard let own = backendDescriptor else { throw .epollCycle(fd) }
+        if fd == own { throw .ownBackendDescriptor(fd) }
+        var event = epoll_event()
+        event.events = 0
+        if epoll_ctl(own, EPOLL_CTL_ADD, fd, &event) == 0 || errno == EEXIST { return }
+        if errno == ELOOP || errno == EINVAL { throw .epollCycle(fd) }
+        // Anything else (ENOSPC: max_user_watches) libev reports itself, as an error event.
+    }
+
     /// Records that an io watcher started on `fd`, which is `identity`. If started
     /// watchers of this loop use the same number for another file, that file was
     /// closed and the number reused: those watchers are retired (stopped, and
@@ -113,6 +154,7 @@ final class LoopCore {
         }
         descriptors[index].fingerprint = identity.fingerprint
         descriptors[index].watchers += 1
+        noteChange(fd)
     }
 
     /// Whether `fd` is still the file the io watchers started on it saw.
@@ -124,6 +166,57 @@ final class LoopCore {
     /// Records that an io watcher on `fd` stopped.
     func releaseDescriptor(_ fd: Int32) {
         descriptors[Int(fd)].watchers -= 1
+        noteChange(fd)
+    }
+
+    /// libev will hand `fd`'s watchers to the kernel at its next `fd_reify`.
+    @inline(__always)
+    func noteChange(_ fd: Int32) {
+        if changedDescriptors.last != fd { changedDescriptors.append(fd) }
+    }
+
+    /// Called after every batch of callbacks libev runs (its invoke-pending
+    /// hook), so also at the start of each `ev_run` and in each iteration's
+    /// prepare round (the executor's prepare watcher is always active): right
+    /// before libev hands the descriptors whose watchers changed to the kernel
+    /// (`fd_reify`), or all of them after a fork. A descriptor closed
+    /// under an active watcher there would be `EBADF` to `epoll_ctl` or
+    /// io_uring, or `POLLNVAL` to poll, and libev aborts on each; so its
+    /// watchers are retired now (stopped, and sent ``Events/error``), as are
+    /// those of a number that was closed and reused for another file.
+    func checkDescriptorsBeforeReify() {
+        guard raw != nil, !isDestroying else { return }
+        if checksEveryDescriptor || checkEveryDescriptorOnce || checkedInProcess != getpidIfForkChecking() {
+            checkEveryDescriptorOnce = false
+            checkedInProcess = getpidIfForkChecking()
+            changedDescriptors.removeAll(keepingCapacity: true)
+            for fd in descriptors.indices where descriptors[fd].watchers > 0 { verify(Int32(fd)) }
+            return
+        }
+        guard !changedDescriptors.isEmpty else { return }
+        let changed = changedDescriptors
+        changedDescriptors.removeAll(keepingCapacity: true)
+        for fd in changed where descriptors[Int(fd)].watchers > 0 { verify(fd) }
+    }
+
+    /// After ``Loop/reinitializeAfterFork()``: libev hands every descriptor to
+    /// the kernel again, so every one is checked first.
+    func checkEveryDescriptorBeforeReify() {
+        checkEveryDescriptorOnce = true
+    }
+
+    /// Whether this loop notices a fork itself (`EVFLAG_FORKCHECK`); then
+    /// the process id is compared at each check (a system call), else not.
+    var forkChecking = false
+
+    private func getpidIfForkChecking() -> pid_t {
+        forkChecking ? getpid() : checkedInProcess
+    }
+
+    /// Retires `fd`'s watchers unless it is still open as the file they started on.
+    private func verify(_ fd: Int32) {
+        if let identity = try? FileIdentity.of(fd), identity.fingerprint == descriptors[Int(fd)].fingerprint { return }
+        retireWatchers(on: fd)
     }
 
     private func retireWatchers(on fd: Int32) {

@@ -56,6 +56,41 @@ enum Trampoline {
         Unmanaged<LoopExecutor>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().idleOnce()
     }
 
+    /// Makes `core` the loop's user data and runs its descriptor check after
+    /// every batch of callbacks (`ev_set_invoke_pending_cb`).
+    ///
+    /// Sound because the core owns the C loop and destroys it in `teardown`,
+    /// so libev calls the hook only while the core exists.
+    static func installPendingHook(_ loop: OpaquePointer, _ core: LoopCore) {
+        ev_set_userdata(loop, Unmanaged.passUnretained(core).toOpaque())
+        ev_set_invoke_pending_cb(loop, invokePending)
+    }
+
+    /// libev's `EV_INVOKE_PENDING`: the callbacks, then the core's descriptor check.
+    static let invokePending: @convention(c) (OpaquePointer?) -> Void = { loop in
+        ev_invoke_pending(loop)
+        Unmanaged<LoopCore>.fromOpaque(ev_userdata(loop)!).takeUnretainedValue().checkDescriptorsBeforeReify()
+    }
+
+    /// The descriptor of `loop`'s epoll instance, which libev does not export:
+    /// an embed watcher started on a throwaway select loop records it in its
+    /// (public) `io` field - `ev_embed_start` watches the embedded loop's
+    /// backend descriptor - and is stopped before that loop is ever run or
+    /// destroyed. nil if libev cannot embed the loop.
+    static func backendDescriptor(of loop: OpaquePointer) -> Int32? {
+        guard ev_embeddable_backends() & ev_backend(loop) != 0,
+              let host = ev_loop_new(UInt32(EVBACKEND_SELECT)) else { return nil }
+        defer { ev_loop_destroy(host) }
+        let embed = UnsafeMutablePointer<ev_embed>.allocate(capacity: 1)
+        defer { embed.deallocate() }
+        embed.initialize(to: ev_embed())
+        CLibev_embed_init(embed, callback, loop)
+        ev_embed_start(host, embed)
+        let fd = embed.pointee.io.fd
+        ev_embed_stop(host, embed)
+        return fd >= 0 ? fd : nil
+    }
+
     /// libev's handler for a failed system call inside the loop (`ev_set_syserr_cb`).
     static let systemError: @convention(c) (UnsafePointer<CChar>?) -> Void = { message in
         LibevSystemError.report(message.map { String(cString: $0) } ?? "(libev) unknown call")

@@ -12,10 +12,14 @@ public struct FileIdentity: Hashable, Sendable {
     public var device: UInt64
     /// The inode of the file.
     public var inode: UInt64
+    /// Whether the file is one of the kernel's anonymous inodes (epoll,
+    /// eventfd, timerfd, signalfd, io_uring): no file type in its mode.
+    public var isAnonymous: Bool
 
-    public init(device: UInt64, inode: UInt64) {
+    public init(device: UInt64, inode: UInt64, isAnonymous: Bool = false) {
         self.device = device
         self.inode = inode
+        self.isAnonymous = isAnonymous
     }
 
     /// Device and inode in one word, for tables with an entry per descriptor
@@ -31,6 +35,17 @@ public struct FileIdentity: Hashable, Sendable {
     public static func of(_ fd: Int32) throws(SystemCallError) -> FileIdentity {
         var status = stat()
         _ = try systemCall("fstat(\(fd))") { fstat(fd, &status) }
-        return FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+        return FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino),
+                            isAnonymous: status.st_mode & S_IFMT == 0)
+    }
+
+    /// What kind of anonymous inode `fd` is (`[eventpoll]`, `[eventfd]`,
+    /// `[io_uring]`, ...), from its `/proc/self/fd` link; nil if it is not one.
+    public static func anonymousKind(of fd: Int32) -> String? {
+        var link = [CChar](repeating: 0, count: 64)
+        let count = readlink("/proc/self/fd/\(fd)", &link, link.count - 1)
+        guard count > 0 else { return nil }
+        let text = String(decoding: link[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.hasPrefix("anon_inode:") ? String(text.dropFirst("anon_inode:".count)) : nil
     }
 }
