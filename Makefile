@@ -2,7 +2,8 @@
 #
 #   make demo   the package's main job: the tutorial's experiment, every way, a table and a timeline
 #   make test   the whole suite, then again under ThreadSanitizer and AddressSanitizer,
-#               then 30 s of libFuzzer on the HTTP request path (the tests use curl and python3)
+#               then a minute of libFuzzer on the HTTP request path, the response parser, the URL resolver
+#               and the link extractor (the tests use curl and python3)
 #
 # Both first install what the package needs from Debian (apt-get, as root or via sudo).
 
@@ -46,18 +47,26 @@ test-tsan: deps
 test-asan: deps
 	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
 
-# libFuzzer on the server's request path (and the crawler's response parser):
-# Fuzz/HTTPRequestFuzzer.swift with the sources of Examples/HTTP, under
-# AddressSanitizer. Fuzz/corpus seeds it; a crasher lands in .build-fuzz/.
-FUZZ_SECONDS  ?= 30
+# libFuzzer on the server's request path, the crawler's response parser, its
+# URL resolver and its link extractor: Fuzz/HTTPFuzzer.swift with the sources
+# of Examples/HTTP, under AddressSanitizer, one binary run once per target
+# (FUZZ_TARGET), FUZZ_SECONDS each. Fuzz/corpus/TARGET seeds it; a crasher
+# lands in .build-fuzz/TARGET-crash-*.
+FUZZ_SECONDS  ?= 15
+FUZZ_TARGETS  := request response url links
 fuzz: deps
-	@mkdir -p .build-fuzz/corpus
+	@mkdir -p .build-fuzz
 	@if ! $(SWIFTC) -parse-as-library -module-name HTTPFuzz -sanitize=fuzzer,address -swift-version 6 \
-	    -I CHTTPParser Examples/HTTP/*.swift Fuzz/HTTPRequestFuzzer.swift -o .build-fuzz/http-fuzz \
+	    -I CHTTPParser Examples/HTTP/*.swift Fuzz/HTTPFuzzer.swift -o .build-fuzz/http-fuzz \
 	    > .build-fuzz/build-log.txt 2>&1; then \
 	  grep -v "Cannot export local symbol" .build-fuzz/build-log.txt; exit 1; fi
-	SWIFT_BACKTRACE=enable=no .build-fuzz/http-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
-	  -print_final_stats=1 -artifact_prefix=.build-fuzz/ .build-fuzz/corpus Fuzz/corpus
+	@for target in $(FUZZ_TARGETS); do \
+	  mkdir -p .build-fuzz/corpus-$$target; \
+	  echo "make: fuzzing $$target for $(FUZZ_SECONDS) s"; \
+	  FUZZ_TARGET=$$target SWIFT_BACKTRACE=enable=no .build-fuzz/http-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -timeout=10 -print_final_stats=1 -artifact_prefix=.build-fuzz/$$target- .build-fuzz/corpus-$$target Fuzz/corpus/$$target \
+	    || exit 1; \
+	done
 
 # The tutorial's experiment: three slow poetry servers, the crawler in all
 # seven ways, a table and a timeline. A chunk every 0.2 s keeps it under a

@@ -331,12 +331,14 @@ struct FuzzCorpusTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus").path
 
-    @Test func everyInputOfTheCorpusRunsThrough() throws {
-        let names = try FileManager.default.contentsOfDirectory(atPath: Self.corpus).sorted()
-        #expect(names.count >= 6)
+    @Test(arguments: HTTPFuzzDriver.Target.allCases)
+    func everyInputOfTheCorpusRunsThrough(_ target: HTTPFuzzDriver.Target) throws {
+        let directory = Self.corpus + "/" + target.rawValue
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        #expect(names.count >= 1)
         for name in names {
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: Self.corpus + "/" + name))
-            bytes.withUnsafeBytes { HTTPFuzzDriver.run($0) }
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))
+            bytes.withUnsafeBytes { HTTPFuzzDriver.run(target, $0) }
         }
     }
 }
