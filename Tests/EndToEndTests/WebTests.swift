@@ -176,6 +176,12 @@ struct WebTests {
         ("GET /" + String(repeating: "a", count: 65536) + #" HTTP/1.1\r\nHost: a\r\n\r\n"#, 414),
         (#"GET / HTTP/1.1\r\nHost: a\r\nX: "# + String(repeating: "v", count: 16 * 1024) + #"\r\n\r\n"#, 431),
         (#"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhiTHERE\r\n\r\n"#, 400),
+        // Issue "Hardening", 8: framing http_parser lets through.
+        (#"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"#, 400),
+        (#"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n0\r\n\r\n"#, 400),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"#, 501),
+        (#"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n"#, 400),
+        (#"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"#, 400),
     ]
 
     @Test(arguments: ["libev", "epoll", "async", "threads"])
@@ -193,6 +199,24 @@ struct WebTests {
         #expect(server.waitForDescriptors(atMost: baseline) == baseline)
         let (ended, _) = try server.stop()
         #expect(ended.exitCode == 0, "\(ended)")
+    }
+
+    @Test(arguments: httpEngines)
+    func curlGets100ContinueAndAnAbsoluteFormTargetIsServed(_ engine: String) throws {
+        // Issue "Hardening", 10: without 100 Continue curl waits a second
+        // before it sends a body it announced with Expect.
+        let server = try HTTPServerProcess(engine: engine)
+        let body = temporaryPath("body")
+        try Data(repeating: UInt8(ascii: "x"), count: 4096).write(to: URL(fileURLWithPath: body))
+        defer { unlink(body) }
+        let posted = try runProcess("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-H", "Expect: 100-continue",
+                                                      "--data-binary", "@" + body, "\(server.url)/form"], timeout: 30)
+        let parts = posted.standardOutput.split(separator: " ")
+        #expect(parts.first == "405", "\(engine): \(posted)")
+        #expect((Double(parts.last ?? "") ?? 9) < 0.8, "\(engine): curl waited for 100 Continue: \(posted)")
+        let absolute = try runProcess("/usr/bin/curl", ["-s", "--request-target", "http://example.com/plaintext", "\(server.url)/"], timeout: 30)
+        #expect(absolute.standardOutput == "Hello, World!", "\(engine): \(absolute)")
+        _ = try server.stop()
     }
 
     @Test(arguments: httpEngines)
