@@ -16,31 +16,11 @@ import Glibc
 func threadsWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download] {
     let results = LockedValue([Download?](repeating: nil, count: addresses.count))
     let threads = addresses.enumerated().map { index, address in
-        PlainThread {
+        try! PlainThread {
             let download = blockingDownload(address, rules)
             results.withLock { $0[index] = download }
         }
     }
     threads.forEach { $0.join() }
     return results.withLock { $0.map { $0! } }
-}
-
-/// A POSIX thread running a closure.
-final class PlainThread: @unchecked Sendable {
-    // Sendable: `thread` is written once in init, before the object is shared.
-    private var thread = pthread_t()
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        final class Box: Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        let context = Unmanaged.passRetained(Box(body)).toOpaque()
-        pthread_create(&thread, nil, { context in
-            Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
-            return nil
-        }, context)
-    }
-
-    func join() { pthread_join(thread, nil) }
 }

@@ -85,13 +85,13 @@ enum BlockingEngine {
         // Blocking sockets, as the classic server: accept and send wait.
         _ = fcntl(listener.fd, F_SETFL, fcntl(listener.fd, F_GETFL) & ~O_NONBLOCK)
         let stopping = LockedValue(false)
-        let acceptor = try ServerThread {
+        let acceptor = try PlainThread(stackSize: PlainThread.smallStackSize) {
             while !stopping.withLock({ $0 }) {
                 guard let client = AcceptBackoff.acceptBlocking(on: listener, stopping: { stopping.withLock { $0 } },
                                                                 log: options.log) else { break }
                 if perClientThread {
                     do {
-                        try ServerThread { serve(client, options, stopping) }.detach()
+                        try PlainThread(stackSize: PlainThread.smallStackSize) { serve(client, options, stopping) }.detach()
                     } catch {
                         options.log("\(error); closing the client")
                         closeGracefully(client)

@@ -564,7 +564,7 @@ enum ThreadsHTTPEngine {
         let acceptors = try listeners.map { listener in
             // Blocking sockets, as a thread-per-connection server has them.
             _ = fcntl(listener.fd, F_SETFL, fcntl(listener.fd, F_GETFL) & ~O_NONBLOCK)
-            return try ServerThread { acceptLoop(listener, options, shared) }
+            return try PlainThread(stackSize: PlainThread.smallStackSize) { acceptLoop(listener, options, shared) }
         }
         return {
             shared.state.withLock { $0.stopping = true }
@@ -594,7 +594,7 @@ enum ThreadsHTTPEngine {
                 state.stats.opened()
             }
             do {
-                try ServerThread { serve(client, options, shared) }.detach()
+                try PlainThread(stackSize: PlainThread.smallStackSize) { serve(client, options, shared) }.detach()
             } catch {
                 options.log("\(error); closing the client")
                 Glibc.close(client)

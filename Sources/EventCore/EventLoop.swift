@@ -94,7 +94,7 @@ public protocol CrossThreadSubmitting: Sendable {
 public final class EventLoopThread<Loop: EventLoop>: Sendable {
     /// The loop's executor; usable from any thread.
     public let executor: Loop.Executor
-    private let thread: LockedValue<pthread_t?>
+    private let thread: PlainThread
     private let stopper: @Sendable () -> Void
 
     /// Starts a thread that makes a loop with `make`, calls `setUp` with it,
@@ -104,7 +104,7 @@ public final class EventLoopThread<Loop: EventLoop>: Sendable {
     public init(_ make: @escaping @Sendable () throws -> Loop,
                 setUp: @escaping @Sendable (Loop) -> Void = { _ in }) throws {
         let handshake = LockedValue<Result<(Loop.Executor, LoopBox<Loop>), any Error>?>(nil)
-        let body = ThreadStart {
+        let thread = try PlainThread {
             do {
                 let loop = try make()
                 setUp(loop)
@@ -115,13 +115,6 @@ public final class EventLoopThread<Loop: EventLoop>: Sendable {
                 handshake.withLock { $0 = .failure(error) }
             }
         }
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(body).toOpaque()
-        let result = pthread_create(&thread, nil, { context in
-            Unmanaged<ThreadStart>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context)
-        precondition(result == 0, "pthread_create failed: \(result)")
         var outcome: Result<(Loop.Executor, LoopBox<Loop>), any Error>?
         while outcome == nil {
             outcome = handshake.withLock { $0 }
@@ -130,11 +123,11 @@ public final class EventLoopThread<Loop: EventLoop>: Sendable {
         switch outcome! {
         case .success(let (executor, box)):
             self.executor = executor
-            self.thread = LockedValue(thread)
+            self.thread = thread
             // The box is used only on the loop's thread, inside the submitted job.
             stopper = { [executor] in try? executor.submit { box.loop?.stop() } }
         case .failure(let error):
-            pthread_join(thread, nil)
+            thread.join()
             throw error
         }
     }
@@ -144,11 +137,7 @@ public final class EventLoopThread<Loop: EventLoop>: Sendable {
 
     /// Waits until the loop's thread has ended (after ``stop()``); harmless twice.
     public func join() {
-        thread.withLock { thread in
-            guard let running = thread else { return }
-            pthread_join(running, nil)
-            thread = nil
-        }
+        thread.join()
     }
 
     deinit {
@@ -163,10 +152,4 @@ final class LoopBox<Loop: AnyObject>: @unchecked Sendable {
     // on its thread; the weak reference ends with the loop.
     weak var loop: Loop?
     init(_ loop: Loop) { self.loop = loop }
-}
-
-/// A thread's code, handed to pthread_create through an Unmanaged pointer.
-final class ThreadStart: Sendable {
-    let run: @Sendable () -> Void
-    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
 }

@@ -1,3 +1,4 @@
+import EventCore
 import EV
 import Glibc
 import Synchronization
@@ -22,7 +23,7 @@ struct AsyncWatcherTests {
         }
         let sender = watcher.sender
         let threads = (0..<2).map { _ in
-            Thread {
+            try! PlainThread {
                 for _ in 0..<1_000_000 {
                     sent.add(1, ordering: .releasing)
                     sender.send()

@@ -100,7 +100,7 @@ struct AwaitTests {
         try withSocketPair { a, _ in
             let holder = LoopConfined<Task<Void, any Error>?>(nil)
             let ready = Atomic(false)
-            let canceller = Thread {
+            let canceller = try PlainThread {
                 while !ready.load(ordering: .acquiring) { usleep(1000) }
                 usleep(10_000)
                 holder.value?.cancel()

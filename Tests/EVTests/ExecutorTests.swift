@@ -79,7 +79,7 @@ struct ExecutorTests {
         let done = AtomicCounter()
         let perThread = 500_000
         let submitters = (0..<2).map { index in
-            Thread {
+            try! PlainThread {
                 for _ in 0..<perThread {
                     // Each task's first job is enqueued from this (non-loop) thread.
                     Task(executorPreference: executor) {

@@ -408,8 +408,8 @@ enum LibevAssertionScenarios {
         var received = 0
         let watcher = loop.async { _ in received += 1 }
         let sender = watcher.sender
-        let threads = (0..<4).map { _ in TestSupport.Thread { for _ in 0..<10_000 { _ = sender.send() } } }
-        let done = TestSupport.Thread { threads.forEach { $0.join() }; _ = sender.send() }
+        let threads = (0..<4).map { _ in try! PlainThread { for _ in 0..<10_000 { _ = sender.send() } } }
+        let done = try PlainThread { threads.forEach { $0.join() }; _ = sender.send() }
         try loop.timer(after: 0.5) { _ in watcher.stop() }
         loop.run()
         done.join()

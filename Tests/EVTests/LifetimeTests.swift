@@ -1,3 +1,4 @@
+import EventCore
 import EV
 import Glibc
 import Testing
@@ -137,7 +138,7 @@ struct MisuseTests {
             let loop = try! Loop()
             try! loop.timer(after: 5) { _ in }
             let box = UncheckedLoop(loop)
-            let runner = Thread { box.loop.run() }
+            let runner = try PlainThread { box.loop.run() }
             usleep(100_000) // the runner is now blocked inside run()
             _ = loop.now // the wrong thread
             runner.join()

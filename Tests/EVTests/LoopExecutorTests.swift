@@ -1,3 +1,4 @@
+import EventCore
 import EV
 import Glibc
 import Synchronization
@@ -21,7 +22,7 @@ struct LoopExecutorTests {
         let thread = try LoopThread()
         let executor = thread.executor
         let submitters = (0..<2).map { index in
-            Thread {
+            try! PlainThread {
                 for n in 0..<1_000_000 {
                     try! executor.execute {
                         if counts.value[index] != n { ordered.value = false }
@@ -75,7 +76,7 @@ struct LoopExecutorTests {
         // A long timer keeps the loop blocked in epoll_wait; the work must wake it.
         let timer = try loop.timer(after: 30) { _ in }
         try executor.execute { ran.add(1, ordering: .relaxed) } // before run: runs in the first iteration
-        let sender = Thread {
+        let sender = try PlainThread {
             usleep(20_000)
             try! executor.execute { ran.add(1, ordering: .relaxed) }
         }

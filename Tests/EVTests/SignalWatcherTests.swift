@@ -1,3 +1,4 @@
+import EventCore
 import EV
 import Glibc
 import Testing
@@ -27,7 +28,7 @@ struct SignalWatcherTests {
             received += 1
             watcher.stop()
         }
-        let sender = Thread {
+        let sender = try PlainThread {
             usleep(50_000)
             kill(getpid(), SIGUSR2)
         }

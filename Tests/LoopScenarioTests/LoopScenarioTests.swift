@@ -143,7 +143,7 @@ struct LoopScenarioTests {
         let ordered = Confined(true)
         let executor = thread.executor
         let submitters = (0..<2).map { index in
-            Thread {
+            try! PlainThread {
                 for n in 0..<1_000_000 {
                     try! executor.submit {
                         if counts.value[index] != n { ordered.value = false }
@@ -175,7 +175,7 @@ struct LoopScenarioTests {
         watchdog = { _ = loop.schedule(after: 1) { watchdog?() } }
         watchdog?()
         let count = 50_000
-        let sender = Thread {
+        let sender = try PlainThread {
             for n in 1...count {
                 let start = monotonicNow()
                 try! executor.submit {
@@ -304,7 +304,7 @@ struct LoopScenarioTests {
     func aDeadlineHoldsWhenDataIsAlwaysThere(_ kind: LoopKind) throws {
         // A peer whose bytes keep coming: reads that never wait still end at the deadline.
         try withSocketPair { a, b in
-            let writer = Thread {
+            let writer = try PlainThread {
                 let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 4096)
                 while true {
                     let sent = chunk.withUnsafeBytes { send(b, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -57,7 +57,7 @@ func epollLoopCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Doubl
     let loop = try! EpollLoop()
     let flags = Flags()
     let executor = loop.executor
-    let thread = PinnedThread(cpu: senderCPU) {
+    let thread = pinnedThread(cpu: senderCPU) {
         let start = cbench_now()
         for i in 1...count {
             try! executor.execute { flags.acknowledged.add(1, ordering: .releasing) }

@@ -1,4 +1,5 @@
 import CBenchmarks
+import EventCore
 import Glibc
 
 /// One benchmark: a name, the work it stands for, and how to run it once.
@@ -73,24 +74,7 @@ func fixed(_ value: Double, _ decimals: Int) -> String {
     return text
 }
 
-/// A plain POSIX thread pinned to one CPU, for the senders of the cross-thread benchmarks.
-final class PinnedThread {
-    private var thread = pthread_t()
-
-    init(cpu: Int32, _ body: @escaping @Sendable () -> Void) {
-        final class Box: Sendable {
-            let cpu: Int32
-            let body: @Sendable () -> Void
-            init(_ cpu: Int32, _ body: @escaping @Sendable () -> Void) { self.cpu = cpu; self.body = body }
-        }
-        let context = Unmanaged.passRetained(Box(cpu, body)).toOpaque()
-        pthread_create(&thread, nil, { context in
-            let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-            cbench_pin_to_cpu(box.cpu)
-            box.body()
-            return nil
-        }, context)
-    }
-
-    func join() { pthread_join(thread, nil) }
+/// A thread pinned to one CPU, for the senders of the cross-thread benchmarks.
+func pinnedThread(cpu: Int32, _ body: @escaping @Sendable () -> Void) -> PlainThread {
+    try! PlainThread(cpu: cpu, body)
 }

@@ -114,7 +114,7 @@ func nioPingPong(count: Int, loopCPU: Int32) -> Double {
 func nioCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
     withNIOLoop(pinnedTo: loopCPU) { loop in
         let flags = Flags()
-        let thread = PinnedThread(cpu: senderCPU) {
+        let thread = pinnedThread(cpu: senderCPU) {
             let start = cbench_now()
             for i in 1...count {
                 loop.execute { flags.acknowledged.add(1, ordering: .releasing) }

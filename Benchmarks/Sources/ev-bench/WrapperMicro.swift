@@ -89,7 +89,7 @@ func wrapperCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double 
         flags.acknowledged.add(1, ordering: .releasing)
     }
     let sender = watcher.sender
-    let thread = PinnedThread(cpu: senderCPU) {
+    let thread = pinnedThread(cpu: senderCPU) {
         let start = cbench_now()
         for i in 1...count {
             sender.send()
@@ -113,7 +113,7 @@ func wrapperExecutorCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) ->
     let keepAlive = loop.async { watcher in watcher.loop!.break(.all) } // ends the run
     let stopper = keepAlive.sender
     let executor = loop.executor
-    let thread = PinnedThread(cpu: senderCPU) {
+    let thread = pinnedThread(cpu: senderCPU) {
         let start = cbench_now()
         for i in 1...count {
             try! executor.execute { flags.acknowledged.add(1, ordering: .releasing) }
