@@ -9,21 +9,7 @@ import Glibc
 // `EVError.loopClosed` when the loop is destroyed. Called from a task that
 // is not on the loop, they move it there (task executor preference) first.
 
-extension Loop {
-    /// A stopped timer that fires `seconds` after the current time - not
-    /// after ``now``, libev's time of the loop's last wake-up, from which
-    /// ``timer(after:repeat:_:)`` counts: a task may have worked for seconds
-    /// since then without suspending, and an await's deadline runs from when
-    /// it is made (as asyncio's `call_later` and SwiftNIO's `NIODeadline.now()`).
-    ///
-    /// The corresponding C functions are `ev_now_update` and `ev_timer_init`.
-    func timerFromCurrentTime(after seconds: Double, _ callback: @escaping TimerWatcher.Callback) throws(EVError) -> TimerWatcher {
-        updateNow()
-        return try TimerWatcher(loop: self, after: seconds, callback)
-    }
-}
-
-extension LoopExecutor {
+extension LoopExecutor: AsyncEventLoop {
     /// Suspends for `seconds` (0 yields to everything else ready now, io included).
     ///
     /// The time counts from the call, not from the loop's cached ``Loop/now``.
@@ -34,61 +20,22 @@ extension LoopExecutor {
     /// The corresponding C function is `ev_timer_start`.
     public func sleep(seconds: Double) async throws {
         guard seconds.isFinite else { throw EVError.invalidInterval(parameter: "seconds", value: seconds) }
-        try await suspend { (suspension: Suspension<Void>, loop) in
-            let timer = try loop.timerFromCurrentTime(after: seconds) { _ in suspension.finish(.success(())) }
-            timer.start()
-            suspension.cleanup = { timer.stop() }
-        }
+        try await suspendForSleep(seconds: seconds)
     }
 
-    /// Suspends for `duration`.
-    public func sleep(for duration: Duration) async throws {
-        let (seconds, attoseconds) = duration.components
-        try await sleep(seconds: Double(seconds) + Double(attoseconds) / 1e18)
+    /// Readiness waits on `fd` that keep one io watcher armed between waits
+    /// (see ``EventCore/DescriptorReadiness``; the await core's `Readiness`).
+    public func readiness(for fd: Int32) -> any DescriptorReadiness {
+        Readiness(executor: self, fd: fd)
     }
 
     /// Suspends until the wall clock (``Loop/now``'s, seconds since the epoch) reaches `time`.
     public func sleep(until time: Double) async throws {
-        try await suspend { (suspension: Suspension<Void>, loop) in
+        try await suspend { (suspension: Suspension<Void, LoopExecutor>, loop) in
             loop.updateNow()
             let timer = try TimerWatcher(loop: loop, after: max(time - loop.now, 0)) { _ in suspension.finish(.success(())) }
             timer.start()
             suspension.cleanup = { timer.stop() }
-        }
-    }
-
-    /// Lets every other ready task, callback and io event run before going on
-    /// (asyncio's `await asyncio.sleep(0)`).
-    public func yield() async throws {
-        try await sleep(seconds: 0)
-    }
-
-    /// Waits until `fd` can be read without blocking.
-    ///
-    /// Each call arms (and afterwards stops) an io watcher, a system call or
-    /// two; for repeated waits on one descriptor, ``readiness(for:)`` keeps
-    /// its watcher armed between waits, as ``EventCore/AsyncSocket`` does.
-    ///
-    /// - Throws: ``EVError/badDescriptor(_:_:)`` if `fd` is not open, and as the other awaits.
-    ///
-    /// The corresponding C function is `ev_io_start`.
-    public func readable(_ fd: Int32) async throws {
-        try await waitForIO(fd, .read)
-    }
-
-    /// Waits until `fd` can be written without blocking.
-    ///
-    /// - Throws: ``EVError/badDescriptor(_:_:)`` if `fd` is not open, and as the other awaits.
-    ///
-    /// The corresponding C function is `ev_io_start`.
-    public func writable(_ fd: Int32) async throws {
-        try await waitForIO(fd, .write)
-    }
-
-    private func waitForIO(_ fd: Int32, _ events: Events) async throws {
-        try await suspend { (suspension: Suspension<Void>, loop) in
-            let watcher = try loop.io(fd, events) { _, _ in suspension.finish(.success(())) }
-            suspension.cleanup = { watcher.stop() }
         }
     }
 
@@ -98,7 +45,7 @@ extension LoopExecutor {
     ///
     /// The corresponding C function is `ev_signal_start`.
     public func signal(_ signal: Int32) async throws {
-        try await suspend { (suspension: Suspension<Void>, loop) in
+        try await suspend { (suspension: Suspension<Void, LoopExecutor>, loop) in
             let watcher = try loop.signal(signal) { _ in suspension.finish(.success(())) }
             suspension.cleanup = { watcher.stop() }
         }
@@ -117,7 +64,7 @@ extension LoopExecutor {
     ///
     /// The corresponding C function is `ev_child_start`.
     public func childExit(_ pid: pid_t) async throws -> ChildWatcher.Status {
-        try await suspend { (suspension: Suspension<ChildWatcher.Status>, loop) in
+        try await suspend { (suspension: Suspension<ChildWatcher.Status, LoopExecutor>, loop) in
             let watcher = try loop.child(pid) { watcher in suspension.finish(.success(watcher.status)) }
             suspension.cleanup = { watcher.stop() }
         }
@@ -183,7 +130,7 @@ final class PersistentWatch<Event: Sendable, Element> {
     private let start: (Loop, @escaping (Event) -> Void) throws -> Watcher
     private var watcher: Watcher?
     private var queued: [Event] = []
-    private var waiting: Suspension<Event>?
+    private var waiting: Suspension<Event, LoopExecutor>?
 
     init(executor: LoopExecutor, element: @escaping (Event) -> Element,
          start: @escaping (Loop, @escaping (Event) -> Void) throws -> Watcher) {
@@ -195,7 +142,7 @@ final class PersistentWatch<Event: Sendable, Element> {
     func next() async throws -> Element? {
         // Everything runs on the loop's thread, in `arm`: the watcher, the
         // queue and the waiting suspension are loop state.
-        let event = try await executor.suspend { [unowned self] (suspension: Suspension<Event>, loop) in
+        let event = try await executor.suspend { [unowned self] (suspension: Suspension<Event, LoopExecutor>, loop) in
             if watcher == nil { watcher = try start(loop) { [unowned self] event in deliver(event) } }
             if !queued.isEmpty {
                 suspension.finish(.success(queued.removeFirst()))

@@ -3,7 +3,7 @@ import EventCore
 
 extension Loop: EventLoop {
     /// Watches `fd` with an ``IOWatcher``, for the loops' common protocol.
-    public func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> any IOWatching {
+    public func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> IOWatcher {
         try io(fd, Events(interest)) { _, events in callback(Interest(events)) }
     }
 
@@ -14,9 +14,21 @@ extension Loop: EventLoop {
         return watcher
     }
 
-    /// A one-shot ``TimerWatcher``, for the loops' common protocol.
+    /// A one-shot ``TimerWatcher``, for the loops' common protocol; the
+    /// delay counts from ``now``, as libev's timers do.
     public func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable {
         try! timer(after: seconds.isNaN ? 0 : min(seconds, 1e9)) { _ in callback() }
+    }
+
+    /// A one-shot ``TimerWatcher`` due when the monotonic clock reaches
+    /// `instant`, for the loops' common protocol: the loop's cached time is
+    /// brought up to date first (``updateNow()``), so the delay counts from now.
+    ///
+    /// The corresponding C functions are `ev_now_update` and `ev_timer_start`.
+    public func schedule(at instant: Double, _ callback: @escaping () -> Void) -> any Cancellable {
+        updateNow()
+        let delay = instant - monotonicNow()
+        return try! timer(after: delay.isNaN ? 0 : min(delay, 1e9)) { _ in callback() }
     }
 
     /// Runs until ``stop()``, even with no active watcher (asyncio's `run_forever`).
@@ -39,12 +51,27 @@ extension Loop: EventLoop {
 
 extension IOWatcher: IOWatching {
     /// ``events`` as the loops' common ``EventCore/Interest``; empty while
-    /// the watcher is stopped (paused), as the protocol has it.
+    /// the watcher is stopped (paused), as the protocol has it. A watcher
+    /// that cannot start again receives ``Events/error`` (see ``setInterest(_:)``).
     public var interest: Interest {
         get { isActive ? Interest(events) : [] }
         set {
-            if newValue.isEmpty { stop() } else { events = Events(newValue); if !isActive { try? start() } }
+            do {
+                try setInterest(newValue)
+            } catch {
+                feed(.error)
+            }
         }
+    }
+
+    /// Sets the events and starts or stops the watcher accordingly.
+    ///
+    /// - Throws: what ``start()`` throws when the watcher must start again
+    ///   (``EVError/badDescriptor(_:_:)`` for a descriptor closed meanwhile).
+    public func setInterest(_ interest: Interest) throws {
+        if interest.isEmpty { return stop() }
+        events = Events(interest)
+        if !isActive { try start() }
     }
 }
 

@@ -69,7 +69,7 @@ public final class LoopExecutor: TaskExecutor, LoopWorkSink, @unchecked Sendable
     /// The loop's shared state, for the awaits; nil once the loop is destroyed.
     unowned(unsafe) var core: LoopCore?
     /// The pending awaits of this loop, ended with ``EVError/loopClosed`` at teardown.
-    let waits = PendingWaitList()
+    package let waits = PendingWaitList()
 
     init(loop: OpaquePointer) {
         self.loop = loop
@@ -208,4 +208,15 @@ public final class LoopExecutor: TaskExecutor, LoopWorkSink, @unchecked Sendable
     func failAllWaits() {
         waits.failAll(EVError.loopClosed)
     }
+}
+
+extension LoopExecutor: AwaitingExecutor {
+    /// The loop, while it takes awaits (loop thread); looked up, not held: a
+    /// task waiting on a loop must not keep it alive.
+    package var loopForAwaits: Loop? {
+        guard let core, !core.isClosing else { return nil }
+        return core.owner
+    }
+
+    package var loopClosedError: any Error { EVError.loopClosed }
 }

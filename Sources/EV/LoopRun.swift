@@ -25,34 +25,9 @@ extension Loop {
     /// - Returns: what `body` returns.
     /// - Throws: what `body` throws.
     public func run<T: Sendable>(_ body: sending @escaping (LoopExecutor) async throws -> T) throws -> T {
-        let loop = core.checkedLoop()
+        _ = core.checkedLoop()
         precondition(core.runningThread == nil, "EV: Loop.run(_:) with a task cannot be called while the loop runs; await the work instead")
-        let outcome = RunOutcome<T>()
-        let executor = self.executor
-        ev_ref(loop) // the task keeps the loop running
-        defer { ev_unref(loop) }
-        Task(executorPreference: executor) {
-            let result: Result<T, any Error>
-            do { result = .success(try await body(executor)) } catch { result = .failure(error) }
-            outcome.finish(result, on: executor)
-        }
-        while outcome.result == nil {
-            run()
-        }
-        return try outcome.result!.get()
-    }
-}
-
-/// The result of a `Loop.run(_:)` task, handed back to the thread running the loop.
-private final class RunOutcome<T: Sendable>: @unchecked Sendable {
-    // Sendable because `result` is written by the task, which runs on the
-    // loop's thread (its executor preference), and read by `Loop.run` on that
-    // same thread after `ev_run` returns: one thread, in order.
-    var result: Result<T, any Error>?
-
-    func finish(_ result: Result<T, any Error>, on executor: LoopExecutor) {
-        self.result = result
-        if let loop = executor.core?.raw { ev_break(loop, Int32(EVBREAK_ONE)) }
+        return try executor.runTask(on: self, body)
     }
 }
 

@@ -28,7 +28,7 @@ public final class EpollExecutor: TaskExecutor, LoopWorkSink, CrossThreadSubmitt
     /// The loop, for the awaits (loop thread only); nil once destroyed.
     unowned(unsafe) var loop: EpollLoop?
     /// The pending awaits, ended with ``EpollError/loopClosed`` at teardown.
-    let waits = PendingWaitList()
+    package let waits = PendingWaitList()
 
     init(wakeFD: Int32) {
         self.wakeFD = wakeFD

@@ -429,6 +429,11 @@ public final class IOWatch: IOWatching {
     /// Whether the watch is registered.
     public var isActive: Bool { loop.map { $0.selector.key(for: fd)?.data === self } ?? false }
 
+    /// Sets ``interest``; a watch whose descriptor went bad reports it with ``EventCore/Interest/error``.
+    public func setInterest(_ interest: Interest) throws {
+        self.interest = interest
+    }
+
     /// Unregisters the watch and lets go of its closure or handler; call
     /// before closing the descriptor. Harmless when done already.
     public func cancel() {
@@ -475,12 +480,15 @@ public final class SignalWatch: Cancellable {
 public enum EpollError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A signal number outside 1..<65, or `SIGKILL` / `SIGSTOP`.
     case invalidSignal(Int32)
+    /// A time interval was NaN or infinite.
+    case invalidInterval(parameter: String, value: Double)
     /// The loop has been destroyed and takes no more work.
     case loopClosed
 
     public var description: String {
         switch self {
         case .invalidSignal(let number): "signal \(number) cannot be watched: it must be in 1..<65 and not SIGKILL or SIGSTOP"
+        case .invalidInterval(let parameter, let value): "\(parameter) must be a finite number of seconds; got \(value)"
         case .loopClosed: "the loop has been destroyed and takes no more work"
         }
     }

@@ -2,7 +2,7 @@ import EventCore
 
 extension EpollLoop: EventLoop {
     /// ``watch(_:_:_:)`` for the loops' common protocol.
-    public func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> any IOWatching {
+    public func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> IOWatch {
         try watch(fd, interest) { _, events in callback(events) }
     }
 
@@ -14,6 +14,11 @@ extension EpollLoop: EventLoop {
     /// ``callLater(_:_:)`` for the loops' common protocol.
     public func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable {
         callLater(seconds, callback)
+    }
+
+    /// ``callAt(_:_:)`` for the loops' common protocol.
+    public func schedule(at instant: Double, _ callback: @escaping () -> Void) -> any Cancellable {
+        callAt(instant, callback)
     }
 }
 

@@ -37,3 +37,38 @@ public struct DescriptorClosedError: Error, Equatable, Sendable, CustomStringCon
     public init(fd: Int32) { self.fd = fd }
     public var description: String { "descriptor \(fd) was closed while a task waited for it" }
 }
+
+extension AsyncEventLoop {
+    /// Suspends for `duration`.
+    public func sleep(for duration: Duration) async throws {
+        let (seconds, attoseconds) = duration.components
+        try await sleep(seconds: Double(seconds) + Double(attoseconds) / 1e18)
+    }
+
+    /// Lets every other ready task, callback and io event run before going on
+    /// (asyncio's `await asyncio.sleep(0)`).
+    public func yield() async throws {
+        try await sleep(seconds: 0)
+    }
+
+    /// Waits until `fd` can be read without blocking.
+    ///
+    /// Each call arms (and afterwards removes) a watch, a system call or two;
+    /// for repeated waits on one descriptor, ``readiness(for:)`` keeps its
+    /// watch armed between waits, as ``AsyncSocket`` does.
+    ///
+    /// - Throws: the loop's error if `fd` is not open; `CancellationError`,
+    ///   ``TimeoutError``, or the loop's `loopClosed`.
+    public func readable(_ fd: Int32) async throws {
+        let readiness = readiness(for: fd)
+        defer { readiness.cancel() }
+        try await readiness.waitReadable()
+    }
+
+    /// Waits until `fd` can be written without blocking; see ``readable(_:)``.
+    public func writable(_ fd: Int32) async throws {
+        let readiness = readiness(for: fd)
+        defer { readiness.cancel() }
+        try await readiness.waitWritable()
+    }
+}

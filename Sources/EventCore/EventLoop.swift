@@ -24,7 +24,7 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     /// ``Interest/error``) whenever `fd` is ready for `interest`, until cancelled.
     ///
     /// - Throws: if `fd` is not open.
-    func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> any IOWatching
+    func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> Watch
 
     /// Calls `handler.ready(_:)` with what is ready whenever `fd` is ready for
     /// `interest`, until cancelled: ``watchReadiness(_:_:_:)`` without a
@@ -39,7 +39,15 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     func watchReadiness(_ fd: Int32, _ interest: Interest, handler: any ReadinessHandler) throws -> Watch
 
     /// Calls `callback` once, `seconds` from now, unless cancelled first.
+    ///
+    /// "Now" is the loop's idea of it: for libev, the time it last woke up
+    /// (libev's `ev_now`, which callbacks see); the epoll loop reads the clock.
     func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable
+
+    /// Calls `callback` once when the monotonic clock (``monotonicNow()``)
+    /// reaches `instant`, unless cancelled first: a deadline counted from
+    /// the current time, whatever the loop's cached one says.
+    func schedule(at instant: Double, _ callback: @escaping () -> Void) -> any Cancellable
 
     /// Runs the loop until ``stop()`` (asyncio's `run_forever`).
     func runForever()
@@ -64,8 +72,12 @@ public protocol EventLoop: AnyObject, SendableMetatype {
 
 /// A readiness watch of an ``EventLoop``.
 public protocol IOWatching: AnyObject {
-    /// What the watch waits for; empty pauses it. Setting it takes effect at once.
+    /// What the watch waits for; empty pauses it. Setting it takes effect at
+    /// once; a watch that cannot be resumed reports it with ``Interest/error``.
     var interest: Interest { get set }
+    /// Sets ``interest``, throwing if the watch cannot be resumed (its
+    /// descriptor was closed meanwhile, say).
+    func setInterest(_ interest: Interest) throws
     /// Stops the watch for good; harmless when stopped already.
     func cancel()
 }

@@ -169,49 +169,6 @@ public final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
     }
 }
 
-/// A pending await of a loop, in the loop's list of them, so that destroying
-/// the loop can end it. Subclasses end their wait in ``fail(_:)``.
-open class PendingWait {
-    var next: PendingWait?
-    unowned(unsafe) var previous: PendingWait?
-
-    public init() {}
-
-    /// Ends the await with `error` (the loop is being destroyed).
-    open func fail(_ error: any Error) {}
-}
-
-/// A loop's pending awaits (loop thread only).
-public final class PendingWaitList {
-    private var first: PendingWait?
-
-    public init() {}
-
-    /// Whether any await is pending.
-    public var isEmpty: Bool { first == nil }
-
-    public func insert(_ wait: PendingWait) {
-        wait.next = first
-        first?.previous = wait
-        first = wait
-    }
-
-    public func remove(_ wait: PendingWait) {
-        if let previous = wait.previous { previous.next = wait.next } else if first === wait { first = wait.next }
-        wait.next?.previous = wait.previous
-        wait.previous = nil
-        wait.next = nil
-    }
-
-    /// Ends every pending await with `error` (each removes itself as it ends).
-    public func failAll(_ error: any Error) {
-        while let wait = first {
-            wait.fail(error)
-            if first === wait { remove(wait) } // in case it did not
-        }
-    }
-}
-
 extension LoopWorkQueue {
     /// Whether other threads have submitted work the loop has not taken yet.
     ///

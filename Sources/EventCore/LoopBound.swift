@@ -1,0 +1,70 @@
+/// A value that only its loop's thread may touch, in a `Sendable` wrapper -
+/// SwiftNIO's `NIOLoopBound`: it can be captured by `Sendable` closures and
+/// tasks, carried to the loop (``CrossThreadSubmitting/submit(_:)``), and
+/// read there; reading it anywhere else traps.
+///
+/// ```swift
+/// let state = LoopBound(ConnectionTable(), loop: executor)   // ConnectionTable is not Sendable
+/// try executor.submit { state.value.closeIdle() }            // checked: on the loop, fine
+/// ```
+///
+/// Every access checks that the calling thread is running the loop now
+/// (``AsyncEventLoop/isCurrent``), in debug and release builds alike: a
+/// thread-local read and a compare, a few nanoseconds. A value shared by
+/// several closures and changed by them is a class (the wrapper holds the
+/// reference; its properties change through ``value``).
+public struct LoopBound<Value>: @unchecked Sendable {
+    // Sendable, though `Value` may not be: `storage` is reached only through
+    // `value`, which traps unless the calling thread is running `loop` - the
+    // one thread the value belongs to - so no two threads ever touch it. A
+    // value wrapped on the loop is the loop's already; one wrapped elsewhere
+    // is handed over (`sending`), so its old thread keeps no way to it.
+    private var storage: Value
+    /// The loop the value belongs to.
+    public let loop: any AsyncEventLoop
+
+    /// Wraps `value`, which belongs to `loop`; call it on the loop's thread (checked).
+    public init(_ value: Value, loop: any AsyncEventLoop) {
+        storage = value
+        self.loop = loop
+        check()
+    }
+
+    /// Wraps `value` for `loop` from any thread, handing it over: the
+    /// calling thread gives it up (`sending`).
+    public init(sending value: sending Value, loop: any AsyncEventLoop) {
+        storage = value
+        self.loop = loop
+    }
+
+    /// Wraps a value from any thread without handing it over: for the await
+    /// core, whose suspending task keeps a reference but touches the value
+    /// only while it runs on the loop, or not at all once it has sent the
+    /// value there. Every access is checked all the same.
+    package init(unchecked value: Value, loop: any AsyncEventLoop) {
+        storage = value
+        self.loop = loop
+    }
+
+    /// The value; traps unless called on the loop's thread while it runs.
+    public var value: Value {
+        get {
+            check()
+            return storage
+        }
+        set {
+            check()
+            storage = newValue
+        }
+    }
+
+    @inline(__always)
+    private func check() {
+        if !loop.isCurrent { wrongThread() }
+    }
+
+    @inline(never)
+    private func wrongThread() -> Never {
+        preconditionFailure("LoopBound<\(Value.self)>: the value was touched off its loop's thread; reach it through loop.submit { } or a task on the loop")
+    }
+}

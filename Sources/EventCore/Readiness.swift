@@ -1,0 +1,163 @@
+/// Readiness waits on one descriptor, on either loop: the primitive every
+/// ``AsyncSocket`` operation is built on, and the hot path of async io, so it
+/// does not use the generic ``Suspension`` (an object and two closures per
+/// await): it keeps at most one continuation per direction itself, and
+/// registers with the loop's pending awaits (so the loop's destruction can
+/// end them) only while one is pending.
+///
+/// Its watch is armed at the first wait and stays armed while waits keep
+/// coming (no system call per wait); when it fires with nobody waiting, it
+/// drops that interest then - the "lazy disarm" SwiftNIO and asyncio's
+/// selector loop use. ``cancel()`` removes it before the descriptor is closed.
+///
+/// All of its state lives on the loop's thread: a wait from a task that runs
+/// elsewhere is begun by a job on the loop, and resumed from there.
+package final class Readiness<Executor: AwaitingExecutor>: PendingWait, DescriptorReadiness {
+    private let executor: Executor
+    private let fd: Int32
+    private var watch: Executor.Loop.Watch?
+    private var reader: Waiting?
+    private var writer: Waiting?
+    private var isRegistered = false
+    private var isCancelled = false
+
+    /// A pending wait: its continuation, and the timer of its deadline, if any.
+    private struct Waiting {
+        var continuation: UnsafeContinuation<Void, any Error>
+        var deadline: (any Cancellable)?
+    }
+
+    package init(executor: Executor, fd: Int32) {
+        self.executor = executor
+        self.fd = fd
+    }
+
+    deinit {
+        watch?.cancel()
+    }
+
+    package nonisolated(nonsending) func waitReadable() async throws { try await wait(write: false) }
+    package nonisolated(nonsending) func waitWritable() async throws { try await wait(write: true) }
+
+    nonisolated(nonsending) private func wait(write: Bool) async throws {
+        let deadline = Deadline.current
+        let executor = self.executor
+        // Checked on the loop's thread, where every use of it is.
+        let bound = LoopBound(unchecked: self, loop: executor)
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                let cancelled = Task.isCancelled
+                if executor.isCurrent {
+                    begin(write: write, continuation, deadline, cancelled: cancelled)
+                } else {
+                    do {
+                        try executor.submit { bound.value.begin(write: write, continuation, deadline, cancelled: cancelled) }
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+            }
+        } onCancel: {
+            // Cancellation is sticky: if this arrives after the wait has ended
+            // and another has begun, that one would be cancelled anyway.
+            executor.onLoop({ bound.value.end(write: write, .failure(CancellationError())) }, failed: { _ in })
+        }
+    }
+
+    /// Starts a wait (loop thread).
+    /// - Parameter cancelled: whether the task was cancelled when it began to
+    ///   wait: a cancellation that came before this point found no wait to
+    ///   end; it is sticky, so look again now (one from another thread comes later, as a job).
+    private func begin(write: Bool, _ continuation: UnsafeContinuation<Void, any Error>, _ deadline: Deadline?, cancelled: Bool) {
+        guard !cancelled else { return continuation.resume(throwing: CancellationError()) }
+        guard !isCancelled else { return continuation.resume(throwing: DescriptorClosedError(fd: fd)) }
+        guard let loop = executor.loopForAwaits else { return continuation.resume(throwing: executor.loopClosedError) }
+        if let deadline, deadline.remaining <= 0 {
+            return continuation.resume(throwing: TimeoutError(seconds: deadline.timeout))
+        }
+        precondition((write ? writer : reader) == nil, "two tasks wait on descriptor \(fd) for the same readiness")
+        var waiting = Waiting(continuation: continuation, deadline: nil)
+        if write { writer = waiting } else { reader = waiting }
+        if !isRegistered {
+            isRegistered = true
+            executor.waits.insert(self)
+        }
+        do {
+            try arm(loop, write ? .write : .read)
+        } catch {
+            return end(write: write, .failure(error))
+        }
+        guard let deadline else { return }
+        // unowned(unsafe): the timer is cancelled in `end` before this wait can finish.
+        waiting.deadline = loop.schedule(at: deadline.instant) { [unowned(unsafe) self] in
+            end(write: write, .failure(TimeoutError(seconds: deadline.timeout)))
+        }
+        if write { writer = waiting } else { reader = waiting }
+    }
+
+    /// Ends the wait for one direction, once (loop thread); later calls do nothing.
+    private func end(write: Bool, _ result: Result<Void, any Error>) {
+        guard let waiting = write ? writer : reader else { return }
+        if write { writer = nil } else { reader = nil }
+        waiting.deadline?.cancel()
+        if isRegistered && reader == nil && writer == nil {
+            isRegistered = false
+            executor.waits.remove(self)
+        }
+        waiting.continuation.resume(with: result)
+    }
+
+    /// The loop is being destroyed.
+    override package func fail(_ error: any Error) {
+        end(write: false, .failure(error))
+        end(write: true, .failure(error))
+    }
+
+    /// Makes sure the watch waits for `interest` (among others).
+    private func arm(_ loop: Executor.Loop, _ interest: Interest) throws {
+        if let watch {
+            let current = watch.interest
+            if !current.isSuperset(of: interest) { try watch.setInterest(current.union(interest)) }
+        } else {
+            // unowned(unsafe): the watch is this object's, and is cancelled in
+            // `cancel` and `deinit`, so its callback never outlives the object.
+            watch = try loop.watchReadiness(fd, interest) { [unowned(unsafe) self] events in fired(events) }
+        }
+    }
+
+    /// What the watch saw. `.error` alone means the descriptor went bad
+    /// under the watch (closed, or reused); with `.read` or `.write` it wakes
+    /// those waiters, whose next call reports the error.
+    private func fired(_ events: Interest) {
+        guard let watch else { return }
+        if events.contains(.error) && events.isDisjoint(with: [.read, .write]) {
+            end(write: false, .failure(DescriptorClosedError(fd: fd)))
+            end(write: true, .failure(DescriptorClosedError(fd: fd)))
+            return
+        }
+        var unwanted: Interest = []
+        if events.contains(.read) {
+            if reader != nil { end(write: false, .success(())) } else { unwanted.insert(.read) }
+        }
+        if events.contains(.write) {
+            if writer != nil { end(write: true, .success(())) } else { unwanted.insert(.write) }
+        }
+        // Lazy disarm: keep the interest of a waiter just resumed (it is likely
+        // to wait again at once); drop an interest that fired with nobody waiting.
+        if !unwanted.isEmpty { watch.interest = watch.interest.subtracting(unwanted) }
+    }
+
+    package func cancel() {
+        let bound = LoopBound(unchecked: self, loop: executor)
+        executor.onLoop({ bound.value.cancelOnLoop() }, failed: { _ in })
+    }
+
+    private func cancelOnLoop() {
+        guard !isCancelled else { return }
+        isCancelled = true
+        end(write: false, .failure(DescriptorClosedError(fd: fd)))
+        end(write: true, .failure(DescriptorClosedError(fd: fd)))
+        watch?.cancel()
+        watch = nil
+    }
+}
