@@ -117,6 +117,9 @@ public final class Loop {
         }
     }
 
+    /// Watchers the loop holds now (active or pending): the tests' leak check.
+    package var heldWatcherCount: Int { core.heldWatchers().count }
+
     /// The `Sendable` handle other threads submit work with; see ``LoopExecutor``.
     public var executor: LoopExecutor { core.executor }
 

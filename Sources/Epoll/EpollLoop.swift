@@ -43,6 +43,8 @@ public final class EpollLoop {
     private var signalWatches: [Int32: [SignalWatch]] = [:]
     /// Watches, timers and signal watches the program made (the internal ones not counted).
     private var userWork = 0
+    /// Watches, timers and signal watches registered now: the tests' leak check.
+    package var heldWatcherCount: Int { userWork }
     /// References that keep ``run()`` running with nothing else to do (tasks of ``run(_:)``).
     var keepAlive = 0
     var runningThread: pthread_t?

@@ -19,9 +19,31 @@ enum LoopKind: String, CaseIterable, Sendable, CustomStringConvertible {
 
     /// Runs `body` as a task on a new loop of this kind (asyncio's `run`).
     func run<T: Sendable>(_ body: sending @escaping (any AsyncEventLoop & TaskExecutor) async throws -> T) throws -> T {
+        try runChecked(body).result
+    }
+
+    /// ``run(_:)``, and what the loop still holds afterwards: watches and
+    /// timers, and whether an await is still pending - both none, unless
+    /// something leaked.
+    func runChecked<T: Sendable>(_ body: sending @escaping (any AsyncEventLoop & TaskExecutor) async throws -> T) throws
+        -> (result: T, watches: Int, waitsLeft: Bool) {
         switch self {
-        case .libev: try Loop().run { try await body($0) }
-        case .epoll: try EpollLoop().run { try await body($0) }
+        case .libev:
+            let loop = try Loop()
+            let result = try loop.run { try await body($0) }
+            return (result, loop.heldWatcherCount, !loop.executor.waits.isEmpty)
+        case .epoll:
+            let loop = try EpollLoop()
+            let result = try loop.run { try await body($0) }
+            return (result, loop.heldWatcherCount, !loop.executor.waits.isEmpty)
+        }
+    }
+
+    /// Whether `error` is this kind's "the loop is closed".
+    func isLoopClosed(_ error: (any Error)?) -> Bool {
+        switch self {
+        case .libev: error as? EVError == .loopClosed
+        case .epoll: error as? EpollError == .loopClosed
         }
     }
 
@@ -30,17 +52,21 @@ enum LoopKind: String, CaseIterable, Sendable, CustomStringConvertible {
         switch self {
         case .libev:
             let thread = try EventLoopThread<Loop> { try Loop() }
-            return LoopOnThread(executor: thread.executor, stop: { thread.stop(); thread.join() })
+            return LoopOnThread(executor: thread.executor, serialExecutor: thread.executor.asUnownedSerialExecutor(),
+                                stop: { thread.stop(); thread.join() })
         case .epoll:
             let thread = try EventLoopThread<EpollLoop> { try EpollLoop() }
-            return LoopOnThread(executor: thread.executor, stop: { thread.stop(); thread.join() })
+            return LoopOnThread(executor: thread.executor, serialExecutor: thread.executor.asUnownedSerialExecutor(),
+                                stop: { thread.stop(); thread.join() })
         }
     }
 }
 
 /// A loop running on its own thread, whichever kind.
 struct LoopOnThread: Sendable {
-    let executor: any CrossThreadSubmitting & AsyncEventLoop
+    let executor: any CrossThreadSubmitting & AsyncEventLoop & TaskExecutor
+    /// The loop as an actor's executor.
+    let serialExecutor: UnownedSerialExecutor
     let stop: @Sendable () -> Void
 }
 

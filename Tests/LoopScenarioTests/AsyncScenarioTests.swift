@@ -1,0 +1,604 @@
+import EV
+import Epoll
+import EventCore
+import Glibc
+import Synchronization
+import Testing
+import TestSupport
+
+/// The async scenarios: the awaits, AsyncSocket, tasks and actors on the
+/// loop's executor - one await core in EventCore under both loops, so each
+/// runs on libev and on the hand-written epoll loop.
+@Suite("Async on both loops")
+struct AsyncScenarioTests {
+    /// Spins the CPU for `seconds` without suspending (the loop's clock goes stale).
+    func work(_ seconds: Double) {
+        let until = monotonicSeconds() + seconds
+        while monotonicSeconds() < until {}
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func cancellingAnAwaitStopsItsWatch(_ kind: LoopKind) throws {
+        try withSocketPair { a, b in
+            let outcome = try kind.run { executor in
+                let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
+                let waiter = SocketTask(socket: socket)
+                let task = Task(executorPreference: executor) { try await waiter.socket.read() }
+                try await executor.sleep(seconds: 0.02)
+                task.cancel()
+                let result = await task.result
+                writeString(b, "unread")
+                try await executor.sleep(seconds: 0.02)
+                socket.close()
+                switch result {
+                case .success: return "resumed"
+                case .failure(let error): return String(describing: type(of: error))
+                }
+            }
+            #expect(outcome == "CancellationError")
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func timeoutsAndSleeps(_ kind: LoopKind) throws {
+        try withSocketPair { a, _ in
+            let (timedOut, slept) = try kind.run { executor in
+                let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
+                defer { socket.close() }
+                var timedOut = false
+                do {
+                    _ = try await withTimeout(0.03) { try await socket.read() }
+                } catch is TimeoutError {
+                    timedOut = true
+                }
+                let start = monotonicSeconds()
+                try await executor.sleep(seconds: 0.02)
+                return (timedOut, monotonicSeconds() - start)
+            }
+            #expect(timedOut)
+            #expect(slept >= 0.015 && slept < 5)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func awaitsCountFromTheCurrentTimeNotTheLoopsCachedOne(_ kind: LoopKind) throws {
+        // Issue "Hardening", 5: a task that works without suspending, then
+        // sleeps or sets a timeout, gets the whole time it asked for.
+        try withSocketPair { a, _ in
+            let (slept, timedOutAfter) = try kind.run { executor in
+                let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
+                defer { socket.close() }
+                try await executor.sleep(seconds: 0) // the loop's clock is now fresh
+                work(1)
+                var start = monotonicSeconds()
+                try await executor.sleep(seconds: 1.5)
+                let slept = monotonicSeconds() - start
+                work(1)
+                start = monotonicSeconds()
+                do {
+                    _ = try await withTimeout(1.5) { try await socket.read() }
+                } catch is TimeoutError {}
+                return (slept, monotonicSeconds() - start)
+            }
+            #expect(slept >= 1.45 && slept < 5, "\(kind): slept \(slept) s of 1.5")
+            #expect(timedOutAfter >= 1.45 && timedOutAfter < 5, "\(kind): a 1.5 s timeout fired after \(timedOutAfter) s")
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aDeadlineHoldsWhenDataIsAlwaysThere(_ kind: LoopKind) throws {
+        // A peer whose bytes keep coming: reads that never wait still end at the deadline.
+        try withSocketPair { a, b in
+            let writer = try PlainThread {
+                let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 4096)
+                while true {
+                    let sent = chunk.withUnsafeBytes { send(b, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if sent < 0 && errno != EAGAIN && errno != EINTR { return }
+                    if sent < 0 { usleep(200) }
+                }
+            }
+            defer { shutdown(b, Int32(SHUT_RDWR)); writer.join() }
+            let (timedOut, elapsed, bytes) = try kind.run { executor in
+                let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
+                defer { socket.close() }
+                let start = monotonicSeconds()
+                var bytes = 0
+                do {
+                    try await withTimeout(0.5) {
+                        // (Bounded, so that a regression fails instead of hanging.)
+                        while monotonicSeconds() - start < 10 { bytes += try await socket.read(maximum: 1).count }
+                    }
+                } catch is TimeoutError {
+                    return (true, monotonicSeconds() - start, bytes)
+                }
+                return (false, monotonicSeconds() - start, bytes)
+            }
+            #expect(timedOut && elapsed >= 0.45 && elapsed < 3, "\(kind): \(elapsed) s, \(bytes) bytes")
+            #expect(bytes > 0)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func anEchoServerAndAThousandClients(_ kind: LoopKind) throws {
+        raiseDescriptorLimit()
+        let clients = 1000
+        let intact = try kind.run { executor in
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                let listener = try AsyncListener(on: SocketAddress(parsing: "0"), loop: executor)
+                let address = listener.localAddress
+                group.addTask {
+                    try await withThrowingTaskGroup(of: Void.self) { connections in
+                        for _ in 0..<clients {
+                            let connection = try await listener.accept()
+                            connections.addTask {
+                                while true {
+                                    let chunk = try await connection.read()
+                                    if chunk.isEmpty { break }
+                                    try await connection.write(chunk)
+                                }
+                                connection.close()
+                            }
+                        }
+                        try await connections.waitForAll()
+                    }
+                    listener.close()
+                    return true
+                }
+                for client in 0..<clients {
+                    group.addTask {
+                        let payload = (0..<(500 + client * 11)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ client) }
+                        let socket = try await AsyncSocket.connect(to: address, on: executor)
+                        try await socket.write(payload)
+                        try socket.shutdownWrite()
+                        let echoed = try await socket.readToEnd()
+                        socket.close()
+                        return echoed == payload
+                    }
+                }
+                var intact = 0
+                for try await ok in group where ok { intact += 1 }
+                return intact
+            }
+        }
+        #expect(intact == clients + 1)
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aRefusedConnectionNamesTheAddress(_ kind: LoopKind) throws {
+        let port = try unusedPort()
+        let message = try kind.run { executor in
+            do {
+                _ = try await AsyncSocket.connect(to: SocketAddress(parsing: "\(port)"), on: executor)
+                return "connected"
+            } catch {
+                return String(describing: error)
+            }
+        }
+        #expect(message == "connect(127.0.0.1:\(port)) failed: Connection refused (ECONNREFUSED)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func tenThousandConcurrentSleepsEndInDeadlineOrder(_ kind: LoopKind) throws {
+        let order = try kind.run { executor in
+            try await withThrowingTaskGroup(of: Double.self) { group in
+                for _ in 0..<10_000 {
+                    let delay = Double.random(in: 0...0.2)
+                    group.addTask {
+                        // A sleep counts from its call: its deadline is then + delay.
+                        let deadline = monotonicSeconds() + delay
+                        try await executor.sleep(seconds: delay)
+                        return deadline
+                    }
+                }
+                var order: [Double] = []
+                for try await deadline in group { order.append(deadline) }
+                return order
+            }
+        }
+        #expect(order.count == 10_000)
+        // Sleeps due in the same iteration may end in any order among
+        // themselves; across iterations, a later deadline never ends first.
+        let inversions = zip(order, order.dropFirst()).filter { $0 > $1 + 0.02 }.count
+        #expect(inversions == 0, "\(kind)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func sleepWaitsAtLeastItsTime(_ kind: LoopKind) throws {
+        let elapsed = try kind.run { executor in
+            let start = monotonicSeconds()
+            try await executor.sleep(for: .milliseconds(50))
+            return monotonicSeconds() - start
+        }
+        #expect(elapsed >= 0.045 && elapsed < 5, "\(kind)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aNaNSleepIsAnErrorNotAHang(_ kind: LoopKind) throws {
+        let outcome = try kind.run { executor in await Result.catching { try await executor.sleep(seconds: .nan) } }
+        #expect(outcome.error != nil && !(outcome.error is TimeoutError), "\(kind): \(outcome)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func readableAndWritable(_ kind: LoopKind) throws {
+        try withSocketPair { a, b in
+            let (text, watches, waitsLeft) = try kind.runChecked { executor in
+                try await executor.writable(b)
+                writeString(b, "ready")
+                try await executor.readable(a)
+                return readAvailable(a)
+            }
+            #expect(text == "ready")
+            #expect(watches == 0 && !waitsLeft, "\(kind): every await removed its watch")
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func readableOnAClosedDescriptorIsAnError(_ kind: LoopKind) throws {
+        let outcome = try kind.run { executor in await Result.catching { try await executor.readable(12345) } }
+        #expect(outcome.error != nil, "\(kind)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func cancellingAReadableWaitRemovesItsWatchAtOnce(_ kind: LoopKind) throws {
+        try withSocketPair { a, b in
+            let (outcome, watches, waitsLeft) = try kind.runChecked { executor in
+                let waiter = Task(executorPreference: executor) {
+                    try await executor.readable(a)
+                    return "woke up"
+                }
+                try await executor.sleep(seconds: 0.02) // the waiter is now suspended
+                waiter.cancel()
+                let result = await waiter.result
+                // The watch is gone before the task resumed: data now wakes no one.
+                writeString(b, "too late")
+                try await executor.sleep(seconds: 0.02)
+                return result
+            }
+            #expect(throws: CancellationError.self) { try outcome.get() }
+            #expect(watches == 0 && !waitsLeft, "\(kind): no watch and no wait left after the cancellation")
+            #expect(readAvailable(a) == "too late", "the data is still there, unread")
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func cancellingFromAnotherThreadRemovesTheWatchOnTheLoopsThread(_ kind: LoopKind) throws {
+        try withSocketPair { a, _ in
+            let holder = Confined<Task<Void, any Error>?>(nil)
+            let ready = Atomic(false)
+            let canceller = try PlainThread {
+                while !ready.load(ordering: .acquiring) { usleep(1000) }
+                usleep(10_000)
+                holder.value?.cancel()
+            }
+            let (result, watches, waitsLeft) = try kind.runChecked { executor in
+                let waiter = Task(executorPreference: executor) { try await executor.readable(a) }
+                holder.value = waiter
+                ready.store(true, ordering: .releasing)
+                return await waiter.result
+            }
+            canceller.join()
+            #expect(throws: CancellationError.self) { try result.get() }
+            #expect(watches == 0 && !waitsLeft, "\(kind)")
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func anAlreadyCancelledTaskDoesNotArm(_ kind: LoopKind) throws {
+        let (result, watches, _) = try kind.runChecked { executor in
+            let task = Task(executorPreference: executor) {
+                withUnsafeCurrentTask { $0?.cancel() }
+                try await executor.sleep(seconds: 10)
+            }
+            return await task.result
+        }
+        #expect(throws: CancellationError.self) { try result.get() }
+        #expect(watches == 0, "\(kind)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aTimeoutEndsTheWaitAndOnlyIt(_ kind: LoopKind) throws {
+        try withSocketPair { a, _ in
+            let ((first, second), watches, waitsLeft) = try kind.runChecked { executor in
+                let first: Result<Void, any Error> = await .catching { try await withTimeout(0.05) { try await executor.readable(a) } }
+                // The task is not cancelled: the next await works.
+                let second: Result<Void, any Error> = await .catching { try await executor.sleep(seconds: 0.001) }
+                return (first, second)
+            }
+            #expect(throws: TimeoutError(seconds: 0.05)) { try first.get() }
+            #expect(throws: Never.self) { try second.get() }
+            #expect(watches == 0 && !waitsLeft, "\(kind)")
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func anExpiredDeadlineEndsAWaitBeforeItIsArmed(_ kind: LoopKind) throws {
+        try withSocketPair { a, b in
+            writeString(b, "data is there")
+            let (outcome, watches, _) = try kind.runChecked { executor in
+                await Result.catching {
+                    try await withTimeout(0.01) {
+                        work(0.05)
+                        try await executor.readable(a)
+                    }
+                }
+            }
+            #expect(throws: TimeoutError(seconds: 0.01)) { try outcome.get() }
+            #expect(watches == 0, "\(kind): the wait was never armed")
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func nestedTimeoutsKeepTheEarliestDeadline(_ kind: LoopKind) throws {
+        let result = try kind.run { executor in
+            await Result.catching {
+                try await withTimeout(0.03) {
+                    try await withTimeout(10) { try await executor.sleep(seconds: 5) }
+                }
+            }
+        }
+        #expect(throws: TimeoutError(seconds: 0.03)) { try result.get() }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func yieldLetsOtherWorkRun(_ kind: LoopKind) throws {
+        let log = try kind.run { executor in
+            let log = Confined<[String]>([])
+            let other = Task(executorPreference: executor) { log.value.append("other") }
+            log.value.append("before yield")
+            try await executor.yield()
+            log.value.append("after yield")
+            await other.value
+            return log.value
+        }
+        #expect(log == ["before yield", "other", "after yield"], "\(kind)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func awaitsFromOffTheLoopHopOnto(_ kind: LoopKind) async throws {
+        let thread = try kind.thread()
+        let executor = thread.executor
+        // This test runs on Swift's global executor, not on the loop.
+        #expect(!executor.isCurrent)
+        try await executor.sleep(seconds: 0.001)
+        let onLoop = await withTaskExecutorPreference(executor) { @concurrent in executor.isCurrent }
+        #expect(onLoop, "\(kind)")
+        thread.stop()
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aTaskWithTheLoopsExecutorPreferenceRunsOnTheLoopsThread(_ kind: LoopKind) throws {
+        let thread = pthread_self()
+        let (onLoop, sameThread) = try kind.run { executor in
+            (executor.isCurrent, pthread_equal(pthread_self(), thread) != 0)
+        }
+        #expect(onLoop, "\(kind)")
+        #expect(sameThread, "\(kind): run runs the task on the calling thread")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func nonisolatedAsyncFunctionsStayOnTheLoop(_ kind: LoopKind) throws {
+        let results = try kind.run { executor in
+            var results: [Bool] = []
+            for _ in 0..<10 {
+                results.append(await isOnLoop(executor))
+                try await executor.sleep(seconds: 0)
+                results.append(executor.isCurrent)
+            }
+            return results
+        }
+        #expect(results.allSatisfy { $0 }, "\(kind): no hop off the loop at any await: \(results)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func runGivesBackTheBodysValueOrError(_ kind: LoopKind) throws {
+        #expect(try kind.run { _ in 42 } == 42)
+        #expect(throws: Oops()) { try kind.run { _ async throws -> Int in throw Oops() } }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func anActorWhoseExecutorIsTheLoop(_ kind: LoopKind) async throws {
+        let thread = try kind.thread()
+        let counter = LoopCounter(thread.executor, thread.serialExecutor)
+        // Called from the test's own (global) executor: each call hops onto the loop.
+        for _ in 0..<100 {
+            #expect(await counter.increment())
+        }
+        // Called from a task on the loop: no hop needed.
+        let onLoop = await withTaskExecutorPreference(thread.executor) { @concurrent in
+            var all = true
+            for _ in 0..<100 { all = await counter.increment() && all }
+            return all
+        }
+        #expect(onLoop, "\(kind)")
+        #expect(await counter.count == 200)
+        thread.stop()
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aMillionJobsFromOtherThreadsAllRunOnce(_ kind: LoopKind) throws {
+        let thread = try kind.thread()
+        let executor = thread.executor
+        let counts = Confined([0, 0])
+        let done = AtomicCounter()
+        let perThread = 500_000
+        let submitters = (0..<2).map { index in
+            try! PlainThread {
+                for _ in 0..<perThread {
+                    // Each task's first job is enqueued from this (non-loop) thread.
+                    Task(executorPreference: executor) {
+                        counts.value[index] += 1
+                        if counts.value[index] == perThread { done.increment() }
+                    }
+                }
+            }
+        }
+        submitters.forEach { $0.join() }
+        let deadline = monotonicSeconds() + 120
+        while done.value < 2 && monotonicSeconds() < deadline { usleep(1000) }
+        thread.stop()
+        #expect(counts.value == [perThread, perThread], "\(kind): 1,000,000 jobs, each run exactly once")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func jobsQueuedOnTheLoopsOwnThreadDoNotStarveIO(_ kind: LoopKind) throws {
+        // A task that re-enqueues itself forever must still let a timer fire.
+        let result = try kind.run { executor in
+            let spinner = Task(executorPreference: executor) {
+                var spins = 0
+                while !Task.isCancelled {
+                    await Task.yield()
+                    spins += 1
+                }
+                return spins
+            }
+            try await executor.sleep(seconds: 0.05)
+            spinner.cancel()
+            return await spinner.value
+        }
+        #expect(result > 10, "\(kind): the spinner ran (\(result) times) and the sleep still ended")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func destroyingTheLoopEndsPendingAwaitsWithLoopClosed(_ kind: LoopKind) throws {
+        let outcome = Confined<(any Error)?>(nil)
+        let thread = try kind.thread()
+        let executor = thread.executor
+        try executor.submit {
+            Task(executorPreference: executor) {
+                do {
+                    try await executor.sleep(seconds: 3600)
+                } catch {
+                    outcome.value = error
+                }
+            }
+        }
+        usleep(50_000)
+        thread.stop()
+        #expect(kind.isLoopClosed(outcome.value), "\(kind): got \(String(describing: outcome.value))")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aConnectThatHangsTimesOutNamingTheAddress(_ kind: LoopKind) throws {
+        // A listener that never accepts, with the smallest backlog: once its
+        // queue is full the kernel drops further SYNs, and connects hang.
+        let listener = try SocketDescriptor.listening(on: SocketAddress(parsing: "0"), backlog: 0)
+        defer { listener.close() }
+        let address = try listener.localAddress()
+        let (outcome, watches, _) = try kind.runChecked { executor in
+            var held: [AsyncSocket] = []
+            for _ in 0..<16 {
+                do {
+                    held.append(try await AsyncSocket.connect(to: address, on: executor, timeout: 0.3))
+                } catch {
+                    return Result<Void, any Error>.failure(error)
+                }
+            }
+            return .success(())
+        }
+        #expect(throws: SystemCallError(call: "connect(\(address))", errno: .timedOut)) { try outcome.get() }
+        #expect(watches == 0, "\(kind): the timed-out connect left no watch behind")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func writingToAVanishedPeerIsEPIPENotSIGPIPE(_ kind: LoopKind) throws {
+        let outcome = try kind.run { executor in
+            let listener = try AsyncListener(on: SocketAddress(parsing: "0"), loop: executor)
+            let client = try await AsyncSocket.connect(to: listener.localAddress, on: executor)
+            let server = try await listener.accept()
+            server.close()
+            var failures: [SystemCallError] = []
+            for _ in 0..<20 {
+                do {
+                    try await client.write([UInt8](repeating: 7, count: 65536))
+                } catch let error as SystemCallError {
+                    failures.append(error)
+                    if failures.count >= 2 { break }
+                }
+            }
+            return failures
+        }
+        #expect(!outcome.isEmpty)
+        #expect(outcome.allSatisfy { $0.errno == .brokenPipe || $0.errno == .connectionReset }, "\(kind): \(outcome)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func closingTwiceIsHarmlessAndClosingEndsAPendingRead(_ kind: LoopKind) throws {
+        let (result, watches, waitsLeft) = try kind.runChecked { executor in
+            let listener = try AsyncListener(on: SocketAddress(parsing: "0"), loop: executor)
+            let client = try await AsyncSocket.connect(to: listener.localAddress, on: executor)
+            // Shared by two tasks of the same loop (one thread), to close the
+            // socket under a pending read: checked on each access.
+            let server = LoopBound(try await listener.accept(), loop: executor)
+            let reader = Task(executorPreference: executor) { try await server.value.read() }
+            try await executor.sleep(seconds: 0.01)
+            server.value.close()
+            server.value.close()
+            client.close()
+            listener.close()
+            listener.close()
+            return await reader.result
+        }
+        #expect(throws: DescriptorClosedError.self) { try result.get() }
+        #expect(watches == 0 && !waitsLeft, "\(kind)")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func readToEndRespectsItsLimit(_ kind: LoopKind) throws {
+        let outcome = try kind.run { executor in
+            let listener = try AsyncListener(on: SocketAddress(parsing: "0"), loop: executor)
+            let client = try await AsyncSocket.connect(to: listener.localAddress, on: executor)
+            let server = try await listener.accept()
+            try await server.write([UInt8](repeating: 1, count: 5000))
+            server.close()
+            return await Result.catching { try await client.readToEnd(limit: 1000) }
+        }
+        #expect(throws: SystemCallError.self) { try outcome.get() }
+    }
+
+}
+
+/// An actor whose executor is a loop: its methods run on the loop's thread.
+actor LoopCounter {
+    let executor: any AsyncEventLoop
+    let serial: UnownedSerialExecutor
+    private(set) var count = 0
+    nonisolated var unownedExecutor: UnownedSerialExecutor { serial }
+
+    init(_ executor: any AsyncEventLoop, _ serial: UnownedSerialExecutor) {
+        self.executor = executor
+        self.serial = serial
+    }
+
+    /// Counts one, and says whether it ran on the loop's thread.
+    func increment() -> Bool {
+        count += 1
+        return executor.isCurrent
+    }
+}
+
+struct Oops: Error, Equatable {}
+
+/// A counter several threads bump.
+final class AtomicCounter: Sendable {
+    private let storage = Atomic(0)
+    func increment() { storage.add(1, ordering: .releasing) }
+    var value: Int { storage.load(ordering: .acquiring) }
+}
+
+/// A nonisolated async function: it runs on the task's executor preference.
+func isOnLoop(_ executor: any AsyncEventLoop) async -> Bool {
+    executor.isCurrent
+}
+
+extension Result where Failure == any Error {
+    /// The result of an async throwing body.
+    static func catching(_ body: () async throws -> Success) async -> Result {
+        do { return .success(try await body()) } catch { return .failure(error) }
+    }
+
+    /// The error, if it failed.
+    var error: (any Error)? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
