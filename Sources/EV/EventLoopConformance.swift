@@ -41,6 +41,13 @@ extension Loop: EventLoop {
         run()
     }
 
+    /// Runs until no active watcher is left (``run(_:)`` with ``RunMode/untilDone``).
+    ///
+    /// The corresponding C function is `ev_run`.
+    public func runUntilDone() {
+        run(.untilDone)
+    }
+
     /// Makes ``run(_:)`` and ``runForever()`` return after the current iteration.
     ///
     /// The corresponding C function is `ev_break(EVBREAK_ALL)`.

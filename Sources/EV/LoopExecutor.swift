@@ -210,6 +210,26 @@ public final class LoopExecutor: TaskExecutor, LoopWorkSink, @unchecked Sendable
     }
 }
 
+extension LoopExecutor: EventLoopExecutor {
+    /// Runs `work` on the loop's thread, after the work submitted before it,
+    /// handing it the loop (unless the loop is already gone).
+    ///
+    /// - Throws: ``EVError/loopClosed`` if the loop has been destroyed.
+    ///
+    /// The corresponding C function is `ev_async_send`.
+    public func execute(_ work: @escaping @Sendable (Loop) -> Void) throws {
+        try executeWithLoop(work)
+    }
+
+    /// Runs `work` on the loop's thread `seconds` from now, unless the
+    /// returned handle cancels it first (from any thread).
+    ///
+    /// The corresponding C functions are `ev_async_send` and `ev_timer_start`.
+    public func schedule(after seconds: Double, _ work: @escaping @Sendable (Loop) -> Void) -> ScheduledWork {
+        scheduleWork(after: seconds, work)
+    }
+}
+
 extension LoopExecutor: AwaitingExecutor {
     /// The loop, while it takes awaits (loop thread); looked up, not held: a
     /// task waiting on a loop must not keep it alive.
@@ -217,6 +237,8 @@ extension LoopExecutor: AwaitingExecutor {
         guard let core, !core.isClosing else { return nil }
         return core.owner
     }
+
+    package var loopIfAlive: Loop? { core?.owner }
 
     package var loopClosedError: any Error { EVError.loopClosed }
 }

@@ -30,16 +30,3 @@ extension Loop {
         return try executor.runTask(on: self, body)
     }
 }
-
-extension LoopThread {
-    /// Runs `body` on this loop's thread and returns its result to the caller,
-    /// which may be on any thread. Cancelling the caller cancels `body`.
-    ///
-    /// - Returns: what `body` returns.
-    /// - Throws: what `body` throws.
-    public func run<T: Sendable>(_ body: @Sendable @concurrent () async throws -> T) async throws -> T {
-        // `@concurrent`: the body runs on the task's executor preference (this
-        // loop), not on the caller's executor.
-        try await withTaskExecutorPreference(executor) { try await body() }
-    }
-}

@@ -3,12 +3,30 @@ import EventCore
 // The async awaits of the epoll loop: the await core of EventCore (one
 // implementation for both loops) under the epoll loop's names.
 
+extension EpollExecutor: EventLoopExecutor {
+    /// Runs `work` on the loop's thread, after the work submitted before it,
+    /// handing it the loop (unless the loop is already gone).
+    ///
+    /// - Throws: ``EpollError/loopClosed`` if the loop has been destroyed.
+    public func execute(_ work: @escaping @Sendable (EpollLoop) -> Void) throws {
+        try executeWithLoop(work)
+    }
+
+    /// Runs `work` on the loop's thread `seconds` from now, unless the
+    /// returned handle cancels it first (from any thread).
+    public func schedule(after seconds: Double, _ work: @escaping @Sendable (EpollLoop) -> Void) -> ScheduledWork {
+        scheduleWork(after: seconds, work)
+    }
+}
+
 extension EpollExecutor: AwaitingExecutor {
     /// The loop, while it takes awaits (loop thread).
     package var loopForAwaits: EpollLoop? {
         guard let loop, !loop.isClosing else { return nil }
         return loop
     }
+
+    package var loopIfAlive: EpollLoop? { loop }
 
     package var loopClosedError: any Error { EpollError.loopClosed }
 }

@@ -236,6 +236,12 @@ public final class EpollLoop {
         runLoop(forever: false)
     }
 
+    /// Runs until nothing is left to wait for, or ``stop()``: ``run()``, for
+    /// the loops' common protocol.
+    public func runUntilDone() {
+        run()
+    }
+
     /// Runs until ``stop()`` (asyncio's `run_forever`), even with nothing to do.
     public func runForever() {
         checkOpen()

@@ -11,7 +11,7 @@ import Glibc
 /// A loop belongs to the thread that runs it: call these methods there.
 public protocol EventLoop: AnyObject, SendableMetatype {
     /// The loop's `Sendable` executor: cross-thread submission, tasks, awaits.
-    associatedtype Executor: AsyncEventLoop & TaskExecutor & CrossThreadSubmitting
+    associatedtype Executor: EventLoopExecutor where Executor.Loop == Self
 
     /// The loop's executor.
     var executor: Executor { get }
@@ -52,6 +52,10 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     /// Runs the loop until ``stop()`` (asyncio's `run_forever`).
     func runForever()
 
+    /// Runs the loop until nothing is left for it to wait for - no watch,
+    /// timer or task keeping it alive - or ``stop()``: a graceful end.
+    func runUntilDone()
+
     /// Makes ``runForever()`` return after the current iteration.
     func stop()
 
@@ -68,100 +72,4 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     /// Runs `body` as a task on the loop, on the current thread, until it
     /// returns (asyncio's `run`); the loop keeps running meanwhile.
     func run<T: Sendable>(_ body: sending @escaping (Executor) async throws -> T) throws -> T
-}
-
-/// A readiness watch of an ``EventLoop``.
-public protocol IOWatching: AnyObject {
-    /// What the watch waits for; empty pauses it. Setting it takes effect at
-    /// once; a watch that cannot be resumed reports it with ``Interest/error``.
-    var interest: Interest { get set }
-    /// Sets ``interest``, throwing if the watch cannot be resumed (its
-    /// descriptor was closed meanwhile, say).
-    func setInterest(_ interest: Interest) throws
-    /// Stops the watch for good; harmless when stopped already.
-    func cancel()
-}
-
-/// What a readiness watch calls, for ``EventLoop/watchReadiness(_:_:handler:)``.
-public protocol ReadinessHandler: AnyObject {
-    /// Called on the loop's thread with what is ready (``Interest/read``,
-    /// ``Interest/write``, ``Interest/error``).
-    func ready(_ events: Interest)
-}
-
-/// Something that can be cancelled once.
-public protocol Cancellable: AnyObject {
-    /// Cancels; harmless when done or cancelled already.
-    func cancel()
-}
-
-/// An executor that takes closures from any thread.
-public protocol CrossThreadSubmitting: Sendable {
-    /// Runs `work` on the loop's thread, in order; throws if the loop is gone.
-    func submit(_ work: @escaping @Sendable () -> Void) throws
-}
-
-/// An ``EventLoop`` running on a thread of its own until stopped: one per
-/// core for servers (`--workers N`), and for tests.
-public final class EventLoopThread<Loop: EventLoop>: Sendable {
-    /// The loop's executor; usable from any thread.
-    public let executor: Loop.Executor
-    private let thread: PlainThread
-    private let stopper: @Sendable () -> Void
-
-    /// Starts a thread that makes a loop with `make`, calls `setUp` with it,
-    /// then runs it until ``stop()`` and closes it (see ``EventLoop/close()``).
-    ///
-    /// - Throws: what `make` throws.
-    public init(_ make: @escaping @Sendable () throws -> Loop,
-                setUp: @escaping @Sendable (Loop) -> Void = { _ in }) throws {
-        let handshake = LockedValue<Result<(Loop.Executor, LoopBox<Loop>), any Error>?>(nil)
-        let thread = try PlainThread {
-            do {
-                let loop = try make()
-                setUp(loop)
-                handshake.withLock { $0 = .success((loop.executor, LoopBox(loop))) }
-                loop.runForever()
-                loop.close()
-            } catch {
-                handshake.withLock { $0 = .failure(error) }
-            }
-        }
-        var outcome: Result<(Loop.Executor, LoopBox<Loop>), any Error>?
-        while outcome == nil {
-            outcome = handshake.withLock { $0 }
-            if outcome == nil { usleep(100) }
-        }
-        switch outcome! {
-        case .success(let (executor, box)):
-            self.executor = executor
-            self.thread = thread
-            // The box is used only on the loop's thread, inside the submitted job.
-            stopper = { [executor] in try? executor.submit { box.loop?.stop() } }
-        case .failure(let error):
-            thread.join()
-            throw error
-        }
-    }
-
-    /// Asks the loop to stop after its current iteration; returns at once.
-    public func stop() { stopper() }
-
-    /// Waits until the loop's thread has ended (after ``stop()``); harmless twice.
-    public func join() {
-        thread.join()
-    }
-
-    deinit {
-        stop()
-        join()
-    }
-}
-
-/// The loop of an ``EventLoopThread``, reached only on the loop's own thread.
-final class LoopBox<Loop: AnyObject>: @unchecked Sendable {
-    // Sendable because `loop` is read only inside jobs the loop itself runs
-    // on its thread; the weak reference ends with the loop.
-    weak var loop: Loop?
-    init(_ loop: Loop) { self.loop = loop }
 }

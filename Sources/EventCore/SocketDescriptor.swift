@@ -203,4 +203,28 @@ extension SocketDescriptor {
         }
         return socket
     }
+
+    /// `count` listening sockets on one port (`SO_REUSEPORT` when there are
+    /// several; the kernel spreads the connections): the first binds
+    /// `address` (port 0 picks a free port), the others its port.
+    ///
+    /// - Throws: ``SystemCallError``; the sockets already made are closed.
+    public static func listeningGroup(of count: Int, on address: SocketAddress,
+                                      backlog: Int32 = maximumBacklog) throws(SystemCallError) -> [SocketDescriptor] {
+        let reusePort = count > 1
+        var sockets = [try listening(on: address, backlog: backlog, reusePort: reusePort)]
+        do {
+            let bound = try SocketAddress(host: address.host, port: try sockets[0].localAddress().port)
+            while sockets.count < count {
+                sockets.append(try listening(on: bound, backlog: backlog, reusePort: true))
+            }
+        } catch let error as SystemCallError {
+            sockets.forEach { $0.close() }
+            throw error
+        } catch {
+            sockets.forEach { $0.close() }
+            throw SystemCallError(call: "listen(\(address))", errno: .invalidArgument)
+        }
+        return sockets
+    }
 }

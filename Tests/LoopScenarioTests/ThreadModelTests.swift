@@ -1,0 +1,181 @@
+import EV
+import Epoll
+import EventCore
+import Glibc
+import Synchronization
+import Testing
+import TestSupport
+
+/// The one thread model, on both loops: a loop on a thread, a group of them,
+/// work handed to a loop from any thread, and the checked loop-bound box.
+@Suite("Threads, groups and cross-thread work on both loops")
+struct ThreadModelTests {
+    /// Runs `body` with a group of `count` loops of `kind`.
+    func withGroup(_ kind: LoopKind, loops count: Int, _ body: (AnyGroup) throws -> Void) throws {
+        switch kind {
+        case .libev: try body(AnyGroup(try EventLoopGroup<Loop>(loops: count) { try Loop() }))
+        case .epoll: try body(AnyGroup(try EventLoopGroup<EpollLoop>(loops: count) { try EpollLoop() }))
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func executeHandsTheClosureItsLoop(_ kind: LoopKind) throws {
+        try withGroup(kind, loops: 1) { group in
+            let seen = LockedValue<[String]>([])
+            let done = LockedValue(false)
+            try group.executeOnEach { loopName, isCurrent in
+                seen.withLock { $0.append("\(loopName) current=\(isCurrent)") }
+                done.withLock { $0 = true }
+            }
+            #expect(waitUntil { done.withLock { $0 } })
+            #expect(seen.withLock { $0 } == ["\(kind == .libev ? "Loop" : "EpollLoop") current=true"])
+            try group.shutdown(5)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func scheduledWorkRunsOnceOrIsCancelledFromAnyThread(_ kind: LoopKind) throws {
+        try withGroup(kind, loops: 1) { group in
+            let ran = LockedValue<[String]>([])
+            let start = monotonicSeconds()
+            let kept = group.schedule(0.05) { ran.withLock { $0.append("kept") } }
+            let cancelled = group.schedule(0.05) { ran.withLock { $0.append("cancelled") } }
+            // Cancelled from this (non-loop) thread, before it is due.
+            #expect(cancelled.cancel())
+            #expect(!cancelled.cancel(), "a second cancel does nothing")
+            #expect(waitUntil { ran.withLock { $0 } == ["kept"] })
+            #expect(monotonicSeconds() - start >= 0.045)
+            #expect(!kept.cancel(), "too late: it has run")
+            usleep(100_000)
+            #expect(ran.withLock { $0 } == ["kept"])
+            try group.shutdown(5)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func nextGoesRoundAndAnyPrefersTheCurrentLoop(_ kind: LoopKind) throws {
+        try withGroup(kind, loops: 3) { group in
+            let picks = (0..<6).map { _ in group.nextIndex() }
+            #expect(Set(picks) == [0, 1, 2] && picks[0] != picks[1], "\(picks)")
+            // On loop 2, any() is loop 2, every time.
+            let onLoop = LockedValue<[Int]>([])
+            let anyIndex = group.anyIndex
+            try group.onLoop(2) { onLoop.withLock { $0 = (0..<5).map { _ in anyIndex() } } }
+            #expect(waitUntil { !onLoop.withLock { $0 }.isEmpty })
+            #expect(onLoop.withLock { $0 } == [2, 2, 2, 2, 2])
+            try group.shutdown(5)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func listenersShareOnePortOnePerLoop(_ kind: LoopKind) throws {
+        try withGroup(kind, loops: 2) { group in
+            let listeners = try group.listeners()
+            defer { listeners.forEach { $0.close() } }
+            let ports = try listeners.map { try $0.localAddress().port }
+            #expect(listeners.count == 2 && ports[0] == ports[1] && ports[0] != 0, "\(ports)")
+            try group.shutdown(5)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aGracefulShutdownRunsTheHandlersLetsWorkFinishAndJoins(_ kind: LoopKind) throws {
+        try withGroup(kind, loops: 2) { group in
+            let log = LockedValue<[String]>([])
+            group.onGracefulShutdown { log.withLock { $0.append("handler") } }
+            // Work that outlives the handlers: a timer 0.2 s out on each loop.
+            try group.executeOnEach { _, _ in }
+            group.scheduleOnEach(0.2) { log.withLock { $0.append("finished") } }
+            let start = monotonicSeconds()
+            try group.shutdown(5)
+            let elapsed = monotonicSeconds() - start
+            #expect(log.withLock { $0 }.sorted() == ["finished", "finished", "handler", "handler"], "\(log.withLock { $0 })")
+            #expect(elapsed >= 0.15 && elapsed < 4, "\(elapsed) s")
+            #expect(throws: EventLoopGroupError.alreadyShutDown) { try group.shutdown(1) }
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aGracefulShutdownStopsWhatDoesNotFinishInTime(_ kind: LoopKind) throws {
+        try withGroup(kind, loops: 1) { group in
+            group.scheduleOnEach(60) {}
+            let start = monotonicSeconds()
+            #expect(throws: EventLoopGroupError.timedOut(seconds: 0.3, loopsStopped: 1)) { try group.shutdown(0.3) }
+            #expect(monotonicSeconds() - start < 3)
+        }
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func aLoopBoundValueIsReachedOnItsLoopOnly(_ kind: LoopKind) throws {
+        try withGroup(kind, loops: 1) { group in
+            let result = LockedValue<Int?>(nil)
+            try group.withBoundCounter { bound in
+                // On the loop: fine.
+                result.withLock { $0 = bound.value.count }
+            }
+            #expect(waitUntil { result.withLock { $0 } == 7 })
+            try group.shutdown(5)
+        }
+    }
+
+    @Test func aLoopBoundValueTouchedOffItsLoopTraps() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let thread = try LoopThread()
+            let bound = LockedValue<LoopBound<Counter>?>(nil)
+            try thread.executor.execute { loop in bound.withLock { $0 = LoopBound(Counter(), loop: loop.executor) } }
+            while bound.withLock({ $0 }) == nil { usleep(1000) }
+            _ = bound.withLock { $0 }!.value // not on the loop: traps
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("LoopBound<Counter>: the value was touched off its loop's thread"), "\(text)")
+        }
+    }
+}
+
+/// Loop-bound test state.
+final class Counter {
+    var count = 7
+}
+
+/// An ``EventLoopGroup`` of either loop, as the tests drive it.
+struct AnyGroup {
+    let executeOnEach: (@escaping @Sendable (String, Bool) -> Void) throws -> Void
+    let schedule: (Double, @escaping @Sendable () -> Void) -> ScheduledWork
+    let scheduleOnEach: (Double, @escaping @Sendable () -> Void) -> Void
+    let nextIndex: () -> Int
+    let anyIndex: @Sendable () -> Int
+    let onLoop: (Int, @escaping @Sendable () -> Void) throws -> Void
+    let listeners: () throws -> [SocketDescriptor]
+    let onGracefulShutdown: (@escaping @Sendable () -> Void) -> Void
+    let shutdown: (Double) throws -> Void
+    let withBoundCounter: (@escaping @Sendable (LoopBound<Counter>) -> Void) throws -> Void
+
+    init<L: EventLoop>(_ group: EventLoopGroup<L>) {
+        let executors = group.executors
+        func index(of executor: L.Executor) -> Int { executors.firstIndex { $0 === executor }! }
+        executeOnEach = { work in
+            for executor in executors { try executor.execute { loop in work("\(type(of: loop))", executor.isCurrent) } }
+        }
+        schedule = { seconds, work in group.next().schedule(after: seconds) { _ in work() } }
+        scheduleOnEach = { seconds, work in for executor in executors { _ = executor.schedule(after: seconds) { _ in work() } } }
+        nextIndex = { index(of: group.next()) }
+        anyIndex = { executors.firstIndex { $0 === group.any() }! }
+        onLoop = { number, work in try executors[number].execute { _ in work() } }
+        listeners = { try group.listeners(on: SocketAddress(parsing: "0")) }
+        onGracefulShutdown = { handler in group.onGracefulShutdown { _ in handler() } }
+        shutdown = { timeout in try group.syncShutdownGracefully(timeout: timeout) }
+        withBoundCounter = { body in
+            try executors[0].execute { loop in body(LoopBound(Counter(), loop: loop.executor)) }
+        }
+    }
+}
+
+/// Waits until `condition` holds, checking every millisecond; false after `timeout` seconds.
+func waitUntil(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = monotonicSeconds() + timeout
+    while !condition() {
+        if monotonicSeconds() > deadline { return false }
+        usleep(1000)
+    }
+    return true
+}
