@@ -63,10 +63,16 @@ let package = Package(
             swiftSettings: approachableConcurrency
         ),
 
+        // The engines the examples share: one list, one order, one spelling.
+        .target(
+            name: "Engines",
+            path: "Examples/Engines",
+            swiftSettings: approachableConcurrency
+        ),
         // The tutorial's slow poetry: the built-in poems and the server on every engine.
         .target(
             name: "SlowPoetry",
-            dependencies: ["EV", "Epoll", "EventCore"],
+            dependencies: ["Engines", "EV", "Epoll", "EventCore"],
             path: "Examples/SlowPoetry",
             swiftSettings: approachableConcurrency
         ),
@@ -81,14 +87,14 @@ let package = Package(
         // The HTTP server and the web crawler on every engine.
         .target(
             name: "Web",
-            dependencies: ["HTTP", "EV", "Epoll", "EventCore"],
+            dependencies: ["Engines", "HTTP", "EV", "Epoll", "EventCore"],
             path: "Examples/Web",
             swiftSettings: approachableConcurrency
         ),
         // crawler: the poetry client in every way of the tutorial, and the web crawler.
         .executableTarget(
             name: "crawler",
-            dependencies: ["SlowPoetry", "Web", "HTTP", "EV", "Epoll", "EventCore",
+            dependencies: ["Engines", "SlowPoetry", "Web", "HTTP", "EV", "Epoll", "EventCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Crawler",
             exclude: ["README.md", "scripts"],
@@ -97,7 +103,7 @@ let package = Package(
         // server: the slow poetry server and the HTTP server, on every engine.
         .executableTarget(
             name: "server",
-            dependencies: ["SlowPoetry", "Web", "HTTP", "EV", "Epoll", "EventCore",
+            dependencies: ["Engines", "SlowPoetry", "Web", "HTTP", "EV", "Epoll", "EventCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Server",
             exclude: ["README.md", "scripts"],
@@ -135,7 +141,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SlowPoetry", "EventCore", "TestSupport", "crawler", "server"],
+            dependencies: ["Engines", "SlowPoetry", "EventCore", "TestSupport", "crawler", "server"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(

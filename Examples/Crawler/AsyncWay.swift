@@ -1,10 +1,11 @@
-// The same downloads as async/await tasks on the libev loop's executor: the
-// code reads like the blocking way, but each await gives the loop back.
-import EV
+// The same downloads as async/await tasks on a loop's executor - libev's
+// (`--way async`) or the hand-written epoll loop's (`--way async-epoll`), one
+// code: it reads like the blocking way, but each await gives the loop back.
 import EventCore
 
-func asyncWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download] {
-    let loop = try! Loop()
+func asyncWay<L: EventLoop>(_ addresses: [SocketAddress], _ rules: DownloadRules, _ make: () throws -> L) -> [Download] {
+    let loop = try! make()
+    defer { loop.close() }
     return try! loop.run { executor in
         await withTaskGroup(of: (Int, Download).self) { group in
             for (index, address) in addresses.enumerated() {
@@ -18,7 +19,7 @@ func asyncWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download
 }
 
 /// One download as straight-line code; `withTimeout` bounds all of it.
-func asyncDownload(_ address: SocketAddress, _ executor: LoopExecutor, _ rules: DownloadRules) async -> Download {
+func asyncDownload(_ address: SocketAddress, _ executor: some EventLoopExecutor, _ rules: DownloadRules) async -> Download {
     var download = Download(address: address)
     download.started = monotonicNow()
     do {

@@ -1,3 +1,5 @@
+import EV
+import Epoll
 import EventCore
 import Glibc
 import HTTP
@@ -90,9 +92,10 @@ enum Waiting: String {
     case waiting
 }
 
-/// The seven ways of the tutorial.
+/// The seven ways of the tutorial, and its async way on the other loop.
 enum Way: String, CaseIterable, Sendable {
     case blocking, processes, threads, busy, epoll, libev, async
+    case asyncEpoll = "async-epoll"
 
     /// Whether the downloads run one after another (the floor is their sum)
     /// or all at once (the floor is the slowest).
@@ -102,7 +105,7 @@ enum Way: String, CaseIterable, Sendable {
         switch self {
         case .blocking, .processes, .threads: .blocked
         case .busy: .spinning
-        case .epoll, .libev, .async: .waiting
+        case .epoll, .libev, .async, .asyncEpoll: .waiting
         }
     }
 
@@ -116,6 +119,7 @@ enum Way: String, CaseIterable, Sendable {
         case .epoll: "hand-written epoll selector + callbacks"
         case .libev: "libev watchers + callbacks"
         case .async: "async/await tasks on the libev loop"
+        case .asyncEpoll: "the same async/await tasks on the epoll loop"
         }
     }
 
@@ -128,7 +132,8 @@ enum Way: String, CaseIterable, Sendable {
         case .busy: busyWay(addresses, rules)
         case .epoll: epollWay(addresses, rules)
         case .libev: libevWay(addresses, rules)
-        case .async: asyncWay(addresses, rules)
+        case .async: asyncWay(addresses, rules) { try Loop() }
+        case .asyncEpoll: asyncWay(addresses, rules) { try EpollLoop() }
         }
     }
 }

@@ -8,6 +8,7 @@
 // With no address it starts the tutorial's three slow poetry servers in this
 // process and checks every poem byte for byte. See Examples/Crawler/README.md.
 import ArgumentParser
+import Engines
 import EventCore
 import Foundation
 import Glibc
@@ -25,7 +26,9 @@ struct CrawlerCommand: ParsableCommand {
 
 /// The way to download: one of the seven, or all of them in turn.
 enum WayChoice: String, CaseIterable, ExpressibleByArgument {
-    case blocking, processes, threads, busy, epoll, libev, async, all
+    case blocking, processes, threads, busy, epoll, libev, async
+    case asyncEpoll = "async-epoll"
+    case all
 }
 
 struct PoetryCommand: ParsableCommand {
@@ -98,7 +101,7 @@ struct PoetryCommand: ParsableCommand {
     }
 }
 
-extension CrawlEngine: ExpressibleByArgument {}
+extension Engine: ExpressibleByArgument {}
 
 struct WebCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -108,8 +111,8 @@ struct WebCommand: ParsableCommand {
     @Argument(help: "Where to start: an http:// URL; only its host and port are crawled.")
     var url: String
 
-    @Option(help: "How to download: \(CrawlEngine.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var engine: CrawlEngine = .libev
+    @Option(help: "How to download: \(Engine.list(crawlEngines)).")
+    var engine: Engine = .libev
 
     @Option(help: "Connections at once.")
     var concurrency: Int = 16
@@ -130,6 +133,9 @@ struct WebCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
+        guard crawlEngines.contains(engine) else {
+            throw ValidationError("the web crawler has no \(engine) engine; --engine takes \(Engine.list(crawlEngines))")
+        }
         do { _ = try WebURL(url) } catch { throw ValidationError("\(error)") }
         guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be in 1...10000; got \(concurrency)") }
         guard maxPages >= 1 else { throw ValidationError("--max-pages must be at least 1; got \(maxPages)") }

@@ -60,9 +60,14 @@ public final class HTTPServerContext {
 
     deinit { okHead.deallocate() }
 
-    /// The prepared rest of the 200 answer for `route` (see ``HTTPSite/PreparedAnswers``).
-    func preparedAnswer(for route: HTTPSite.Route) -> UnsafeBufferPointer<UInt8>? {
-        prepared.answer(for: route)
+    /// Whether `route` has a prepared 200 answer.
+    @inline(__always)
+    func hasPreparedAnswer(for route: HTTPSite.Route) -> Bool { prepared.has(route) }
+
+    /// Appends the prepared rest of the 200 answer for `route` (see ``HTTPSite/PreparedAnswers``).
+    @inline(__always)
+    func appendPreparedAnswer(for route: HTTPSite.Route, to output: inout [UInt8]) -> Bool {
+        prepared.append(route, to: &output)
     }
 
     /// A 200 answer's status, Server and Date lines, valid until the next call.
@@ -353,10 +358,10 @@ open class HTTPServerConnection: HTTPMessageSink {
         }
         // The common case - a kept-alive HTTP/1.1 GET of the site - from
         // answers prepared once, appended in one go.
-        if !isHead && message.keepAlive && message.minor >= 1, let prepared = context.preparedAnswer(for: route) {
+        if !isHead && message.keepAlive && message.minor >= 1 && context.hasPreparedAnswer(for: route) {
             context.stats.answered(200)
             output.append(contentsOf: context.okHeadLines())
-            output.append(contentsOf: prepared)
+            _ = context.appendPreparedAnswer(for: route, to: &output)
             return
         }
         switch route {

@@ -18,16 +18,13 @@ public struct HTTPSite: Sendable {
     public let prepared: PreparedAnswers
 
     /// The rest of each 200 answer after the Date line: Content-Type,
-    /// Content-Length, the blank line and the body - all in one block of
-    /// memory, handed out as buffers, so that answering from them costs no
-    /// reference counting (an array per answer cost a retain and a release
-    /// per request).
-    public final class PreparedAnswers: @unchecked Sendable {
-        // Sendable: `bytes` and `ends` are written in init, before the object
-        // can be shared, and only read after; deinit frees them.
-        private let bytes: UnsafeMutableBufferPointer<UInt8>
+    /// Content-Length, the blank line and the body - all in one array,
+    /// appended from there in one go (an array per answer cost a retain and
+    /// a release per request). `Sendable` as it is: immutable arrays.
+    public final class PreparedAnswers: Sendable {
+        private let bytes: [UInt8]
         /// Where each answer ends in `bytes`: 0 is /plaintext, 1 is /, K + 2 is /page/K.
-        private let ends: UnsafeMutableBufferPointer<Int>
+        private let ends: [Int]
 
         init(index: [UInt8], pages: [[UInt8]]) {
             func prepare(_ contentType: String, _ body: [UInt8]) -> [UInt8] {
@@ -35,32 +32,31 @@ public struct HTTPSite: Sendable {
             }
             let answers = [prepare("text/plain", HTTPSite.plaintext), prepare("text/html; charset=utf-8", index)]
                 + pages.map { prepare("text/html; charset=utf-8", $0) }
-            bytes = .allocate(capacity: answers.reduce(0) { $0 + $1.count })
-            ends = .allocate(capacity: answers.count)
+            bytes = Array(answers.joined())
             var end = 0
-            for (number, answer) in answers.enumerated() {
-                _ = UnsafeMutableBufferPointer(rebasing: bytes[end..<end + answer.count]).initialize(from: answer)
+            ends = answers.map { answer in
                 end += answer.count
-                ends.initializeElement(at: number, to: end)
+                return end
             }
         }
 
-        deinit {
-            bytes.deallocate()
-            ends.deallocate()
-        }
+        /// Whether `route` has a prepared answer (every route but `.notFound`).
+        public func has(_ route: Route) -> Bool { route != .notFound }
 
-        /// The prepared rest of the 200 answer for `route`; nil for a route without one.
-        public func answer(for route: Route) -> UnsafeBufferPointer<UInt8>? {
+        /// Appends the prepared rest of the 200 answer for `route` to `output`;
+        /// false (nothing appended) for a route without one.
+        @inline(__always)
+        public func append(_ route: Route, to output: inout [UInt8]) -> Bool {
             let number: Int
             switch route {
             case .plaintext: number = 0
             case .index: number = 1
             case .page(let page): number = page + 2
-            case .notFound: return nil
+            case .notFound: return false
             }
             let start = number == 0 ? 0 : ends[number - 1]
-            return UnsafeBufferPointer(rebasing: bytes[start..<ends[number]])
+            bytes.withUnsafeBufferPointer { output.append(contentsOf: UnsafeBufferPointer(rebasing: $0[start..<ends[number]])) }
+            return true
         }
     }
 

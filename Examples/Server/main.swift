@@ -7,6 +7,7 @@
 //
 // See Examples/Server/README.md.
 import ArgumentParser
+import Engines
 import EventCore
 import Foundation
 import Glibc
@@ -21,16 +22,15 @@ struct ServerCommand: ParsableCommand {
         subcommands: [PoetryServerCommand.self, HTTPServerCommand.self])
 }
 
-extension ServerEngine: ExpressibleByArgument {}
-extension HTTPServerEngine: ExpressibleByArgument {}
+extension Engine: ExpressibleByArgument {}
 
 struct PoetryServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "poetry",
         abstract: "A slow poetry server: sends the next N bytes, sleeps, repeats, closes at the end.")
 
-    @Option(help: "How to serve: \(ServerEngine.allCases.map(\.rawValue).joined(separator: ", ")). blocking serves one client at a time, as the classic does.")
-    var engine: ServerEngine = .blocking
+    @Option(help: "How to serve: \(Engine.list(Engine.allCases)). blocking serves one client at a time, as the classic does.")
+    var engine: Engine = .blocking
 
     @Option(help: "The port to listen on (0, the default: any free port).")
     var port: Int = 0
@@ -95,8 +95,8 @@ struct HTTPServerCommand: ParsableCommand {
         commandName: "http",
         abstract: "An HTTP/1.1 server: /plaintext, and a generated site of --pages pages for the crawler.")
 
-    @Option(help: "How to serve: \(HTTPServerEngine.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var engine: HTTPServerEngine = .libev
+    @Option(help: "How to serve: \(Engine.list(HTTPServer.engines)).")
+    var engine: Engine = .libev
 
     @Option(help: "The port to listen on (0: any free port).")
     var port: Int = 8080
@@ -138,6 +138,9 @@ struct HTTPServerCommand: ParsableCommand {
     var stats: String?
 
     func validate() throws {
+        guard HTTPServer.engines.contains(engine) else {
+            throw ValidationError("the HTTP server has no \(engine) engine; --engine takes \(Engine.list(HTTPServer.engines))")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535; got \(port)") }
         guard (1...256).contains(workers) else { throw ValidationError("--workers must be in 1...256; got \(workers)") }
         guard (1...1_000_000).contains(pages) else { throw ValidationError("--pages must be in 1...1000000; got \(pages)") }

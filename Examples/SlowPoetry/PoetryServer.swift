@@ -1,21 +1,8 @@
+import Engines
 import EV
 import Epoll
 import EventCore
 import Glibc
-
-/// How a slow poetry server serves its clients.
-public enum ServerEngine: String, CaseIterable, Sendable {
-    /// One client at a time, blocking sockets and `sleep`, as the classic slowpoetry.py.
-    case blocking
-    /// A thread per client, blocking sockets.
-    case threads
-    /// The hand-written epoll loop, callbacks and timers.
-    case epoll
-    /// libev, callbacks and timers (the same code as epoll, through `EventLoop`).
-    case libev
-    /// async/await tasks on the libev loop.
-    case async
-}
 
 /// What a slow poetry server sends, how, and where.
 public struct PoetryServerOptions: Sendable {
@@ -55,22 +42,23 @@ public final class PoetryServer: Sendable {
     /// The address the server listens on.
     public let address: SocketAddress
     /// The engine serving.
-    public let engine: ServerEngine
+    public let engine: Engine
     private let stopper: @Sendable () -> Void
 
     /// Starts a server (on threads of its own; it returns at once).
     ///
     /// - Throws: ``EventCore/SystemCallError`` if the address cannot be bound.
-    public init(engine: ServerEngine, options: PoetryServerOptions) throws {
+    public init(engine: Engine, options: PoetryServerOptions) throws {
         self.engine = engine
         let listener = try SocketDescriptor.listening(on: options.address)
         address = try listener.localAddress()
         switch engine {
         case .blocking: stopper = try BlockingEngine.start(listener, options, perClientThread: false)
         case .threads: stopper = try BlockingEngine.start(listener, options, perClientThread: true)
-        case .epoll: stopper = try CallbackEngine.start(listener, options) { try EpollLoop() }
         case .libev: stopper = try CallbackEngine.start(listener, options) { try Loop() }
-        case .async: stopper = try AsyncEngine.start(listener, options)
+        case .epoll: stopper = try CallbackEngine.start(listener, options) { try EpollLoop() }
+        case .async: stopper = try AsyncEngine.start(listener, options) { try Loop() }
+        case .asyncEpoll: stopper = try AsyncEngine.start(listener, options) { try EpollLoop() }
         }
     }
 
@@ -263,11 +251,12 @@ enum CallbackEngine {
     }
 }
 
-// MARK: async/await on the libev loop
+// MARK: async/await, on libev or epoll (one code)
 
 enum AsyncEngine {
-    static func start(_ listener: SocketDescriptor, _ options: PoetryServerOptions) throws -> @Sendable () -> Void {
-        let thread = try LoopThread { loop in
+    static func start<L: EventLoop>(_ listener: SocketDescriptor, _ options: PoetryServerOptions,
+                                    _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> Void {
+        let thread = try EventLoopThread<L>(make) { loop in
             let executor = loop.executor
             Task(executorPreference: executor) {
                 let sockets = AsyncListener(adopting: listener, loop: executor)
@@ -289,7 +278,7 @@ enum AsyncEngine {
         }
     }
 
-    static func serve(_ client: AsyncSocket, _ options: PoetryServerOptions, _ executor: LoopExecutor) async {
+    static func serve(_ client: AsyncSocket, _ options: PoetryServerOptions, _ executor: some EventLoopExecutor) async {
         var offset = 0
         defer {
             discardInput(client.descriptor.fd) // a FIN, not a reset (see closeGracefully)
@@ -302,7 +291,7 @@ enum AsyncEngine {
                 offset = end
                 try await executor.sleep(seconds: options.delay)
             } catch {
-                if !(error is CancellationError) && !((error as? EVError) == .loopClosed) {
+                if !(error is CancellationError) && !isLoopClosed(error) {
                     options.log("client went away after \(offset) bytes")
                 }
                 return

@@ -5,7 +5,7 @@ import EventCore
 /// Each case is a bad input that libev itself would abort on (Debian builds
 /// libev with assertions on) or silently misbehave with; the wrapper checks it
 /// first and throws instead.
-public enum EVError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum EVError: EventLoopError, Equatable, CustomStringConvertible {
     /// The descriptor is not open (`fstat` failed), so libev cannot watch it.
     case badDescriptor(Int32, SystemCallError)
     /// The descriptor is the loop's own epoll instance: the kernel refuses to
@@ -33,6 +33,9 @@ public enum EVError: Error, Equatable, Sendable, CustomStringConvertible {
     case loopCreationFailed(backends: Backend, flags: LoopFlags)
     /// The loop has been destroyed, so it takes no more work.
     case loopClosed
+
+    /// Whether this is ``loopClosed``.
+    public var isLoopClosed: Bool { self == .loopClosed }
 
     /// A sentence that names what was wrong.
     public var description: String {

@@ -485,13 +485,16 @@ public final class SignalWatch: Cancellable {
 }
 
 /// Why the epoll loop refused a request.
-public enum EpollError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum EpollError: EventLoopError, Equatable, CustomStringConvertible {
     /// A signal number outside 1..<65, or `SIGKILL` / `SIGSTOP`.
     case invalidSignal(Int32)
     /// A time interval was NaN or infinite.
     case invalidInterval(parameter: String, value: Double)
     /// The loop has been destroyed and takes no more work.
     case loopClosed
+
+    /// Whether this is ``loopClosed``.
+    public var isLoopClosed: Bool { self == .loopClosed }
 
     public var description: String {
         switch self {

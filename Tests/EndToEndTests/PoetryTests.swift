@@ -50,7 +50,7 @@ struct PoetryTests {
         let report = try CrawlerReport.parse(output)
         let busy = report.way("busy")!
         #expect(busy.cpuSeconds > 0.5 * busy.wallSeconds, "spinning keeps a core busy: \(busy.cpuSeconds) s of \(busy.wallSeconds) s")
-        for evented in ["epoll", "libev", "async"] {
+        for evented in ["epoll", "libev", "async", "async-epoll"] {
             let way = report.way(evented)!
             #expect(way.cpuSeconds * 10 < busy.cpuSeconds, "\(evented): \(way.cpuSeconds) s against busy's \(busy.cpuSeconds) s")
             #expect(way.cpuSeconds < 0.25 * way.wallSeconds, "\(evented) sleeps while it waits")
@@ -88,7 +88,7 @@ struct PoetryTests {
         #expect(output.standardOutput.contains("127.0.0.1:\(server.port)"), "the task names its server")
     }
 
-    @Test(arguments: ["epoll", "libev", "async"])
+    @Test(arguments: eventedEngines)
     func aThousandConcurrentClientsAllGetThePoem(_ engine: String) throws {
         let server = try PoetryServerProcess(engine: engine, delay: 0.01, numBytes: 1000)
         defer { _ = try? server.stop() }
@@ -114,7 +114,7 @@ struct PoetryTests {
         #expect(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "1000", "\(engine): \(output)")
     }
 
-    @Test(arguments: ["threads", "epoll", "libev", "async"])
+    @Test(arguments: allEngines.filter { $0 != "blocking" })
     func outOfDescriptorsTheServerBacksOffAndRecovers(_ engine: String) throws {
         // 64 descriptors, 100 clients: accept fails with EMFILE while the
         // first clients are served. The server must pause accepting (not spin

@@ -1,3 +1,4 @@
+import Engines
 import EventCore
 import Foundation
 import Glibc
@@ -80,5 +81,8 @@ struct CrawlerReport: Decodable {
     func way(_ name: String) -> WayResult? { ways.first { $0.way == name } }
 }
 
-let allWays = ["blocking", "processes", "threads", "busy", "epoll", "libev", "async"]
-let allEngines = ["blocking", "threads", "epoll", "libev", "async"]
+let allWays = ["blocking", "processes", "threads", "busy", "epoll", "libev", "async", "async-epoll"]
+/// Every engine of the slow poetry server: all of them.
+let allEngines = Engine.allCases.map(\.rawValue)
+/// The evented engines: the web crawler's.
+let eventedEngines = Engine.allCases.filter { $0.loop != nil }.map(\.rawValue)

@@ -1,3 +1,4 @@
+import Engines
 import EventCore
 import Foundation
 import Glibc
@@ -110,7 +111,8 @@ func probe(_ port: UInt16, _ arguments: [String], timeout: Double = 60) throws -
     return json
 }
 
-let httpEngines = ["libev", "epoll", "async", "threads"]
+/// The HTTP server's engines: all but one client at a time.
+let httpEngines = Engine.allCases.filter { $0 != .blocking }.map(\.rawValue)
 
 @Suite("The HTTP server and the web crawler, end to end", .serialized)
 struct WebTests {
@@ -184,7 +186,7 @@ struct WebTests {
         (#"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"#, 400),
     ]
 
-    @Test(arguments: ["libev", "epoll", "async", "threads"])
+    @Test(arguments: httpEngines)
     func everyBadInputGetsItsStatusTheConnectionClosesAndTheNextIsServed(_ engine: String) throws {
         let server = try HTTPServerProcess(engine: engine)
         let baseline = server.descriptorCount
@@ -323,7 +325,7 @@ struct WebTests {
         #expect(stats?.peakOpen == 2, "\(String(describing: stats))")
     }
 
-    @Test(arguments: ["libev", "epoll", "async"])
+    @Test(arguments: eventedEngines)
     func tenThousandIdleConnectionsAreHeld(_ engine: String) throws {
         let server = try HTTPServerProcess(engine: engine)
         let baseline = server.descriptorCount
@@ -540,7 +542,7 @@ struct WebTests {
         _ = try server.stop()
     }
 
-    @Test(arguments: ["libev", "epoll", "async", "threads"])
+    @Test(arguments: httpEngines)
     func twoWorkersShareThePortAndServeEveryPageOnce(_ engine: String) throws {
         let server = try HTTPServerProcess(engine: engine, ["--workers", "2"])
         #expect(listeningSockets(port: server.port) == 2, "one listening socket per worker, on the same port")
@@ -553,7 +555,7 @@ struct WebTests {
         #expect((stats?.accepted ?? 0) >= 8)
     }
 
-    @Test(arguments: [("libev", "libev"), ("epoll", "epoll"), ("async", "async"), ("threads", "libev")])
+    @Test(arguments: [("libev", "libev"), ("epoll", "epoll"), ("async", "async"), ("async-epoll", "async-epoll"), ("threads", "libev")])
     func theCrawlerFetchesEveryPageExactlyOnceWithinItsConcurrency(_ serverEngine: String, _ crawlerEngine: String) throws {
         let server = try HTTPServerProcess(engine: serverEngine)
         let output = try runProcess(Program.crawler, ["web", "\(server.url)/", "--engine", crawlerEngine, "--concurrency", "8", "--json"], timeout: 120)
@@ -567,7 +569,7 @@ struct WebTests {
         #expect(report.connections <= 8)
     }
 
-    @Test(arguments: ["libev", "epoll", "async"])
+    @Test(arguments: eventedEngines)
     func theCrawlerCrawlsASiteServedByPython(_ engine: String) throws {
         let root = temporaryPath("site")
         try FileManager.default.createDirectory(atPath: root + "/pages", withIntermediateDirectories: true)
@@ -604,7 +606,7 @@ struct WebTests {
         return (site, port)
     }
 
-    @Test(arguments: ["libev", "epoll", "async"])
+    @Test(arguments: eventedEngines)
     func aMisbehavingSiteFailsThoseURLsAndTheCrawlGoesOn(_ engine: String) throws {
         let (site, port) = try startBadSite()
         let output = try runProcess(Program.crawler, ["web", "http://127.0.0.1:\(port)/", "--engine", engine, "--timeout", "2",
@@ -626,7 +628,7 @@ struct WebTests {
         #expect(report.failures.contains { $0.url.hasSuffix("/x%20HTTP/1.1X-Injected:%20yesFoo:%20bar") }, "\(report.failures)")
     }
 
-    @Test(arguments: ["libev", "epoll", "async"])
+    @Test(arguments: eventedEngines)
     func aServerSending100ContinueForeverTimesOutOnTime(_ engine: String) throws {
         // Issue "Hardening", 5: bytes that keep arriving must not push the
         // request's deadline back, nor may a stale clock bring it forward.

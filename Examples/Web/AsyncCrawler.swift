@@ -1,0 +1,177 @@
+import EventCore
+import HTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: async/await, on libev or epoll (one code)
+
+enum AsyncCrawler {
+    static func run<L: EventLoop>(_ address: SocketAddress, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
+        let loop = try make()
+        let report = try loop.run { executor in
+            // The workers share the crawl, each reaching it through the
+            // checked handle (they all run on the loop's executor).
+            let state = LoopBound(AsyncCrawlState(Crawl(options), executor), loop: executor)
+            let progress: Task<Void, Never>? = options.progress.map { progress in
+                Task(executorPreference: executor) {
+                    while !Task.isCancelled {
+                        do { try await executor.sleep(seconds: 0.25) } catch { return }
+                        progress(state.value.crawl.snapshot)
+                    }
+                }
+            }
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<options.concurrency {
+                    group.addTask(executorPreference: executor) { await state.value.worker(address) }
+                }
+            }
+            progress?.cancel()
+            return state.value.crawl.snapshot
+        }
+        loop.close()
+        return report
+    }
+}
+
+/// The crawl shared by the async workers; not `Sendable`: they reach it on
+/// the loop's thread through a ``EventCore/LoopBound``.
+final class AsyncCrawlState<Executor: EventLoopExecutor> {
+    let crawl: Crawl
+    let executor: Executor
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
+
+    init(_ crawl: Crawl, _ executor: Executor) {
+        self.crawl = crawl
+        self.executor = executor
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    /// The next job; waits while others may still find links; nil when the crawl is over.
+    func nextJob() async -> CrawlJob? {
+        while true {
+            if let job = crawl.next() { return job }
+            if crawl.isFinished {
+                wakeAll()
+                return nil
+            }
+            await withCheckedContinuation { waiting.append($0) }
+        }
+    }
+
+    func wakeAll() {
+        let sleepers = waiting
+        waiting = []
+        for sleeper in sleepers { sleeper.resume() }
+    }
+
+    /// A worker: one keep-alive connection, a request at a time.
+    func worker(_ address: SocketAddress) async {
+        var connection: AsyncFetchConnection<Executor>?
+        while let job = await nextJob() {
+            if connection == nil { connection = AsyncFetchConnection(self, address) }
+            let outcome = await connection!.fetch(job)
+            switch outcome {
+            case .response(let response):
+                crawl.completed(job, response)
+                if !response.keepAlive { connection = nil }
+            case .retry:
+                crawl.retry(job)
+                connection = nil
+            case .failed(let failure):
+                crawl.fail(job, failure)
+                connection = nil
+            }
+            wakeAll()
+        }
+        connection?.close()
+    }
+}
+
+/// How a fetch on a keep-alive connection ended.
+enum FetchOutcome {
+    case response(HTTPMessage)
+    case failed(FetchFailure)
+    /// The server closed a kept-alive connection as it was reused: try again on a new one.
+    case retry
+}
+
+/// One keep-alive connection of an async worker.
+final class AsyncFetchConnection<Executor: EventLoopExecutor>: HTTPMessageSink {
+    unowned let state: AsyncCrawlState<Executor>
+    let address: SocketAddress
+    var socket: AsyncSocket?
+    var parser: HTTPParser!
+    var response: HTTPMessage?
+
+    init(_ state: AsyncCrawlState<Executor>, _ address: SocketAddress) {
+        self.state = state
+        self.address = address
+    }
+
+    func parsed(_ message: inout HTTPMessage) -> Bool {
+        response = message
+        return true
+    }
+
+    func fetch(_ job: CrawlJob) async -> FetchOutcome {
+        let options = state.crawl.options
+        let reused = socket != nil
+        do {
+            return try await withTimeout(options.timeout) { () async throws -> FetchOutcome in
+                if socket == nil {
+                    do {
+                        socket = try await AsyncSocket.connect(to: address, on: state.executor)
+                    } catch let error as TimeoutError {
+                        throw error
+                    } catch {
+                        return .failed(FetchFailure(.connect, "\(error)"))
+                    }
+                    state.crawl.report.connections += 1
+                    parser = HTTPParser(.response, limits: options.limits, sink: self)
+                } else {
+                    parser.resume()
+                }
+                response = nil
+                var received = 0
+                do {
+                    try await socket!.write(Crawl.request(job))
+                    while response == nil {
+                        let count = try await socket!.read(into: state.readBuffer)
+                        if count == 0 {
+                            parser.finish()
+                            if response != nil { break }
+                            if received == 0 && reused { return .retry }
+                            close()
+                            return .failed(FetchFailure(parser.failure) ?? .truncated)
+                        }
+                        received += count
+                        _ = parser.execute(UnsafeRawBufferPointer(rebasing: state.readBuffer[..<count]))
+                        if let failure = FetchFailure(parser.failure) {
+                            close()
+                            return .failed(failure)
+                        }
+                    }
+                } catch let error as TimeoutError {
+                    throw error
+                } catch {
+                    close()
+                    if received == 0 && reused { return .retry }
+                    return .failed(FetchFailure(.connection, "\(error)"))
+                }
+                if !response!.keepAlive { close() }
+                return .response(response!)
+            }
+        } catch {
+            close()
+            return .failed(.timedOut(after: options.timeout))
+        }
+    }
+
+    func close() {
+        socket?.close()
+        socket = nil
+    }
+}

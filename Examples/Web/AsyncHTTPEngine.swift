@@ -1,0 +1,185 @@
+import EventCore
+import HTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: async/await, on libev or epoll (one code)
+
+enum AsyncHTTPEngine {
+    /// Runs a worker per listener - a task accepting, a task per connection -
+    /// each on a loop of an ``EventCore/EventLoopGroup``; returns the graceful stop.
+    static func start<L: EventLoop>(_ listeners: [SocketDescriptor], _ options: HTTPServerOptions,
+                                    _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> HTTPServerStats {
+        let totals = LockedValue(HTTPServerStats(pages: options.site.pages))
+        let group = try EventLoopGroup(loops: listeners.count, make)
+        for (executor, listener) in zip(group.executors, listeners) {
+            try executor.execute { loop in
+                let worker = AsyncWorker(loop.executor, options) { stats in totals.withLock { $0.add(stats) } }
+                let bound = LoopBound(worker, loop: loop.executor)
+                worker.acceptTask = Task(executorPreference: loop.executor) { await bound.value.accept(listener, bound) }
+                Task(executorPreference: loop.executor) { await bound.value.tick() }
+                group.onGracefulShutdown { loop in
+                    if loop.executor === bound.loop { bound.value.drain() }
+                }
+            }
+        }
+        return {
+            try? group.syncShutdownGracefully(timeout: options.stopTimeout + 1)
+            for listener in listeners { listener.close() }
+            return totals.withLock { $0 }
+        }
+    }
+}
+
+/// A loop's async server: a task accepting, a task per connection. Not
+/// `Sendable`: its tasks all run on the loop's executor, and reach it
+/// through a ``EventCore/LoopBound`` that checks so.
+final class AsyncWorker<Executor: EventLoopExecutor> {
+    let executor: Executor
+    let options: HTTPServerOptions
+    let context: HTTPServerContext
+    let report: @Sendable (HTTPServerStats) -> Void
+    var connections: [Int32: HTTPServerConnection] = [:]
+    var acceptTask: Task<Void, Never>?
+    /// A connection closed: the accepting task, waiting at the cap, goes on.
+    let (capacity, capacityFreed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    var draining = false
+    var reported = false
+    /// One read buffer for the loop: a task reads into it and parses
+    /// before its next await, so tasks never overlap in it.
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
+
+    init(_ executor: Executor, _ options: HTTPServerOptions, report: @escaping @Sendable (HTTPServerStats) -> Void) {
+        self.executor = executor
+        self.options = options
+        self.report = report
+        context = HTTPServerContext(site: options.site, limits: options.limits)
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    func accept(_ listener: SocketDescriptor, _ bound: LoopBound<AsyncWorker>) async {
+        let sockets = AsyncListener(adopting: listener, loop: executor)
+        var freed = capacity.makeAsyncIterator()
+        while !draining {
+            // Connections count from their accept (not from their task's
+            // start), so none can slip in between this check and the next accept.
+            if connections.count >= options.limits.maxConnections {
+                // At the cap: no accepting until a connection closes.
+                guard await freed.next() != nil else { return } // cancelled: draining
+                continue
+            }
+            let client: AsyncSocket
+            do {
+                client = try await sockets.acceptBackingOff { options.log(AcceptBackoff.message($0)) }
+            } catch {
+                return // cancelled (draining) or the loop is closing
+            }
+            let http = HTTPServerConnection(context: context, now: monotonicNow())
+            connections[client.descriptor.fd] = http
+            context.stats.opened()
+            let connection = LoopBound(http, loop: executor)
+            Task(executorPreference: executor) { await bound.value.serve(client, connection.value) }
+        }
+    }
+
+    func serve(_ socket: AsyncSocket, _ http: HTTPServerConnection) async {
+        let fd = socket.descriptor.fd
+        defer {
+            connections[fd] = nil
+            context.stats.closed()
+            capacityFreed.yield()
+            if draining && connections.isEmpty { finish() }
+        }
+        while !http.isDone {
+            if draining && http.isIdle && !http.hasOutput { break }
+            if http.wantsInput {
+                // No timeout on the read itself: the tick wakes it (see tick()).
+                do {
+                    let count = try await socket.read(into: readBuffer)
+                    if count == 0 {
+                        http.receiveEnd(now: monotonicNow())
+                    } else {
+                        http.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<count]), now: monotonicNow())
+                    }
+                } catch {
+                    socket.close() // reset by the peer, or the loop is closing
+                    return
+                }
+            }
+            while http.hasOutput && !http.abandoned {
+                // Most answers fit the socket's buffer: a non-blocking send
+                // straight from the connection's output (no copy, no await);
+                // only a full buffer waits for writability.
+                do {
+                    switch try http.withPendingOutput({ try socket.descriptor.write($0) }) {
+                    case .processed(let count):
+                        http.didSend(count, now: monotonicNow())
+                    case .wouldBlock:
+                        try await socket.waitWritable()
+                    }
+                } catch {
+                    socket.close() // a peer that went away, or stopped reading (the tick shut it down)
+                    return
+                }
+            }
+            if http.abandoned { break }
+        }
+        if http.abandoned {
+            socket.close()
+        } else {
+            await linger(socket)
+        }
+    }
+
+    /// Once a second: the connections' timeouts, as the callback engines
+    /// tick theirs. A connection that timed out is woken by shutting its
+    /// socket down: after a 408 its read ends and the answer goes out; an
+    /// abandoned one's read or write fails and it closes. (A `withTimeout`
+    /// around every read would start and stop a timer per request.)
+    func tick() async {
+        while !reported {
+            do { try await executor.sleep(seconds: 1) } catch { return }
+            let now = monotonicNow()
+            for (fd, http) in connections {
+                let wasClosing = http.closing
+                http.tick(now: now)
+                if http.abandoned {
+                    shutdown(fd, Int32(SHUT_RDWR))
+                } else if http.closing && !wasClosing {
+                    shutdown(fd, Int32(SHUT_RD))
+                }
+            }
+        }
+    }
+
+    /// A lingering close (see ``CallbackConnection/linger()``).
+    func linger(_ socket: AsyncSocket) async {
+        try? socket.shutdownWrite()
+        do {
+            try await withTimeout(options.limits.lingerTimeout) {
+                while try await socket.read(into: readBuffer) > 0 {}
+            }
+        } catch {}
+        socket.close()
+    }
+
+    /// A graceful stop: accepting ends, idle connections are woken (their
+    /// read ends) and close, busy ones close after their response.
+    func drain() {
+        guard !draining else { return }
+        draining = true
+        acceptTask?.cancel()
+        for (fd, http) in connections where http.isIdle && !http.hasOutput {
+            shutdown(fd, Int32(SHUT_RD))
+        }
+        if connections.isEmpty { finish() }
+    }
+
+    private func finish() {
+        guard !reported else { return }
+        reported = true
+        report(context.stats)
+    }
+}

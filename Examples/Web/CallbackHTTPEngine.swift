@@ -1,0 +1,283 @@
+import EV
+import Epoll
+import EventCore
+import HTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: callbacks, on libev or epoll
+
+enum CallbackHTTPEngine {
+    /// Runs a worker per listener, each on a loop of an ``EventCore/EventLoopGroup``;
+    /// returns the graceful stop.
+    static func start<L: EventLoop>(_ listeners: [SocketDescriptor], _ options: HTTPServerOptions,
+                                    _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> HTTPServerStats {
+        let totals = LockedValue(HTTPServerStats(pages: options.site.pages))
+        let group = try EventLoopGroup(loops: listeners.count, make)
+        for (executor, listener) in zip(group.executors, listeners) {
+            try executor.execute { loop in
+                let worker = CallbackWorker(loop, listener, options) { stats in totals.withLock { $0.add(stats) } }
+                worker.start()
+                // The loop owns the worker through its watches and timers; a
+                // shutdown finds it through the loop-bound handle.
+                let bound = LoopBound(worker, loop: loop.executor)
+                group.onGracefulShutdown { loop in
+                    if loop.executor === bound.loop { bound.value.drain() }
+                }
+            }
+        }
+        return {
+            try? group.syncShutdownGracefully(timeout: options.stopTimeout + 1)
+            for listener in listeners { listener.close() }
+            return totals.withLock { $0 }
+        }
+    }
+}
+
+/// A loop's server: accepts, keeps its connections, ticks their timeouts once a second.
+final class CallbackWorker<L: EventLoop> {
+    let loop: L
+    let listener: SocketDescriptor
+    let options: HTTPServerOptions
+    let context: HTTPServerContext
+    let report: (HTTPServerStats) -> Void
+    var connections = DescriptorTable<CallbackConnection<L>>()
+    /// The listener's watch, held here: paused at the connection cap, a
+    /// libev watcher is held by nothing else (a weak reference lost it, and
+    /// accepting never resumed).
+    var acceptWatch: (any IOWatching)?
+    var backingOff = false
+    var draining = false
+    /// One read buffer for every connection of the loop.
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
+
+    init(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions, report: @escaping (HTTPServerStats) -> Void) {
+        self.loop = loop
+        self.listener = listener
+        self.options = options
+        self.report = report
+        context = HTTPServerContext(site: options.site, limits: options.limits)
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    func start() {
+        watchListener()
+        tick()
+    }
+
+    func watchListener() {
+        do {
+            acceptWatch = try loop.watchReadiness(listener.fd, .read) { [unowned self] _ in acceptAll() }
+        } catch {
+            options.log("cannot watch the listener: \(error)")
+        }
+    }
+
+    func acceptAll() {
+        let limit = options.limits.maxConnections
+        do throws(SystemCallError) {
+            try AcceptBackoff.acceptWaiting(on: listener, while: { !draining && connections.count < limit }) { client in
+                try? client.setNoDelay()
+                let connection = CallbackConnection(self, client)
+                do {
+                    try connection.startWatching()
+                    connections[client.fd] = connection
+                    context.stats.opened()
+                } catch {
+                    client.close()
+                }
+            }
+            if connections.count >= limit {
+                // At the limit: stop accepting until a connection closes.
+                acceptWatch?.interest = []
+            }
+        } catch {
+            options.log(AcceptBackoff.message(error))
+            acceptWatch?.cancel()
+            acceptWatch = nil
+            backingOff = true
+            _ = loop.schedule(after: AcceptBackoff.seconds) { [weak self] in
+                guard let self, !draining else { return }
+                backingOff = false
+                watchListener()
+            }
+        }
+    }
+
+    func closed(_ connection: CallbackConnection<L>) {
+        connections[connection.socket.fd] = nil
+        context.stats.closed()
+        if draining {
+            if connections.isEmpty { finish() }
+        } else if !backingOff, let acceptWatch, acceptWatch.interest.isEmpty {
+            acceptWatch.interest = .read
+        }
+    }
+
+    /// Once a second: the connections' timeouts.
+    func tick() {
+        _ = loop.schedule(after: 1) { [weak self] in
+            guard let self else { return }
+            let now = monotonicNow()
+            for connection in connections.values { connection.tick(now) }
+            if !draining || !connections.isEmpty { tick() }
+        }
+    }
+
+    /// A graceful stop: no more accepting; idle connections close now, busy
+    /// ones after their response; whatever is left at the timeout closes
+    /// then. The loop runs until the last one has closed.
+    func drain() {
+        guard !draining else { return }
+        draining = true
+        acceptWatch?.cancel()
+        acceptWatch = nil
+        for connection in connections.values { connection.drain() }
+        if connections.isEmpty { return finish() }
+        _ = loop.schedule(after: options.stopTimeout) { [weak self] in
+            guard let self, draining else { return }
+            for connection in connections.values { connection.close() }
+        }
+    }
+
+    private func finish() {
+        report(context.stats)
+    }
+}
+
+/// One connection on a loop: reads into the worker's buffer, feeds the
+/// sans-I/O ``HTTPServerConnection`` it is, writes what it answers. One
+/// object per connection, which is also its watch's handler (no closure
+/// context): an idle connection costs this object and its watch.
+final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHandler {
+    // The order of the stored properties is the layout (the descriptor fills
+    // the superclass's tail padding).
+    let socket: SocketDescriptor
+    // unowned(unsafe): the worker owns its connections and closes them all
+    // before it goes; a checked unowned reference costs an atomic operation
+    // on every use (the worker has a side table: closures refer to it weakly).
+    unowned(unsafe) let worker: CallbackWorker<L>
+    /// The watch; it holds this connection until ``close()`` cancels and
+    /// drops it (nil again once closed).
+    var watch: L.Watch?
+    /// After the server's FIN: waiting for the peer's until this time;
+    /// infinity while not lingering. (With an optional, and an interest and
+    /// a closed flag kept here, the object would need the next malloc size.)
+    var lingerUntil = Double.infinity
+    var isLingering: Bool { lingerUntil.isFinite }
+
+    init(_ worker: CallbackWorker<L>, _ socket: SocketDescriptor) {
+        self.socket = socket
+        self.worker = worker
+        super.init(context: worker.context, now: monotonicNow())
+    }
+
+    func startWatching() throws {
+        watch = try worker.loop.watchReadiness(socket.fd, .read, handler: self)
+    }
+
+    // The protocol's witness for a generic class runs unspecialized code;
+    // these make its entry check the loop type once and go on specialized.
+    @_specialize(where L == EV.Loop)
+    @_specialize(where L == EpollLoop)
+    func ready(_ ready: Interest) {
+        let now = monotonicNow()
+        if isLingering {
+            return discard()
+        }
+        if !ready.isDisjoint(with: [.read, .error]) && wantsInput {
+            do throws(SystemCallError) {
+                switch try socket.read(into: worker.readBuffer) {
+                case .processed(0):
+                    receiveEnd(now: now)
+                case .processed(let count):
+                    receive(UnsafeRawBufferPointer(rebasing: worker.readBuffer[..<count]), now: now)
+                case .wouldBlock:
+                    break
+                }
+            } catch {
+                return close() // reset by the peer
+            }
+        }
+        flush(now)
+    }
+
+    /// Writes what is pending, then watches for what comes next.
+    func flush(_ now: Double) {
+        while hasOutput {
+            let result = withPendingOutput { bytes in Result { () throws(SystemCallError) in try socket.write(bytes) } }
+            switch result {
+            case .success(.processed(let count)):
+                didSend(count, now: now)
+            case .success(.wouldBlock):
+                return update()
+            case .failure:
+                return close()
+            }
+        }
+        update()
+    }
+
+    func update() {
+        if isDone {
+            return abandoned ? close() : linger()
+        }
+        if worker.draining && !hasOutput && isIdle {
+            return linger()
+        }
+        var wanted: Interest = []
+        if wantsInput { wanted.insert(.read) }
+        if hasOutput { wanted.insert(.write) }
+        if let watch, watch.interest != wanted {
+            watch.interest = wanted
+        }
+    }
+
+    /// A lingering close: the server's FIN, then the peer's input read and
+    /// dropped until its FIN (or the linger timeout), so that unread input
+    /// cannot turn the close into a reset that destroys the last answer.
+    func linger() {
+        guard !isLingering else { return }
+        lingerUntil = monotonicNow() + worker.options.limits.lingerTimeout
+        shutdown(socket.fd, Int32(SHUT_WR))
+        watch?.interest = .read
+        discard()
+    }
+
+    func discard() {
+        while true {
+            do throws(SystemCallError) {
+                switch try socket.read(into: worker.readBuffer) {
+                case .processed(0): return close()
+                case .processed: continue
+                case .wouldBlock: return
+                }
+            } catch {
+                return close()
+            }
+        }
+    }
+
+    func tick(_ now: Double) {
+        if isLingering {
+            if now > lingerUntil { close() }
+            return
+        }
+        tick(now: now)
+        flush(now)
+    }
+
+    func drain() {
+        if !isLingering && !hasOutput && isIdle { linger() }
+    }
+
+    func close() {
+        guard let watch else { return } // closed already
+        watch.cancel()
+        self.watch = nil
+        socket.close()
+        worker.closed(self)
+    }
+}

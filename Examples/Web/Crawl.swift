@@ -1,0 +1,149 @@
+import EventCore
+import HTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One URL to fetch: where the crawl found it, and how many redirects led here.
+struct CrawlJob {
+    let url: WebURL
+    let found: WebURL
+    /// The URLs that redirected here, first first.
+    var chain: [WebURL] = []
+    var redirects: Int { chain.count }
+}
+
+/// A failed fetch: the kind it counts under and what happened.
+
+/// The crawl's scheduler, parser and pipeline (Scrapy's parts), shared by
+/// every engine: the frontier (each URL once, same host only), the links of
+/// each page, the counts and the saved pages. Used on the loop's thread.
+final class Crawl {
+    let options: CrawlOptions
+    private var frontier: [CrawlJob] = []
+    private var frontierStart = 0
+    private var seen: Set<WebURL> = []
+    private var scheduledPages = 0
+    var report = CrawlReport()
+    let started = monotonicNow()
+
+    init(_ options: CrawlOptions) {
+        self.options = options
+        _ = schedule(options.start, found: options.start)
+    }
+
+    var hasJobs: Bool { frontierStart < frontier.count }
+    var isFinished: Bool { !hasJobs && report.inFlight == 0 }
+
+    func next() -> CrawlJob? {
+        guard hasJobs else { return nil }
+        let job = frontier[frontierStart]
+        frontierStart += 1
+        if frontierStart > 1024 && frontierStart * 2 > frontier.count {
+            frontier.removeFirst(frontierStart)
+            frontierStart = 0
+        }
+        report.inFlight += 1
+        return job
+    }
+
+    /// Adds `url` unless it was seen, is elsewhere, or the page budget is spent.
+    private func schedule(_ url: WebURL, found: WebURL) -> Bool {
+        guard url.host == options.start.host && url.port == options.start.port else { return false }
+        guard scheduledPages < options.maxPages else { return false }
+        guard seen.insert(url).inserted else { return false }
+        scheduledPages += 1
+        frontier.append(CrawlJob(url: url, found: found))
+        return true
+    }
+
+    /// A response arrived: a page (links to the frontier, bytes to the
+    /// pipeline), a redirect (followed), or an error status.
+    func completed(_ job: CrawlJob, _ response: HTTPMessage) {
+        switch response.status {
+        case 200:
+            report.inFlight -= 1
+            report.pages += 1
+            report.bytes += response.body.count
+            save(job.url, response.body)
+            if (response.header("Content-Type") ?? "text/html").lowercased().contains("html") {
+                for link in hrefLinks(in: response.body) {
+                    switch job.url.resolveLink(link) {
+                    case .url(let url): _ = schedule(url, found: job.url)
+                    case .skipped(let reason): report.skipped[reason.description, default: 0] += 1
+                    case .ignored: break
+                    }
+                }
+            }
+        case 301, 302, 303, 307, 308:
+            let target: WebURL
+            switch response.header("Location").map({ job.url.resolveLink($0) }) {
+            case .url(let url):
+                target = url
+            case .skipped(let reason):
+                return fail(job, FetchFailure(.badRedirect, "HTTP \(response.status) to a Location that cannot be sent (\(reason))"))
+            case .ignored, nil:
+                return fail(job, FetchFailure(.badRedirect, "HTTP \(response.status) without a usable Location"))
+            }
+            if job.redirects >= options.maxRedirects {
+                return fail(job, FetchFailure(.tooManyRedirects, "more than \(options.maxRedirects) redirects (last to \(target))"))
+            }
+            report.inFlight -= 1
+            report.redirects += 1
+            guard target.host == options.start.host && target.port == options.start.port else { return }
+            // Within its own chain a redirect is followed again (a loop ends
+            // at the limit); to a page the crawl has seen, not (each URL once).
+            let looping = job.chain.contains(target) || target == job.url
+            guard looping || seen.insert(target).inserted else { return }
+            var next = CrawlJob(url: target, found: job.found)
+            next.chain = job.chain + [job.url]
+            frontier.append(next)
+        default:
+            fail(job, FetchFailure(.status(response.status), "HTTP \(response.status) \(HTTPStatus.phrase(response.status))"))
+        }
+    }
+
+    func fail(_ job: CrawlJob, _ failure: FetchFailure) {
+        report.inFlight -= 1
+        report.errors[failure.kind.description, default: 0] += 1
+        report.failures.append((job.url.description, failure.reason))
+    }
+
+    /// Gives a job back (a keep-alive connection closed before it was sent).
+    func retry(_ job: CrawlJob) {
+        report.inFlight -= 1
+        frontier.insert(job, at: frontierStart)
+    }
+
+    var snapshot: CrawlReport {
+        var copy = report
+        copy.wallSeconds = monotonicNow() - started
+        return copy
+    }
+
+    /// The pipeline's store: each page under ``WebURL/fileName`` (unique per URL).
+    private func save(_ url: WebURL, _ body: [UInt8]) {
+        guard let directory = options.outDirectory else { return }
+        let path = directory + "/" + url.fileName
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            report.errors[FetchFailure.Kind.save.description, default: 0] += 1
+            report.failures.append((url.description, "\(SystemCallError(call: "open(\(path))"))"))
+            return
+        }
+        body.withUnsafeBytes { bytes in
+            var done = 0
+            while done < bytes.count {
+                let written = write(fd, bytes.baseAddress! + done, bytes.count - done)
+                if written <= 0 { break }
+                done += written
+            }
+        }
+        close(fd)
+    }
+
+    /// The request for `job`.
+    static func request(_ job: CrawlJob) -> [UInt8] {
+        Array("GET \(job.url.target) HTTP/1.1\r\nHost: \(job.url.authority)\r\nUser-Agent: swift-libev-crawler\r\nAccept: text/html, */*\r\n\r\n".utf8)
+    }
+}

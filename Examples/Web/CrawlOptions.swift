@@ -1,0 +1,25 @@
+import HTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct CrawlOptions: Sendable {
+    /// Where to start; only URLs of its host and port are followed.
+    public var start: WebURL
+    /// Connections at once.
+    public var concurrency = 16
+    /// Pages to fetch at most (redirects do not count).
+    public var maxPages = 100_000
+    /// Save pages under this directory.
+    public var outDirectory: String?
+    /// Seconds for one request: connect, send, and the whole response.
+    public var timeout = 10.0
+    /// Redirects followed per URL.
+    public var maxRedirects = 10
+    /// Response limits: 100 header fields, a 64 KiB head, an 8 MiB body.
+    public var limits = HTTPLimits(maxURIBytes: 8 * 1024, maxHeaderBytes: 64 * 1024, maxHeaderCount: 100, maxBodyBytes: 8 << 20)
+    /// Called about four times a second with the crawl so far (the progress line).
+    public var progress: (@Sendable (CrawlReport) -> Void)?
+
+    public init(start: WebURL) { self.start = start }
+}

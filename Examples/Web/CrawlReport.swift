@@ -1,0 +1,29 @@
+/// What a crawl did.
+public struct CrawlReport: Sendable {
+    /// Pages downloaded (status 200).
+    public var pages = 0
+    /// Body bytes of those pages.
+    public var bytes = 0
+    /// Failed URLs, by kind ("timeout", "HTTP 404", ...; see ``FetchFailure/Kind``).
+    public var errors: [String: Int] = [:]
+    /// Links that could not be made into a URL to send, by reason ("too long",
+    /// "invalid host", "invalid port": `WebURL.SkipReason`).
+    public var skipped: [String: Int] = [:]
+    /// Each failed URL and why.
+    public var failures: [(url: String, reason: String)] = []
+    /// Redirects followed.
+    public var redirects = 0
+    /// Requests in flight now.
+    public var inFlight = 0
+    /// Connections opened.
+    public var connections = 0
+    public var wallSeconds = 0.0
+
+    public var errorCount: Int { errors.values.reduce(0, +) }
+    public var pagesPerSecond: Double { wallSeconds > 0 ? Double(pages) / wallSeconds : 0 }
+
+    /// The progress line: pages, in flight, errors, pages/s.
+    public var progressLine: String {
+        "\(pages) pages, \(inFlight) in flight, \(errorCount) errors, \(Int(pagesPerSecond.rounded())) pages/s"
+    }
+}

@@ -1,0 +1,59 @@
+import HTTP
+
+public struct FetchFailure: Error, Sendable {
+    /// What kind of failure: the crawl's report counts failed URLs by it.
+    public enum Kind: Hashable, Sendable, CustomStringConvertible {
+        /// The connection could not be made.
+        case connect
+        /// The connection failed during the request (reset, ...).
+        case connection
+        /// No complete response within the request's timeout.
+        case timeout
+        /// A response the parser refused, by its kind (truncated, bad framing, head too large, ...).
+        case response(HTTPError.Kind)
+        /// A status other than 200 or a redirect.
+        case status(Int)
+        /// A redirect without a usable Location.
+        case badRedirect
+        /// More redirects than allowed.
+        case tooManyRedirects
+        /// The page could not be saved under `--out`.
+        case save
+
+        public var description: String {
+            switch self {
+            case .connect: "connect"
+            case .connection: "connection"
+            case .timeout: "timeout"
+            case .response(let kind): kind.rawValue
+            case .status(let status): "HTTP \(status)"
+            case .badRedirect: "bad redirect"
+            case .tooManyRedirects: "too many redirects"
+            case .save: "save"
+            }
+        }
+    }
+
+    public let kind: Kind
+    /// What happened, for the report.
+    public let reason: String
+
+    init(_ kind: Kind, _ reason: String) {
+        self.kind = kind
+        self.reason = reason
+    }
+
+    /// No complete response within the request's timeout.
+    static func timedOut(after seconds: Double) -> FetchFailure {
+        FetchFailure(.timeout, "no complete response within \(formatSeconds(seconds)) s")
+    }
+
+    /// The server closed the connection before the response ended.
+    static let truncated = FetchFailure(.response(.truncated), "the server closed the connection before the response ended")
+
+    /// A response the parser refused, by its kind.
+    init?(_ error: HTTPError?) {
+        guard let error else { return nil }
+        self.init(.response(error.kind), error.reason)
+    }
+}
