@@ -35,7 +35,7 @@ func asyncDownload(_ address: SocketAddress, _ executor: some EventLoopExecutor,
             download.finish()
         }
     } catch {
-        download.finish(describe(error))
+        download.finish(DownloadFailure(error))
     }
     return download
 }

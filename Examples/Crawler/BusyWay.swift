@@ -34,7 +34,7 @@ func busyDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Download 
         socket = try SocketDescriptor.tcp(address.family)
         _ = try socket.connect(to: address)
     } catch {
-        download.finish(describe(error))
+        download.finish(DownloadFailure(error))
         return download
     }
     defer { socket.close() }
@@ -54,7 +54,7 @@ func busyDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Download 
             var error: Int32 = 0
             var length = socklen_t(4)
             getsockopt(socket.fd, SOL_SOCKET, SO_ERROR, &error, &length)
-            download.finish(describe(SystemCallError(call: "connect(\(address))", errno: .init(rawValue: error == 0 ? errno : error))))
+            download.finish(.system(SystemCallError(call: "connect(\(address))", errno: .init(rawValue: error == 0 ? errno : error))))
             return download
         }
     }
@@ -68,7 +68,7 @@ func busyDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Download 
         } else if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
             // Nothing yet: try again at once - the busy way's whole point.
         } else {
-            download.finish(describe(SystemCallError(call: "recv(\(address))")))
+            download.finish(.system(SystemCallError(call: "recv(\(address))")))
             return download
         }
         if monotonicNow() > deadline { download.timedOut(rules); return download }

@@ -14,7 +14,7 @@ struct Download: Sendable {
     var finished = 0.0
     var chunks: [Chunk] = []
     var poem: [UInt8] = []
-    var error: String?
+    var error: DownloadFailure?
 
     struct Chunk: Sendable {
         var at: Double
@@ -29,7 +29,7 @@ struct Download: Sendable {
     /// the poem is over `rules.maxBytes` with them.
     mutating func received(_ bytes: some Collection<UInt8>, _ rules: DownloadRules) -> Bool {
         guard poem.count + bytes.count <= rules.maxBytes else {
-            finish("the poem is over \(rules.maxBytes) bytes (--max-poem-bytes)")
+            finish(.tooLarge(maxBytes: rules.maxBytes))
             return false
         }
         chunks.append(Chunk(at: monotonicNow(), bytes: bytes.count))
@@ -44,11 +44,11 @@ struct Download: Sendable {
 
     /// Fails the download for its deadline.
     mutating func timedOut(_ rules: DownloadRules) {
-        finish(DownloadRules.timeoutMessage(rules.timeout ?? 0))
+        finish(.timedOut(seconds: rules.timeout ?? 0))
     }
 
     /// Records the end of the download, with `error` if it failed.
-    mutating func finish(_ error: String? = nil) {
+    mutating func finish(_ error: DownloadFailure? = nil) {
         finished = monotonicNow()
         if let error, self.error == nil { self.error = error }
     }
@@ -73,10 +73,6 @@ struct DownloadRules: Sendable {
     /// Far above any real poem (the longest built-in one is 3003 bytes).
     static let defaultMaxBytes = 16 << 20
 
-    /// The failure of a download that missed its deadline.
-    static func timeoutMessage(_ seconds: Double) -> String {
-        "no complete poem within \(formatSeconds(seconds)) s (--timeout)"
-    }
 }
 
 /// The GET request the tutorial's non-blocking and epoll listings send.
@@ -138,11 +134,35 @@ enum Way: String, CaseIterable, Sendable {
     }
 }
 
-/// A message for a failed system call, as the tasks report it.
-func describe(_ error: any Error) -> String {
-    if let error = error as? SystemCallError { return error.description }
-    if let error = error as? TimeoutError { return DownloadRules.timeoutMessage(error.seconds) }
-    return String(describing: error)
+/// Why a download failed.
+enum DownloadFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A system call failed (connect refused, reset, ...); the error names it.
+    case system(SystemCallError)
+    /// The whole download did not end within `--timeout`.
+    case timedOut(seconds: Double)
+    /// The poem grew past `--max-poem-bytes`.
+    case tooLarge(maxBytes: Int)
+    /// The processes way's child failed, or reported this (its text).
+    case child(String)
+
+    /// The failure an error thrown during a download stands for.
+    init(_ error: any Error) {
+        switch error {
+        case let error as SystemCallError: self = .system(error)
+        case let error as TimeoutError: self = .timedOut(seconds: error.seconds)
+        case let error as DownloadFailure: self = error
+        default: self = .child(String(describing: error))
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .system(let error): error.description
+        case .timedOut(let seconds): "no complete poem within \(formatSeconds(seconds)) s (--timeout)"
+        case .tooLarge(let maxBytes): "the poem is over \(maxBytes) bytes (--max-poem-bytes)"
+        case .child(let text): text
+        }
+    }
 }
 
 /// The CPU time of this process and its waited-for children (user + system), in seconds.

@@ -52,7 +52,7 @@ func epollWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download
         }
         for crawler in crawlers where crawler.isRunning {
             if let deadline = crawler.download.deadline(rules), monotonicNow() >= deadline {
-                crawler.fail(DownloadRules.timeoutMessage(rules.timeout ?? 0))
+                crawler.fail(.timedOut(seconds: rules.timeout ?? 0))
             }
         }
     }
@@ -84,7 +84,7 @@ final class Crawler {
             _ = try socket.connect(to: address) // EINPROGRESS: the selector says when
             try selector.register(socket.fd, .write, data: connected as Callback)
         } catch {
-            fail(describe(error))
+            fail(DownloadFailure(error))
         }
     }
 
@@ -95,7 +95,7 @@ final class Crawler {
             if !rules.request.isEmpty { _ = try rules.request.withUnsafeBytes { try socket.write($0) } }
             try selector.register(key.fd, .read, data: readResponse as Callback)
         } catch {
-            fail(describe(error))
+            fail(DownloadFailure(error))
         }
     }
 
@@ -112,16 +112,16 @@ final class Crawler {
                 break
             }
         } catch {
-            fail(describe(error))
+            fail(DownloadFailure(error))
         }
     }
 
-    func fail(_ message: String?) {
+    func fail(_ message: DownloadFailure?) {
         if socket.fd >= 0 { _ = try? selector.unregister(socket.fd) }
         finish(message)
     }
 
-    private func finish(_ error: String?) {
+    private func finish(_ error: DownloadFailure?) {
         guard isRunning else { return }
         isRunning = false
         download.finish(error)

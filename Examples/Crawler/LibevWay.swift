@@ -40,11 +40,11 @@ final class LibevDownload {
             if let timeout = rules.timeout {
                 // The whole download's deadline (the loop's clock is fresh: this runs before loop.run()).
                 timer = try loop.timer(after: timeout) { [unowned self] _ in
-                    finish(DownloadRules.timeoutMessage(timeout))
+                    finish(.timedOut(seconds: timeout))
                 }
             }
         } catch {
-            finish(describe(error))
+            finish(DownloadFailure(error))
         }
     }
 
@@ -55,7 +55,7 @@ final class LibevDownload {
             isConnected = true
             io?.events = .read
         } catch {
-            finish(describe(error))
+            finish(DownloadFailure(error))
         }
     }
 
@@ -69,11 +69,11 @@ final class LibevDownload {
             case .wouldBlock: break
             }
         } catch {
-            finish(describe(error))
+            finish(DownloadFailure(error))
         }
     }
 
-    func finish(_ error: String?) {
+    func finish(_ error: DownloadFailure?) {
         guard io != nil || timer != nil || socket.fd >= 0 else { return }
         io?.stop()
         timer?.stop()

@@ -65,7 +65,7 @@ struct ChildDownload {
         var download = Download(address: address)
         defer { close(output) }
         if let failure {
-            download.finish(failure)
+            download.finish(.child(failure))
             return download
         }
         var report: [UInt8] = []
@@ -78,7 +78,7 @@ struct ChildDownload {
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         return ChildReport.decode(report, address: address) ?? {
             var broken = Download(address: address)
-            broken.finish("the child process for \(address) ended without a report (status \(status))")
+            broken.finish(.child("the child process for \(address) ended without a report (status \(status))"))
             return broken
         }()
     }
@@ -104,7 +104,7 @@ enum ChildReport {
         var text = "started \(download.started)\n"
         for chunk in download.chunks { text += "chunk \(chunk.at) \(chunk.bytes)\n" }
         text += "finished \(download.finished)\n"
-        if let error = download.error { text += "error \(error.replacingNewlines())\n" }
+        if let error = download.error { text += "error \(error.description.replacingNewlines())\n" }
         text += "poem \(download.poem.count)\n"
         return Array(text.utf8) + download.poem
     }
@@ -121,7 +121,7 @@ enum ChildReport {
             switch parts[0] {
             case "started": download.started = Double(parts[1]) ?? 0
             case "finished": download.finished = Double(parts[1]) ?? 0
-            case "error": download.error = parts[1]
+            case "error": download.error = .child(parts[1])
             case "chunk":
                 let fields = parts[1].split(separator: " ")
                 guard fields.count == 2, let at = Double(fields[0]), let bytes = Int(fields[1]) else { return nil }

@@ -88,7 +88,7 @@ enum Report {
                 "floorSeconds": run.floorSeconds,
                 "poems": run.downloads.enumerated().map { index, download in
                     var poem: [String: Any] = ["address": download.address.description, "bytes": download.poem.count, "intact": run.intact(index)]
-                    if let error = download.error { poem["error"] = error }
+                    if let error = download.error { poem["error"] = error.description }
                     return poem
                 },
             ]
