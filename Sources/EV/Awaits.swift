@@ -9,29 +9,10 @@ import Glibc
 // `EVError.loopClosed` when the loop is destroyed. Called from a task that
 // is not on the loop, they move it there (task executor preference) first.
 
-extension LoopExecutor: AsyncEventLoop {
-    /// Suspends for `seconds` (0 yields to everything else ready now, io included).
-    ///
-    /// The time counts from the call, not from the loop's cached ``Loop/now``.
-    ///
-    /// - Throws: `CancellationError`, ``EventCore/TimeoutError``, ``EVError/loopClosed``,
-    ///   ``EVError/invalidInterval(parameter:value:)`` for NaN or infinite.
-    ///
-    /// The corresponding C function is `ev_timer_start`.
-    public func sleep(seconds: Double) async throws {
-        guard seconds.isFinite else { throw EVError.invalidInterval(parameter: "seconds", value: seconds) }
-        try await suspendForSleep(seconds: seconds)
-    }
-
-    /// Readiness waits on `fd` that keep one io watcher armed between waits
-    /// (see ``EventCore/DescriptorReadiness``; the await core's `Readiness`).
-    public func readiness(for fd: Int32) -> any DescriptorReadiness {
-        Readiness(executor: self, fd: fd)
-    }
-
+extension LoopExecutorCore where L == EV.Loop {
     /// Suspends until the wall clock (``Loop/now``'s, seconds since the epoch) reaches `time`.
     public func sleep(until time: Double) async throws {
-        try await suspend { (suspension: Suspension<Void, LoopExecutor>, loop) in
+        try await suspend { (suspension: Suspension<Void, Loop>, loop) in
             loop.updateNow()
             let timer = try TimerWatcher(loop: loop, after: max(time - loop.now, 0)) { _ in suspension.finish(.success(())) }
             timer.start()
@@ -45,7 +26,7 @@ extension LoopExecutor: AsyncEventLoop {
     ///
     /// The corresponding C function is `ev_signal_start`.
     public func signal(_ signal: Int32) async throws {
-        try await suspend { (suspension: Suspension<Void, LoopExecutor>, loop) in
+        try await suspend { (suspension: Suspension<Void, Loop>, loop) in
             let watcher = try loop.signal(signal) { _ in suspension.finish(.success(())) }
             suspension.cleanup = { watcher.stop() }
         }
@@ -64,7 +45,7 @@ extension LoopExecutor: AsyncEventLoop {
     ///
     /// The corresponding C function is `ev_child_start`.
     public func childExit(_ pid: pid_t) async throws -> ChildWatcher.Status {
-        try await suspend { (suspension: Suspension<ChildWatcher.Status, LoopExecutor>, loop) in
+        try await suspend { (suspension: Suspension<ChildWatcher.Status, Loop>, loop) in
             let watcher = try loop.child(pid) { watcher in suspension.finish(.success(watcher.status)) }
             suspension.cleanup = { watcher.stop() }
         }
@@ -130,7 +111,7 @@ final class PersistentWatch<Event: Sendable, Element> {
     private let start: (Loop, @escaping (Event) -> Void) throws -> Watcher
     private var watcher: Watcher?
     private var queued: [Event] = []
-    private var waiting: Suspension<Event, LoopExecutor>?
+    private var waiting: Suspension<Event, Loop>?
 
     init(executor: LoopExecutor, element: @escaping (Event) -> Element,
          start: @escaping (Loop, @escaping (Event) -> Void) throws -> Watcher) {
@@ -142,7 +123,7 @@ final class PersistentWatch<Event: Sendable, Element> {
     func next() async throws -> Element? {
         // Everything runs on the loop's thread, in `arm`: the watcher, the
         // queue and the waiting suspension are loop state.
-        let event = try await executor.suspend { [unowned self] (suspension: Suspension<Event, LoopExecutor>, loop) in
+        let event = try await executor.suspend { [unowned self] (suspension: Suspension<Event, Loop>, loop) in
             if watcher == nil { watcher = try start(loop) { [unowned self] event in deliver(event) } }
             if !queued.isEmpty {
                 suspension.finish(.success(queued.removeFirst()))

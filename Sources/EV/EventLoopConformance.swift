@@ -87,12 +87,6 @@ extension TimerWatcher: Cancellable {
     public func cancel() { stop() }
 }
 
-extension LoopExecutor: CrossThreadSubmitting {
-    /// ``execute(_:)``, for the loops' common protocol.
-    public func submit(_ work: @escaping @Sendable () -> Void) throws {
-        try execute(work)
-    }
-}
 
 extension Events {
     /// The libev events of an ``EventCore/Interest``.

@@ -19,7 +19,9 @@ final class LoopCore {
     /// moves the loop's reference count to a side table and slows every retain
     /// of it. Sound because `Loop.deinit` sets it to nil before anything else,
     /// so it never names a freed (or deinitialising) object.
-    unowned(unsafe) var owner: Loop?
+    unowned(unsafe) var owner: Loop? {
+        didSet { executor.loop = owner }
+    }
     /// The thread inside `run`, if any; a loop is used only from that thread while it runs.
     var runningThread: pthread_t?
     /// True while `ev_loop_destroy` runs the cleanup watchers.
@@ -28,6 +30,8 @@ final class LoopCore {
     private(set) var isClosing = false
     /// The cross-thread entry point.
     let executor: LoopExecutor
+    /// The executor's libev side: its wake-up, prepare and idle watchers.
+    let waker: LibevWaker
     /// Whether io events are checked against the file each watcher was started on.
     /// epoll forgets a closed descriptor by itself; the other backends do not.
     let verifiesDescriptorsOnEvent: Bool
@@ -57,9 +61,10 @@ final class LoopCore {
         self.isDefault = isDefault
         self.verifiesDescriptorsOnEvent = Backend(rawValue: ev_backend(raw)) != .epoll
         self.checksEveryDescriptor = Backend(rawValue: ev_backend(raw)) == .poll
-        self.executor = LoopExecutor(loop: raw)
+        waker = LibevWaker(loop: raw)
+        self.executor = LoopExecutor(waker: waker)
         self.runningThread = nil
-        executor.core = self
+        waker.start(for: executor)
         Trampoline.installPendingHook(raw, self)
     }
 
@@ -236,17 +241,13 @@ final class LoopCore {
         guard let raw else { return }
         isClosing = true
         CurrentLoop.with(executor) {
-            repeat {
-                repeat {
-                    executor.failAllWaits()
-                    executor.drain()
-                    for watcher in heldWatchers() where !(watcher is CleanupWatcher) {
-                        watcher.detachForTeardown(raw)
-                    }
-                } while executor.hasLocalWork || !executor.waits.isEmpty
-            } while !executor.closeIfIdle()
+            executor.closeAfterDraining {
+                for watcher in heldWatchers() where !(watcher is CleanupWatcher) {
+                    watcher.detachForTeardown(raw)
+                }
+            }
         }
-        executor.stopWatchers()
+        waker.stopWatchers()
         isDestroying = true
         CurrentLoop.with(executor) { ev_loop_destroy(raw) }
         for watcher in heldWatchers() {

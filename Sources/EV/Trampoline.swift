@@ -36,24 +36,25 @@ enum Trampoline {
         return watcher.nextTime(now: now)
     }
 
-    // The executor's own watchers store an unretained pointer to it in
-    // `data` (LoopExecutor.init). Sound because the core owns the executor for
+    // The executor's own watchers store an unretained pointer to its libev
+    // side in `data` (LibevWaker.start). Sound because the core owns the
+    // executor, and the executor its waker, for
     // the loop's whole life and stops these watchers before it destroys the
     // loop, so libev can only call them while the executor exists.
 
     /// The executor's wake-up: runs the work other threads submitted and the loop's thread queued.
     static let executorWakeup: CLibev_callback = { _, cWatcher, _ in
-        Unmanaged<LoopExecutor>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().runSubmittedWork()
+        Unmanaged<LibevWaker>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().runSubmittedWork()
     }
 
     /// Just before the loop blocks: queued work must run first.
     static let executorPrepare: CLibev_callback = { _, cWatcher, _ in
-        Unmanaged<LoopExecutor>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().beforeBlocking()
+        Unmanaged<LibevWaker>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().beforeBlocking()
     }
 
     /// Keeps one poll from blocking while work is queued.
     static let executorIdle: CLibev_callback = { _, cWatcher, _ in
-        Unmanaged<LoopExecutor>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().idleOnce()
+        Unmanaged<LibevWaker>.fromOpaque(CLibev_data(cWatcher!)!).takeUnretainedValue().idleOnce()
     }
 
     /// Makes `core` the loop's user data and runs its descriptor check after

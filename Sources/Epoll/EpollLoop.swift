@@ -39,6 +39,8 @@ public final class EpollLoop {
     private var soonBatch: [() -> Void] = []
     private var isStopping = false
     private var wakeFD: Int32
+    /// The executor's epoll side: the eventfd other threads wake the loop with.
+    private let waker: EpollWaker
     private var signalFD: Int32 = -1
     private var signalWatches: [Int32: [SignalWatch]] = [:]
     /// Watches, timers and signal watches the program made (the internal ones not counted).
@@ -59,7 +61,8 @@ public final class EpollLoop {
         ignoreSIGPIPE()
         selector = try Selector()
         wakeFD = try systemCall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
-        executor = EpollExecutor(wakeFD: wakeFD)
+        waker = EpollWaker(wakeFD: wakeFD)
+        executor = EpollExecutor(waker: waker)
         executor.loop = self
         try registerWakeup()
     }
@@ -294,7 +297,7 @@ public final class EpollLoop {
         let mayBlock = timeout != 0
         if mayBlock {
             // From here, a submission from another thread writes the eventfd.
-            executor.isPolling.store(true, ordering: .sequentiallyConsistent)
+            waker.isPolling.store(true, ordering: .sequentiallyConsistent)
             if executor.hasSubmittedWork { timeout = 0 }
         }
         do {
@@ -304,7 +307,7 @@ public final class EpollLoop {
         } catch {
             fatalError("Epoll: the loop cannot continue: \(error)")
         }
-        if mayBlock { executor.isPolling.store(false, ordering: .sequentiallyConsistent) }
+        if mayBlock { waker.isPolling.store(false, ordering: .sequentiallyConsistent) }
 
         if !timers.isEmpty {
             let now = monotonicNow()
@@ -319,14 +322,14 @@ public final class EpollLoop {
             for callback in soonBatch { callback() }
             soonBatch.removeAll(keepingCapacity: true)
         }
-        executor.runJobs()
+        executor.runBatches()
     }
 
     private func registerWakeup() throws(SystemCallError) {
         let fd = wakeFD
         let watch = IOWatch(fd: fd, interest: .read, loop: self, target: .closure { _, _ in
             var value: UInt64 = 0
-            _ = read(fd, &value, 8)
+            _ = read(fd, &value, EpollWaker.eventfdIncrement)
         })
         do {
             try selector.register(fd, .read, data: watch)
@@ -343,7 +346,7 @@ public final class EpollLoop {
         _ = try? selector.unregister(wakeFD)
         Glibc.close(wakeFD)
         wakeFD = try systemCall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
-        executor.wakeFD = wakeFD
+        waker.wakeFD.withLock { $0 = wakeFD }
         try registerWakeup()
         if signalFD >= 0 {
             _ = try? selector.unregister(signalFD)
@@ -368,14 +371,10 @@ public final class EpollLoop {
         guard !isClosed else { return }
         isClosing = true
         CurrentLoop.with(executor) {
-            repeat {
-                repeat {
-                    executor.waits.failAll(EpollError.loopClosed)
-                    executor.drain()
-                    for timer in timers.removeAll() { timer.callback = nil }
-                    soon.removeAll()
-                } while executor.hasLocalWork || !executor.waits.isEmpty
-            } while !executor.closeIfIdle()
+            executor.closeAfterDraining {
+                for timer in timers.removeAll() { timer.callback = nil }
+                soon.removeAll()
+            }
         }
         executor.loop = nil
         for key in selector.allKeys {

@@ -9,7 +9,7 @@
 /// ``schedule(after:_:)`` its `scheduleTask(in:_:)`.
 public protocol EventLoopExecutor: AsyncEventLoop, TaskExecutor, CrossThreadSubmitting {
     /// The loop this executor belongs to.
-    associatedtype Loop: EventLoop where Loop.Executor == Self
+    associatedtype Loop: EventLoop
 
     /// Runs `work` on the loop's thread, after the work submitted before it,
     /// handing it the loop (which is not `Sendable`, so it cannot be

@@ -12,10 +12,10 @@
 ///
 /// All of its state lives on the loop's thread: a wait from a task that runs
 /// elsewhere is begun by a job on the loop, and resumed from there.
-package final class Readiness<Executor: AwaitingExecutor>: PendingWait, DescriptorReadiness {
-    private let executor: Executor
+package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
+    private let executor: LoopExecutorCore<L>
     private let fd: Int32
-    private var watch: Executor.Loop.Watch?
+    private var watch: L.Watch?
     private var reader: Waiting?
     private var writer: Waiting?
     private var isRegistered = false
@@ -27,7 +27,7 @@ package final class Readiness<Executor: AwaitingExecutor>: PendingWait, Descript
         var deadline: (any Cancellable)?
     }
 
-    package init(executor: Executor, fd: Int32) {
+    package init(executor: LoopExecutorCore<L>, fd: Int32) {
         self.executor = executor
         self.fd = fd
     }
@@ -71,7 +71,7 @@ package final class Readiness<Executor: AwaitingExecutor>: PendingWait, Descript
     private func begin(write: Bool, _ continuation: UnsafeContinuation<Void, any Error>, _ deadline: Deadline?, cancelled: Bool) {
         guard !cancelled else { return continuation.resume(throwing: CancellationError()) }
         guard !isCancelled else { return continuation.resume(throwing: DescriptorClosedError(fd: fd)) }
-        guard let loop = executor.loopForAwaits else { return continuation.resume(throwing: executor.loopClosedError) }
+        guard let loop = executor.loopForAwaits else { return continuation.resume(throwing: executor.waker.loopClosedError) }
         if let deadline, deadline.remaining <= 0 {
             return continuation.resume(throwing: TimeoutError(seconds: deadline.timeout))
         }
@@ -114,7 +114,7 @@ package final class Readiness<Executor: AwaitingExecutor>: PendingWait, Descript
     }
 
     /// Makes sure the watch waits for `interest` (among others).
-    private func arm(_ loop: Executor.Loop, _ interest: Interest) throws {
+    private func arm(_ loop: L, _ interest: Interest) throws {
         if let watch {
             let current = watch.interest
             if !current.isSuperset(of: interest) { try watch.setInterest(current.union(interest)) }

@@ -1,4 +1,4 @@
-extension AwaitingExecutor {
+extension LoopExecutorCore {
     /// Runs `body` as a task on `loop`, on the current thread, until it
     /// returns - asyncio's `run`; the body of both loops' `run(_:)`.
     ///
@@ -6,7 +6,7 @@ extension AwaitingExecutor {
     /// nonisolated async function it calls run on this thread. The loop runs
     /// meanwhile, even with nothing active (the task may be waiting for work
     /// from another thread), and other watches and tasks run alongside.
-    package func runTask<T: Sendable>(on loop: Loop, _ body: sending @escaping (Self) async throws -> T) throws -> T {
+    package func runTask<T: Sendable>(on loop: L, _ body: sending @escaping (LoopExecutorCore<L>) async throws -> T) throws -> T {
         let outcome = LockedValue<Result<T, any Error>?>(nil)
         Task(executorPreference: self) {
             let result: Result<T, any Error>

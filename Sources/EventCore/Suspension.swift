@@ -9,7 +9,7 @@
 /// job), and so do the events, the deadline, the teardown and a
 /// cancellation (a job when it comes from another thread; the loop runs
 /// jobs in order, so after `begin`).
-package final class Suspension<Value: Sendable, Executor: AwaitingExecutor>: PendingWait {
+package final class Suspension<Value: Sendable, L: EventLoop>: PendingWait {
     private enum State {
         case new
         case cancelledEarly
@@ -18,25 +18,25 @@ package final class Suspension<Value: Sendable, Executor: AwaitingExecutor>: Pen
     }
 
     private var state = State.new
-    private let executor: Executor
+    private let executor: LoopExecutorCore<L>
     /// Stops what `arm` started; called once, when the suspension finishes.
     package var cleanup: (() -> Void)?
     private var deadlineTimer: (any Cancellable)?
 
-    init(executor: Executor) {
+    init(executor: LoopExecutorCore<L>) {
         self.executor = executor
     }
 
     /// Installs the continuation, arms the watches, and the deadline's timer (loop thread).
     fileprivate func begin(_ continuation: UnsafeContinuation<Value, any Error>, deadline: Deadline?,
-                           arm: (Suspension, Executor.Loop) throws -> Void) {
+                           arm: (Suspension, L) throws -> Void) {
         if case .cancelledEarly = state {
             state = .finished
             return continuation.resume(throwing: CancellationError())
         }
         guard let loop = executor.loopForAwaits else {
             state = .finished
-            return continuation.resume(throwing: executor.loopClosedError)
+            return continuation.resume(throwing: executor.waker.loopClosedError)
         }
         if let deadline, deadline.remaining <= 0 {
             state = .finished
@@ -83,7 +83,7 @@ package final class Suspension<Value: Sendable, Executor: AwaitingExecutor>: Pen
     }
 }
 
-extension AwaitingExecutor {
+extension LoopExecutorCore {
     /// Suspends the current task until `arm`'s watches finish the suspension
     /// (or the deadline, cancellation or the loop's destruction does).
     ///
@@ -94,10 +94,10 @@ extension AwaitingExecutor {
     /// must touch only state that lives on the loop's thread.
     nonisolated(nonsending) package func suspend<Value: Sendable>(
         deadline: Deadline? = Deadline.current,
-        _ arm: @escaping (Suspension<Value, Self>, Loop) throws -> Void
+        _ arm: @escaping (Suspension<Value, L>, L) throws -> Void
     ) async throws -> Value {
         try Task.checkCancellation()
-        let suspension = Suspension<Value, Self>(executor: self)
+        let suspension = Suspension<Value, L>(executor: self)
         let alreadyOnLoop = isCurrent
         // Checked on the loop's thread, where every use of it is.
         let bound = LoopBound(unchecked: suspension, loop: self)
@@ -116,16 +116,6 @@ extension AwaitingExecutor {
             }
         } onCancel: {
             onLoop({ bound.value.cancelOnLoop() }, failed: { _ in })
-        }
-    }
-
-    /// Suspends for `seconds` (finite), counted from now - 0 lets everything
-    /// else ready now run first; the common body of the loops' `sleep(seconds:)`.
-    nonisolated(nonsending) package func suspendForSleep(seconds: Double) async throws {
-        let deadline = monotonicNow() + max(seconds, 0)
-        try await suspend { (suspension: Suspension<Void, Self>, loop) in
-            let timer = loop.schedule(at: deadline) { suspension.finish(.success(())) }
-            suspension.cleanup = { timer.cancel() }
         }
     }
 }

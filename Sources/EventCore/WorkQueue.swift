@@ -1,7 +1,7 @@
 import Synchronization
 
 /// A unit of work for an event loop's thread.
-public enum LoopWork: Sendable {
+package enum LoopWork: Sendable {
     /// A closure from ``LoopWorkQueue/submit(_:wake:)`` or the loop's own thread.
     case closure(@Sendable () -> Void)
     /// A task's job, to run on the loop as its task executor (not actor-isolated).
@@ -22,7 +22,7 @@ public enum LoopWork: Sendable {
 ///   keeps re-queueing itself cannot starve io.
 /// - Nothing accepted is lost: ``closeIfIdle()`` refuses new work only once
 ///   the inbox is empty.
-public final class LoopWorkQueue: @unchecked Sendable {
+package final class LoopWorkQueue: @unchecked Sendable {
     // Sendable because other threads touch only `inbox`, behind its lock;
     // `local`, `batch` and `isRunningBatch` are touched on the loop's thread
     // only (the owning executor routes calls by `isCurrent`).
@@ -39,14 +39,14 @@ public final class LoopWorkQueue: @unchecked Sendable {
     private var batch: [LoopWork] = []
     private var isRunningBatch = false
 
-    public init() {}
+    package init() {}
 
     /// Queues work from another thread.
     ///
     /// - Parameter wake: called, under the queue's lock, when the inbox was
     ///   empty: it must wake the loop (thread-safe, non-blocking).
     /// - Returns: false if the queue is closed; the work was not taken.
-    public func submit(_ work: LoopWork, wake: () -> Void) -> Bool {
+    package func submit(_ work: LoopWork, wake: () -> Void) -> Bool {
         inbox.withLock { inbox in
             guard inbox.isOpen else { return false }
             inbox.work.append(work)
@@ -68,18 +68,18 @@ public final class LoopWorkQueue: @unchecked Sendable {
     ///
     /// - Returns: true if the loop should run a batch in this round of
     ///   callbacks; false while a batch runs (the work waits for the next one).
-    public func enqueueLocal(_ work: LoopWork) -> Bool {
+    package func enqueueLocal(_ work: LoopWork) -> Bool {
         local.append(work)
         return !isRunningBatch
     }
 
     /// Whether work waits on the loop's thread.
-    public var hasLocalWork: Bool { !local.isEmpty }
+    package var hasLocalWork: Bool { !local.isEmpty }
 
     /// Runs one batch of submitted work, then one of local work (loop thread).
     /// - Returns: true if more local work arrived meanwhile (run again after polling io).
     @discardableResult
-    public func runBatches(_ run: (LoopWork) -> Void) -> Bool {
+    package func runBatches(_ run: (LoopWork) -> Void) -> Bool {
         takeSubmitted()
         runBatch(run)
         swap(&local, &batch)
@@ -88,7 +88,7 @@ public final class LoopWorkQueue: @unchecked Sendable {
     }
 
     /// Runs everything queued, local and submitted, until both are empty (teardown).
-    public func drain(_ run: (LoopWork) -> Void) {
+    package func drain(_ run: (LoopWork) -> Void) {
         while true {
             inbox.withLock { inbox in
                 swap(&inbox.work, &batch)
@@ -105,7 +105,7 @@ public final class LoopWorkQueue: @unchecked Sendable {
 
     /// Refuses new submissions if nothing is queued (teardown, after ``drain(_:)``).
     /// - Returns: false if work arrived meanwhile: drain again, then retry.
-    public func closeIfIdle() -> Bool {
+    package func closeIfIdle() -> Bool {
         inbox.withLock { inbox in
             guard inbox.work.isEmpty else { return false }
             inbox.isOpen = false
@@ -132,7 +132,7 @@ public final class LoopWorkQueue: @unchecked Sendable {
 }
 
 /// What a loop's task executor offers its serial companion.
-public protocol LoopWorkSink: AnyObject, Sendable {
+package protocol LoopWorkSink: AnyObject, Sendable {
     /// Queues `work` for the loop's thread (from any thread).
     func enqueueWork(_ work: LoopWork)
     /// Whether the calling thread runs the loop now.
@@ -146,25 +146,25 @@ public protocol LoopWorkSink: AnyObject, Sendable {
 /// Swift's runtime treats a job run "isolated to" a serial executor as
 /// actor-isolated, so if task jobs ran that way every call into nonisolated
 /// async code would be an executor switch.
-public final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
+package final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
     // Sendable because its one stored property is set once, before the object
     // is shared, and names a Sendable object.
     package unowned var sink: (any LoopWorkSink)!
 
-    public init() {}
+    package init() {}
 
     /// Runs an actor's job on the loop's thread.
-    public func enqueue(_ job: consuming ExecutorJob) {
+    package func enqueue(_ job: consuming ExecutorJob) {
         sink.enqueueWork(.actorJob(UnownedJob(job)))
     }
 
     /// The executor as Swift's concurrency runtime refers to it.
-    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+    package func asUnownedSerialExecutor() -> UnownedSerialExecutor {
         UnownedSerialExecutor(ordinary: self)
     }
 
     /// Traps unless the calling thread is running the loop (for `assumeIsolated`).
-    public func checkIsolated() {
+    package func checkIsolated() {
         precondition(sink.isCurrent, "expected to run on this loop's thread, inside its run()")
     }
 }
@@ -175,5 +175,5 @@ extension LoopWorkQueue {
     /// Sequentially consistent: a loop that raises its "about to sleep" flag
     /// and then finds this false may sleep, because the submitter will see the
     /// flag (see ``submit(_:wake:)``).
-    public var hasSubmittedWork: Bool { maybeSubmitted.load(ordering: .sequentiallyConsistent) }
+    package var hasSubmittedWork: Bool { maybeSubmitted.load(ordering: .sequentiallyConsistent) }
 }

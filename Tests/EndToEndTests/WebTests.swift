@@ -618,7 +618,7 @@ struct WebTests {
         // Framing http_parser lets through fails by its kind (issue "Hardening", 8 and 9);
         // the two encoded hostile links are pages the site does not have (404).
         #expect(report.errors == ["head too large": 2, "truncated": 1, "too many redirects": 1, "body too large": 1,
-                                  "HTTP 404": 3, "timeout": 2, "connection": 1, "bad framing": 4, "unsupported": 1],
+                                  "HTTP 404": 3, "timeout": 1, "connection": 1, "bad framing": 4, "unsupported": 1],
                 "\(engine): \(report.errors) \(report.failures)")
         #expect(report.skipped == ["too long": 1, "invalid host": 1], "\(engine): \(report.skipped)")
         #expect(report.redirects >= 11, "the loop was followed to the limit, and /moved once")

@@ -64,7 +64,7 @@ func epollLoopCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Doubl
             while flags.acknowledged.load(ordering: .acquiring) < i {}
         }
         flags.elapsed.store((cbench_now() - start).bitPattern, ordering: .relaxed)
-        executor.stopLoop()
+        try? executor.execute { loop in loop.stop() }
     }
     loop.runForever()
     thread.join()

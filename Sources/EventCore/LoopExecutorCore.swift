@@ -1,0 +1,234 @@
+/// The executor of an event loop `L` - one class for both loops, `EV.LoopExecutor`
+/// (libev) and `Epoll.EpollExecutor` being its two instances: the loop's
+/// `Sendable` face, which other threads and tasks hold.
+///
+/// ## Executor
+/// It is the loop's `TaskExecutor`: `Task(executorPreference: executor)`
+/// runs a task on the loop's thread, and every nonisolated async function the
+/// task calls runs there too, with no hop per call or resume. Its companion
+/// serial executor (``asUnownedSerialExecutor()``) is for actors: one names it
+/// (`nonisolated var unownedExecutor { executor.asUnownedSerialExecutor() }`)
+/// to run on the loop's thread. They are two objects because Swift's runtime
+/// treats a job run "isolated to" a serial executor as actor-isolated: if
+/// task jobs ran that way, every call into nonisolated async code would be
+/// an executor switch. Both feed one queue, in one order.
+///
+/// A job enqueued on the loop's own thread goes on a local queue, without a
+/// lock or a wake-up; from any other thread it goes on a locked queue and
+/// wakes the loop (libev's `ev_async`, the epoll loop's eventfd - written only
+/// when the loop may be asleep). Jobs run in the order enqueued, each exactly
+/// once; jobs enqueued while a batch runs wait for the next iteration, after
+/// the loop has polled for io, so a task that keeps re-enqueueing itself
+/// cannot starve io.
+///
+/// ## Lifetime
+/// Nothing accepted is lost: when the loop is destroyed it first ends every
+/// pending await with its `loopClosed` error, runs everything already
+/// queued, then refuses new work with that error. Enqueueing a *task job*
+/// after that traps with a message, since a job that cannot run would leave
+/// its task suspended forever.
+///
+/// ## The awaits
+/// ``sleep(seconds:)``, ``readiness(for:)`` (and, on ``AsyncEventLoop``,
+/// `sleep(for:)`, `yield()`, `readable(_:)`, `writable(_:)`) are the await
+/// core's, written once for both loops: each arms a watch or a timer on the
+/// loop's thread and resumes exactly once - on the event, with
+/// `CancellationError` when the task is cancelled (the watch is removed at
+/// once, on the loop's thread), with ``TimeoutError`` at the ``withTimeout(_:_:)``
+/// deadline (counted from the current time), or with the loop's `loopClosed`.
+public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubmitting, AsyncEventLoop, LoopWorkSink, @unchecked Sendable {
+    // Sendable because every field other threads touch is immutable (the
+    // serial executor, the waker, whose wake-up is thread-safe by contract)
+    // or the work queue, whose inbox is locked. `loop`, `isClosing` and
+    // `waits` are touched only on the loop's thread: by the awaits, which
+    // run there, by the loop, and by its teardown.
+
+    private let queue = LoopWorkQueue()
+    private let serialExecutor = LoopSerialExecutor()
+    private let unownedSerial: UnownedSerialExecutor
+    /// How the loop is woken and told about local work.
+    package let waker: any LoopWaker
+    /// The loop, while it exists (loop thread); not retained: a task
+    /// waiting on a loop must not keep it alive.
+    package unowned(unsafe) var loop: L?
+    /// Set at the start of the loop's teardown: awaits then fail.
+    package var isClosing = false
+    /// The loop's pending awaits, which its teardown ends (loop thread only).
+    package let waits = PendingWaitList()
+
+    /// An executor for the loop `waker` belongs to.
+    package init(waker: any LoopWaker) {
+        self.waker = waker
+        unownedSerial = UnownedSerialExecutor(ordinary: serialExecutor)
+        serialExecutor.sink = self
+    }
+
+    /// Whether the calling thread is running this loop right now.
+    public var isCurrent: Bool { CurrentLoop.isCurrent(self) }
+
+    /// The loop, while it takes awaits; nil once it is closing (loop thread only).
+    package var loopForAwaits: L? { isClosing ? nil : loop }
+
+    // MARK: submitting
+
+    /// Runs `work` on the loop's thread, after the work submitted before it.
+    ///
+    /// - Parameter work: the closure to run; `Sendable`, since it is made on
+    ///   one thread and runs on another.
+    /// - Throws: the loop's `loopClosed` (`EVError`, `EpollError`) if it has
+    ///   been destroyed; the work does not run.
+    public func execute(_ work: @escaping @Sendable () -> Void) throws {
+        if isCurrent {
+            enqueueLocal(.closure(work))
+        } else if !queue.submit(.closure(work), wake: waker.wakeFromOtherThread) {
+            throw waker.loopClosedError
+        }
+    }
+
+    /// ``execute(_:)``, for ``CrossThreadSubmitting``.
+    public func submit(_ work: @escaping @Sendable () -> Void) throws {
+        try execute(work)
+    }
+
+    /// Runs `work` on the loop's thread, after the work submitted before it,
+    /// handing it the loop (which is not `Sendable`, so it cannot be
+    /// captured; unless the loop is already gone, when `work` does not run).
+    ///
+    /// - Throws: the loop's `loopClosed` if it has been destroyed.
+    public func execute(_ work: @escaping @Sendable (L) -> Void) throws {
+        try execute { [self] in
+            if let loop { work(loop) }
+        }
+    }
+
+    /// Runs `work` on the loop's thread `seconds` from now (on the monotonic
+    /// clock, from this call), unless the returned handle cancels it first -
+    /// from any thread.
+    public func schedule(after seconds: Double, _ work: @escaping @Sendable (L) -> Void) -> ScheduledWork {
+        let handle = ScheduledWork()
+        let instant = monotonicNow() + (seconds.isFinite ? max(seconds, 0) : 1e9)
+        onLoop({ [self] in
+            guard let loop = loopForAwaits, !handle.isCancelled else { return }
+            let timer = loop.schedule(at: instant) { if handle.claimRun() { work(loop) } }
+            let bound = LoopBound(timer, loop: self)
+            handle.setRemoval { [self] in onLoop({ bound.value.cancel() }, failed: { _ in }) }
+        }, failed: { _ in })
+        return handle
+    }
+
+    /// Runs a task's job on the loop's thread (the `TaskExecutor` requirement).
+    public func enqueue(_ job: consuming ExecutorJob) {
+        enqueueWork(.taskJob(UnownedJob(job)))
+    }
+
+    /// Queues a job (from any thread); traps if the loop is gone, since a
+    /// job that cannot run would leave its task suspended forever.
+    package func enqueueWork(_ work: LoopWork) {
+        if isCurrent {
+            enqueueLocal(work)
+        } else if !queue.submit(work, wake: waker.wakeFromOtherThread) {
+            fatalError("a task job was enqueued on the executor of a destroyed loop; the task could never resume. Keep the loop (or its thread) alive until its tasks are done.")
+        }
+    }
+
+    /// The loop as an actor's `unownedExecutor`: the actor runs on the loop's thread.
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        unownedSerial
+    }
+
+    /// Queues work from the loop's own thread: no lock, no system call.
+    private func enqueueLocal(_ work: LoopWork) {
+        if queue.enqueueLocal(work) { waker.localWorkQueued() }
+    }
+
+    /// Runs `body` on the loop's thread: at once if the caller is there,
+    /// else as a job (the caller goes on). The loop's refusal goes to `failed`.
+    @inline(__always)
+    package func onLoop(_ body: @escaping @Sendable () -> Void, failed: (any Error) -> Void) {
+        if isCurrent {
+            body()
+        } else {
+            do { try submit(body) } catch { failed(error) }
+        }
+    }
+
+    // MARK: the awaits (the await core's, for both loops)
+
+    /// Suspends for `seconds`, counted from the call (0 lets everything else
+    /// ready now run first, io included).
+    ///
+    /// - Throws: `CancellationError`, ``TimeoutError``, the loop's `loopClosed`,
+    ///   and its `invalidInterval` for NaN or infinite.
+    public func sleep(seconds: Double) async throws {
+        guard seconds.isFinite else { throw waker.invalidInterval(parameter: "seconds", value: seconds) }
+        let deadline = monotonicNow() + max(seconds, 0)
+        try await suspend { (suspension: Suspension<Void, L>, loop) in
+            let timer = loop.schedule(at: deadline) { suspension.finish(.success(())) }
+            suspension.cleanup = { timer.cancel() }
+        }
+    }
+
+    /// Readiness waits on `fd` that keep one watch armed between waits
+    /// (see ``DescriptorReadiness``).
+    public func readiness(for fd: Int32) -> any DescriptorReadiness {
+        Readiness(executor: self, fd: fd)
+    }
+
+    // MARK: running work (loop thread)
+
+    /// Runs one batch of submitted and one of local work.
+    /// - Returns: true if more local work arrived meanwhile (run again after polling io).
+    @discardableResult
+    package func runBatches() -> Bool {
+        queue.runBatches(run)
+    }
+
+    /// Whether work waits on the loop's thread.
+    package var hasLocalWork: Bool { queue.hasLocalWork }
+
+    /// Whether other threads have submitted work the loop has not taken yet
+    /// (sequentially consistent: see ``LoopWorkQueue/hasSubmittedWork``).
+    package var hasSubmittedWork: Bool { queue.hasSubmittedWork }
+
+    private func run(_ work: LoopWork) {
+        switch work {
+        case .closure(let body): body()
+        case .taskJob(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+        case .actorJob(let job): job.runSynchronously(on: unownedSerial)
+        }
+    }
+
+    /// The loop's teardown, up to refusing new work: ends every pending
+    /// await with `loopClosed`, runs the work already accepted (from other
+    /// threads and tasks) and `dropWatches` (which lets the loop's watches
+    /// and timers go), round after round, until nothing is queued or
+    /// pending, then refuses new submissions. Call it with the loop current.
+    package func closeAfterDraining(_ dropWatches: () -> Void) {
+        isClosing = true
+        repeat {
+            repeat {
+                waits.failAll(waker.loopClosedError)
+                queue.drain(run)
+                dropWatches()
+            } while queue.hasLocalWork || !waits.isEmpty
+        } while !queue.closeIfIdle()
+    }
+}
+
+extension LoopExecutorCore: EventLoopExecutor {
+    public typealias Loop = L
+}
+
+/// What a loop gives its ``LoopExecutorCore``: how to wake it, and its errors.
+package protocol LoopWaker: AnyObject, Sendable {
+    /// Wakes the loop from another thread; called under the work queue's
+    /// lock when the inbox was empty. Thread-safe and non-blocking.
+    func wakeFromOtherThread()
+    /// Work was queued on the loop's thread outside a batch: the loop should
+    /// run a batch in this round of callbacks.
+    func localWorkQueued()
+    /// What work and awaits get once the loop is closed.
+    var loopClosedError: any Error { get }
+    /// What a sleep of a NaN or infinite time gets.
+    func invalidInterval(parameter: String, value: Double) -> any Error
+}
