@@ -60,48 +60,6 @@ extension LoopExecutorCore where L == EV.Loop {
     }
 }
 
-/// The deliveries of a signal; see ``LoopExecutor/signals(_:)``.
-public struct SignalSequence: AsyncSequence, Sendable {
-    public typealias Element = Int32
-    let executor: LoopExecutor
-    let signal: Int32
-
-    public func makeAsyncIterator() -> Iterator {
-        Iterator(source: PersistentWatch(executor: executor, element: { _ in signal }) { loop, deliver in
-            try loop.signal(signal) { _ in deliver(()) }
-        })
-    }
-
-    /// Waits for each delivery in turn.
-    public struct Iterator: AsyncIteratorProtocol {
-        let source: PersistentWatch<Void, Int32>
-        /// The signal number at the next delivery; throws as the awaits do.
-        public mutating func next() async throws -> Int32? { try await source.next() }
-    }
-}
-
-/// The attribute changes of a path; see ``LoopExecutor/fileChanges(_:interval:)``.
-public struct FileChangeSequence: AsyncSequence, Sendable {
-    public typealias Element = (previous: FileAttributes?, current: FileAttributes?)
-    let executor: LoopExecutor
-    let path: String
-    let interval: Double
-
-    public func makeAsyncIterator() -> Iterator {
-        let path = path, interval = interval
-        return Iterator(source: PersistentWatch(executor: executor, element: { $0 }) { loop, deliver in
-            try loop.stat(path, interval: interval) { watcher in deliver((watcher.previous, watcher.current)) }
-        })
-    }
-
-    /// Waits for each change in turn.
-    public struct Iterator: AsyncIteratorProtocol {
-        let source: PersistentWatch<(previous: FileAttributes?, current: FileAttributes?), Element>
-        /// The next change; throws as the awaits do.
-        public mutating func next() async throws -> Element? { try await source.next() }
-    }
-}
-
 /// A watcher that stays active while an async sequence is iterated, queueing
 /// what it sees until `next()` takes it.
 final class PersistentWatch<Event: Sendable, Element> {

@@ -50,7 +50,7 @@ public enum EVError: EventLoopError, Equatable, CustomStringConvertible {
         case .invalidInterval(let parameter, let value):
             "\(parameter) must be a finite number of seconds, not negative; got \(value)"
         case .invalidSignal(let number):
-            "signal \(number) cannot be watched: it must be in 1..<\(maxSignal) and not SIGKILL or SIGSTOP"
+            "signal \(number) cannot be watched: it must be in 1..<\(signalNumberLimit) and not SIGKILL or SIGSTOP"
         case .signalOwnedByAnotherLoop(let number):
             "signal \(number) is already watched by another loop; libev lets only one loop watch a signal"
         case .childWatcherNeedsDefaultLoop:
@@ -66,9 +66,6 @@ public enum EVError: EventLoopError, Equatable, CustomStringConvertible {
         }
     }
 }
-
-/// One past the highest signal number (glibc's `NSIG`, which Swift cannot import).
-let maxSignal: Int32 = 65
 
 /// Checks that `value` is a usable interval in seconds.
 func validInterval(_ value: Double, _ parameter: String) throws(EVError) -> Double {

@@ -40,7 +40,7 @@ public final class SignalWatcher: Watcher {
     }
 
     private static func validate(_ signal: Int32) throws(EVError) {
-        guard signal > 0, signal < maxSignal, signal != SIGKILL, signal != SIGSTOP else {
+        guard signal > 0, signal < signalNumberLimit, signal != SIGKILL, signal != SIGSTOP else {
             throw .invalidSignal(signal)
         }
     }

@@ -193,7 +193,7 @@ public final class EpollLoop {
     public func onSignal(_ signal: Int32, _ callback: @escaping (Int32) -> Void) throws -> SignalWatch {
         checkThread()
         checkOpen()
-        guard signal > 0, signal < 65, signal != SIGKILL, signal != SIGSTOP else { throw EpollError.invalidSignal(signal) }
+        guard signal > 0, signal < signalNumberLimit, signal != SIGKILL, signal != SIGSTOP else { throw EpollError.invalidSignal(signal) }
         let watch = SignalWatch(signal: signal, loop: self, callback: callback)
         signalWatches[signal, default: []].append(watch)
         try updateSignals()
@@ -397,109 +397,5 @@ public final class EpollLoop {
     @inline(never)
     private func closedUse(_ function: StaticString) -> Never {
         fatalError("Epoll: \(function) was called after the loop was closed.")
-    }
-}
-
-/// A readiness watch of an ``EpollLoop``.
-public final class IOWatch: IOWatching {
-    /// What a watch calls.
-    enum Target {
-        case closure((IOWatch, Interest) -> Void)
-        case handler(any ReadinessHandler)
-        /// Cancelled, or its loop closed: the closure or handler is let go.
-        case released
-    }
-
-    // The order of the stored properties is the layout: 17 bytes of target,
-    // then the descriptor and interest in its padding (56 bytes in all, one
-    // 64-byte malloc chunk per watch).
-    private(set) var target: Target
-    /// The descriptor watched.
-    public let fd: Int32
-    /// What the watch waits for; empty pauses it. Setting it takes effect at once.
-    public var interest: Interest {
-        didSet {
-            guard interest != oldValue, let loop else { return }
-            loop.update(self)
-        }
-    }
-    /// The loop the watch is registered with; nil once cancelled (or the loop is gone).
-    public internal(set) unowned(unsafe) var loop: EpollLoop?
-
-    init(fd: Int32, interest: Interest, loop: EpollLoop, target: Target) {
-        self.target = target
-        self.fd = fd
-        self.interest = interest
-        self.loop = loop
-    }
-
-    /// Whether the watch is registered.
-    public var isActive: Bool { loop.map { $0.selector.key(for: fd)?.data === self } ?? false }
-
-    /// Sets ``interest``; a watch whose descriptor went bad reports it with ``EventCore/Interest/error``.
-    public func setInterest(_ interest: Interest) throws {
-        self.interest = interest
-    }
-
-    /// Unregisters the watch and lets go of its closure or handler; call
-    /// before closing the descriptor. Harmless when done already.
-    public func cancel() {
-        loop?.cancel(self)
-        loop = nil
-        release()
-    }
-
-    /// Lets go of the closure or handler (the loop closed).
-    func release() { target = .released }
-
-    func invalidate() { loop = nil }
-
-    func dispatch(_ events: Interest) {
-        switch target {
-        case .closure(let callback): callback(self, events)
-        case .handler(let handler): handler.ready(events)
-        case .released: break
-        }
-    }
-}
-
-/// A signal watch of an ``EpollLoop``.
-public final class SignalWatch: Cancellable {
-    /// The signal watched.
-    public let signal: Int32
-    let callback: (Int32) -> Void
-    unowned(unsafe) var loop: EpollLoop?
-
-    init(signal: Int32, loop: EpollLoop, callback: @escaping (Int32) -> Void) {
-        self.signal = signal
-        self.loop = loop
-        self.callback = callback
-    }
-
-    /// Stops watching the signal. Harmless when done already.
-    public func cancel() {
-        loop?.cancel(self)
-        loop = nil
-    }
-}
-
-/// Why the epoll loop refused a request.
-public enum EpollError: EventLoopError, Equatable, CustomStringConvertible {
-    /// A signal number outside 1..<65, or `SIGKILL` / `SIGSTOP`.
-    case invalidSignal(Int32)
-    /// A time interval was NaN or infinite.
-    case invalidInterval(parameter: String, value: Double)
-    /// The loop has been destroyed and takes no more work.
-    case loopClosed
-
-    /// Whether this is ``loopClosed``.
-    public var isLoopClosed: Bool { self == .loopClosed }
-
-    public var description: String {
-        switch self {
-        case .invalidSignal(let number): "signal \(number) cannot be watched: it must be in 1..<65 and not SIGKILL or SIGSTOP"
-        case .invalidInterval(let parameter, let value): "\(parameter) must be a finite number of seconds; got \(value)"
-        case .loopClosed: "the loop has been destroyed and takes no more work"
-        }
     }
 }

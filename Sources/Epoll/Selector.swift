@@ -2,16 +2,6 @@ import CLinux
 import EventCore
 import Glibc
 
-/// A descriptor registered with a ``Selector``: Python's `selectors.SelectorKey`.
-public struct SelectorKey<Data> {
-    /// The descriptor.
-    public let fd: Int32
-    /// The readiness it is registered for.
-    public var events: Interest
-    /// What the registration carries: for the tutorial, the callback to run.
-    public var data: Data
-}
-
 /// The tutorial's selector (Python's `selectors.EpollSelector`) on Linux's
 /// epoll: ``register(_:_:data:)``, ``modify(_:_:data:)``, ``unregister(_:)``
 /// and ``select(timeout:_:)``, each one `epoll_ctl` or `epoll_wait`.
@@ -221,23 +211,5 @@ public final class Selector<Data> {
 
     private static func mask(_ events: Interest) -> UInt32 {
         (events.contains(.read) ? EPOLLIN.rawValue : 0) | (events.contains(.write) ? EPOLLOUT.rawValue : 0)
-    }
-}
-
-/// Why the selector refused a request.
-public enum SelectorError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The same file is registered already (Python raises KeyError).
-    case alreadyRegistered(Int32)
-    /// The descriptor is not registered.
-    case notRegistered(Int32)
-    /// A system call failed: the descriptor is not open, or epoll cannot watch it.
-    case system(SystemCallError)
-
-    public var description: String {
-        switch self {
-        case .alreadyRegistered(let fd): "descriptor \(fd) is already registered"
-        case .notRegistered(let fd): "descriptor \(fd) is not registered"
-        case .system(let error): error.description
-        }
     }
 }

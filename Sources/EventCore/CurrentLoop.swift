@@ -4,7 +4,7 @@ import Glibc
 /// loop sets for the duration of its `run` (and of its teardown). Both loops'
 /// executors answer "am I on the loop?" (`isCurrent`) with it, and take the
 /// lock-free local path for work queued there.
-public enum CurrentLoop {
+package enum CurrentLoop {
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
         let result = pthread_key_create(&key, nil)
@@ -14,18 +14,18 @@ public enum CurrentLoop {
 
     /// The object identifying the loop running on this thread (its executor),
     /// as an opaque pointer (never dereferenced).
-    public static var executor: UnsafeMutableRawPointer? {
+    package static var executor: UnsafeMutableRawPointer? {
         pthread_getspecific(key)
     }
 
     /// Whether `executor`'s loop runs on this thread now.
     @inline(__always)
-    public static func isCurrent(_ executor: AnyObject) -> Bool {
+    package static func isCurrent(_ executor: AnyObject) -> Bool {
         pthread_getspecific(key) == Unmanaged.passUnretained(executor).toOpaque()
     }
 
     /// Makes `executor` current on this thread for `body`, then restores the previous one.
-    public static func with<Result>(_ executor: AnyObject, _ body: () throws -> Result) rethrows -> Result {
+    package static func with<Result>(_ executor: AnyObject, _ body: () throws -> Result) rethrows -> Result {
         let previous = pthread_getspecific(key)
         pthread_setspecific(key, Unmanaged.passUnretained(executor).toOpaque())
         defer { pthread_setspecific(key, previous) }

@@ -58,17 +58,6 @@ public func sleepSeconds(_ seconds: Double) {
     while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
 }
 
-/// An operation ran past its ``Deadline``.
-public struct TimeoutError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The timeout that expired, in seconds.
-    public let seconds: Double
-
-    /// Creates the error for a timeout of `seconds`.
-    public init(seconds: Double) { self.seconds = seconds }
-
-    public var description: String { "timed out after \(seconds) s" }
-}
-
 /// Runs `operation` with a deadline `seconds` from now: the package's awaits
 /// inside it throw ``TimeoutError`` once it passes. Nested timeouts keep the
 /// earliest deadline. `nil` runs `operation` without a new deadline.

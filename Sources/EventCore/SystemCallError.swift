@@ -74,19 +74,6 @@ extension Errno {
     }
 }
 
-/// The result of a call on a non-blocking descriptor: a value, or "try again
-/// when the descriptor is ready" (`EAGAIN` / `EWOULDBLOCK`, and `EINPROGRESS`
-/// for `connect`).
-public enum IOResult<Value> {
-    /// The call did its work and returned `Value`.
-    case processed(Value)
-    /// The call would have blocked; wait for readiness and call again.
-    case wouldBlock
-}
-
-extension IOResult: Sendable where Value: Sendable {}
-extension IOResult: Equatable where Value: Equatable {}
-
 /// Runs a system call that returns -1 on failure, retrying on `EINTR`.
 ///
 /// - Parameters:
@@ -95,7 +82,7 @@ extension IOResult: Equatable where Value: Equatable {}
 /// - Returns: what the call returned.
 /// - Throws: ``SystemCallError`` naming `call` with the errno it set.
 @inlinable
-public func systemCall<Result: FixedWidthInteger>(
+package func systemCall<Result: FixedWidthInteger>(
     _ call: @autoclosure () -> String, _ body: () -> Result
 ) throws(SystemCallError) -> Result {
     while true {
@@ -116,7 +103,7 @@ public func systemCall<Result: FixedWidthInteger>(
 /// - Returns: ``IOResult/processed(_:)`` with the call's result, or ``IOResult/wouldBlock``.
 /// - Throws: ``SystemCallError`` naming `call` for every other errno.
 @inlinable
-public func nonBlockingCall<Result: FixedWidthInteger>(
+package func nonBlockingCall<Result: FixedWidthInteger>(
     _ call: @autoclosure () -> String, _ body: () -> Result
 ) throws(SystemCallError) -> IOResult<Result> {
     while true {
@@ -159,3 +146,7 @@ public func writeStandardError(_ text: String) {
         }
     }
 }
+
+/// One past the highest signal number: glibc's `NSIG` (65), which Swift
+/// cannot import. Both loops refuse signals outside 1..<signalNumberLimit.
+package let signalNumberLimit: Int32 = 65

@@ -1,0 +1,72 @@
+import CHTTPParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the connections of one loop (or thread) share: the site, the
+/// limits, the counts and the Date header. Used on that loop's thread only.
+public final class HTTPServerContext {
+    public let site: HTTPSite
+    /// `site`'s, kept here: reaching it through the `site` struct cost a
+    /// retain and a release per answer (a `let` of a class is read at +0).
+    private let prepared: HTTPSite.PreparedAnswers
+    public let limits: HTTPServerLimits
+    // @exclusivity(unchecked): every access is a read or an in-place update
+    // that calls out to nothing, on the context's one thread, so none can
+    // overlap another; the runtime's check cost more than the update.
+    @exclusivity(unchecked) public var stats: HTTPServerStats
+    private var dateSecond = -1
+    /// The status line, the Server line and the Date line of a 200 answer,
+    /// in one buffer whose date is rewritten in place once a second.
+    private let okHead: UnsafeMutableBufferPointer<UInt8>
+    private static let okPrefix = HTTPServerConnection.okLine + HTTPServerConnection.serverLine
+    /// `Date: ` + an IMF-fixdate (always 29 characters) + CRLF.
+    private static let dateLineLength = 37
+
+    public init(site: HTTPSite, limits: HTTPServerLimits) {
+        self.site = site
+        prepared = site.prepared
+        self.limits = limits
+        stats = HTTPServerStats(pages: site.pages)
+        okHead = .allocate(capacity: Self.okPrefix.count + Self.dateLineLength)
+        okHead.initialize(repeating: 0)
+        _ = okHead.initialize(from: Self.okPrefix)
+    }
+
+    deinit { okHead.deallocate() }
+
+    /// Whether `route` has a prepared 200 answer.
+    @inline(__always)
+    func hasPreparedAnswer(for route: HTTPSite.Route) -> Bool { prepared.has(route) }
+
+    /// Appends the prepared rest of the 200 answer for `route` (see ``HTTPSite/PreparedAnswers``).
+    @inline(__always)
+    func appendPreparedAnswer(for route: HTTPSite.Route, to output: inout [UInt8]) -> Bool {
+        prepared.append(route, to: &output)
+    }
+
+    /// A 200 answer's status, Server and Date lines, valid until the next call.
+    func okHeadLines() -> UnsafeBufferPointer<UInt8> {
+        updateDate()
+        return UnsafeBufferPointer(okHead)
+    }
+
+    /// The current `Date: <IMF-fixdate>\r\n` line, valid until the next call.
+    func dateLine() -> UnsafeBufferPointer<UInt8> {
+        updateDate()
+        return UnsafeBufferPointer(rebasing: okHead[Self.okPrefix.count...])
+    }
+
+    /// Formats the date once a second.
+    private func updateDate() {
+        var now = time(nil)
+        guard now != dateSecond else { return }
+        dateSecond = now
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var text = [CChar](repeating: 0, count: 64)
+        let length = strftime(&text, text.count, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &parts)
+        precondition(length == Self.dateLineLength, "an IMF-fixdate of an unexpected length")
+        for index in 0..<length { okHead[Self.okPrefix.count + index] = UInt8(bitPattern: text[index]) }
+    }
+}

@@ -1,0 +1,28 @@
+import Engines
+import EV
+import Epoll
+import EventCore
+import HTTP
+
+/// What an HTTP server serves, where, and within which limits.
+public struct HTTPServerOptions: Sendable {
+    /// Where to listen; port 0 picks a free one.
+    public var address: SocketAddress
+    /// Loops - an ``EventCore/EventLoopGroup`` of them - or, for `threads`,
+    /// accepting threads; one listening socket each (SO_REUSEPORT).
+    public var workers = 1
+    /// The site.
+    public var site: HTTPSite
+    /// Limits and timeouts.
+    public var limits = HTTPServerLimits()
+    /// Seconds a graceful stop waits for responses in flight.
+    public var stopTimeout = 4.0
+    /// Called with a line to log.
+    public var log: @Sendable (String) -> Void
+
+    public init(address: SocketAddress, site: HTTPSite, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.address = address
+        self.site = site
+        self.log = log
+    }
+}

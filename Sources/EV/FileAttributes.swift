@@ -1,0 +1,32 @@
+import CLibev
+import Glibc
+
+/// The attributes of a path as `stat(2)` reports them.
+public struct FileAttributes: Equatable, Sendable {
+    /// Size in bytes.
+    public var size: Int64
+    /// Type and permission bits (`st_mode`).
+    public var mode: UInt32
+    /// Inode number.
+    public var inode: UInt64
+    /// Device number.
+    public var device: UInt64
+    /// Number of hard links.
+    public var linkCount: UInt64
+    /// Last modification, in seconds since the epoch.
+    public var modificationTime: Double
+    /// Last status change, in seconds since the epoch.
+    public var statusChangeTime: Double
+
+    /// Converts libev's `stat` data; nil when its link count is 0, libev's sign for "missing".
+    init?(_ status: stat) {
+        guard status.st_nlink != 0 else { return nil }
+        size = Int64(status.st_size)
+        mode = status.st_mode
+        inode = UInt64(status.st_ino)
+        device = UInt64(status.st_dev)
+        linkCount = UInt64(status.st_nlink)
+        modificationTime = Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9
+        statusChangeTime = Double(status.st_ctim.tv_sec) + Double(status.st_ctim.tv_nsec) / 1e9
+    }
+}
