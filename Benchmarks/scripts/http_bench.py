@@ -9,7 +9,7 @@ errors, and RSS per idle connection. Nothing is built here: build first
 (`make bench` does).
 
     http_bench.py [--rounds 3] [--duration 10] [--loads 64,512,64x16,5000]
-                  [--servers libev,epoll,async,threads,c-libev,nio] [--idle 10000] [--json FILE]
+                  [--servers libev,epoll,async,async-epoll,threads,c-libev,nio] [--idle 10000] [--json FILE]
 """
 import argparse
 import json
@@ -140,7 +140,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--loads", default="64,512,64x16")
-    parser.add_argument("--servers", default="libev,epoll,async,threads,c-libev,c-epoll,nio")
+    parser.add_argument("--servers", default="libev,epoll,async,async-epoll,threads,c-libev,c-epoll,nio")
     parser.add_argument("--idle", default="10000", help="idle connection counts, comma-separated (0: none)")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
