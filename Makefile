@@ -5,12 +5,13 @@
 #               then a minute of libFuzzer on the HTTP request path, the response parser, the URL resolver
 #               and the link extractor (the tests use curl and python3)
 #
-# Both first install what the package needs from Debian (apt-get, as root or via sudo).
+# Both first install what the package needs from Debian (apt-get, as root or via sudo);
+# faketime lets a test jump the wall clock.
 
 SHELL         := /bin/bash
 SWIFT         ?= swift
 SWIFTC        ?= swiftc
-APT_PACKAGES  := libev-dev libhttp-parser-dev curl
+APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime
 SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/

@@ -73,6 +73,7 @@ static inline void CLibev_prepare_init(ev_prepare *w, CLibev_callback cb) {
 static inline void CLibev_check_init(ev_check *w, CLibev_callback cb) {
     ev_check_init(w, (void (*)(struct ev_loop *, ev_check *, int))cb);
 }
+static inline void CLibev_embed_set(ev_embed *w, struct ev_loop *other) { ev_embed_set(w, other); }
 static inline void CLibev_embed_init(ev_embed *w, CLibev_callback cb, struct ev_loop *other) {
     ev_embed_init(w, (void (*)(struct ev_loop *, ev_embed *, int))cb, other);
 }

@@ -1,4 +1,6 @@
 import CLibev
+import Glibc
+import Synchronization
 import EventCore
 
 /// Wakes the loop from another thread (`ev_async`).
@@ -19,6 +21,9 @@ public final class AsyncWatcher: Watcher {
         let signal: AsyncSignal
 
         /// Wakes the watcher's loop so the callback runs on its thread.
+        ///
+        /// Safe from any thread and from a signal handler, as
+        /// `ev_async_send` is: it takes no lock and allocates nothing.
         ///
         /// - Returns: false, and does nothing, when the watcher is not active
         ///   (stopped, or its loop destroyed); libev drops such sends too.
@@ -61,11 +66,11 @@ public final class AsyncWatcher: Watcher {
 
     override func cStart(_ loop: OpaquePointer) {
         ev_async_start(loop, signal.cAsync)
-        signal.target.withLock { $0 = AsyncTarget(loop: loop) }
+        signal.activate(loop)
     }
 
     override func cStop(_ loop: OpaquePointer) {
-        signal.target.withLock { $0 = nil }
+        signal.deactivate()
         ev_async_stop(loop, signal.cAsync)
     }
 
@@ -73,29 +78,48 @@ public final class AsyncWatcher: Watcher {
 }
 
 /// The `ev_async` struct and the loop it may be sent to, shared between an
-/// ``AsyncWatcher`` and its senders on other threads.
+/// ``AsyncWatcher`` and its senders on other threads - and signal handlers:
+/// a send takes no lock and calls nothing but atomics and `ev_async_send`,
+/// all async-signal-safe.
 final class AsyncSignal: @unchecked Sendable {
-    // Sendable because the only cross-thread use is `send`, which reads `target`
-    // under its lock and calls ev_async_send - the one libev function documented
-    // as safe from any thread. `target` is the loop only while the watcher is
-    // active: the loop thread sets it to nil under the same lock before it stops
-    // the watcher (and before the loop is destroyed, which stops it), so a send
-    // can never reach a stopped watcher or a freed loop. The struct belongs to
-    // the watcher (its memory is freed after the watcher is stopped for good);
-    // a sender dereferences `cAsync` only while `target` is set, so never then.
+    // Sendable because the only cross-thread use is `send`, which reads the
+    // loop from an atomic and calls ev_async_send - the one libev function
+    // documented as safe from any thread (and from signal handlers). The
+    // loop is set while the watcher is active; `deactivate` clears it and
+    // then waits until no send is in flight, before the watcher is stopped,
+    // so a send never reaches a stopped watcher or a freed loop. `cAsync`
+    // belongs to the watcher; a sender dereferences it only while the loop
+    // is set, so never once the watcher's memory is gone.
     let cAsync: UnsafeMutablePointer<ev_async>
-    let target = LockedValue<AsyncTarget?>(nil)
+    /// The loop (its address) while the watcher is active; 0 otherwise.
+    private let target = Atomic<UInt>(0)
+    /// Sends in flight.
+    private let sending = Atomic<Int>(0)
 
     init(_ cAsync: UnsafeMutablePointer<ev_async>) {
         self.cAsync = cAsync
     }
 
     func send() -> Bool {
-        target.withLock { loop in
-            guard let target = loop else { return false }
-            ev_async_send(target.loop, cAsync)
-            return true
-        }
+        sending.add(1, ordering: .sequentiallyConsistent)
+        defer { sending.subtract(1, ordering: .sequentiallyConsistent) }
+        let loop = target.load(ordering: .sequentiallyConsistent)
+        guard loop != 0, let pointer = OpaquePointer(bitPattern: loop) else { return false }
+        ev_async_send(pointer, cAsync)
+        return true
+    }
+
+    /// The watcher started on `loop` (loop thread).
+    func activate(_ loop: OpaquePointer) {
+        target.store(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(loop))), ordering: .sequentiallyConsistent)
+    }
+
+    /// The watcher is about to stop (loop thread): no new send reaches it,
+    /// and the ones in flight finish first. (A signal handler interrupting
+    /// this thread runs its send to the end before the wait goes on.)
+    func deactivate() {
+        target.store(0, ordering: .sequentiallyConsistent)
+        while sending.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
     }
 }
 
@@ -117,12 +141,4 @@ extension Loop {
         watcher.start()
         return watcher
     }
-}
-
-/// The loop an ``AsyncSignal`` may be sent to.
-struct AsyncTarget: @unchecked Sendable {
-    // Sendable because other threads use the address only for ev_async_send,
-    // which libev documents as safe from any thread, and only under the
-    // AsyncSignal's lock while the watcher is active (see AsyncSignal).
-    let loop: OpaquePointer
 }

@@ -10,13 +10,22 @@ import Glibc
 // is not on the loop, they move it there (task executor preference) first.
 
 extension LoopExecutorCore where L == EV.Loop {
-    /// Suspends until the wall clock (``Loop/now``'s, seconds since the epoch) reaches `time`.
+    /// Suspends until the wall clock (``Loop/now``'s, seconds since the
+    /// epoch) reaches `time`. It waits on an `ev_periodic`, which follows the
+    /// real-time clock: if the clock is set forward past `time`, the sleep
+    /// ends then; set back, it waits on until the clock reaches `time`.
+    /// (A ``sleep(seconds:)`` counts elapsed time, whatever the clock says.)
+    ///
+    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for NaN or
+    ///   infinite, and as the other awaits.
+    ///
+    /// The corresponding C function is `ev_periodic_start`.
     public func sleep(until time: Double) async throws {
+        guard time.isFinite else { throw EVError.invalidInterval(parameter: "time", value: time) }
         try await suspend { (suspension: Suspension<Void, Loop>, loop) in
-            loop.updateNow()
-            let timer = try TimerWatcher(loop: loop, after: max(time - loop.now, 0)) { _ in suspension.finish(.success(())) }
-            timer.start()
-            suspension.cleanup = { timer.stop() }
+            let periodic = try PeriodicWatcher(loop: loop, offset: time) { _ in suspension.finish(.success(())) }
+            periodic.start()
+            suspension.cleanup = { periodic.stop() }
         }
     }
 
@@ -49,6 +58,17 @@ extension LoopExecutorCore where L == EV.Loop {
             let watcher = try loop.child(pid) { watcher in suspension.finish(.success(watcher.status)) }
             suspension.cleanup = { watcher.stop() }
         }
+    }
+
+    /// The status changes of the child `pid`, as an async sequence: stopped
+    /// and continued (traced) and, last, how it ended (exited or killed),
+    /// after which the sequence ends. The watcher stays active while the
+    /// sequence is iterated, so no change between two `next()` calls is lost.
+    ///
+    /// Only the default loop watches children (``EVError/childWatcherNeedsDefaultLoop``
+    /// otherwise): run it on a thread of its own with ``EventCore/EventLoopThread/defaultLoop(setUp:)``.
+    public func childStatuses(_ pid: pid_t) -> ChildStatusSequence {
+        ChildStatusSequence(executor: self, pid: pid)
     }
 
     /// The changes of `path`'s attributes, as an async sequence of

@@ -68,12 +68,24 @@ public final class ChildWatcher: Watcher {
     public init(loop: Loop, pid: pid_t, trace: Bool = false, _ callback: @escaping Callback) {
         child = loop.core.memory.allocate()
         self.callback = callback
+        self.trace = trace
         CLibev_child_init(child, Trampoline.callback, pid, trace ? 1 : 0)
         super.init(core: loop.core, cStruct: child)
     }
 
     /// The process id watched; 0 for any child.
     public var pid: pid_t { child.pointee.pid }
+    /// Whether stops and continues are reported too, not only terminations.
+    public private(set) var trace: Bool
+
+    /// Changes the child watched and whether it traces, restarting the
+    /// watcher if it was active.
+    ///
+    /// The corresponding C macro is `ev_child_set`.
+    public func set(pid: pid_t, trace: Bool = false) {
+        restart { CLibev_child_set(child, pid, trace ? 1 : 0) }
+        self.trace = trace
+    }
     /// The process id that changed status most recently.
     public var receivedPID: pid_t { child.pointee.rpid }
     /// The raw `waitpid` status most recently received.

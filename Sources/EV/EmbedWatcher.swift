@@ -22,7 +22,7 @@ public final class EmbedWatcher: Watcher {
     private let embed: UnsafeMutablePointer<ev_embed>
     private let callback: Callback?
     /// The loop embedded; kept alive as long as this watcher.
-    public let embedded: Loop
+    public private(set) var embedded: Loop
 
     /// Creates a stopped watcher that embeds `other` into `loop`.
     ///
@@ -36,17 +36,35 @@ public final class EmbedWatcher: Watcher {
     ///
     /// The corresponding C macro is `ev_embed_init`.
     public init(loop: Loop, embedding other: Loop, _ callback: Callback? = nil) throws(EVError) {
+        try Self.check(other, into: loop)
+        embed = loop.core.memory.allocate()
+        embedded = other
+        self.callback = callback
+        CLibev_embed_init(embed, Trampoline.callback, other.core.checkedLoop())
+        super.init(core: loop.core, cStruct: embed)
+    }
+
+    /// Embeds another loop instead, restarting the watcher if it was active.
+    ///
+    /// - Throws: as ``init(loop:embedding:_:)``; the watcher is unchanged then.
+    ///
+    /// The corresponding C macro is `ev_embed_set`.
+    public func set(embedding other: Loop) throws(EVError) {
+        guard let loop = self.loop else { throw .loopClosed }
+        try Self.check(other, into: loop)
+        restart { CLibev_embed_set(embed, other.core.checkedLoop()) }
+        embedded = other
+    }
+
+    /// Refuses what libev would abort on: a loop embedding itself, a
+    /// backend that cannot be embedded, and a cycle of epoll instances.
+    private static func check(_ other: Loop, into loop: Loop) throws(EVError) {
         guard other !== loop else { throw .cannotEmbedItself }
         guard Backend.embeddable.contains(other.backend) else { throw .notEmbeddable(other.backend) }
         // Embedding watches `other`'s epoll instance from this loop's: refuse a cycle.
         if let fd = other.core.backendDescriptor {
             try loop.core.checkWatchable(fd, try FileIdentity.checked(fd))
         }
-        embed = loop.core.memory.allocate()
-        embedded = other
-        self.callback = callback
-        CLibev_embed_init(embed, Trampoline.callback, other.core.checkedLoop())
-        super.init(core: loop.core, cStruct: embed)
     }
 
     /// Starts embedding.

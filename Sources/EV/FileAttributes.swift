@@ -13,6 +13,12 @@ public struct FileAttributes: Equatable, Sendable {
     public var device: UInt64
     /// Number of hard links.
     public var linkCount: UInt64
+    /// The owner's user id (`st_uid`).
+    public var userID: UInt32
+    /// The owner's group id (`st_gid`).
+    public var groupID: UInt32
+    /// Last access, in seconds since the epoch (`st_atim`).
+    public var accessTime: Double
     /// Last modification, in seconds since the epoch.
     public var modificationTime: Double
     /// Last status change, in seconds since the epoch.
@@ -26,6 +32,9 @@ public struct FileAttributes: Equatable, Sendable {
         inode = UInt64(status.st_ino)
         device = UInt64(status.st_dev)
         linkCount = UInt64(status.st_nlink)
+        userID = status.st_uid
+        groupID = status.st_gid
+        accessTime = Double(status.st_atim.tv_sec) + Double(status.st_atim.tv_nsec) / 1e9
         modificationTime = Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9
         statusChangeTime = Double(status.st_ctim.tv_sec) + Double(status.st_ctim.tv_nsec) / 1e9
     }

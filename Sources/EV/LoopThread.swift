@@ -28,3 +28,15 @@ extension EventLoopThread where L == Loop {
         try self.init({ try Loop(backends: backends, flags: flags) }, setUp: setUp)
     }
 }
+
+extension EventLoopThread where L == Loop {
+    /// Starts a thread that runs libev's default loop - the loop that
+    /// watches child processes (``ChildWatcher``, `childExit`,
+    /// `childStatuses`) - with `setUp` as its first job. libev's SIGCHLD
+    /// handler may run on any thread; it hands the signal to this loop.
+    ///
+    /// - Throws: what ``Loop/defaultLoop(flags:backends:)`` throws.
+    public static func defaultLoop(setUp: @escaping @Sendable (Loop) -> Void = { _ in }) throws -> LoopThread {
+        try LoopThread({ try Loop.defaultLoop() }, setUp: setUp)
+    }
+}

@@ -91,6 +91,19 @@ public final class PeriodicWatcher: Watcher {
         }
     }
 
+    /// Switches to manual mode: the times come from `reschedule` from now on,
+    /// restarting an active watcher.
+    ///
+    /// - Parameter reschedule: given the current time, returns the next one.
+    ///
+    /// The corresponding C macro is `ev_periodic_set` with a `reschedule_cb`.
+    public func set(reschedule: @escaping Reschedule) {
+        restart {
+            self.reschedule = reschedule
+            CLibev_periodic_set(periodic, 0, 0, Trampoline.reschedule)
+        }
+    }
+
     /// Recomputes the next time from the current parameters, for example after
     /// the reschedule closure's answer would change.
     ///

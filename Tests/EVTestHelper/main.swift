@@ -14,9 +14,15 @@ let scenarios: [String: ([String]) throws -> Int32] = [
     "syserr": systemErrorHandler,
     "child-exit-await": childExitAwait,
     "fork-common": forkCommon,
+    "child-statuses-on-a-thread": childStatusesOnAThread,
+    "wall-clock-jump": wallClockJump,
+    "send-from-signal-handler": sendFromSignalHandler,
 ]
 
-let arguments = Array(CommandLine.arguments.dropFirst())
+// Under libfaketime (LD_PRELOAD), Swift's CommandLine.arguments comes back
+// empty: the wall-clock scenario passes its words in EVTESTHELPER_ARGS.
+let arguments = getenv("EVTESTHELPER_ARGS").map { String(cString: $0).split(separator: " ").map(String.init) }
+    ?? Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, let scenario = scenarios[name] else {
     writeStandardError("usage: EVTestHelper \(scenarios.keys.sorted().joined(separator: "|")) [arguments]\n")
     exit(64)

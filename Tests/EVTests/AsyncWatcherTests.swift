@@ -63,4 +63,13 @@ struct AsyncWatcherTests {
         #expect(runUntilDone(loop))
         #expect(callbacks == 1)
     }
+
+    /// `ev_async_send` is async-signal-safe, and so is the sender: a 1 kHz
+    /// SIGALRM handler sends while the loop stops and starts the watcher
+    /// 1,000 times (the helper process, as signals are process-wide).
+    @Test func aSenderCalledFromASignalHandlerNeitherDeadlocksNorCrashes() throws {
+        let output = try runHelper("send-from-signal-handler", timeout: 60)
+        #expect(output.exitCode == 0, "\(output)")
+        #expect(output.standardOutput == "toggles=1000 callbacks>0=true sends>0=true\n", "\(output)")
+    }
 }

@@ -16,6 +16,36 @@ struct AwaitTests {
         }
         #expect(reached >= target - 0.005)
     }
+
+    /// `sleep(until:)` is on the wall clock (an `ev_periodic`): the helper
+    /// runs under libfaketime, whose clock jumps two minutes forward half a
+    /// second in; a sleep until one minute from the start ends then, not a
+    /// minute later (a sleep on a relative timer would).
+    @Test func sleepUntilAWallClockTimeFollowsAClockJump() throws {
+        let library = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+        try #require(access(library, R_OK) == 0, "libfaketime is missing: make deps installs Debian's faketime")
+        let file = temporaryPath("faketime")
+        FILE_write(file, "+0")
+        defer { unlink(file) }
+        let output = try runHelper("wall-clock-jump", environment: [
+            "EVTESTHELPER_ARGS": "wall-clock-jump \(file)",
+            "LD_PRELOAD": library,
+            "FAKETIME_TIMESTAMP_FILE": file,
+            "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            // The sanitizers' runtimes want to be first; libfaketime only wraps the clocks.
+            "ASAN_OPTIONS": "verify_asan_link_order=0",
+        ], timeout: 60)
+        #expect(output.exitCode == 0, "\(output)")
+        #expect(output.standardOutput == "woke after less than 5 s; wall clock moved 2 min\n", "\(output)")
+    }
+}
+
+/// Writes `text` to the file at `path`, replacing it.
+private func FILE_write(_ path: String, _ text: String) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    _ = text.withCString { write(fd, $0, strlen($0)) }
+    close(fd)
 }
 
 /// Signals are process-wide and suites run in parallel in one test process:

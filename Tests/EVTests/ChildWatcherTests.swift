@@ -59,4 +59,18 @@ struct ChildWatcherTests {
         #expect(ChildWatcher.Status(waitStatus: (19 << 8) | 0x7f) == .stopped(signal: 19))
         #expect(ChildWatcher.Status(waitStatus: 0xffff) == .continued)
     }
+
+    /// The default loop on a thread of its own takes child watchers; a
+    /// watcher moved to another child with `set(pid:trace:)` reports that
+    /// one; `childStatuses` reports a stop, a continue and the exit.
+    @Test func theDefaultLoopOnAThreadWatchesChildrenAndTheirStatusChanges() throws {
+        let output = try runHelper("child-statuses-on-a-thread")
+        #expect(output.exitCode == 0, "\(output)")
+        let lines = output.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.contains("default-loop=true on-loop=true"), "\(output)")
+        #expect(lines.contains("set pid=true trace=true"), "\(output)")
+        #expect(lines.contains("moved pid-match=true exited with code 4"), "\(output)")
+        #expect(lines.contains("statuses stopped by signal 19, continued, exited with code 3"), "\(output)")
+        #expect(lines.contains("childExit exited with code 5"), "\(output)")
+    }
 }

@@ -238,4 +238,26 @@ struct IOWatcherTests {
             close(a)
         }
     }
+
+    /// The protocol's `interest` setter cannot throw: a watcher that cannot
+    /// start again (its descriptor closed meanwhile) is told with an error
+    /// event, as the epoll loop tells its watches, instead of silently staying stopped.
+    @Test func settingTheInterestOfAWatcherWhoseDescriptorClosedReportsAnError() throws {
+        let loop = try Loop()
+        let (a, b) = try makeSocketPair()
+        var seen: [Events] = []
+        let watcher = try loop.io(a, .read) { watcher, events in
+            seen.append(events)
+            watcher.stop()
+        }
+        watcher.interest = []
+        #expect(!watcher.isActive)
+        close(a)
+        close(b)
+        #expect(throws: EVError.self) { try watcher.setInterest(.read) }
+        watcher.interest = .read
+        #expect(!watcher.isActive)
+        #expect(runLoop(loop, until: { !seen.isEmpty }, timeout: 5))
+        #expect(seen == [.error])
+    }
 }

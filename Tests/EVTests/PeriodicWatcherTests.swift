@@ -84,4 +84,28 @@ struct PeriodicWatcherTests {
         #expect(throws: EVError.self) { try loop.periodic(offset: .nan) { _ in } }
         #expect(throws: EVError.self) { try loop.periodic(offset: 0, interval: .infinity) { _ in } }
     }
+
+    @Test func setRescheduleSwitchesAnActiveWatcherToManualMode() throws {
+        let loop = try Loop()
+        var fired = 0
+        var asked = 0
+        let periodic = try loop.periodic(offset: Loop.time() + 3600) { periodic in
+            fired += 1
+            if fired == 2 { periodic.stop() }
+        }
+        periodic.set(reschedule: { _, now in
+            asked += 1
+            return now + 0.01
+        })
+        #expect(periodic.isActive, "an active watcher stays active")
+        #expect(periodic.at < Loop.time() + 1, "the next time is the closure's, not an hour away")
+        #expect(runUntilDone(loop, timeout: 5))
+        #expect(fired == 2)
+        #expect(asked >= 2)
+        // And back: set(offset:) leaves manual mode.
+        try periodic.set(offset: Loop.time() + 0.01)
+        let before = asked
+        #expect(runUntilDone(loop))
+        #expect(asked == before, "the closure is no longer asked")
+    }
 }

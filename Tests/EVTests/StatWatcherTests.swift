@@ -77,4 +77,21 @@ struct StatWatcherTests {
         }
         #expect(throws: EVError.self) { try loop.stat("/tmp", interval: .nan) { _ in } }
     }
+
+    @Test func attributesCarryTheOwnerAndTheAccessTime() throws {
+        let loop = try Loop()
+        let path = temporaryPath("owner")
+        close(open(path, O_CREAT | O_WRONLY, 0o600))
+        defer { unlink(path) }
+        var times = [timespec(tv_sec: 1_000_000_000, tv_nsec: 250_000_000),
+                     timespec(tv_sec: 1_100_000_000, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        let watcher = try loop.stat(path) { _ in }
+        let attributes = try #require(watcher.current)
+        #expect(attributes.userID == getuid())
+        #expect(attributes.groupID == getgid())
+        #expect(attributes.accessTime == 1_000_000_000.25)
+        #expect(attributes.modificationTime == 1_100_000_000)
+        watcher.stop()
+    }
 }

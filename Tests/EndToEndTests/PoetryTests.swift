@@ -49,7 +49,9 @@ struct PoetryTests {
         let output = try runProcess(Program.crawler, ["--delay", "0.05", "--json"], timeout: 120)
         let report = try CrawlerReport.parse(output)
         let busy = report.way("busy")!
-        #expect(busy.cpuSeconds > 0.5 * busy.wallSeconds, "spinning keeps a core busy: \(busy.cpuSeconds) s of \(busy.wallSeconds) s")
+        // Spinning keeps a core busy: most of its wall time, unless the
+        // suite's parallel tests (and a sanitizer) crowd the two cores.
+        #expect(busy.cpuSeconds > 0.3 * busy.wallSeconds, "spinning keeps a core busy: \(busy.cpuSeconds) s of \(busy.wallSeconds) s")
         for evented in ["epoll", "libev", "async", "async-epoll"] {
             let way = report.way(evented)!
             #expect(way.cpuSeconds * 10 < busy.cpuSeconds, "\(evented): \(way.cpuSeconds) s against busy's \(busy.cpuSeconds) s")

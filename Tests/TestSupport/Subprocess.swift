@@ -144,8 +144,10 @@ public func builtProductsDirectory() -> String {
 }
 
 /// Runs the single-threaded test helper (Tests/EVTestHelper) with a scenario name.
-public func runHelper(_ scenario: String, _ arguments: [String] = [], timeout: Double = 60) throws -> ProcessOutput {
+public func runHelper(_ scenario: String, _ arguments: [String] = [], environment: [String: String] = [:],
+                      timeout: Double = 60) throws -> ProcessOutput {
     // No crash backtracer: a scenario that ends in a trap should end at once.
     try runProcess(builtProductsDirectory() + "/EVTestHelper", [scenario] + arguments,
-                   environment: ["SWIFT_BACKTRACE": "enable=no"], timeout: timeout)
+                   environment: environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { mine, _ in mine },
+                   timeout: timeout)
 }

@@ -1,0 +1,101 @@
+import CLibev
+import EventCore
+
+extension Loop {
+    /// Makes every io watcher on `fd` pending with `events`, as if the
+    /// descriptor had become ready: a way to plug in event sources libev does
+    /// not know, or to test handlers without real io.
+    ///
+    /// The corresponding C function is `ev_feed_fd_event`.
+    public func feedDescriptorEvent(_ fd: Int32, _ events: Events) {
+        ev_feed_fd_event(core.checkedLoop(), fd, Int32(events.intersection([.read, .write]).rawValue))
+    }
+
+    /// Makes the signal watchers of `signal` on this loop pending, as if the
+    /// signal had arrived - without raising it (testing signal handling).
+    /// Does nothing if this loop does not watch `signal`.
+    ///
+    /// The corresponding C function is `ev_feed_signal_event`.
+    public func feedSignalEvent(_ signal: Int32) {
+        ev_feed_signal_event(core.checkedLoop(), signal)
+    }
+
+    /// Tells libev that `signal` arrived, from anywhere - a signal handler
+    /// of your own included (it is async-signal-safe): the loop watching it
+    /// runs its signal watchers as if the kernel had delivered it.
+    ///
+    /// The corresponding C function is `ev_feed_signal`.
+    public static func feedSignal(_ signal: Int32) {
+        ev_feed_signal(signal)
+    }
+
+    /// Lends the loop's `struct ev_loop *` to `body`, so that a C library
+    /// written for libev (hiredis's `adapters/libev.h`, libcurl's hiper
+    /// examples, libwebsockets) runs on this loop beside its Swift watchers.
+    ///
+    /// The rules, as libev's own: use the pointer on the loop's thread only
+    /// (debug builds check this call is); never destroy it - the `Loop` owns
+    /// it - nor keep it past the loop (``close()`` frees it); the watchers
+    /// the C library starts are its own - the Swift side neither sees nor
+    /// stops them, so stop them before closing the loop. A C library that
+    /// watches a descriptor must not also be watched by a Swift `IOWatcher`
+    /// on the same descriptor with different rules.
+    ///
+    /// ```swift
+    /// loop.withUnsafeEVLoop { raw in redisLibevAttach(raw, context) }
+    /// ```
+    public func withUnsafeEVLoop<Result>(_ body: (OpaquePointer) throws -> Result) rethrows -> Result {
+        try body(core.checkedLoop())
+    }
+
+    /// Calls `callback` once, when `fd` is ready for `events` or after
+    /// `timeout` seconds, whichever comes first - ``Events/timer`` says a
+    /// timeout. With `fd` -1, only the timeout; with a negative timeout,
+    /// only the descriptor. Nothing to keep or stop.
+    ///
+    /// It does what libev's `ev_once` does, built on an io and a timer
+    /// watcher so that the wrapper's descriptor checks and the loop's
+    /// teardown (which drops a pending once, uncalled) apply to it.
+    ///
+    /// - Throws: ``EVError/badDescriptor(_:_:)`` for a descriptor that is not
+    ///   open, ``EVError/invalidInterval(parameter:value:)`` for a NaN timeout.
+    ///
+    /// The corresponding C function is `ev_once`.
+    public func once(fd: Int32 = -1, events: Events = .read, timeout: Double, _ callback: @escaping (Events) -> Void) throws(EVError) {
+        guard !timeout.isNaN else { throw .invalidInterval(parameter: "timeout", value: timeout) }
+        let once = OnceWatch(callback)
+        if fd >= 0 {
+            once.io = try io(fd, events) { [once] _, got in once.fire(got) }
+        }
+        if timeout >= 0 {
+            do {
+                once.timer = try timer(after: timeout.isFinite ? timeout : 1e9) { [once] _ in once.fire(.timer) }
+            } catch {
+                once.io?.stop()
+                throw error
+            }
+        }
+    }
+}
+
+/// The io and timer watchers of one ``Loop/once(fd:events:timeout:_:)``.
+///
+/// The loop holds its active watchers and their closures hold this object;
+/// it holds them weakly, so a loop closed with a once pending lets all of it go.
+private final class OnceWatch {
+    weak var io: IOWatcher?
+    weak var timer: TimerWatcher?
+    private var callback: ((Events) -> Void)?
+
+    init(_ callback: @escaping (Events) -> Void) { self.callback = callback }
+
+    func fire(_ events: Events) {
+        guard let callback else { return }
+        self.callback = nil
+        io?.stop()
+        timer?.stop()
+        io = nil
+        timer = nil
+        callback(events)
+    }
+}

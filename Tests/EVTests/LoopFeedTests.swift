@@ -1,0 +1,149 @@
+import CLibev
+import EV
+import EventCore
+import Glibc
+import Synchronization
+import Testing
+import TestSupport
+
+/// `ev_once`, the feeds and the raw loop. The signal tests use SIGPWR, which
+/// no other suite watches, and never raise it: feeding is the point.
+@Suite("Once, feeds and the raw loop", .serialized)
+struct LoopFeedTests {
+    @Test func onceFiresWhenTheDescriptorIsReadyAndOnlyOnce() throws {
+        let loop = try Loop()
+        try withPipe { readEnd, writeEnd in
+            var calls: [Events] = []
+            try loop.once(fd: readEnd, events: .read, timeout: 5) { calls.append($0) }
+            _ = writeString(writeEnd, "ready")
+            #expect(runUntilDone(loop), "the once must end: no watcher of it left active")
+            #expect(calls == [.read])
+            // The data is still there, unread: a once that fired twice would say so.
+            runLoop(loop, for: 0.05)
+            #expect(calls == [.read])
+        }
+    }
+
+    @Test func onceTimesOutWithTheTimerEvent() throws {
+        let loop = try Loop()
+        try withPipe { readEnd, _ in
+            var calls: [Events] = []
+            let start = monotonicSeconds()
+            try loop.once(fd: readEnd, events: .read, timeout: 0.05) { calls.append($0) }
+            #expect(runUntilDone(loop))
+            #expect(calls == [.timer])
+            #expect(monotonicSeconds() - start >= 0.04)
+        }
+    }
+
+    @Test func onceWithoutADescriptorIsATimerAndWithoutATimeoutWaitsForTheDescriptor() throws {
+        let loop = try Loop()
+        var timerOnly: [Events] = []
+        try loop.once(timeout: 0.01) { timerOnly.append($0) }
+        #expect(runUntilDone(loop))
+        #expect(timerOnly == [.timer])
+        try withSocketPair { a, b in
+            var ioOnly: [Events] = []
+            try loop.once(fd: a, events: .write, timeout: -1) { ioOnly.append($0) }
+            #expect(runUntilDone(loop))
+            #expect(ioOnly == [.write])
+            _ = b
+        }
+    }
+
+    @Test func onceRefusesABadDescriptorAndANaNTimeout() throws {
+        let loop = try Loop()
+        let closed = try makePipe(nonBlocking: true)
+        close(closed[0]); close(closed[1])
+        var called = false
+        #expect(throws: EVError.self) { try loop.once(fd: closed[0], timeout: 1) { _ in called = true } }
+        do {
+            try loop.once(timeout: .nan) { _ in called = true }
+            Issue.record("a NaN timeout was taken")
+        } catch {
+            guard case .invalidInterval(let parameter, let value) = error else { Issue.record("\(error)"); return }
+            #expect(parameter == "timeout" && value.isNaN)
+        }
+        #expect(runUntilDone(loop, timeout: 1), "nothing of a refused once stays active")
+        #expect(!called)
+    }
+
+    @Test func aPendingOnceDroppedWithTheLoopIsNeverCalled() throws {
+        let token = Token()
+        weak let weakToken = token
+        do {
+            let loop = try Loop()
+            try loop.once(timeout: 100) { [token] _ in _ = token }
+            loop.close()
+        }
+        _ = consume token
+        #expect(weakToken == nil, "closing the loop let go of the once's callback")
+    }
+
+    @Test func aFedDescriptorEventRunsTheWatcherWithoutIO() throws {
+        let loop = try Loop()
+        try withPipe { readEnd, _ in
+            var seen: [Events] = []
+            let watcher = try loop.io(readEnd, .read) { watcher, events in
+                seen.append(events)
+                watcher.stop()
+            }
+            loop.feedDescriptorEvent(readEnd, .read)
+            loop.run(.noWait)
+            #expect(seen == [.read], "the pipe is empty: only the feed can have called it")
+            #expect(!watcher.isActive)
+        }
+    }
+
+    @Test func aFedSignalEventRunsTheSignalWatchersWithoutASignal() throws {
+        let loop = try Loop()
+        var received: [Int32] = []
+        let watcher = try loop.signal(SIGPWR) { watcher in received.append(watcher.signal) }
+        loop.feedSignalEvent(SIGPWR)
+        loop.run(.noWait)
+        #expect(received == [SIGPWR])
+        // A signal the loop does not watch: nothing happens.
+        loop.feedSignalEvent(SIGXFSZ)
+        loop.run(.noWait)
+        #expect(received == [SIGPWR])
+        watcher.stop()
+    }
+
+    @Test func feedSignalFromAnotherThreadWakesTheLoopThatWatchesIt() throws {
+        let loop = try Loop()
+        var received = 0
+        let watcher = try loop.signal(SIGPWR) { watcher in
+            received += 1
+            watcher.stop()
+        }
+        let feeder = try PlainThread {
+            usleep(50_000) // the loop sleeps in the kernel by then
+            Loop.feedSignal(SIGPWR)
+        }
+        #expect(runUntilDone(loop))
+        feeder.join()
+        #expect(received == 1)
+        #expect(!watcher.isActive)
+    }
+
+    @Test func aCLibraryGetsTheRawLoopAndItsWatchersRunBesideSwiftOnes() throws {
+        let loop = try Loop()
+        let raw = loop.withUnsafeEVLoop { $0 }
+        #expect(ev_backend(raw) == loop.backend.rawValue, "the pointer is the loop's own")
+        // A C-style one-shot on the raw loop, beside a Swift timer.
+        var swiftFired = false
+        try loop.timer(after: 0.01) { _ in swiftFired = true }
+        cFired.store(false, ordering: .relaxed)
+        loop.withUnsafeEVLoop { raw in
+            // libev's own ev_once, called as a C library would.
+            ev_once(raw, -1, 0, 0.01, { _, _ in cFired.store(true, ordering: .relaxed) }, nil)
+        }
+        #expect(runUntilDone(loop))
+        #expect(swiftFired)
+        let cDidFire = cFired.load(ordering: .relaxed)
+        #expect(cDidFire)
+    }
+}
+
+/// What the C callback sets (a C function pointer captures nothing).
+let cFired = Atomic(false)
