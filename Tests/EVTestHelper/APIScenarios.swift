@@ -3,6 +3,7 @@ import EV
 import EventCore
 import Glibc
 import Synchronization
+import TestSupport
 
 /// Spawns `/bin/sh -c script`; returns its pid (a child of this process).
 func spawnShell(_ script: String) -> pid_t {
@@ -74,7 +75,7 @@ func wallClockJump(_ arguments: [String]) throws -> Int32 {
     // wakes it through the kernel's timerfd notification).
     try loop.timer(after: 0.05, repeat: 0.05) { _ in }.keepAlive = false
     try loop.timer(after: 0.5) { _ in
-        FILE_write(file, "+120")
+        writeFile(file, "+120")
     }
     try failAfter(30, on: loop, "the wall-clock sleep")
     let slept = try loop.run { executor in
@@ -85,12 +86,6 @@ func wallClockJump(_ arguments: [String]) throws -> Int32 {
     return 0
 }
 
-/// Writes `text` to the file at `path`, replacing it.
-func FILE_write(_ path: String, _ text: String) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    _ = text.withCString { write(fd, $0, strlen($0)) }
-    close(fd)
-}
 
 /// The sender a signal handler uses (C handlers capture nothing).
 nonisolated(unsafe) var handlerSender: AsyncWatcher.Sender?

@@ -25,7 +25,7 @@ struct AwaitTests {
         let library = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
         try #require(access(library, R_OK) == 0, "libfaketime is missing: make deps installs Debian's faketime")
         let file = temporaryPath("faketime")
-        FILE_write(file, "+0")
+        writeFile(file, "+0")
         defer { unlink(file) }
         let output = try runHelper("wall-clock-jump", environment: [
             "EVTESTHELPER_ARGS": "wall-clock-jump \(file)",
@@ -41,12 +41,6 @@ struct AwaitTests {
     }
 }
 
-/// Writes `text` to the file at `path`, replacing it.
-private func FILE_write(_ path: String, _ text: String) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    _ = text.withCString { write(fd, $0, strlen($0)) }
-    close(fd)
-}
 
 /// Signals are process-wide and suites run in parallel in one test process:
 /// a signal raised here must be one no other suite watches or raises, or a

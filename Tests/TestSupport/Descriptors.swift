@@ -74,3 +74,10 @@ public func makePipe(nonBlocking: Bool) throws -> [Int32] {
     }
     return fds
 }
+
+/// Writes `text` to the file at `path`, replacing what it held.
+public func writeFile(_ path: String, _ text: String) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    _ = text.withCString { write(fd, $0, strlen($0)) }
+    close(fd)
+}
