@@ -20,8 +20,12 @@ struct AwaitTests {
     /// `sleep(until:)` is on the wall clock (an `ev_periodic`): the helper
     /// runs under libfaketime, whose clock jumps two minutes forward half a
     /// second in; a sleep until one minute from the start ends then, not a
-    /// minute later (a sleep on a relative timer would).
-    @Test func sleepUntilAWallClockTimeFollowsAClockJump() throws {
+    /// minute later (a sleep on a relative timer would). Not under the
+    /// sanitizers: libfaketime's clock_gettime and ThreadSanitizer's
+    /// interceptors recurse and hang the helper ("Unexpected recursive calls
+    /// to clock_gettime()"); the first stage runs it.
+    @Test(.disabled(if: sanitizerIsActive, "libfaketime hangs under the sanitizers' interceptors"))
+    func sleepUntilAWallClockTimeFollowsAClockJump() throws {
         let library = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
         try #require(access(library, R_OK) == 0, "libfaketime is missing: make deps installs Debian's faketime")
         let file = temporaryPath("faketime")
@@ -33,8 +37,6 @@ struct AwaitTests {
             "FAKETIME_TIMESTAMP_FILE": file,
             "FAKETIME_NO_CACHE": "1",
             "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            // The sanitizers' runtimes want to be first; libfaketime only wraps the clocks.
-            "ASAN_OPTIONS": "verify_asan_link_order=0",
         ], timeout: 60)
         #expect(output.exitCode == 0, "\(output)")
         #expect(output.standardOutput == "woke after less than 5 s; wall clock moved 2 min\n", "\(output)")

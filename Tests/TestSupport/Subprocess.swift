@@ -151,3 +151,8 @@ public func runHelper(_ scenario: String, _ arguments: [String] = [], environmen
                    environment: environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { mine, _ in mine },
                    timeout: timeout)
 }
+
+/// Whether this process runs under ThreadSanitizer or AddressSanitizer
+/// (`make test`'s second and third stages): their runtimes export
+/// `__tsan_init` and `__asan_init`.
+public let sanitizerIsActive: Bool = dlsym(nil, "__tsan_init") != nil || dlsym(nil, "__asan_init") != nil
