@@ -109,9 +109,15 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
         let instant = monotonicNow() + (seconds.isFinite ? max(seconds, 0) : 1e9)
         onLoop({ [self] in
             guard let loop = loopForAwaits, !handle.isCancelled else { return }
-            let timer = loop.schedule(at: instant) { if handle.claimRun() { work(loop) } }
-            let bound = LoopBound(timer, loop: self)
-            handle.setRemoval { [self] in onLoop({ bound.value.cancel() }, failed: { _ in }) }
+            // The loop holds the timer while it waits; the handle reaches it
+            // weakly, and the timer's closure the loop weakly, so that
+            // nothing is left in a cycle when the work runs, is cancelled or
+            // the loop closes first.
+            let timer = loop.schedule(at: instant) { [weak loop] in
+                if let loop, handle.claimRun() { work(loop) }
+            }
+            let bound = LoopBound(WeakCancellable(timer), loop: self)
+            handle.setRemoval { [self] in onLoop({ bound.value.target?.cancel() }, failed: { _ in }) }
         }, failed: { _ in })
         return handle
     }
@@ -231,4 +237,10 @@ package protocol LoopWaker: AnyObject, Sendable {
     var loopClosedError: any Error { get }
     /// What a sleep of a NaN or infinite time gets.
     func invalidInterval(parameter: String, value: Double) -> any Error
+}
+
+/// A weak reference to a loop's timer (see ``LoopExecutorCore/schedule(after:_:)``).
+final class WeakCancellable {
+    weak var target: (any Cancellable)?
+    init(_ target: any Cancellable) { self.target = target }
 }

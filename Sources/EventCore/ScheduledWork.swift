@@ -22,8 +22,17 @@ public final class ScheduledWork: Sendable {
         guard state.compareExchange(expected: Self.waiting, desired: Self.cancelled, ordering: .acquiringAndReleasing).exchanged else {
             return false
         }
-        removal.withLock { $0 }?()
+        takeRemoval()?()
         return true
+    }
+
+    /// The removal, let go of: it holds the loop's timer, whose closure holds
+    /// this handle - a cycle that must end when the work runs or is cancelled.
+    private func takeRemoval() -> (@Sendable () -> Void)? {
+        removal.withLock { removal in
+            defer { removal = nil }
+            return removal
+        }
     }
 
     /// Whether ``cancel()`` won: the work will not run.
@@ -31,13 +40,15 @@ public final class ScheduledWork: Sendable {
 
     /// Claims the right to run, once; false if it was cancelled (loop thread).
     package func claimRun() -> Bool {
-        state.compareExchange(expected: Self.waiting, desired: Self.started, ordering: .acquiringAndReleasing).exchanged
+        let claimed = state.compareExchange(expected: Self.waiting, desired: Self.started, ordering: .acquiringAndReleasing).exchanged
+        if claimed { _ = takeRemoval() }
+        return claimed
     }
 
     /// Sets how the loop's timer is removed; removes it at once if the work
     /// was cancelled meanwhile.
     package func setRemoval(_ remove: @escaping @Sendable () -> Void) {
         removal.withLock { $0 = remove }
-        if isCancelled { remove() }
+        if isCancelled { takeRemoval()?() }
     }
 }
