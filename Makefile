@@ -58,8 +58,8 @@ app: deps
 	  | tee .build-app-log.txt
 	@if grep -E "^$(CURDIR)/Examples/App/.*warning:" .build-app-log.txt; then \
 	  echo "make: the warnings above are errors here"; exit 1; fi
-	@if grep -q swift-argument-parser Examples/App/Package.resolved; then \
-	  echo "make: Examples/App resolved swift-argument-parser: a consumer inherits the examples' dependencies"; exit 1; fi
+	@if grep -E "swift-argument-parser|swift-docc-plugin" Examples/App/Package.resolved; then \
+	  echo "make: Examples/App resolved the package above: a consumer inherits the examples' or the docs' dependencies"; exit 1; fi
 	$(CURDIR)/.build-app/debug/echo-app --self-test
 
 # The DocC documentation of EV, EventCore and Epoll, combined, with every

@@ -8,7 +8,7 @@ let package = Package(
     dependencies: [
         // An app elsewhere writes:
         // .package(url: "https://github.com/<owner>/swift-libev", from: "<version>")
-        .package(path: "../.."),
+        .package(name: "swift-libev", path: "../.."),
     ],
     targets: [
         .executableTarget(
