@@ -1,22 +1,24 @@
 # swift-libev: the two commands of the README.
 #
 #   make demo   the package's main job: the tutorial's experiment, every way, a table and a timeline
-#   make test   the whole suite, then again under ThreadSanitizer and AddressSanitizer,
+#   make test   the app package's build and self-test, the documentation (warnings are errors),
+#               the whole suite, then again under ThreadSanitizer and AddressSanitizer,
 #               then a minute of libFuzzer on the HTTP request path, the response parser, the URL resolver
 #               and the link extractor (the tests use curl and python3)
 #
 # Both first install what the package needs from Debian (apt-get, as root or via sudo);
-# faketime lets a test jump the wall clock.
+# faketime lets a test jump the wall clock; libcurl4-openssl-dev is for the test that
+# runs libcurl on the package's loop.
 
 SHELL         := /bin/bash
 SWIFT         ?= swift
 SWIFTC        ?= swiftc
-APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime
+APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime libcurl4-openssl-dev
 SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
 
-.PHONY: all deps build test test-debug test-tsan test-asan fuzz demo tour bench bench-quick bench-build clean
+.PHONY: all deps build app docs test test-debug test-tsan test-asan fuzz demo tour bench bench-quick bench-build clean
 
 all: build
 
@@ -37,7 +39,7 @@ build: deps
 	@if grep -E "^$(OWN_PATHS).*warning:" .build-log.txt; then \
 	  echo "make: the warnings above are errors here"; exit 1; fi
 
-test: build test-debug test-tsan test-asan fuzz
+test: build app docs test-debug test-tsan test-asan fuzz
 
 test-debug:
 	$(SWIFT) test --disable-xctest
@@ -47,6 +49,27 @@ test-tsan: deps
 
 test-asan: deps
 	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
+
+# Examples/App: a package of its own that links EV and EventCore as an app
+# does. Built (warnings fail it) and self-tested; it must resolve nothing
+# of the examples' (swift-argument-parser).
+app: deps
+	@set -o pipefail; $(SWIFT) build --package-path Examples/App --scratch-path $(CURDIR)/.build-app 2>&1 \
+	  | tee .build-app-log.txt
+	@if grep -E "^$(CURDIR)/Examples/App/.*warning:" .build-app-log.txt; then \
+	  echo "make: the warnings above are errors here"; exit 1; fi
+	@if grep -E "swift-argument-parser|swift-docc-plugin" Examples/App/Package.resolved; then \
+	  echo "make: Examples/App resolved the package above: a consumer inherits the examples' or the docs' dependencies"; exit 1; fi
+	$(CURDIR)/.build-app/debug/echo-app --self-test
+
+# The DocC documentation of EV, EventCore and Epoll, combined, with every
+# warning (a broken symbol link, a missing article) an error. Open
+# .build-docs/swift-libev.doccarchive with `docc preview`, or add
+# --transform-for-static-hosting to publish it.
+docs: deps
+	$(SWIFT) package --allow-writing-to-directory $(CURDIR)/.build-docs generate-documentation \
+	  --target EV --target EventCore --target Epoll --enable-experimental-combined-documentation \
+	  --warnings-as-errors --output-path $(CURDIR)/.build-docs/swift-libev.doccarchive
 
 # libFuzzer on the server's request path, the crawler's response parser, its
 # URL resolver and its link extractor: Fuzz/HTTPFuzzer.swift with the sources

@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
 /// Swift 6.2's default for new code: a nonisolated async function (or closure)
@@ -18,6 +18,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `make docs`: the DocC catalogs of EV, EventCore and Epoll. A plugin only:
+        // no target depends on it, so a package that depends on this one does not resolve it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // libev from the system (Debian's libev-dev); the shim turns its macros into functions.
@@ -32,6 +35,14 @@ let package = Package(
             name: "CHTTPParser",
             path: "CHTTPParser",
             providers: [.apt(["libhttp-parser-dev"])]
+        ),
+        // libcurl from the system (Debian's libcurl4-openssl-dev), for the test that
+        // drives its multi-socket API with the package's watchers; the shim types
+        // curl's variadic setopt and getinfo calls.
+        .systemLibrary(
+            name: "CCurl",
+            path: "CCurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         // Linux system calls Swift's Glibc module leaves out (epoll, eventfd, accept4, ...).
         .target(name: "CLinux"),
@@ -141,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Engines", "SlowPoetry", "EventCore", "TestSupport", "crawler", "server"],
+            dependencies: ["Engines", "SlowPoetry", "HTTP", "EV", "EventCore", "TestSupport", "CCurl", "crawler", "server"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(

@@ -9,7 +9,7 @@ import EventCore
 /// may be used from any thread, or a signal handler's thread, to make the
 /// callback run on the loop's thread. Sends that arrive before the callback
 /// runs coalesce into one call: keep the work itself in a queue of your own
-/// (or use ``LoopExecutor/execute(_:)``, which does exactly that).
+/// (or use the executor's `execute(_:)`, which does exactly that).
 ///
 /// The corresponding C type is `ev_async`.
 public final class AsyncWatcher: Watcher {

@@ -14,7 +14,7 @@ extension LoopExecutorCore where L == EV.Loop {
     /// epoch) reaches `time`. It waits on an `ev_periodic`, which follows the
     /// real-time clock: if the clock is set forward past `time`, the sleep
     /// ends then; set back, it waits on until the clock reaches `time`.
-    /// (A ``sleep(seconds:)`` counts elapsed time, whatever the clock says.)
+    /// (A `sleep(seconds:)` counts elapsed time, whatever the clock says.)
     ///
     /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for NaN or
     ///   infinite, and as the other awaits.
@@ -74,7 +74,9 @@ extension LoopExecutorCore where L == EV.Loop {
     /// The changes of `path`'s attributes, as an async sequence of
     /// (previous, current) pairs; nil stands for "did not exist".
     ///
-    /// - Parameter interval: polling interval in seconds; 0 lets libev choose.
+    /// - Parameters:
+    ///   - path: the file or directory to watch; it need not exist yet.
+    ///   - interval: polling interval in seconds; 0 lets libev choose.
     public func fileChanges(_ path: String, interval: Double = 0) -> FileChangeSequence {
         FileChangeSequence(executor: self, path: path, interval: interval)
     }

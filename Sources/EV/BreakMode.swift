@@ -1,6 +1,6 @@
 import CLibev
 
-/// Which ``Loop/run(_:)`` calls ``Loop/break(_:)`` ends.
+/// Which ``Loop/run(_:)-(RunMode)`` calls ``Loop/break(_:)`` ends.
 public enum BreakMode: Sendable {
     /// The innermost `run` returns after this iteration. `EVBREAK_ONE`.
     case one

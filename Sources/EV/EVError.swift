@@ -23,7 +23,7 @@ public enum EVError: EventLoopError, Equatable, CustomStringConvertible {
     case invalidSignal(Int32)
     /// The signal is already watched by another loop; libev lets one loop own each signal.
     case signalOwnedByAnotherLoop(Int32)
-    /// Child watchers work only on the default loop (``Loop/defaultLoop(flags:)``), which owns `SIGCHLD`.
+    /// Child watchers work only on the default loop (``Loop/defaultLoop(flags:backends:)``), which owns `SIGCHLD`.
     case childWatcherNeedsDefaultLoop
     /// The loop to embed does not use an embeddable backend (see ``Backend/embeddable``).
     case notEmbeddable(Backend)

@@ -41,14 +41,14 @@ extension Loop: EventLoop {
         run()
     }
 
-    /// Runs until no active watcher is left (``run(_:)`` with ``RunMode/untilDone``).
+    /// Runs until no active watcher is left (``run(_:)-(RunMode)`` with ``RunMode/untilDone``).
     ///
     /// The corresponding C function is `ev_run`.
     public func runUntilDone() {
         run(.untilDone)
     }
 
-    /// Makes ``run(_:)`` and ``runForever()`` return after the current iteration.
+    /// Makes ``run(_:)-(RunMode)`` and ``runForever()`` return after the current iteration.
     ///
     /// The corresponding C function is `ev_break(EVBREAK_ALL)`.
     public func stop() {
@@ -57,7 +57,7 @@ extension Loop: EventLoop {
 }
 
 extension IOWatcher: IOWatching {
-    /// ``events`` as the loops' common ``EventCore/Interest``; empty while
+    /// ``events`` as the loops' common ``/EventCore/Interest``; empty while
     /// the watcher is stopped (paused), as the protocol has it. A watcher
     /// that cannot start again receives ``Events/error`` (see ``setInterest(_:)``).
     public var interest: Interest {
@@ -83,13 +83,13 @@ extension IOWatcher: IOWatching {
 }
 
 extension TimerWatcher: Cancellable {
-    /// ``stop()``, for the loops' common protocol.
+    /// ``Watcher/stop()``, for the loops' common protocol.
     public func cancel() { stop() }
 }
 
 
 extension Events {
-    /// The libev events of an ``EventCore/Interest``.
+    /// The libev events of an ``/EventCore/Interest``.
     init(_ interest: Interest) {
         self = []
         if interest.contains(.read) { insert(.read) }

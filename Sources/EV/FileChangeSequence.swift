@@ -2,7 +2,7 @@ import CLibev
 import EventCore
 import Glibc
 
-/// The attribute changes of a path; see ``LoopExecutor/fileChanges(_:interval:)``.
+/// The attribute changes of a path; see `LoopExecutor.fileChanges(_:interval:)`.
 public struct FileChangeSequence: AsyncSequence, Sendable {
     public typealias Element = (previous: FileAttributes?, current: FileAttributes?)
     let executor: LoopExecutor

@@ -35,7 +35,7 @@ public final class IOWatcher: Watcher {
     public typealias Callback = (IOWatcher, Events) -> Void
 
     /// What the watcher calls: a closure, or a handler object
-    /// (``EventCore/EventLoop/watchReadiness(_:_:handler:)``, no closure context).
+    /// (``/EventCore/EventLoop/watchReadiness(_:_:handler:)``, no closure context).
     private enum Target {
         case closure(Callback)
         case handler(any ReadinessHandler)
@@ -120,7 +120,7 @@ public final class IOWatcher: Watcher {
     /// same descriptor, then closes the descriptor: the one safe way to close a
     /// watched descriptor.
     ///
-    /// - Throws: ``EventCore/SystemCallError`` if `close` fails (the descriptor is closed anyway on Linux).
+    /// - Throws: ``/EventCore/SystemCallError`` if `close` fails (the descriptor is closed anyway on Linux).
     public func stopAndClose() throws(SystemCallError) {
         let fd = self.fd
         stop()
@@ -154,8 +154,8 @@ public final class IOWatcher: Watcher {
         }
     }
 
-    /// ``stop()``, for the loops' common protocol; a watcher made by
-    /// ``EventCore/EventLoop/watchReadiness(_:_:handler:)`` also lets go of
+    /// ``Watcher/stop()``, for the loops' common protocol; a watcher made by
+    /// ``/EventCore/EventLoop/watchReadiness(_:_:handler:)`` also lets go of
     /// its handler, which ends the cycle of a handler that keeps its watch.
     public func cancel() {
         stop()

@@ -70,7 +70,7 @@ public final class Loop {
     /// every watcher stops (releasing its closure), cleanup watchers run and
     /// the C loop is freed. Harmless twice; any other use afterwards traps.
     ///
-    /// Call it after ``run(_:)`` returns, not from inside it.
+    /// Call it after ``run(_:)-(RunMode)`` returns, not from inside it.
     ///
     /// The corresponding C function is `ev_loop_destroy`.
     public func close() {
@@ -154,7 +154,7 @@ public final class Loop {
         return CurrentLoop.with(core.executor) { ev_run(loop, mode.flags) != 0 }
     }
 
-    /// Makes ``run(_:)`` return once the current iteration's callbacks have run.
+    /// Makes ``run(_:)-(RunMode)`` return once the current iteration's callbacks have run.
     ///
     /// - Parameter how: ``BreakMode/one`` (the default) ends the innermost `run`,
     ///   ``BreakMode/all`` every nested one, ``BreakMode/cancel`` takes back an earlier break.
@@ -196,7 +196,7 @@ public final class Loop {
     /// The corresponding C function is `ev_iteration`.
     public var iteration: UInt32 { ev_iteration(core.checkedLoop()) }
 
-    /// How many ``run(_:)`` calls are active, nested, on this loop.
+    /// How many ``run(_:)-(RunMode)`` calls are active, nested, on this loop.
     ///
     /// The corresponding C function is `ev_depth`.
     public var depth: UInt32 { ev_depth(core.checkedLoop()) }

@@ -260,7 +260,7 @@ final class LoopCore {
 }
 
 /// 16 bytes a descriptor: the started io watchers on it and the
-/// ``EventCore/FileIdentity/fingerprint`` of its file.
+/// ``/EventCore/FileIdentity/fingerprint`` of its file.
 struct DescriptorRecord {
     var fingerprint: UInt64 = 0
     var watchers: Int32 = 0

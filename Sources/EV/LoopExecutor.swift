@@ -6,7 +6,7 @@ import Glibc
 /// on it, and the async awaits (`sleep(seconds:)`, `readable(_:)`,
 /// ``EventCore/LoopExecutorCore/signal(_:)``, ...) live on it.
 ///
-/// It is ``EventCore/LoopExecutorCore`` for libev - the executor both loops
+/// It is ``/EventCore/LoopExecutorCore`` for libev - the executor both loops
 /// share, with libev's wake-up: work from another thread wakes the loop
 /// through `ev_async` (a burst costs one wake-up: a submission that finds
 /// the queue empty sends it, the others ride on it); work queued on the

@@ -1,7 +1,7 @@
 import EventCore
 
 /// A libev loop running on a thread of its own until it is stopped from
-/// outside: ``EventCore/EventLoopThread`` of ``Loop``, the package's one way
+/// outside: ``/EventCore/EventLoopThread`` of ``Loop``, the package's one way
 /// to run a loop on a thread.
 ///
 /// ```swift
@@ -16,7 +16,7 @@ public typealias LoopThread = EventLoopThread<Loop>
 
 extension EventLoopThread where L == Loop {
     /// Starts a thread that creates a libev loop, runs `setUp` with it as its
-    /// first job, then runs it until ``EventCore/EventLoopThread/stop()``.
+    /// first job, then runs it until ``/EventCore/EventLoopThread/stop()``.
     ///
     /// - Parameters:
     ///   - backends: the backends the loop may use (see ``Loop/init(backends:flags:)``).

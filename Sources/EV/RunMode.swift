@@ -1,6 +1,6 @@
 import CLibev
 
-/// How long ``Loop/run(_:)`` runs.
+/// How long ``Loop/run(_:)-(RunMode)`` runs.
 public enum RunMode: Sendable {
     /// Until no active watcher keeps the loop alive, or ``Loop/break(_:)``. `ev_run(loop, 0)`.
     case untilDone

@@ -2,7 +2,7 @@ import CLibev
 import EventCore
 import Glibc
 
-/// The deliveries of a signal; see ``LoopExecutor/signals(_:)``.
+/// The deliveries of a signal; see `LoopExecutor.signals(_:)`.
 public struct SignalSequence: AsyncSequence, Sendable {
     public typealias Element = Int32
     let executor: LoopExecutor

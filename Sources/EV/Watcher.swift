@@ -95,7 +95,7 @@ public class Watcher {
         }
     }
 
-    /// Whether this watcher, while active, keeps ``Loop/run(_:)`` from returning (default true).
+    /// Whether this watcher, while active, keeps ``Loop/run(_:)-(RunMode)`` from returning (default true).
     ///
     /// A watcher with `keepAlive == false` still receives events while the loop
     /// runs for other reasons, but does not by itself keep the loop running -

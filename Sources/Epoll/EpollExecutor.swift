@@ -4,7 +4,7 @@ import Synchronization
 
 /// The `Sendable` face of an ``EpollLoop``: its `TaskExecutor` (with a
 /// serial executor for actors), the door for work from other threads, and
-/// the async awaits - ``EventCore/LoopExecutorCore``, the executor both
+/// the async awaits - ``/EventCore/LoopExecutorCore``, the executor both
 /// loops share, with the epoll loop's wake-up: a submission that finds the
 /// queue empty writes the loop's eventfd, but only if the loop may be
 /// asleep in `epoll_wait` (an atomic flag the loop raises just before it

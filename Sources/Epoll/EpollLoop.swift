@@ -15,7 +15,7 @@ import Glibc
 /// only when the loop may be asleep in `epoll_wait`), signals through a
 /// signalfd, and the same async/await surface as the libev loop
 /// (``executor``). A peer of `EV.Loop`, not a toy: the servers and clients of
-/// the package run on either, through ``EventCore/EventLoop``.
+/// the package run on either, through ``/EventCore/EventLoop``.
 ///
 /// ## Threads
 /// A loop and its watches belong to the thread that runs them and are not
@@ -56,7 +56,7 @@ public final class EpollLoop {
 
     /// Creates a loop: an epoll instance and an eventfd for wake-ups.
     ///
-    /// - Throws: ``EventCore/SystemCallError`` if the kernel refuses either.
+    /// - Throws: ``/EventCore/SystemCallError`` if the kernel refuses either.
     public init() throws(SystemCallError) {
         ignoreSIGPIPE()
         selector = try Selector()
@@ -96,7 +96,7 @@ public final class EpollLoop {
 
     /// Calls `handler.ready(_:)` whenever `fd` is ready for `interest`, until
     /// the watch is cancelled: ``watch(_:_:_:)`` without a closure context.
-    /// The watch holds `handler` strongly (see ``EventCore/EventLoop/watchReadiness(_:_:handler:)``).
+    /// The watch holds `handler` strongly (see ``/EventCore/EventLoop/watchReadiness(_:_:handler:)``).
     ///
     /// - Throws: ``SelectorError`` if `fd` is not open or already watched.
     @discardableResult
@@ -154,7 +154,7 @@ public final class EpollLoop {
         callAt(monotonicNow() + (seconds.isFinite ? max(seconds, 0) : .greatestFiniteMagnitude), callback)
     }
 
-    /// Calls `callback` once at `deadline` on the monotonic clock (``EventCore/monotonicNow()``).
+    /// Calls `callback` once at `deadline` on the monotonic clock (``/EventCore/monotonicNow()``).
     @discardableResult
     public func callAt(_ deadline: Double, _ callback: @escaping () -> Void) -> LoopTimer {
         checkThread()
@@ -188,7 +188,7 @@ public final class EpollLoop {
     /// starting them), or the kernel may deliver it to one of them instead.
     ///
     /// - Returns: the watch, for ``SignalWatch/cancel()``.
-    /// - Throws: ``EpollError/invalidSignal(_:)``, or ``EventCore/SystemCallError``.
+    /// - Throws: ``EpollError/invalidSignal(_:)``, or ``/EventCore/SystemCallError``.
     @discardableResult
     public func onSignal(_ signal: Int32, _ callback: @escaping (Int32) -> Void) throws -> SignalWatch {
         checkThread()

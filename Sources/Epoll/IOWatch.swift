@@ -38,7 +38,7 @@ public final class IOWatch: IOWatching {
     /// Whether the watch is registered.
     public var isActive: Bool { loop.map { $0.selector.key(for: fd)?.data === self } ?? false }
 
-    /// Sets ``interest``; a watch whose descriptor went bad reports it with ``EventCore/Interest/error``.
+    /// Sets ``interest``; a watch whose descriptor went bad reports it with ``/EventCore/Interest/error``.
     public func setInterest(_ interest: Interest) throws {
         self.interest = interest
     }

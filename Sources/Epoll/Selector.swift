@@ -21,7 +21,7 @@ public final class Selector<Data> {
     private var epollFD: Int32
     /// Keys by descriptor number (an array: numbers are small and dense).
     private var keys: [SelectorKey<Data>?] = []
-    /// The ``EventCore/FileIdentity/fingerprint`` of each registered descriptor.
+    /// The ``/EventCore/FileIdentity/fingerprint`` of each registered descriptor.
     private var identities: [UInt64] = []
     private var events: UnsafeMutablePointer<epoll_event>
     private let capacity: Int32 = 256
@@ -133,13 +133,15 @@ public final class Selector<Data> {
     }
 
     /// Waits for registered descriptors to become ready and calls `ready` with
-    /// each key and what is ready (``Interest/error`` for a hang-up or error,
-    /// together with the interests registered, so that the owner reads the EOF
-    /// or error).
+    /// each key and what is ready (``/EventCore/Interest/error`` for a hang-up
+    /// or error, together with the interests registered, so that the owner
+    /// reads the EOF or error).
     ///
-    /// - Parameter timeout: seconds to wait at most; nil waits without limit,
-    ///   0 does not wait. Rounded *up* to epoll's millisecond: a timer due in
-    ///   0.4 ms must not become a 0 ms poll, which would spin until it is due.
+    /// - Parameters:
+    ///   - timeout: seconds to wait at most; nil waits without limit, 0 does
+    ///     not wait. Rounded *up* to epoll's millisecond: a timer due in
+    ///     0.4 ms must not become a 0 ms poll, which would spin until it is due.
+    ///   - ready: called with each ready key and its events, before `select` returns.
     /// - Returns: how many descriptors were ready.
     ///
     /// The corresponding C function is `epoll_wait`.

@@ -6,7 +6,7 @@ import Dispatch
 ///
 /// The loop is made on the new thread; `setUp` runs there as its first job;
 /// then it runs, even with nothing to do (asyncio's `run_forever`, a
-/// SwiftNIO event loop), until ``stop()`` or ``stopWhenDone()``, and is
+/// SwiftNIO event loop), until ``stop()`` or ``stopWhenDone(first:)``, and is
 /// closed on its thread (see ``EventLoop/close()``). Other threads reach it
 /// through ``executor``.
 ///
@@ -20,7 +20,7 @@ public final class EventLoopThread<L: EventLoop>: Sendable {
     /// The loop's executor; usable from any thread.
     public let executor: L.Executor
     private let thread: PlainThread
-    /// Whether the loop, once stopped, runs on until nothing is left (``stopWhenDone()``).
+    /// Whether the loop, once stopped, runs on until nothing is left (``stopWhenDone(first:)``).
     private let drains: LockedValue<Bool>
     private let ended: DispatchSemaphore
 

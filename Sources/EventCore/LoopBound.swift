@@ -68,3 +68,45 @@ public struct LoopBound<Value>: @unchecked Sendable {
         preconditionFailure("LoopBound<\(Value.self)>: the value was touched off its loop's thread; reach it through loop.submit { } or a task on the loop")
     }
 }
+
+/// A mutable value that only its loop's thread may touch, shared by
+/// reference - SwiftNIO's `NIOLoopBoundBox`: several `Sendable` closures
+/// and tasks capture one box and change its ``value`` in place, where
+/// ``LoopBound`` (a value type) would need a `var` of its own in each.
+///
+/// ```swift
+/// let served = LoopBoundBox(0, loop: executor)
+/// Task(executorPreference: executor) { served.value += 1 }   // checked: on the loop
+/// ```
+///
+/// Every access checks the thread as ``LoopBound`` does, and traps off it.
+public final class LoopBoundBox<Value>: Sendable {
+    // Sendable with no unchecked claim: the only stored property is a
+    // `LoopBound` (checked on every access) of a reference to the cell.
+    private let bound: LoopBound<Cell>
+
+    private final class Cell {
+        var value: Value
+        init(_ value: Value) { self.value = value }
+    }
+
+    /// The loop the value belongs to.
+    public var loop: any AsyncEventLoop { bound.loop }
+
+    /// Boxes `value`, which belongs to `loop`; call it on the loop's thread (checked).
+    public init(_ value: Value, loop: any AsyncEventLoop) {
+        bound = LoopBound(Cell(value), loop: loop)
+    }
+
+    /// Boxes `value` for `loop` from any thread, handing it over: the
+    /// calling thread gives it up (`sending`).
+    public init(sending value: sending Value, loop: any AsyncEventLoop) {
+        bound = LoopBound(sending: Cell(value), loop: loop)
+    }
+
+    /// The value; traps unless called on the loop's thread while it runs.
+    public var value: Value {
+        get { bound.value.value }
+        _modify { yield &bound.value.value }  // in place: `box.value.append(x)` copies nothing
+    }
+}

@@ -85,7 +85,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
         }
     }
 
-    /// ``execute(_:)``, for ``CrossThreadSubmitting``.
+    /// ``execute(_:)-(()->Void)``, for ``CrossThreadSubmitting``.
     public func submit(_ work: @escaping @Sendable () -> Void) throws {
         try execute(work)
     }

@@ -6,7 +6,7 @@ import Glibc
 /// A non-blocking socket descriptor and the system calls the package makes on it.
 ///
 /// A plain value: it does not close itself. Each method is one system call,
-/// made through ``systemCall(_:_:)`` or ``nonBlockingCall(_:_:)``, so every
+/// made through `systemCall(_:_:)` or `nonBlockingCall(_:_:)`, so every
 /// failure is a ``SystemCallError`` that names the call and, where it helps,
 /// the address (`"connect(127.0.0.1:8000)"`). Writes use `send` with
 /// `MSG_NOSIGNAL`: a peer that went away gives `EPIPE`, never `SIGPIPE`.
@@ -188,8 +188,12 @@ extension SocketDescriptor {
     /// A listening TCP socket on `address` (port 0 picks a free port), with
     /// `SO_REUSEADDR`, and `SO_REUSEPORT` when asked (one listener per loop).
     ///
-    /// - Parameter backlog: the queue of connections not yet accepted; by
-    ///   default the system's maximum (``maximumBacklog``).
+    /// - Parameters:
+    ///   - address: where to listen.
+    ///   - backlog: the queue of connections not yet accepted; by default
+    ///     the system's maximum (``maximumBacklog``).
+    ///   - reusePort: sets `SO_REUSEPORT`, so that several listeners (one
+    ///     per loop) share the address and the kernel spreads connections.
     public static func listening(on address: SocketAddress, backlog: Int32 = maximumBacklog, reusePort: Bool = false) throws(SystemCallError) -> SocketDescriptor {
         let socket = try tcp(address.family)
         do {

@@ -7,8 +7,8 @@ import SystemPackage
 
 /// A failed system call: which call failed, and the `errno` it set.
 ///
-/// Every system call of the package goes through ``systemCall(_:_:)`` or
-/// ``nonBlockingCall(_:_:)``, so every failure reaches the caller as this one
+/// Every system call of the package goes through `systemCall(_:_:)` or
+/// `nonBlockingCall(_:_:)`, so every failure reaches the caller as this one
 /// type, named after the call (`"connect(127.0.0.1:8000)"`, `"fstat(7)"`).
 /// The errno is swift-system's `Errno`, whose cases carry readable names
 /// (`.connectionRefused`) and whose description is `strerror`'s text.

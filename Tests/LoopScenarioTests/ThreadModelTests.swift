@@ -130,6 +130,41 @@ struct ThreadModelTests {
             #expect(text.contains("LoopBound<Counter>: the value was touched off its loop's thread"), "\(text)")
         }
     }
+
+    @Test func aLoopBoundBoxIsOneValueForEveryClosureThatCapturesIt() throws {
+        let loop = try Loop()
+        let (sum, lines) = try loop.run { executor in
+            let sum = LoopBoundBox(0, loop: executor)
+            let lines = LoopBoundBox([String](), loop: executor)
+            await withTaskGroup(of: Void.self) { group in
+                for task in 0..<3 {
+                    group.addTask(executorPreference: executor) {
+                        for step in 0..<100 {
+                            sum.value += 1
+                            lines.value.append("\(task).\(step)")
+                            await Task.yield()
+                        }
+                    }
+                }
+            }
+            return (sum.value, lines.value)
+        }
+        #expect(sum == 300)
+        #expect(lines.count == 300 && Set(lines).count == 300)
+    }
+
+    @Test func aLoopBoundBoxTouchedOffItsLoopTraps() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let thread = try LoopThread()
+            let box = LockedValue<LoopBoundBox<Int>?>(nil)
+            try thread.executor.execute { loop in box.withLock { $0 = LoopBoundBox(1, loop: loop.executor) } }
+            while box.withLock({ $0 }) == nil { usleep(1000) }
+            box.withLock { $0 }!.value += 1 // not on the loop: traps
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("the value was touched off its loop's thread"), "\(text)")
+        }
+    }
 }
 
 /// Loop-bound test state.
