@@ -24,8 +24,15 @@ extension Loop {
     /// of your own included (it is async-signal-safe): the loop watching it
     /// runs its signal watchers as if the kernel had delivered it.
     ///
+    /// - Throws: ``EVError/invalidSignal(_:)`` for a number outside
+    ///   1..<65, which libev would use as an index into its signal table
+    ///   unchecked (`ev_feed_signal(0)` reads before the table and crashes
+    ///   or corrupts memory). The check is a comparison and the error a
+    ///   value, so a signal handler may still call it.
+    ///
     /// The corresponding C function is `ev_feed_signal`.
-    public static func feedSignal(_ signal: Int32) {
+    public static func feedSignal(_ signal: Int32) throws(EVError) {
+        guard signal > 0, signal < signalNumberLimit else { throw .invalidSignal(signal) }
         ev_feed_signal(signal)
     }
 

@@ -118,12 +118,25 @@ struct LoopFeedTests {
         }
         let feeder = try PlainThread {
             usleep(50_000) // the loop sleeps in the kernel by then
-            Loop.feedSignal(SIGPWR)
+            try? Loop.feedSignal(SIGPWR)
         }
         #expect(runUntilDone(loop))
         feeder.join()
         #expect(received == 1)
         #expect(!watcher.isActive)
+    }
+
+    /// libev's `ev_feed_signal` indexes its signal table with the number
+    /// unchecked: `ev_feed_signal(INT_MAX)` is a segmentation fault in C.
+    @Test(arguments: [0, -1, signalNumberLimit, 1000, Int32.max, Int32.min])
+    func feedingASignalNumberOutsideLibevsTableIsRefused(_ signal: Int32) throws {
+        let loop = try Loop()
+        var received = 0
+        let watcher = try loop.signal(SIGPWR) { _ in received += 1 }
+        #expect(throws: EVError.invalidSignal(signal)) { try Loop.feedSignal(signal) }
+        loop.run(.noWait)
+        #expect(received == 0)
+        watcher.stop()
     }
 
     @Test func aCLibraryGetsTheRawLoopAndItsWatchersRunBesideSwiftOnes() throws {
