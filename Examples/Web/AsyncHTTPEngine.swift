@@ -11,23 +11,12 @@ enum AsyncHTTPEngine {
     /// each on a loop of an ``EventCore/EventLoopGroup``; returns the graceful stop.
     static func start<L: EventLoop>(_ listeners: [SocketDescriptor], _ options: HTTPServerOptions,
                                     _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> HTTPServerStats {
-        let totals = LockedValue(HTTPServerStats(pages: options.site.pages))
-        let group = try EventLoopGroup(loops: listeners.count, make)
-        for (executor, listener) in zip(group.executors, listeners) {
-            try executor.execute { loop in
-                let worker = AsyncWorker(loop.executor, options) { stats in totals.withLock { $0.add(stats) } }
-                let bound = LoopBound(worker, loop: loop.executor)
-                worker.acceptTask = Task(executorPreference: loop.executor) { await bound.value.accept(listener, bound) }
-                Task(executorPreference: loop.executor) { await bound.value.tick() }
-                group.onGracefulShutdown { loop in
-                    if loop.executor === bound.loop { bound.value.drain() }
-                }
-            }
-        }
-        return {
-            try? group.syncShutdownGracefully(timeout: options.stopTimeout + 1)
-            for listener in listeners { listener.close() }
-            return totals.withLock { $0 }
+        try LoopWorkers.start(listeners, options, make) { loop, listener, report in
+            let worker = AsyncWorker(loop.executor, options, report: report)
+            let bound = LoopBound(worker, loop: loop.executor)
+            worker.acceptTask = Task(executorPreference: loop.executor) { await bound.value.accept(listener, bound) }
+            Task(executorPreference: loop.executor) { await bound.value.tick() }
+            return worker.drain
         }
     }
 }

@@ -13,24 +13,10 @@ enum CallbackHTTPEngine {
     /// returns the graceful stop.
     static func start<L: EventLoop>(_ listeners: [SocketDescriptor], _ options: HTTPServerOptions,
                                     _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> HTTPServerStats {
-        let totals = LockedValue(HTTPServerStats(pages: options.site.pages))
-        let group = try EventLoopGroup(loops: listeners.count, make)
-        for (executor, listener) in zip(group.executors, listeners) {
-            try executor.execute { loop in
-                let worker = CallbackWorker(loop, listener, options) { stats in totals.withLock { $0.add(stats) } }
-                worker.start()
-                // The loop owns the worker through its watches and timers; a
-                // shutdown finds it through the loop-bound handle.
-                let bound = LoopBound(worker, loop: loop.executor)
-                group.onGracefulShutdown { loop in
-                    if loop.executor === bound.loop { bound.value.drain() }
-                }
-            }
-        }
-        return {
-            try? group.syncShutdownGracefully(timeout: options.stopTimeout + 1)
-            for listener in listeners { listener.close() }
-            return totals.withLock { $0 }
+        try LoopWorkers.start(listeners, options, make) { loop, listener, report in
+            let worker = CallbackWorker(loop, listener, options, report: report)
+            worker.start()
+            return worker.drain
         }
     }
 }

@@ -1,0 +1,38 @@
+import EventCore
+import HTTP
+
+/// The part of the evented HTTP engines that does not depend on how a
+/// worker serves: one loop per listener in an ``EventCore/EventLoopGroup``,
+/// a worker set up on each, every worker's figures added to the totals, and
+/// a graceful stop that drains each worker on its own loop, joins the loops
+/// and closes the listeners.
+enum LoopWorkers {
+    /// Starts `listeners.count` loops made by `make` and runs `startWorker`
+    /// on each with its listener and the report for its figures; the worker
+    /// returns how to drain it, which the graceful stop calls on its loop.
+    /// Returns the graceful stop.
+    static func start<L: EventLoop>(
+        _ listeners: [SocketDescriptor], _ options: HTTPServerOptions,
+        _ make: @escaping @Sendable () throws -> L,
+        startWorker: @escaping @Sendable (L, SocketDescriptor, _ report: @escaping @Sendable (HTTPServerStats) -> Void) -> () -> Void
+    ) throws -> @Sendable () -> HTTPServerStats {
+        let totals = LockedValue(HTTPServerStats(pages: options.site.pages))
+        let group = try EventLoopGroup(loops: listeners.count, make)
+        for (executor, listener) in zip(group.executors, listeners) {
+            try executor.execute { loop in
+                let drain = startWorker(loop, listener) { stats in totals.withLock { $0.add(stats) } }
+                // The loop owns the worker (through its watches, timers or
+                // tasks); the shutdown reaches it through the loop-bound drain.
+                let bound = LoopBound(drain, loop: loop.executor)
+                group.onGracefulShutdown { loop in
+                    if loop.executor === bound.loop { bound.value() }
+                }
+            }
+        }
+        return {
+            try? group.syncShutdownGracefully(timeout: options.stopTimeout + 1)
+            for listener in listeners { listener.close() }
+            return totals.withLock { $0 }
+        }
+    }
+}
