@@ -2,7 +2,7 @@
 #
 #   make demo   the package's main job: the tutorial's experiment, every way, a table and a timeline
 #   make test   the app package's build and self-test, the documentation (warnings are errors),
-#               the whole suite, then again under ThreadSanitizer and AddressSanitizer,
+#               the allocation guards (release builds), the whole suite, then again under ThreadSanitizer and AddressSanitizer,
 #               then a minute of libFuzzer on the HTTP request path, the response parser, the URL resolver
 #               and the link extractor (the tests use curl and python3)
 #
@@ -18,7 +18,7 @@ SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
 
-.PHONY: all deps build app docs test test-debug test-tsan test-asan fuzz demo tour bench bench-quick bench-build clean
+.PHONY: all deps build app docs allocations test test-debug test-tsan test-asan fuzz demo tour bench bench-quick bench-build clean
 
 all: build
 
@@ -39,7 +39,7 @@ build: deps
 	@if grep -E "^$(OWN_PATHS).*warning:" .build-log.txt; then \
 	  echo "make: the warnings above are errors here"; exit 1; fi
 
-test: build app docs test-debug test-tsan test-asan fuzz
+test: build app docs allocations test-debug test-tsan test-asan fuzz
 
 test-debug:
 	$(SWIFT) test --disable-xctest
@@ -49,6 +49,18 @@ test-tsan: deps
 
 test-asan: deps
 	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
+
+# The allocation guards: heap allocations per timer, readiness callback,
+# async round trip and keep-alive HTTP request, counted in release builds by
+# a preloaded malloc counter, against ceilings that fail on any regression
+# (Tests/AllocationCounter/allocation_guard.py).
+allocations: deps
+	mkdir -p .build-alloc
+	gcc -O2 -shared -fPIC -o .build-alloc/malloc_counter.so Tests/AllocationCounter/malloc_counter.c
+	$(SWIFT) build -c release --product server
+	$(SWIFT) build -c release --product EVTestHelper
+	python3 Tests/AllocationCounter/allocation_guard.py --counter .build-alloc/malloc_counter.so \
+	  --helper .build/release/EVTestHelper --server .build/release/server
 
 # Examples/App: a package of its own that links EV and EventCore as an app
 # does. Built (warnings fail it) and self-tested; it must resolve nothing
@@ -93,7 +105,7 @@ fuzz: deps
 	done
 
 # The tutorial's experiment: three slow poetry servers, the crawler in all
-# seven ways, a table and a timeline. A chunk every 0.2 s keeps it under a
+# eight ways, a table and a timeline. A chunk every 0.2 s keeps it under a
 # minute; `crawler --delay 0.7` is the tutorial's own setup (about 2 minutes).
 DEMO_DELAY    ?= 0.2
 demo: deps

@@ -17,6 +17,7 @@ let scenarios: [String: ([String]) throws -> Int32] = [
     "child-statuses-on-a-thread": childStatusesOnAThread,
     "wall-clock-jump": wallClockJump,
     "send-from-signal-handler": sendFromSignalHandler,
+    "allocation-counts": allocationCounts,
 ]
 
 // Under libfaketime (LD_PRELOAD), Swift's CommandLine.arguments comes back
