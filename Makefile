@@ -79,9 +79,12 @@ app: deps
 # .build-docs/swift-libev.doccarchive with `docc preview`, or add
 # --transform-for-static-hosting to publish it.
 docs: deps
+	mkdir -p $(CURDIR)/.build-docs
 	$(SWIFT) package --allow-writing-to-directory $(CURDIR)/.build-docs generate-documentation \
 	  --target EV --target EventCore --target Epoll --enable-experimental-combined-documentation \
 	  --warnings-as-errors --output-path $(CURDIR)/.build-docs/swift-libev.doccarchive
+	@test -d $(CURDIR)/.build-docs/swift-libev.doccarchive/data || \
+	  { echo "make: the combined documentation archive was not written"; exit 1; }
 
 # libFuzzer on the server's request path, the crawler's response parser, its
 # URL resolver and its link extractor: Fuzz/HTTPFuzzer.swift with the sources
