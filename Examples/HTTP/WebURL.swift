@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An `http://` URL as the crawler needs it: host, port, and the
 /// path-and-query it requests - normalised as a browser normalises it, so
 /// that nothing a page or a header says reaches the wire raw.
@@ -371,22 +375,38 @@ enum URLBytes {
 }
 
 /// The `href` attributes of an HTML document, in order, entities
-/// `&amp;` `&quot;` `&#39;` `&lt;` `&gt;` decoded. A scanner, not an HTML
-/// parser: it finds `href=` inside tags, quoted or not.
+/// `&amp;` `&quot;` `&#39;` `&#x27;` `&lt;` `&gt;` decoded. A scanner, not an
+/// HTML parser: it finds `href=` inside tags, quoted or not.
+///
+/// It works on the bytes: `memchr` skips the text between tags, the
+/// attribute name is compared in place, and a `String` is made only for a
+/// link found (the crawler's profile had its time in String indexing here).
 public func hrefLinks(in html: [UInt8]) -> [String] {
+    html.withUnsafeBytes { hrefLinks(in: $0) }
+}
+
+/// ``hrefLinks(in:)-([UInt8])`` on bytes the caller holds.
+public func hrefLinks(in html: UnsafeRawBufferPointer) -> [String] {
     var links: [String] = []
+    guard let base = html.baseAddress else { return links }
+    let count = html.count
     var index = 0
     var inTag = false
-    let count = html.count
     while index < count {
-        let byte = html[index]
-        if byte == UInt8(ascii: "<") {
+        if !inTag {
+            // Text: nothing but a '<' matters.
+            guard let open = memchr(base + index, Int32(UInt8(ascii: "<")), count - index) else { break }
+            index = UnsafeRawPointer(open) - base + 1
             inTag = true
-        } else if byte == UInt8(ascii: ">") {
+            continue
+        }
+        let byte = html[index]
+        if byte == UInt8(ascii: ">") {
             inTag = false
-        } else if inTag && (byte | 0x20) == UInt8(ascii: "h") && index + 5 <= count
-                    && index > 0 && isAttributeBoundary(html[index - 1])
-                    && html[index..<index + 4].map({ $0 | 0x20 }) == Array("href".utf8) {
+        } else if (byte | 0x20) == UInt8(ascii: "h") && index + 5 <= count && index > 0
+                    && isAttributeBoundary(html[index - 1])
+                    && (html[index + 1] | 0x20) == UInt8(ascii: "r") && (html[index + 2] | 0x20) == UInt8(ascii: "e")
+                    && (html[index + 3] | 0x20) == UInt8(ascii: "f") {
             var cursor = index + 4
             while cursor < count && isSpace(html[cursor]) { cursor += 1 }
             guard cursor < count && html[cursor] == UInt8(ascii: "=") else { index += 4; continue }
@@ -398,14 +418,13 @@ public func hrefLinks(in html: [UInt8]) -> [String] {
             var end: Int
             if quote == UInt8(ascii: "\"") || quote == UInt8(ascii: "'") {
                 start = cursor + 1
-                end = start
-                while end < count && html[end] != quote { end += 1 }
+                end = memchr(base + start, Int32(quote), count - start).map { UnsafeRawPointer($0) - base } ?? count
             } else {
                 start = cursor
                 end = start
                 while end < count && !isSpace(html[end]) && html[end] != UInt8(ascii: ">") { end += 1 }
             }
-            links.append(decodeEntities(String(decoding: html[start..<min(end, count)], as: UTF8.self)))
+            links.append(decodingEntities(UnsafeRawBufferPointer(rebasing: html[start..<end])))
             index = end
             continue
         }
@@ -422,36 +441,35 @@ private func isAttributeBoundary(_ byte: UInt8) -> Bool {
     isSpace(byte) || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") || byte == UInt8(ascii: "/")
 }
 
-private func decodeEntities(_ text: String) -> String {
-    guard text.contains("&") else { return text }
-    var result = text
-    for (entity, character) in [("&quot;", "\""), ("&#39;", "'"), ("&#x27;", "'"), ("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")] {
-        result = result.replacingAll(entity, with: character)
-    }
-    return result
-}
+/// The entities an `href` value may hold, and what each stands for.
+private let hrefEntities: [(name: [UInt8], byte: UInt8)] = [
+    (Array("&quot;".utf8), UInt8(ascii: "\"")), (Array("&#39;".utf8), UInt8(ascii: "'")),
+    (Array("&#x27;".utf8), UInt8(ascii: "'")), (Array("&lt;".utf8), UInt8(ascii: "<")),
+    (Array("&gt;".utf8), UInt8(ascii: ">")), (Array("&amp;".utf8), UInt8(ascii: "&")),
+]
 
-extension String {
-    public func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var result = ""
-        var rest = self[...]
-        while let range = rest.range(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        return result + rest
+/// `value` as a String with the entities above decoded, left to right (an
+/// entity never contains `&` after its first byte, so one pass decodes what
+/// replacing each entity in turn would).
+private func decodingEntities(_ value: UnsafeRawBufferPointer) -> String {
+    guard let base = value.baseAddress, memchr(base, Int32(UInt8(ascii: "&")), value.count) != nil else {
+        return String(decoding: value, as: UTF8.self)
     }
-}
-
-extension Substring {
-    func range(of target: String) -> Range<Index>? {
-        var start = startIndex
-        while start < endIndex {
-            if self[start...].hasPrefix(target) { return start..<index(start, offsetBy: target.count) }
-            start = index(after: start)
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(value.count)
+    var index = 0
+    next: while index < value.count {
+        if value[index] == UInt8(ascii: "&") {
+            for entity in hrefEntities where index + entity.name.count <= value.count {
+                if entity.name.indices.allSatisfy({ value[index + $0] == entity.name[$0] }) {
+                    bytes.append(entity.byte)
+                    index += entity.name.count
+                    continue next
+                }
+            }
         }
-        return nil
+        bytes.append(value[index])
+        index += 1
     }
+    return String(decoding: bytes, as: UTF8.self)
 }

@@ -113,6 +113,23 @@ struct WebURLTests {
         #expect(hrefLinks(in: html) == ["/one", "two", "three", "/four?a=1&b=2"])
     }
 
+    /// The scanner works on bytes: an entity followed by a combining mark is
+    /// still an entity (HTML's tokenizer reads code points; the String-based
+    /// scanner compared Characters, and `;` + U+0301 is one Character), and
+    /// the edge cases of the old scanner hold: a `>` inside a quoted value
+    /// ends the tag, an unterminated quote runs to the end, `href` needs a
+    /// boundary before it, and a name without `=` is skipped.
+    @Test func linksAreFoundAndDecodedOnTheBytes() {
+        #expect(hrefLinks(in: Array("<a href=\"a&amp;\u{301}b&quot;\u{301}\">".utf8)) == ["a&\u{301}b\"\u{301}"])
+        #expect(hrefLinks(in: Array("<a title=\"x>y\" href=\"/lost\"><b HREF='/kept'>".utf8)) == ["/kept"])
+        #expect(hrefLinks(in: Array("<a href=\"/open".utf8)) == ["/open"])
+        #expect(hrefLinks(in: Array("<axhref=\"/no\" href /x HrEf\t=\t/yes>".utf8)) == ["/yes"])
+        #expect(hrefLinks(in: Array("<a href=".utf8)) == [])
+        #expect(hrefLinks(in: Array("no tags at all, href=\"/x\"".utf8)) == [])
+        #expect(hrefLinks(in: Array("<a href=&amp;&lt;&gt;&#39;&#x27;&unknown;>".utf8)) == ["&<>''&unknown;"])
+        #expect(hrefLinks(in: []) == [])
+    }
+
     @Test func everyPageOfTheSiteIsReachableFromTheIndex() throws {
         let site = HTTPSite(pages: 1000)
         var seen: Set<String> = ["/"]
