@@ -267,6 +267,12 @@ struct WebTests {
             environment["ASAN_OPTIONS"] = options + "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
             bound = 12 * 1024
         }
+        // ThreadSanitizer's allocator and its shadow of every page touched add
+        // to RSS as well (4,108 KiB seen once for the async engine, against a
+        // 4,096 bound that holds without it).
+        if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil {
+            bound = 8 * 1024
+        }
         let server = try HTTPServerProcess(engine: engine, environment: environment)
         let baseline = server.descriptorCount
         let before = server.residentKiB
@@ -282,6 +288,7 @@ struct WebTests {
         let output = try reader.wait(timeout: 60)
         #expect(output.standardOutput.contains("\"responses\": 40000"), "\(engine): \(output)")
         #expect(during - before < bound, "\(engine): memory grew \(during - before) KiB while the reader did not read")
+        print("\(engine): memory grew \(during - before) KiB while the reader did not read (bound \(bound))")
         #expect(server.waitForDescriptors(atMost: baseline) == baseline, "\(engine): descriptors back to \(baseline)")
         _ = try server.stop()
     }
