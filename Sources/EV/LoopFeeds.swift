@@ -62,7 +62,10 @@ extension Loop {
     ///
     /// It does what libev's `ev_once` does, built on an io and a timer
     /// watcher so that the wrapper's descriptor checks and the loop's
-    /// teardown (which drops a pending once, uncalled) apply to it.
+    /// teardown (which drops a pending once, uncalled) apply to it. A once
+    /// with only a timeout runs on one of the loop's own timers, reused from
+    /// a pool: in a steady state it allocates nothing (libev's advice for
+    /// timers, without the watcher to keep).
     ///
     /// - Throws: ``EVError/badDescriptor(_:_:)`` for a descriptor that is not
     ///   open, ``EVError/invalidInterval(parameter:value:)`` for a NaN timeout.
@@ -70,6 +73,13 @@ extension Loop {
     /// The corresponding C function is `ev_once`.
     public func once(fd: Int32 = -1, events: Events = .read, timeout: Double, _ callback: @escaping (Events) -> Void) throws(EVError) {
         guard !timeout.isNaN else { throw .invalidInterval(parameter: "timeout", value: timeout) }
+        if fd < 0 {
+            // Only a timeout: one of the loop's pooled timers, nothing allocated
+            // once the pool has warmed up.
+            guard timeout >= 0 else { return }
+            core.takeOnceTimer(for: self).startOnce(after: timeout.isFinite ? timeout : 1e9, callback)
+            return
+        }
         let once = OnceWatch(callback)
         if fd >= 0 {
             once.io = try io(fd, events) { [once] _, got in once.fire(got) }

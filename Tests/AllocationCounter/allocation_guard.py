@@ -32,6 +32,7 @@ import tempfile
 CEILINGS = {
     "ev.timer.new-start-fire": (1, "a timer made per start: one allocation (issue 14 wants a path with none)"),
     "ev.timer.kept-again-fire": (0, "a kept watcher restarted with again() allocates nothing, as in C"),
+    "ev.once.timeout-fire": (0, "Loop.once with a timeout only: one of the loop's pooled timers"),
     "epoll.timer.new-start-fire": (1, "a LoopTimer made per start: one allocation"),
     "ev.readiness.callback": (0, "a readiness callback allocates nothing"),
     "epoll.readiness.callback": (0, "a readiness callback allocates nothing"),

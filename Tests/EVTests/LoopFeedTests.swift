@@ -51,6 +51,36 @@ struct LoopFeedTests {
         }
     }
 
+    /// A once with only a timeout runs on a timer the loop reuses: each
+    /// callback still runs exactly once, with its own timeout, and a callback
+    /// may start the next once (on the very timer it runs on).
+    @Test func onceTimersAreReusedAndEachCallbackRunsOnce() throws {
+        let loop = try Loop()
+        var calls: [Int: Int] = [:]
+        var started = 0
+        func startOnce(_ number: Int, after seconds: Double) throws {
+            started += 1
+            try loop.once(timeout: seconds) { events in
+                #expect(events == .timer)
+                calls[number, default: 0] += 1
+                // A chain: each of the first ten starts a follower from inside its callback.
+                if number < 10 { try? startOnce(number + 100, after: 0) }
+            }
+        }
+        for round in 0..<3 {
+            for number in 0..<50 { try startOnce(round * 1000 + number, after: Double(number % 5) * 0.001) }
+            #expect(runUntilDone(loop))
+        }
+        // A reused timer keeps no trace of its last timeout.
+        let start = monotonicNow()
+        var late = false
+        try loop.once(timeout: 0.2) { _ in late = true }
+        #expect(runUntilDone(loop))
+        #expect(late && monotonicNow() - start >= 0.15, "a reused timer waited its own 0.2 s")
+        #expect(started == 3 * 50 + 10)
+        #expect(calls.count == started && calls.values.allSatisfy { $0 == 1 }, "every callback exactly once")
+    }
+
     @Test func onceRefusesABadDescriptorAndANaNTimeout() throws {
         let loop = try Loop()
         let closed = try makePipe(nonBlocking: true)

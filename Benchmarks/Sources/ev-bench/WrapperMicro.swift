@@ -37,6 +37,40 @@ func wrapperTimerBatches(count: Int, batches: Int, seed: UInt32) -> Double {
     return elapsed
 }
 
+/// `wrapperTimers` with `Loop.once`: the loop's pooled timers, nothing to keep.
+/// One batch of a million cannot reuse (every timer is pending at once).
+func wrapperOnceTimers(count: Int, seed: UInt32) -> Double {
+    let loop = try! Loop(backends: .epoll)
+    var state = seed
+    var fired = 0
+    let start = cbench_now()
+    for _ in 0..<count {
+        try! loop.once(timeout: cbench_timer_delay(&state)) { _ in fired += 1 }
+    }
+    loop.run()
+    let elapsed = cbench_now() - start
+    precondition(fired == count, "only \(fired) of \(count) timers fired")
+    return elapsed
+}
+
+/// `wrapperTimerBatches` with `Loop.once`: from the second batch on, the
+/// timers come from the loop's pool.
+func wrapperOnceBatches(count: Int, batches: Int, seed: UInt32) -> Double {
+    let loop = try! Loop(backends: .epoll)
+    var state = seed
+    var fired = 0
+    let start = cbench_now()
+    for _ in 0..<batches {
+        for _ in 0..<count {
+            try! loop.once(timeout: cbench_timer_delay(&state)) { _ in fired += 1 }
+        }
+        loop.run()
+    }
+    let elapsed = cbench_now() - start
+    precondition(fired == count * batches, "only \(fired) timers fired")
+    return elapsed
+}
+
 /// `count` one-byte round trips over a socketpair, two io watchers on one loop.
 func wrapperPingPong(count: Int) -> Double {
     var fds: [Int32] = [-1, -1]
