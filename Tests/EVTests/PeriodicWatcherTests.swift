@@ -19,17 +19,21 @@ struct PeriodicWatcherTests {
 
     @Test func firesOnTheGridOfAnInterval() throws {
         let loop = try Loop()
-        var times: [Double] = []
+        var firings: [(now: Double, next: Double)] = []
         try loop.periodic(offset: 0, interval: 0.02) { periodic in
-            times.append(periodic.loop!.now)
-            if times.count == 4 { periodic.stop() }
+            firings.append((periodic.loop!.now, periodic.at))
+            if firings.count == 4 { periodic.stop() }
         }
         #expect(runUntilDone(loop))
-        #expect(times.count == 4)
-        for time in times {
-            // Each time lies on (or just after) a multiple of 20 ms since the epoch.
-            let phase = time.truncatingRemainder(dividingBy: 0.02)
-            #expect(phase < 0.01, "time \(time) has phase \(phase)")
+        #expect(firings.count == 4)
+        // libev schedules each time on a multiple of 20 ms since the epoch;
+        // when the loop wakes is up to the machine (a sanitizer run wakes
+        // 16 ms late), so the grid is checked on the schedule itself: at each
+        // firing the next time is on the grid and the next point after now.
+        for (now, next) in firings {
+            let steps = next / 0.02
+            #expect(abs(steps - steps.rounded()) < 1e-6, "next time \(next) is off the 20 ms grid")
+            #expect(next > now && next - now <= 0.02 + 1e-6, "next \(next) is the grid point after \(now)")
         }
     }
 
