@@ -5,69 +5,34 @@ import Synchronization
 
 // The EV wrapper doing exactly what libev_micro.c does in C.
 
-/// `count` timers with the C benchmark's pseudo-random delays, started and run until all fired.
-func wrapperTimers(count: Int, seed: UInt32) -> Double {
-    let loop = try! Loop(backends: .epoll)
-    var state = seed
-    var fired = 0
-    let start = cbench_now()
-    for _ in 0..<count {
-        try! loop.timer(after: cbench_timer_delay(&state)) { _ in fired += 1 }
-    }
-    loop.run()
-    let elapsed = cbench_now() - start
-    precondition(fired == count, "only \(fired) of \(count) timers fired")
-    return elapsed
+/// How the wrapper's timer benchmarks start each timer.
+enum TimerStart {
+    /// `loop.timer(after:)`: a watcher made per timer.
+    case watcher
+    /// `loop.once(timeout:)`: one of the loop's pooled timers; from the second
+    /// batch on they are reused (a single batch cannot reuse: every timer is
+    /// pending at once).
+    case once
 }
 
-/// `batches` rounds of `count` timers each, run until all fired.
-func wrapperTimerBatches(count: Int, batches: Int, seed: UInt32) -> Double {
+/// `batches` rounds of `count` timers with the C benchmark's pseudo-random
+/// delays, each round started and run until all fired.
+func wrapperTimers(count: Int, batches: Int = 1, seed: UInt32, start kind: TimerStart = .watcher) -> Double {
     let loop = try! Loop(backends: .epoll)
     var state = seed
     var fired = 0
     let start = cbench_now()
     for _ in 0..<batches {
         for _ in 0..<count {
-            try! loop.timer(after: cbench_timer_delay(&state)) { _ in fired += 1 }
+            switch kind {
+            case .watcher: try! loop.timer(after: cbench_timer_delay(&state)) { _ in fired += 1 }
+            case .once: try! loop.once(timeout: cbench_timer_delay(&state)) { _ in fired += 1 }
+            }
         }
         loop.run()
     }
     let elapsed = cbench_now() - start
-    precondition(fired == count * batches, "only \(fired) timers fired")
-    return elapsed
-}
-
-/// `wrapperTimers` with `Loop.once`: the loop's pooled timers, nothing to keep.
-/// One batch of a million cannot reuse (every timer is pending at once).
-func wrapperOnceTimers(count: Int, seed: UInt32) -> Double {
-    let loop = try! Loop(backends: .epoll)
-    var state = seed
-    var fired = 0
-    let start = cbench_now()
-    for _ in 0..<count {
-        try! loop.once(timeout: cbench_timer_delay(&state)) { _ in fired += 1 }
-    }
-    loop.run()
-    let elapsed = cbench_now() - start
-    precondition(fired == count, "only \(fired) of \(count) timers fired")
-    return elapsed
-}
-
-/// `wrapperTimerBatches` with `Loop.once`: from the second batch on, the
-/// timers come from the loop's pool.
-func wrapperOnceBatches(count: Int, batches: Int, seed: UInt32) -> Double {
-    let loop = try! Loop(backends: .epoll)
-    var state = seed
-    var fired = 0
-    let start = cbench_now()
-    for _ in 0..<batches {
-        for _ in 0..<count {
-            try! loop.once(timeout: cbench_timer_delay(&state)) { _ in fired += 1 }
-        }
-        loop.run()
-    }
-    let elapsed = cbench_now() - start
-    precondition(fired == count * batches, "only \(fired) timers fired")
+    precondition(fired == count * batches, "only \(fired) of \(count * batches) timers fired")
     return elapsed
 }
 

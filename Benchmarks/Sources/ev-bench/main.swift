@@ -51,7 +51,7 @@ let allBenchmarks = [
         wrapperTimers(count: timers, seed: seed)
     },
     Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "EV wrapper, Loop.once (pooled timers)", operations: timers) {
-        wrapperOnceTimers(count: timers, seed: seed)
+        wrapperTimers(count: timers, seed: seed, start: .once)
     },
     Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "C epoll (binary heap)", operations: timers) {
         cbench_epoll_timers(Int32(timers), seed)
@@ -66,10 +66,10 @@ let allBenchmarks = [
         cbench_libev_timer_batches(Int32(timers / 100), 100, seed)
     },
     Benchmark(group: "timers: 100 x \(timers / 100) random in [0, 1 ms], start + fire", subject: "EV wrapper", operations: timers) {
-        wrapperTimerBatches(count: timers / 100, batches: 100, seed: seed)
+        wrapperTimers(count: timers / 100, batches: 100, seed: seed)
     },
     Benchmark(group: "timers: 100 x \(timers / 100) random in [0, 1 ms], start + fire", subject: "EV wrapper, Loop.once (pooled timers)", operations: timers) {
-        wrapperOnceBatches(count: timers / 100, batches: 100, seed: seed)
+        wrapperTimers(count: timers / 100, batches: 100, seed: seed, start: .once)
     },
     Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "C libev", operations: roundTrips) {
         cbench_libev_pingpong(Int32(roundTrips))
