@@ -262,7 +262,7 @@ struct WebTests {
         // buffering them all would hold.
         var environment: [String: String] = [:]
         var bound = 4 * 1024
-        if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil {
+        if addressSanitizerIsActive {
             let options = ProcessInfo.processInfo.environment["ASAN_OPTIONS"].map { $0 + ":" } ?? ""
             environment["ASAN_OPTIONS"] = options + "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
             bound = 12 * 1024
@@ -270,7 +270,7 @@ struct WebTests {
         // ThreadSanitizer's allocator and its shadow of every page touched add
         // to RSS as well (4,108 KiB seen once for the async engine, against a
         // 4,096 bound that holds without it).
-        if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil {
+        if threadSanitizerIsActive {
             bound = 8 * 1024
         }
         let server = try HTTPServerProcess(engine: engine, environment: environment)

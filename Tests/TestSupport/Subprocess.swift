@@ -155,4 +155,10 @@ public func runHelper(_ scenario: String, _ arguments: [String] = [], environmen
 /// Whether this process runs under ThreadSanitizer or AddressSanitizer
 /// (`make test`'s second and third stages): their runtimes export
 /// `__tsan_init` and `__asan_init`.
-public let sanitizerIsActive: Bool = dlsym(nil, "__tsan_init") != nil || dlsym(nil, "__asan_init") != nil
+public let sanitizerIsActive: Bool = threadSanitizerIsActive || addressSanitizerIsActive
+
+/// Whether this process runs under ThreadSanitizer (`__tsan_init` is linked in).
+public let threadSanitizerIsActive: Bool = dlsym(nil, "__tsan_init") != nil
+
+/// Whether this process runs under AddressSanitizer (`__asan_init` is linked in).
+public let addressSanitizerIsActive: Bool = dlsym(nil, "__asan_init") != nil
