@@ -39,9 +39,12 @@
 public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubmitting, AsyncEventLoop, LoopWorkSink, @unchecked Sendable {
     // Sendable because every field other threads touch is immutable (the
     // serial executor, the waker, whose wake-up is thread-safe by contract)
-    // or the work queue, whose inbox is locked. `loop`, `isClosing` and
-    // `waits` are touched only on the loop's thread: by the awaits, which
-    // run there, by the loop, and by its teardown.
+    // or the work queue, whose inbox is locked. `loop`, `isClosing`, `waits`
+    // and the queue's local side are touched only on the loop's thread: by
+    // the awaits, which run there, by the loop, and by its teardown - and
+    // the doors to them check it (`checkOnLoop`: `loopForAwaits`,
+    // `runBatches`, `closeAfterDraining`; local work is queued only after
+    // `isCurrent` said yes), in release builds too, as `LoopBound` does.
 
     private let queue = LoopWorkQueue()
     private let serialExecutor = LoopSerialExecutor()
@@ -67,7 +70,22 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     public var isCurrent: Bool { CurrentLoop.isCurrent(self) }
 
     /// The loop, while it takes awaits; nil once it is closing (loop thread only).
-    package var loopForAwaits: L? { isClosing ? nil : loop }
+    package var loopForAwaits: L? {
+        checkOnLoop()
+        return isClosing ? nil : loop
+    }
+
+    /// Traps unless the calling thread is running this loop: the state only
+    /// the loop's thread may touch is checked at its doors, not trusted.
+    @inline(__always)
+    private func checkOnLoop() {
+        if !isCurrent { offLoop() }
+    }
+
+    @inline(never)
+    private func offLoop() -> Never {
+        preconditionFailure("LoopExecutorCore<\(L.self)>: loop-thread state was touched off the loop's thread")
+    }
 
     // MARK: submitting
 
@@ -186,7 +204,8 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     /// - Returns: true if more local work arrived meanwhile (run again after polling io).
     @discardableResult
     package func runBatches() -> Bool {
-        queue.runBatches(run)
+        checkOnLoop()
+        return queue.runBatches(run)
     }
 
     /// Whether work waits on the loop's thread.
@@ -210,6 +229,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     /// and timers go), round after round, until nothing is queued or
     /// pending, then refuses new submissions. Call it with the loop current.
     package func closeAfterDraining(_ dropWatches: () -> Void) {
+        checkOnLoop()
         isClosing = true
         repeat {
             repeat {

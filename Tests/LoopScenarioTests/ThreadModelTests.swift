@@ -153,6 +153,18 @@ struct ThreadModelTests {
         #expect(lines.count == 300 && Set(lines).count == 300)
     }
 
+    /// The executor's loop-thread state is checked at its doors, not trusted:
+    /// running its queued work from another thread traps with a message.
+    @Test func theExecutorsLoopThreadStateTouchedOffItsLoopTraps() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let thread = try LoopThread()
+            thread.executor.runBatches() // not on the loop: traps
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("loop-thread state was touched off the loop's thread"), "\(text)")
+        }
+    }
+
     @Test func aLoopBoundBoxTouchedOffItsLoopTraps() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let thread = try LoopThread()
