@@ -8,12 +8,13 @@
 #
 # Both first install what the package needs from Debian (apt-get, as root or via sudo);
 # faketime lets a test jump the wall clock; libcurl4-openssl-dev is for the test that
-# runs libcurl on the package's loop.
+# runs libcurl on the package's loop; libhiredis-dev and redis-server are for the
+# crawler's shared frontier (the tests start redis-server on a free port of their own).
 
 SHELL         := /bin/bash
 SWIFT         ?= swift
 SWIFTC        ?= swiftc
-APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime libcurl4-openssl-dev
+APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime libcurl4-openssl-dev libhiredis-dev redis-server
 SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/

@@ -44,6 +44,13 @@ let package = Package(
             path: "CCurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        // hiredis from the system (Debian's libhiredis-dev), the C client of Redis,
+        // for the crawler's shared frontier; its own libev adapter comes along.
+        .systemLibrary(
+            name: "CHiredis",
+            path: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         // Linux system calls Swift's Glibc module leaves out (epoll, eventfd, accept4, ...).
         .target(name: "CLinux"),
         // What both loops share: errno errors, sockets, addresses, async sockets.
@@ -95,10 +102,17 @@ let package = Package(
             path: "Examples/HTTP",
             swiftSettings: approachableConcurrency
         ),
+        // Redis through hiredis, on any of the package's loops.
+        .target(
+            name: "Redis",
+            dependencies: ["CHiredis", "EventCore"],
+            path: "Examples/Redis",
+            swiftSettings: approachableConcurrency
+        ),
         // The HTTP server and the web crawler on every engine.
         .target(
             name: "Web",
-            dependencies: ["Engines", "HTTP", "EV", "Epoll", "EventCore"],
+            dependencies: ["Engines", "HTTP", "Redis", "EV", "Epoll", "EventCore"],
             path: "Examples/Web",
             swiftSettings: approachableConcurrency
         ),
@@ -153,6 +167,11 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["Engines", "SlowPoetry", "HTTP", "EV", "EventCore", "TestSupport", "CCurl", "crawler", "server"],
+            swiftSettings: approachableConcurrency
+        ),
+        .testTarget(
+            name: "RedisTests",
+            dependencies: ["Redis", "CHiredis", "EV", "Epoll", "EventCore", "TestSupport"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(

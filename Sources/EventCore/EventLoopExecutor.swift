@@ -27,6 +27,22 @@ public protocol EventLoopExecutor: AsyncEventLoop, TaskExecutor, CrossThreadSubm
     /// thread, with the returned handle.
     func schedule(after seconds: Double, _ work: @escaping @Sendable (Loop) -> Void) -> ScheduledWork
 
+    /// The loop, to a task or actor running on it (asyncio's
+    /// `get_running_loop()`): for what only the loop does, such as a watcher
+    /// or a C library attached to it, from async code.
+    ///
+    /// ```swift
+    /// try loop.run { executor in
+    ///     let loop = executor.runningLoop
+    ///     let timer = loop.schedule(after: 1) { print("a second later") }
+    ///     ...
+    /// }
+    /// ```
+    ///
+    /// - Precondition: the calling thread is running the loop, and the loop
+    ///   is not closing (a trap with a message otherwise, in release builds too).
+    var runningLoop: Loop { get }
+
     /// The loop as an actor's `unownedExecutor`: the actor runs on the loop's thread.
     func asUnownedSerialExecutor() -> UnownedSerialExecutor
 }

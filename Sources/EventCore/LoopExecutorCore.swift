@@ -75,6 +75,17 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
         return isClosing ? nil : loop
     }
 
+    /// The loop, to a task or actor running on it (asyncio's `get_running_loop()`).
+    ///
+    /// - Precondition: the calling thread is running the loop, and the loop is
+    ///   not closing (a trap with a message otherwise, in release builds too).
+    public var runningLoop: L {
+        guard let loop = loopForAwaits else {
+            preconditionFailure("LoopExecutorCore<\(L.self)>.runningLoop: the loop is closing")
+        }
+        return loop
+    }
+
     /// Traps unless the calling thread is running this loop: the state only
     /// the loop's thread may touch is checked at its doors, not trusted.
     @inline(__always)

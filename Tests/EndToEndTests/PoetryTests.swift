@@ -247,8 +247,3 @@ func elapsedSeconds(_ output: String) -> Double? {
 let poetryPeersScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("Examples/Crawler/scripts/poetry_peers.py").path
 
-func unusedPort() throws -> UInt16 {
-    let socket = try SocketDescriptor.listening(on: SocketAddress(parsing: "0"))
-    defer { socket.close() }
-    return try socket.localAddress().port
-}

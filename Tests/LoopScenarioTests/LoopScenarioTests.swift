@@ -299,11 +299,6 @@ func dupDescriptor(_ fd: Int32) throws -> Int32 {
     try systemCall("dup") { dup(fd) }
 }
 
-func unusedPort() throws -> UInt16 {
-    let socket = try SocketDescriptor.listening(on: SocketAddress(parsing: "0"))
-    defer { socket.close() }
-    return try socket.localAddress().port
-}
 
 func raiseDescriptorLimit() {
     var limit = rlimit()

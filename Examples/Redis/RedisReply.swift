@@ -1,0 +1,109 @@
+import CHiredis
+
+/// A reply from Redis: hiredis's `redisReply`, copied into Swift values.
+public enum RedisReply: Equatable, Sendable, CustomStringConvertible {
+    /// A bulk string (binary safe).
+    case string([UInt8])
+    /// A status reply, such as `OK`.
+    case status(String)
+    case integer(Int)
+    case array([RedisReply])
+    /// A nil bulk string or array.
+    case null
+    /// An error reply inside an array (a top-level error reply fails the
+    /// command with ``RedisError/Kind/server`` instead).
+    case error(String)
+
+    init(_ reply: UnsafePointer<redisReply>) {
+        let value = reply.pointee
+        switch value.type {
+        case REDIS_REPLY_STRING:
+            self = .string(value.len == 0 ? [] : Array(UnsafeRawBufferPointer(start: value.str, count: value.len)))
+        case REDIS_REPLY_STATUS:
+            self = .status(Self.text(value))
+        case REDIS_REPLY_ERROR:
+            self = .error(Self.text(value))
+        case REDIS_REPLY_INTEGER:
+            self = .integer(Int(value.integer))
+        case REDIS_REPLY_ARRAY:
+            self = .array((0..<value.elements).map { RedisReply(UnsafePointer(value.element[$0]!)) })
+        default:
+            self = .null
+        }
+    }
+
+    private static func text(_ value: redisReply) -> String {
+        value.len == 0 ? "" : String(decoding: UnsafeRawBufferPointer(start: value.str, count: value.len), as: UTF8.self)
+    }
+
+    /// A string or status reply as text (UTF-8; invalid bytes are replaced).
+    public var text: String? {
+        switch self {
+        case .string(let bytes): String(decoding: bytes, as: UTF8.self)
+        case .status(let text): text
+        default: nil
+        }
+    }
+
+    /// An integer reply, or a string reply that spells an integer.
+    public var integer: Int? {
+        switch self {
+        case .integer(let value): value
+        case .string: text.flatMap { Int($0) }
+        default: nil
+        }
+    }
+
+    /// The elements of an array reply.
+    public var elements: [RedisReply]? {
+        if case .array(let elements) = self { return elements }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .string: "\"\(text!)\""
+        case .status(let text): text
+        case .integer(let value): "(integer) \(value)"
+        case .array(let elements): "[" + elements.map(\.description).joined(separator: ", ") + "]"
+        case .null: "(nil)"
+        case .error(let message): "(error) \(message)"
+        }
+    }
+}
+
+/// Why a Redis command or connection failed; the description names the server.
+public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The connection could not be made (refused, unreachable, timed out).
+        case connect
+        /// The connection ended (the server closed it, or an I/O error); the
+        /// commands still waiting for replies fail with this.
+        case disconnected
+        /// The server answered with an error reply (`ERR ...`, `NOSCRIPT ...`).
+        case server
+        /// The client was closed, or is closing, before the command was sent.
+        case closed
+    }
+
+    public let kind: Kind
+    /// The server, as `redis://HOST:PORT`.
+    public let server: String
+    /// What happened, in hiredis's or the server's words.
+    public let message: String
+
+    public init(_ kind: Kind, server: String, _ message: String) {
+        self.kind = kind
+        self.server = server
+        self.message = message
+    }
+
+    public var description: String {
+        switch kind {
+        case .connect: "cannot connect to \(server): \(message)"
+        case .disconnected: "lost the connection to \(server): \(message)"
+        case .server: "\(server) answered: \(message)"
+        case .closed: "the connection to \(server) is closed: \(message)"
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import EventCore
+import Glibc
+
+/// A free TCP port on 127.0.0.1 (bound and closed again).
+public func unusedPort() throws -> UInt16 {
+    let socket = try SocketDescriptor.listening(on: SocketAddress(parsing: "0"))
+    defer { socket.close() }
+    return try socket.localAddress().port
+}
+
+/// A real `redis-server` (Debian's package) of the test's own: a free port on
+/// 127.0.0.1, a temporary directory for its append-only file, stopped (and
+/// the directory removed) when the object goes. No test depends on a server
+/// already running.
+public final class RedisServer {
+    public let port: UInt16
+    public let directory: String
+    private var process: SpawnedProcess?
+
+    public init() throws {
+        port = try unusedPort()
+        directory = temporaryPath("redis")
+        mkdir(directory, 0o700)
+        try start()
+    }
+
+    deinit {
+        process?.send(SIGKILL)
+        _ = try? process?.wait(timeout: 5)
+        _ = try? runProcess("/bin/rm", ["-rf", directory])
+    }
+
+    /// `redis://127.0.0.1:PORT`, and a key prefix when given.
+    public func url(prefix: String? = nil) -> String {
+        "redis://127.0.0.1:\(port)" + (prefix.map { "/" + $0 } ?? "")
+    }
+
+    /// Starts the server (again, after ``stop()``: the data comes back from
+    /// its append-only file); returns once it accepts connections.
+    public func start() throws {
+        let server = try SpawnedProcess("/usr/bin/redis-server", [
+            "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory, "--save", "",
+            "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "notice",
+        ])
+        let banner = server.waitForOutput(containing: "Ready to accept connections", timeout: 20)
+        guard banner.contains("Ready to accept connections") else {
+            server.send(SIGKILL)
+            let output = try server.wait(timeout: 5)
+            throw SystemCallError(call: "redis-server did not start: \(output)", errno: .init(rawValue: EIO))
+        }
+        process = server
+    }
+
+    /// Stops the server as an operator would (SIGTERM: it writes its data and exits).
+    @discardableResult
+    public func stop() throws -> ProcessOutput? {
+        guard let server = process else { return nil }
+        process = nil
+        server.send(SIGTERM)
+        return try server.wait(timeout: 20)
+    }
+
+    /// Runs `redis-cli` against the server; returns its standard output, trimmed.
+    public func cli(_ arguments: [String]) throws -> String {
+        let output = try runProcess("/usr/bin/redis-cli", ["-p", "\(port)"] + arguments, timeout: 20)
+        var text = Substring(output.standardOutput)
+        while text.last == "\n" || text.last == " " { text.removeLast() }
+        return String(text)
+    }
+}
