@@ -12,6 +12,12 @@ extension CrawlReport {
             for failure in failures.prefix(20) { lines.append("  \(failure.url): \(failure.reason)") }
             if failures.count > 20 { lines.append("  ... and \(failures.count - 20) more") }
         }
+        if let crawlPages {
+            lines.append("the shared crawl: \(crawlPages) pages by every process; \(frontierCommands ?? 0) Redis commands from this one")
+        }
+        if let frontierError {
+            lines.append("the crawl did not finish: \(frontierError)")
+        }
         if !skipped.isEmpty {
             lines.append("\(skipped.values.reduce(0, +)) links skipped: " + skipped.keys.sorted().map { "\($0) \(skipped[$0]!)" }.joined(separator: ", "))
         }
@@ -20,13 +26,16 @@ extension CrawlReport {
 
     /// The same as JSON (`--json`), for scripts and tests.
     var json: String {
-        let report: [String: Any] = [
+        var report: [String: Any] = [
             "pages": pages, "bytes": bytes, "redirects": redirects, "connections": connections,
             "wallSeconds": (wallSeconds * 1000).rounded() / 1000,
             "errors": errors,
             "skipped": skipped,
             "failures": failures.map { ["url": $0.url, "reason": $0.reason] },
         ]
+        if let crawlPages { report["crawlPages"] = crawlPages }
+        if let frontierCommands { report["frontierCommands"] = frontierCommands }
+        if let frontierError { report["frontierError"] = frontierError }
         let data = try! JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }

@@ -129,10 +129,25 @@ struct WebCommand: ParsableCommand {
     @Option(name: .customLong("max-body"), help: "Largest page, in bytes; larger ones fail.")
     var maxBody: Int = 8 << 20
 
+    @Option(help: "Share the crawl with every process given the same Redis frontier, redis://HOST:PORT[/PREFIX]: the queue and the seen-set live there.")
+    var frontier: String?
+
+    @Flag(help: "With --frontier: continue a crawl that stopped as a whole (every process gone).")
+    var resume = false
+
+    @Option(help: "With --frontier: seconds this process's claim on its jobs lasts unless renewed; then others take them back.")
+    var lease: Double = 10
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
     func validate() throws {
+        if let frontier {
+            do { _ = try FrontierAddress(frontier) } catch { throw ValidationError("\(error)") }
+        } else if resume {
+            throw ValidationError("--resume needs --frontier: only a shared crawl can be resumed")
+        }
+        guard lease >= 0.1, lease.isFinite else { throw ValidationError("--lease must be at least 0.1 seconds; got \(lease)") }
         guard crawlEngines.contains(engine) else {
             throw ValidationError("the web crawler has no \(engine) engine; --engine takes \(Engine.list(crawlEngines))")
         }
@@ -150,6 +165,9 @@ struct WebCommand: ParsableCommand {
         options.maxPages = maxPages
         options.timeout = timeout
         options.limits.maxBodyBytes = maxBody
+        options.frontier = try frontier.map { try FrontierAddress($0) }
+        options.resume = resume
+        options.leaseSeconds = lease
         if let out {
             do {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -172,7 +190,12 @@ struct WebCommand: ParsableCommand {
         }
         if options.progress != nil { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
         print(json ? report.json : report.summary)
-        if report.pages == 0 { throw ExitCode(1) }
+        if let failure = report.frontierError {
+            FileHandle.standardError.write("crawler: \(failure)\n".data(using: .utf8)!)
+            throw ExitCode(1)
+        }
+        // Sharing a crawl, this process may have found nothing left to fetch.
+        if report.pages == 0 && report.crawlPages == nil { throw ExitCode(1) }
     }
 }
 

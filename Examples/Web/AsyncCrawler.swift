@@ -12,7 +12,11 @@ enum AsyncCrawler {
         let report = try loop.run { executor in
             // The workers share the crawl, each reaching it through the
             // checked handle (they all run on the loop's executor).
-            let state = LoopBound(AsyncCrawlState(Crawl(options), executor), loop: executor)
+            let crawl = try Crawl.make(options, loop: executor.runningLoop)
+            let state = LoopBound(AsyncCrawlState(crawl, executor), loop: executor)
+            // Jobs from a shared frontier (or its end) wake the waiting workers.
+            crawl.onJobs = { state.value.wakeAll() }
+            defer { crawl.onJobs = {} }
             let progress: Task<Void, Never>? = options.progress.map { progress in
                 Task(executorPreference: executor) {
                     while !Task.isCancelled {

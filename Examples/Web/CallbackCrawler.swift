@@ -9,7 +9,15 @@ import Glibc
 enum CallbackCrawler {
     static func run<L: EventLoop>(_ address: SocketAddress, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
         let loop = try make()
-        let crawler = CallbackCrawlerState(loop, address, options)
+        let crawl: Crawl
+        do {
+            crawl = try Crawl.make(options, loop: loop)
+        } catch {
+            loop.close()
+            throw error
+        }
+        let crawler = CallbackCrawlerState(loop, address, crawl)
+        crawl.onJobs = { [weak crawler] in crawler?.fill() }
         crawler.fill()
         crawler.showProgress()
         if !crawler.crawl.isFinished { loop.runForever() }
@@ -29,10 +37,10 @@ final class CallbackCrawlerState<L: EventLoop> {
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
     var progressTimer: (any Cancellable)?
 
-    init(_ loop: L, _ address: SocketAddress, _ options: CrawlOptions) {
+    init(_ loop: L, _ address: SocketAddress, _ crawl: Crawl) {
         self.loop = loop
         self.address = address
-        crawl = Crawl(options)
+        self.crawl = crawl
     }
 
     deinit { readBuffer.deallocate() }

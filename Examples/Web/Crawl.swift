@@ -27,13 +27,57 @@ final class Crawl {
     var report = CrawlReport()
     let started = monotonicNow()
 
-    init(_ options: CrawlOptions) {
+    /// The frontier in Redis, shared with other processes; nil: this one's own.
+    private(set) var shared: RedisFrontier?
+    /// Called when jobs arrive from the shared frontier, or it is over: the
+    /// engine hands out jobs (or ends).
+    var onJobs: () -> Void = {}
+
+    private init(_ options: CrawlOptions) {
         self.options = options
-        _ = schedule(options.start, found: options.start)
+    }
+
+    /// A crawl on `loop`: its own frontier, or the shared one of `options.frontier`.
+    ///
+    /// - Throws: ``Redis/RedisError`` if hiredis cannot even start connecting.
+    static func make<L: EventLoop>(_ options: CrawlOptions, loop: L) throws -> Crawl {
+        let crawl = Crawl(options)
+        if let address = options.frontier {
+            let shared = try RedisFrontier(loop: loop, address: address, lease: options.leaseSeconds, resume: options.resume)
+            shared.crawl = crawl
+            crawl.shared = shared
+            crawl.report.crawlPages = 0
+            shared.open(start: CrawlJob(url: options.start, found: options.start), maxPages: options.maxPages)
+        } else {
+            _ = crawl.schedule(options.start, found: options.start)
+        }
+        return crawl
     }
 
     var hasJobs: Bool { frontierStart < frontier.count }
-    var isFinished: Bool { !hasJobs && report.inFlight == 0 }
+    /// Jobs here, not yet handed out.
+    var localJobs: Int { frontier.count - frontierStart }
+    var isFinished: Bool { !hasJobs && report.inFlight == 0 && (shared?.isOver ?? true) }
+
+    /// Jobs claimed from the shared frontier.
+    func received(_ jobs: [CrawlJob]) {
+        frontier.append(contentsOf: jobs)
+        onJobs()
+    }
+
+    /// The shared frontier failed: the jobs not started are dropped here (they
+    /// stay leased in Redis, for a later `--resume`); the fetches in flight finish.
+    func frontierFailed() {
+        frontier = []
+        frontierStart = 0
+        report.frontierError = shared?.failure
+        onJobs()
+    }
+
+    /// The crawl is over in every process.
+    func frontierFinished() {
+        onJobs()
+    }
 
     func next() -> CrawlJob? {
         guard hasJobs else { return nil }
@@ -47,9 +91,14 @@ final class Crawl {
         return job
     }
 
+    /// Whether `url` is on the crawled site (the start's host and port).
+    private func isSameSite(_ url: WebURL) -> Bool {
+        url.host == options.start.host && url.port == options.start.port
+    }
+
     /// Adds `url` unless it was seen, is elsewhere, or the page budget is spent.
     private func schedule(_ url: WebURL, found: WebURL) -> Bool {
-        guard url.host == options.start.host && url.port == options.start.port else { return false }
+        guard isSameSite(url) else { return false }
         guard scheduledPages < options.maxPages else { return false }
         guard seen.insert(url).inserted else { return false }
         scheduledPages += 1
@@ -66,15 +115,23 @@ final class Crawl {
             report.pages += 1
             report.bytes += response.body.count
             save(job.url, response.body)
+            var found: [RedisFrontier.Found] = []
             if (response.header("Content-Type") ?? "text/html").lowercased().contains("html") {
                 for link in hrefLinks(in: response.body) {
                     switch job.url.resolveLink(link) {
-                    case .url(let url): _ = schedule(url, found: job.url)
+                    case .url(let url):
+                        if shared == nil {
+                            _ = schedule(url, found: job.url)
+                        } else if isSameSite(url) && seen.insert(url).inserted {
+                            // A link this process sent once is in Redis's seen-set already.
+                            found.append(.link(CrawlJob(url: url, found: job.url)))
+                        }
                     case .skipped(let reason): report.skipped[reason.description, default: 0] += 1
                     case .ignored: break
                     }
                 }
             }
+            shared?.done(job, page: true, found: found)
         case 301, 302, 303, 307, 308:
             let target: WebURL
             switch response.header("Location").map({ job.url.resolveLink($0) }) {
@@ -90,13 +147,17 @@ final class Crawl {
             }
             report.inFlight -= 1
             report.redirects += 1
-            guard target.host == options.start.host && target.port == options.start.port else { return }
+            guard isSameSite(target) else {
+                shared?.done(job, page: false, found: [])
+                return
+            }
             // Within its own chain a redirect is followed again (a loop ends
             // at the limit); to a page the crawl has seen, not (each URL once).
             let looping = job.chain.contains(target) || target == job.url
-            guard looping || seen.insert(target).inserted else { return }
             var next = CrawlJob(url: target, found: job.found)
             next.chain = job.chain + [job.url]
+            if let shared { return shared.done(job, page: false, found: [looping ? .again(next) : .redirect(next)]) }
+            guard looping || seen.insert(target).inserted else { return }
             frontier.append(next)
         default:
             fail(job, FetchFailure(.status(response.status), "HTTP \(response.status) \(HTTPStatus.phrase(response.status))"))
@@ -107,6 +168,7 @@ final class Crawl {
         report.inFlight -= 1
         report.errors[failure.kind.description, default: 0] += 1
         report.failures.append((job.url.description, failure.reason))
+        shared?.done(job, page: false, found: [])
     }
 
     /// Gives a job back (a keep-alive connection closed before it was sent).
@@ -118,6 +180,10 @@ final class Crawl {
     var snapshot: CrawlReport {
         var copy = report
         copy.wallSeconds = monotonicNow() - started
+        if let shared {
+            copy.crawlPages = shared.crawlPages
+            copy.frontierCommands = shared.commands
+        }
         return copy
     }
 

@@ -18,6 +18,15 @@ public struct CrawlOptions: Sendable {
     public var maxRedirects = 10
     /// Response limits: 100 header fields, a 64 KiB head, an 8 MiB body.
     public var limits = HTTPLimits(maxURIBytes: 8 * 1024, maxHeaderBytes: 64 * 1024, maxHeaderCount: 100, maxBodyBytes: 8 << 20)
+    /// Share the crawl with other processes through this Redis frontier;
+    /// nil: the frontier is this process's own.
+    public var frontier: FrontierAddress?
+    /// With ``frontier``: continue a crawl stopped as a whole (every process
+    /// gone), instead of refusing a frontier that holds one.
+    public var resume = false
+    /// With ``frontier``: seconds a process's claim on its jobs lasts without
+    /// renewal (renewed every third of it); after that, others take them back.
+    public var leaseSeconds = 10.0
     /// Called about four times a second with the crawl so far (the progress line).
     public var progress: (@Sendable (CrawlReport) -> Void)?
 

@@ -18,6 +18,14 @@ public struct CrawlReport: Sendable {
     /// Connections opened.
     public var connections = 0
     public var wallSeconds = 0.0
+    /// With a shared frontier: pages fetched by every process of the crawl
+    /// (as Redis last said); nil without one.
+    public var crawlPages: Int?
+    /// With a shared frontier: why it failed (Redis unreachable, gone, or
+    /// refusing the crawl); the crawl did not finish.
+    public var frontierError: String?
+    /// With a shared frontier: the Redis commands this process sent.
+    public var frontierCommands: Int?
 
     public var errorCount: Int { errors.values.reduce(0, +) }
     public var pagesPerSecond: Double { wallSeconds > 0 ? Double(pages) / wallSeconds : 0 }

@@ -93,6 +93,10 @@ struct WebCrawlReport: Decodable {
     var errors: [String: Int]
     var skipped: [String: Int]
     var failures: [Failure]
+    /// With --frontier: the whole crawl's pages, and this process's Redis commands.
+    var crawlPages: Int?
+    var frontierCommands: Int?
+    var frontierError: String?
 }
 
 let scriptsDirectory = URL(fileURLWithPath: #filePath)

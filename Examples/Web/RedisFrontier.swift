@@ -1,0 +1,368 @@
+import EventCore
+import HTTP
+import Redis
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where crawler processes share a crawl: `redis://HOST[:PORT][/PREFIX]`
+/// (port 6379 and prefix `crawler` when left out). Every key of the crawl
+/// starts with `{PREFIX}:` - in braces, Redis Cluster's hash tag, so a
+/// crawl's keys live in one slot and its scripts may touch them all.
+public struct FrontierAddress: Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+    public var prefix: String
+
+    public struct ParseError: Error, CustomStringConvertible {
+        public let text: String
+        public let reason: String
+        public var description: String { "invalid frontier \"\(text)\": \(reason) (expected redis://HOST:PORT[/PREFIX])" }
+    }
+
+    public init(_ text: String) throws(ParseError) {
+        guard text.hasPrefix("redis://") else { throw ParseError(text: text, reason: "not a redis:// URL") }
+        var rest = Substring(text.dropFirst("redis://".count))
+        var prefix = "crawler"
+        if let slash = rest.firstIndex(of: "/") {
+            prefix = String(rest[rest.index(after: slash)...])
+            rest = rest[..<slash]
+            guard !prefix.isEmpty, prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) }) else {
+                throw ParseError(text: text, reason: "the prefix must be letters, digits and - _ . :")
+            }
+        }
+        var host = rest
+        var port: UInt16 = 6379
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { throw ParseError(text: text, reason: "no ] after an IPv6 address") }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let value = UInt16(after.dropFirst()), value > 0 else { throw ParseError(text: text, reason: "invalid port") }
+                port = value
+            } else if !after.isEmpty {
+                throw ParseError(text: text, reason: "unexpected text after the address")
+            }
+        } else if let colon = rest.lastIndex(of: ":") {
+            host = rest[..<colon]
+            guard let value = UInt16(rest[rest.index(after: colon)...]), value > 0 else { throw ParseError(text: text, reason: "invalid port") }
+            port = value
+        }
+        guard !host.isEmpty else { throw ParseError(text: text, reason: "no host") }
+        self.host = String(host)
+        self.port = port
+        self.prefix = prefix
+    }
+
+    public var description: String {
+        "redis://\(host.contains(":") ? "[\(host)]" : host):\(port)/\(prefix)"
+    }
+}
+
+/// The crawl's frontier and seen-set in Redis, shared by every process
+/// started with the same ``FrontierAddress`` (scrapy-redis's design, with a
+/// reliable queue). Each step is one Lua script, atomic in Redis:
+///
+/// - **open**: starts the crawl (the start URL seen and queued) or joins it,
+///   and takes a lease for this process.
+/// - **claim**: renews the lease and moves up to N jobs from the queue to
+///   this process's in-flight list (`LMOVE`); when the queue is empty, first
+///   gives the in-flight jobs of processes whose lease expired back to the
+///   queue, and says how many jobs live processes still hold.
+/// - **done**: a fetched (or failed) job leaves the in-flight list; its
+///   links are scheduled - `SADD` to the seen-set gates each, the page budget
+///   (`--max-pages`) is counted in Redis - in the same script, so a crash
+///   between the two cannot lose or double a URL.
+/// - **leave**: the lease goes (and any job still held returns to the queue).
+///
+/// A process killed with its jobs leased loses nothing: once its lease
+/// expires the others take them back. Used on the loop's thread.
+final class RedisFrontier {
+    /// A job as Redis keeps it: the URL, where it was found, and the
+    /// redirect chain, separated by spaces (none of them has one).
+    static func encode(_ job: CrawlJob) -> String {
+        ([job.url, job.found] + job.chain).map(\.description).joined(separator: " ")
+    }
+
+    static func decode(_ text: String) -> CrawlJob? {
+        let parts = text.split(separator: " ")
+        guard parts.count >= 2, let url = try? WebURL(String(parts[0])), let found = try? WebURL(String(parts[1])) else { return nil }
+        var job = CrawlJob(url: url, found: found)
+        for part in parts.dropFirst(2) {
+            guard let link = try? WebURL(String(part)) else { return nil }
+            job.chain.append(link)
+        }
+        return job
+    }
+
+    let address: FrontierAddress
+    private let send: ([String], @escaping (Result<RedisReply, RedisError>) -> Void) -> Void
+    private let closeConnection: () -> Void
+    private let after: (Double, @escaping () -> Void) -> any Cancellable
+    /// This process in the crawl: host, pid and a random tag.
+    let id: String
+    let leaseSeconds: Double
+    let resume: Bool
+    weak var crawl: Crawl?
+
+    private var opened = false
+    private var claiming = false
+    private var pollDelay = 0.005
+    private var poll: (any Cancellable)?
+    private var heartbeat: (any Cancellable)?
+    private var leaving = false
+    /// The crawl is over for this process: finished everywhere, or the frontier failed.
+    private(set) var isOver = false
+    /// Pages fetched by every process of the crawl, as Redis last said.
+    private(set) var crawlPages = 0
+    /// Why the frontier failed (Redis unreachable, gone, or refused the crawl).
+    private(set) var failure: String?
+    /// Commands sent, for the figures (commands per page).
+    private(set) var commands = 0
+
+    private func key(_ name: String) -> String { "{\(address.prefix)}:\(name)" }
+
+    /// Connects to Redis on `loop`, with the crawl's lease.
+    init<L: EventLoop>(loop: L, address: FrontierAddress, lease: Double, resume: Bool) throws(RedisError) {
+        let client = try RedisClient(loop: loop, host: address.host, port: address.port, connectTimeout: 5)
+        self.address = address
+        send = client.send
+        closeConnection = client.close
+        after = { seconds, work in loop.schedule(after: seconds, work) }
+        leaseSeconds = lease
+        self.resume = resume
+        var name = [UInt8](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        id = "\(String(decoding: name.prefix { $0 != 0 }, as: UTF8.self)):\(getpid()):\(UInt32.random(in: 0...UInt32.max))"
+        client.onClose = { [weak self] error in
+            guard let self, let error else { return }
+            fail(error)
+        }
+    }
+
+    private var leaseMilliseconds: String { "\(Int(leaseSeconds * 1000))" }
+
+    private func run(_ script: Script, keys: [String], _ arguments: [String], _ reply: @escaping (RedisReply) -> Void) {
+        commands += 1
+        send(["EVAL", script.source, "\(keys.count)"] + keys + arguments) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .success(let value): reply(value)
+            case .failure(let error): fail(error)
+            }
+        }
+    }
+
+    private func fail(_ error: RedisError) {
+        fail("the frontier at \(address): \(error)")
+    }
+
+    private func fail(_ message: String) {
+        guard failure == nil, !isOver else { return }
+        failure = message
+        isOver = true
+        poll?.cancel()
+        heartbeat?.cancel()
+        closeConnection()
+        // The jobs not started stay leased in Redis: a later --resume fetches them.
+        crawl?.frontierFailed()
+    }
+
+    // MARK: the steps
+
+    /// Opens (or joins) the crawl, then claims the first jobs.
+    func open(start: CrawlJob, maxPages: Int) {
+        run(.open, keys: [key("crawl"), key("leases"), key("seen"), key("queue")],
+            [id, leaseMilliseconds, resume ? "1" : "0", start.url.description, Self.encode(start)]) { [self] reply in
+            guard let fields = reply.elements, fields.count == 2, let verdict = fields[0].text else {
+                return fail("the frontier at \(address) answered open with \(reply)")
+            }
+            guard verdict == "ok" else { return fail("the frontier at \(address): \(fields[1].text ?? "refused")") }
+            crawlPages = fields[1].integer ?? 0
+            opened = true
+            beat()
+            claim()
+        }
+    }
+
+    private func beat() {
+        heartbeat = after(leaseSeconds / 3) { [weak self] in
+            guard let self, !isOver else { return }
+            run(.renew, keys: [key("leases")], [id, leaseMilliseconds]) { _ in }
+            beat()
+        }
+    }
+
+    /// Claims jobs when this process has room for them: up to twice the
+    /// concurrency fetched or waiting, so the next batch is here before the
+    /// connections are idle.
+    func claim() {
+        guard opened, !claiming, !isOver, !leaving, let crawl else { return }
+        let held = crawl.localJobs + crawl.report.inFlight
+        let wanted = 2 * crawl.options.concurrency - held
+        guard wanted > 0 && (held == 0 || wanted >= max(1, crawl.options.concurrency / 2)) else { return }
+        claiming = true
+        poll?.cancel()
+        poll = nil
+        run(.claim, keys: [key("queue"), key("leases"), key("crawl")], [id, leaseMilliseconds, "\(wanted)", address.prefix]) { [self] reply in
+            claiming = false
+            guard let crawl = self.crawl else { return }
+            guard let fields = reply.elements, fields.count >= 2 else { return fail("the frontier at \(address) answered claim with \(reply)") }
+            crawlPages = fields[0].integer ?? crawlPages
+            let busy = fields[1].integer ?? 0
+            let jobs = fields.dropFirst(2).compactMap { $0.text.flatMap(Self.decode) }
+            if !jobs.isEmpty {
+                pollDelay = 0.005
+                crawl.received(jobs)
+                claim()
+            } else if busy == 0 && crawl.localJobs == 0 && crawl.report.inFlight == 0 {
+                leave()
+            } else if crawl.localJobs == 0 {
+                // Others (or our own fetches) may still find links: ask again soon.
+                poll = after(pollDelay) { [weak self] in self?.claim() }
+                pollDelay = min(pollDelay * 2, 0.2)
+            }
+        }
+    }
+
+    /// What a fetch found: the links and redirects to schedule.
+    enum Found {
+        /// A link of a page: seen-set and page budget.
+        case link(CrawlJob)
+        /// A redirect's target: seen-set only (redirects are not pages).
+        case redirect(CrawlJob)
+        /// A redirect within its own chain: queued again, to end at the limit.
+        case again(CrawlJob)
+    }
+
+    /// A job ended (a page, a redirect, a failure): it leaves the in-flight
+    /// list and what it found is scheduled, in one script.
+    func done(_ job: CrawlJob, page: Bool, found: [Found]) {
+        guard opened, !isOver, let crawl else { return }
+        var arguments = [address.prefix, id, Self.encode(job), page ? "1" : "0", "\(crawl.options.maxPages)"]
+        for item in found {
+            switch item {
+            case .link(let next): arguments += ["link", next.url.description, Self.encode(next)]
+            case .redirect(let next): arguments += ["redirect", next.url.description, Self.encode(next)]
+            case .again(let next): arguments += ["again", next.url.description, Self.encode(next)]
+            }
+        }
+        run(.done, keys: [key("crawl"), key("seen"), key("queue")], arguments) { [weak self] reply in
+            self?.crawlPages = reply.integer ?? self?.crawlPages ?? 0
+        }
+        claim()
+    }
+
+    private func leave() {
+        guard !leaving else { return }
+        leaving = true
+        heartbeat?.cancel()
+        run(.leave, keys: [key("leases"), key("queue")], [address.prefix, id]) { [self] _ in
+            isOver = true
+            closeConnection()
+            crawl?.frontierFinished()
+        }
+    }
+}
+
+/// The frontier's Lua scripts: each runs atomically in Redis, on the
+/// server's clock (`TIME`), so the processes' clocks need not agree.
+struct Script {
+    let source: String
+
+    private static let now = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        """
+
+    /// KEYS: crawl, leases, seen, queue. ARGV: id, lease ms, resume, start URL, start job.
+    static let open = Script(source: now + """
+
+        local start = redis.call('HGET', KEYS[1], 'start')
+        if start then
+          if start ~= ARGV[4] then
+            return {'refused', 'it holds a crawl of ' .. start .. ', not ' .. ARGV[4]}
+          end
+          if ARGV[3] ~= '1' and redis.call('ZCOUNT', KEYS[2], now, '+inf') == 0 then
+            return {'refused', 'it holds an earlier crawl that no process is running (' ..
+              (redis.call('HGET', KEYS[1], 'pages') or '0') .. ' pages): pass --resume to continue it, or use another prefix'}
+          end
+        else
+          if ARGV[3] == '1' then return {'refused', 'it holds no crawl to resume'} end
+          redis.call('HSET', KEYS[1], 'start', ARGV[4], 'scheduled', 1, 'pages', 0)
+          redis.call('SADD', KEYS[3], ARGV[4])
+          redis.call('RPUSH', KEYS[4], ARGV[5])
+        end
+        redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+        return {'ok', tonumber(redis.call('HGET', KEYS[1], 'pages'))}
+        """)
+
+    /// KEYS: leases. ARGV: id, lease ms.
+    static let renew = Script(source: now + """
+
+        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+        return 1
+        """)
+
+    /// KEYS: queue, leases, crawl. ARGV: id, lease ms, how many, prefix.
+    /// Returns the crawl's pages, the jobs live processes hold (when none
+    /// was claimed; else 0), then the jobs.
+    static let claim = Script(source: now + """
+
+        local prefix = '{' .. ARGV[4] .. '}:pending:'
+        local mine = prefix .. ARGV[1]
+        redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+        local jobs = {}
+        local function take()
+          for i = #jobs + 1, tonumber(ARGV[3]) do
+            local job = redis.call('LMOVE', KEYS[1], mine, 'LEFT', 'RIGHT')
+            if not job then return end
+            jobs[#jobs + 1] = job
+          end
+        end
+        take()
+        local busy = 0
+        if #jobs == 0 then
+          for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)) do
+            while redis.call('LMOVE', prefix .. dead, KEYS[1], 'RIGHT', 'LEFT') do end
+            redis.call('ZREM', KEYS[2], dead)
+          end
+          take()
+          if #jobs == 0 then
+            for _, live in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+              busy = busy + redis.call('LLEN', prefix .. live)
+            end
+          end
+        end
+        return {tonumber(redis.call('HGET', KEYS[3], 'pages')), busy, unpack(jobs)}
+        """)
+
+    /// KEYS: crawl, seen, queue. ARGV: prefix, id, job, page (1 or 0), max
+    /// pages, then (kind, URL, job) for each thing found. Returns the crawl's pages.
+    static let done = Script(source: """
+        redis.call('LREM', '{' .. ARGV[1] .. '}:pending:' .. ARGV[2], 1, ARGV[3])
+        if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'pages', 1) end
+        local budget = tonumber(ARGV[5])
+        for i = 6, #ARGV, 3 do
+          local kind, url, job = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+          if kind == 'again' then
+            redis.call('RPUSH', KEYS[3], job)
+          elseif kind == 'redirect' then
+            if redis.call('SADD', KEYS[2], url) == 1 then redis.call('RPUSH', KEYS[3], job) end
+          elseif tonumber(redis.call('HGET', KEYS[1], 'scheduled')) < budget then
+            if redis.call('SADD', KEYS[2], url) == 1 then
+              redis.call('HINCRBY', KEYS[1], 'scheduled', 1)
+              redis.call('RPUSH', KEYS[3], job)
+            end
+          end
+        end
+        return tonumber(redis.call('HGET', KEYS[1], 'pages'))
+        """)
+
+    /// KEYS: leases, queue. ARGV: prefix, id.
+    static let leave = Script(source: """
+        while redis.call('LMOVE', '{' .. ARGV[1] .. '}:pending:' .. ARGV[2], KEYS[2], 'RIGHT', 'LEFT') do end
+        redis.call('ZREM', KEYS[1], ARGV[2])
+        return 1
+        """)
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+/// `crawler web --frontier redis://...`: crawler processes sharing one crawl
+/// through a real redis-server of the test's own.
+@Suite("Crawler processes sharing a frontier in Redis", .serialized)
+struct SharedFrontierTests {
+    /// Starts `crawler web` on `server`'s site with the frontier `frontier`.
+    func startCrawler(_ server: HTTPServerProcess, _ frontier: String, _ extra: [String] = []) throws -> SpawnedProcess {
+        try SpawnedProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", frontier, "--json"] + extra)
+    }
+
+    /// The pages the crawl has fetched so far, as Redis counts them.
+    func crawlPages(_ redis: RedisServer, _ prefix: String) -> Int {
+        Int((try? redis.cli(["HGET", "{\(prefix)}:crawl", "pages"])) ?? "") ?? 0
+    }
+
+    /// Waits until Redis counts at least `pages` pages of the crawl.
+    func waitForPages(_ redis: RedisServer, _ prefix: String, atLeast pages: Int, timeout: Double = 60) -> Int {
+        let deadline = monotonicSeconds() + timeout
+        var now = crawlPages(redis, prefix)
+        while now < pages && monotonicSeconds() < deadline {
+            usleep(5_000)
+            now = crawlPages(redis, prefix)
+        }
+        return now
+    }
+
+    @Test func threeProcessesOnOneFrontierFetchEveryPageOnce() throws {
+        let redis = try RedisServer()
+        let server = try HTTPServerProcess(engine: "libev")
+        // Three engines, one crawl: the frontier is Redis's, whatever fetches.
+        let crawlers = try ["libev", "epoll", "async"].map {
+            try startCrawler(server, redis.url(prefix: "three"), ["--engine", $0, "--concurrency", "4"])
+        }
+        let reports = try crawlers.map { try WebCrawlReport.parse(try $0.wait(timeout: 120)) }
+        #expect(reports.map(\.pages).reduce(0, +) == 1002, "\(reports.map(\.pages))")
+        #expect(reports.allSatisfy { $0.crawlPages == 1002 && $0.errors.isEmpty && $0.frontierError == nil }, "\(reports)")
+        let (_, stats) = try server.stop()
+        let counts = try #require(stats)
+        #expect(counts.pageFetches.count == 1001 && counts.pageFetches.allSatisfy { $0 == 1 },
+                "every page once: \(counts.pageFetches.enumerated().filter { $0.element != 1 }.prefix(10))")
+        #expect(try redis.cli(["SCARD", "{three}:seen"]) == "1002")
+        #expect(try redis.cli(["LLEN", "{three}:queue"]) == "0")
+        #expect(try redis.cli(["ZCARD", "{three}:leases"]) == "0", "every process left")
+    }
+
+    @Test func maxPagesHoldsAcrossProcesses() throws {
+        let redis = try RedisServer()
+        let server = try HTTPServerProcess(engine: "epoll")
+        let crawlers = try (0..<3).map { _ in
+            try startCrawler(server, redis.url(prefix: "budget"), ["--max-pages", "100", "--concurrency", "4"])
+        }
+        let reports = try crawlers.map { try WebCrawlReport.parse(try $0.wait(timeout: 120)) }
+        #expect(reports.map(\.pages).reduce(0, +) == 100, "\(reports.map(\.pages))")
+        _ = try server.stop()
+    }
+
+    @Test func aProcessKilledMidCrawlLosesNothing() throws {
+        let redis = try RedisServer()
+        let server = try HTTPServerProcess(engine: "libev", ["--pages", "5000"])
+        let prefix = "kill"
+        let crawlers = try ["libev", "async", "epoll"].map {
+            try startCrawler(server, redis.url(prefix: prefix), ["--engine", $0, "--concurrency", "2", "--lease", "1"])
+        }
+        let victim = crawlers[0]
+        _ = waitForPages(redis, prefix, atLeast: 500)
+        victim.send(SIGKILL)
+        let killed = try victim.wait(timeout: 10)
+        #expect(killed.signal == SIGKILL, "killed mid-crawl: \(killed)")
+        // What it held when it died: its in-flight list, found by its pid.
+        let leases = try redis.cli(["ZRANGE", "{\(prefix)}:leases", "0", "-1"]).split(separator: "\n")
+        let victimID = try #require(leases.first { $0.contains(":\(victim.pid):") }, "\(leases)")
+        let held = Int(try redis.cli(["LLEN", "{\(prefix)}:pending:\(victimID)"])) ?? -1
+        #expect(held >= 0 && held <= 12, "a few times its concurrency at most (claimed ahead, fetching, acknowledgements in flight): \(held)")
+        let reports = try crawlers.dropFirst().map { try WebCrawlReport.parse(try $0.wait(timeout: 120)) }
+        #expect(reports.allSatisfy { $0.crawlPages == 5002 && $0.frontierError == nil }, "\(reports)")
+        let (_, stats) = try server.stop()
+        let counts = try #require(stats)
+        #expect(counts.pageFetches.count == 5001 && counts.pageFetches.allSatisfy { $0 >= 1 }, "every page fetched")
+        let again = counts.pageFetches.filter { $0 > 1 }.count
+        #expect(again <= held, "fetched twice: \(again), no more than the \(held) the killed process held")
+        #expect(counts.pageFetches.allSatisfy { $0 <= 2 })
+    }
+
+    @Test func redisStoppedMidCrawlThenResumed() throws {
+        let redis = try RedisServer()
+        let server = try HTTPServerProcess(engine: "libev", ["--pages", "5000"])
+        let prefix = "outage"
+        let first = try startCrawler(server, redis.url(prefix: prefix), ["--concurrency", "2", "--lease", "1"])
+        _ = waitForPages(redis, prefix, atLeast: 300)
+        try redis.stop()
+        let interrupted = try first.wait(timeout: 60)
+        #expect(interrupted.exitCode == 1, "\(interrupted)")
+        #expect(interrupted.standardError.contains("the frontier at redis://127.0.0.1:\(redis.port)/\(prefix): lost the connection"),
+                "\(interrupted.standardError)")
+        let partial = try WebCrawlReport.parse(interrupted)
+        #expect(partial.pages >= 300 && partial.pages < 5002 && partial.frontierError != nil)
+
+        // Without --resume a frontier holding a stopped crawl (no lease left
+        // alive: the first process's lasts a second) is refused, by name.
+        try redis.start()
+        usleep(1_500_000)
+        let refused = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", redis.url(prefix: prefix), "--json"], timeout: 60)
+        #expect(refused.exitCode == 1 && refused.standardError.contains("pass --resume"), "\(refused)")
+
+        let resumed = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", redis.url(prefix: prefix), "--resume",
+                                                       "--lease", "1", "--json"], timeout: 120)
+        let report = try WebCrawlReport.parse(resumed)
+        #expect(resumed.exitCode == 0 && report.crawlPages == 5002 && report.errors.isEmpty, "\(resumed)")
+        let (_, stats) = try server.stop()
+        let counts = try #require(stats)
+        #expect(counts.pageFetches.count == 5001 && counts.pageFetches.allSatisfy { $0 >= 1 }, "every page fetched")
+        #expect(counts.pageFetches.allSatisfy { $0 <= 2 }, "a page twice at most: the ones in flight when Redis went")
+    }
+}
