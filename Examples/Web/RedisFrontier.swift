@@ -142,13 +142,36 @@ final class RedisFrontier {
 
     private var leaseMilliseconds: String { "\(Int(leaseSeconds * 1000))" }
 
+    /// Each script's SHA1 once Redis has it (`SCRIPT LOAD` at open): then a
+    /// step sends `EVALSHA` and the digest, not the script.
+    private var digests: [String: String] = [:]
+
     private func run(_ script: Script, keys: [String], _ arguments: [String], _ reply: @escaping (RedisReply) -> Void) {
         commands += 1
-        send(["EVAL", script.source, "\(keys.count)"] + keys + arguments) { [weak self] result in
+        let digest = digests[script.source]
+        let command = digest.map { ["EVALSHA", $0] } ?? ["EVAL", script.source]
+        send(command + ["\(keys.count)"] + keys + arguments) { [weak self] result in
             guard let self else { return }
             switch result {
-            case .success(let value): reply(value)
-            case .failure(let error): fail(error)
+            case .success(let value):
+                reply(value)
+            case .failure(let error) where error.kind == .server && error.message.hasPrefix("NOSCRIPT") && digest != nil:
+                // The server's script cache was flushed: send the script itself.
+                digests[script.source] = nil
+                commands -= 1
+                run(script, keys: keys, arguments, reply)
+            case .failure(let error):
+                fail(error)
+            }
+        }
+    }
+
+    /// Loads the scripts (pipelined ahead of the first step).
+    private func loadScripts() {
+        for script in Script.all {
+            commands += 1
+            send(["SCRIPT", "LOAD", script.source]) { [weak self] result in
+                if case .success(let reply) = result, let digest = reply.text { self?.digests[script.source] = digest }
             }
         }
     }
@@ -172,6 +195,7 @@ final class RedisFrontier {
 
     /// Opens (or joins) the crawl, then claims the first jobs.
     func open(start: CrawlJob, maxPages: Int) {
+        loadScripts()
         run(.open, keys: [key("crawl"), key("leases"), key("seen"), key("queue")],
             [id, leaseMilliseconds, resume ? "1" : "0", start.url.description, Self.encode(start)]) { [self] reply in
             guard let fields = reply.elements, fields.count == 2, let verdict = fields[0].text else {
@@ -358,6 +382,8 @@ struct Script {
         end
         return tonumber(redis.call('HGET', KEYS[1], 'pages'))
         """)
+
+    static let all = [open, renew, claim, done, leave]
 
     /// KEYS: leases, queue. ARGV: prefix, id.
     static let leave = Script(source: """

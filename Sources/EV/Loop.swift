@@ -123,13 +123,6 @@ public final class Loop {
     /// The `Sendable` handle other threads submit work with; see ``LoopExecutor``.
     public var executor: LoopExecutor { core.executor }
 
-    /// The C loop, `struct ev_loop *`, for a C library that attaches to libev
-    /// itself (hiredis's `adapters/libev.h`, for one). Use it on the loop's
-    /// thread while the loop is open, and never destroy it: the ``Loop`` owns
-    /// it. Watchers started on it in C are not the wrapper's: closing the
-    /// loop does not stop them, so the library must be detached first.
-    public var unsafeCLoop: OpaquePointer { core.checkedLoop() }
-
     /// Whether this is the default loop.
     ///
     /// The corresponding C function is `ev_is_default_loop`.

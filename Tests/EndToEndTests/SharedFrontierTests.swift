@@ -85,6 +85,18 @@ struct SharedFrontierTests {
         #expect(counts.pageFetches.allSatisfy { $0 <= 2 })
     }
 
+    @Test func aFlushedScriptCacheMidCrawlIsReloaded() throws {
+        let redis = try RedisServer()
+        let server = try HTTPServerProcess(engine: "epoll", ["--pages", "5000"])
+        let crawler = try startCrawler(server, redis.url(prefix: "flush"), ["--engine", "async-epoll", "--concurrency", "2"])
+        _ = waitForPages(redis, "flush", atLeast: 200)
+        #expect(try redis.cli(["SCRIPT", "FLUSH"]) == "OK")
+        let output = try crawler.wait(timeout: 120)
+        let report = try WebCrawlReport.parse(output)
+        #expect(output.exitCode == 0 && report.pages == 5002 && report.crawlPages == 5002, "\(output)")
+        _ = try server.stop()
+    }
+
     @Test func redisStoppedMidCrawlThenResumed() throws {
         let redis = try RedisServer()
         let server = try HTTPServerProcess(engine: "libev", ["--pages", "5000"])

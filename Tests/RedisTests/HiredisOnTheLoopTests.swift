@@ -26,7 +26,7 @@ enum Attachment: String, CaseIterable, CustomTestStringConvertible {
             return try ScenarioRun.run(try EpollLoop(), port: port, attach: nil, scenario)
         case .hiredis_libev:
             let loop = try Loop()
-            return try ScenarioRun.run(loop, port: port, attach: { CHiredis_attach_libev(UnsafeMutableRawPointer(loop.unsafeCLoop), $0) }, scenario)
+            return try ScenarioRun.run(loop, port: port, attach: { context in loop.withUnsafeEVLoop { CHiredis_attach_libev(UnsafeMutableRawPointer($0), context) } }, scenario)
         }
     }
 }
