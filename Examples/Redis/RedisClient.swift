@@ -28,6 +28,7 @@ import Glibc
 /// goes out in one write, and replies come back in order. Use a client on its
 /// loop's thread only (it is not `Sendable`).
 public final class RedisClient<L: EventLoop> {
+    /// The loop the client runs on.
     public let loop: L
     private let connection: HiredisConnection
     private var watch: L.Watch?
@@ -42,6 +43,15 @@ public final class RedisClient<L: EventLoop> {
     public var onClose: ((RedisError?) -> Void)? {
         get { connection.onClose }
         set { connection.onClose = newValue }
+    }
+
+    /// Seconds the server may leave commands unanswered - nothing at all
+    /// arriving while replies are due - before the connection is given up
+    /// (``RedisError/Kind/timeout``; every waiting command fails with it).
+    /// nil, the default, waits as long as the connection lasts, as hiredis does.
+    public var replyTimeout: Double? {
+        get { connection.replyTimeout }
+        set { connection.replyTimeout = newValue }
     }
 
     /// Starts connecting to `host` (an IPv4 or IPv6 address, or a name
@@ -63,7 +73,7 @@ public final class RedisClient<L: EventLoop> {
         self.loop = loop
         connection = try HiredisConnection(host: host, port: port, attach: attach)
         let connection = self.connection
-        connection.soon = { work in _ = loop.schedule(after: 0, work) }
+        connection.after = { seconds, work in loop.schedule(after: seconds, work) }
         // The closure holds the client until the connection ends (then the
         // connection lets go of it): an open connection stays alive, as a
         // started watcher does, whether or not the app keeps a reference.
@@ -129,14 +139,20 @@ final class HiredisConnection {
     private var ended = false
     /// Whether the event hooks are this class's (not a foreign adapter's).
     private var ownsHooks = true
-    private var endError: RedisError?
+    private(set) var endError: RedisError?
     var connectTimer: (any Cancellable)?
     private(set) var isConnected = false
     var onClose: ((RedisError?) -> Void)?
     /// Sets what the loop watches the descriptor for (empty: nothing).
     var watch: (Int32, Interest) throws -> Void = { _, _ in }
-    /// Runs work on the next turn of the loop.
-    var soon: (@escaping () -> Void) -> Void = { _ in }
+    /// Runs work on the loop after some seconds (0: on its next turn).
+    var after: (Double, @escaping () -> Void) -> (any Cancellable)? = { _, _ in nil }
+    var replyTimeout: Double?
+    /// Commands sent whose replies have not come.
+    private var waiting = 0
+    /// When the last reply came (or the first command of a wait was sent).
+    private var lastReply = 0.0
+    private var watchdog: (any Cancellable)?
 
     init(host: String, port: UInt16, attach: ((UnsafeMutablePointer<redisAsyncContext>) -> Int32)?) throws(RedisError) {
         server = "redis://\(host.contains(":") ? "[\(host)]" : host):\(port)"
@@ -248,7 +264,9 @@ final class HiredisConnection {
         context = nil
         connectTimer?.cancel()
         connectTimer = nil
-        soon { [weak self] in self?.end(nil) }
+        watchdog?.cancel()
+        watchdog = nil
+        _ = after(0) { [weak self] in self?.end(nil) }
     }
 
     private func end(_ error: RedisError?) {
@@ -259,8 +277,32 @@ final class HiredisConnection {
         onClose = nil
         // The client is no longer held by its connection.
         watch = { _, _ in }
-        soon = { _ in }
+        after = { _, _ in nil }
         callback?(endError)
+    }
+
+    /// A reply came (or a command failed with the connection).
+    private func replied() {
+        waiting -= 1
+        lastReply = monotonicNow()
+    }
+
+    /// Watches for replies while some are due: when nothing has come for
+    /// ``replyTimeout`` seconds, the connection is given up.
+    private func armWatchdog() {
+        guard let replyTimeout, watchdog == nil else { return }
+        let due = lastReply + replyTimeout - monotonicNow()
+        watchdog = after(max(due, 0.001)) { [weak self] in
+            guard let self else { return }
+            watchdog = nil
+            guard waiting > 0, let context else { return }
+            if monotonicNow() - lastReply >= replyTimeout {
+                endError = RedisError(.timeout, server: server, "no reply within \(replyTimeout) s")
+                redisAsyncFree(context)
+            } else {
+                armWatchdog()
+            }
+        }
     }
 
     func timedOut(after seconds: Double) {
@@ -303,10 +345,18 @@ final class HiredisConnection {
             }
             return redisAsyncCommandArgv(context, { context, reply, box in
                 let handler = Unmanaged<ReplyBox>.fromOpaque(box!).takeRetainedValue()
-                handler.deliver(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) }, context)
+                // The connection's own error (a timeout) says more than hiredis's empty one.
+                let connection = context?.pointee.data.map(HiredisConnection.connection)
+                connection?.replied()
+                handler.deliver(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) }, context,
+                                ended: connection?.endError)
             }, box, Int32(arguments.count), &argv, lengths)
         }
-        if status != REDIS_OK {
+        if status == REDIS_OK {
+            waiting += 1
+            if waiting == 1 { lastReply = monotonicNow() }
+            armWatchdog()
+        } else {
             Unmanaged<ReplyBox>.fromOpaque(box).release()
             reply(.failure(RedisError(.closed, server: server, "command \(arguments.first ?? "") not sent: the connection is closing")))
         }
@@ -333,8 +383,9 @@ private final class ReplyBox {
         self.server = server
     }
 
-    func deliver(_ reply: UnsafePointer<redisReply>?, _ context: UnsafeMutablePointer<redisAsyncContext>?) {
+    func deliver(_ reply: UnsafePointer<redisReply>?, _ context: UnsafeMutablePointer<redisAsyncContext>?, ended: RedisError?) {
         guard let reply else {
+            if let ended { return callback(.failure(ended)) }
             let message = context.map { HiredisConnection.errorText($0, or: "connection closed before the reply") }
             let connected = context.map { $0.pointee.c.flags & REDIS_CONNECTED != 0 } ?? true
             return callback(.failure(RedisError(connected ? .disconnected : .connect, server: server,

@@ -6,7 +6,9 @@ public enum RedisReply: Equatable, Sendable, CustomStringConvertible {
     case string([UInt8])
     /// A status reply, such as `OK`.
     case status(String)
+    /// An integer reply.
     case integer(Int)
+    /// An array (multi-bulk) reply; its elements may be of any kind.
     case array([RedisReply])
     /// A nil bulk string or array.
     case null
@@ -60,6 +62,7 @@ public enum RedisReply: Equatable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// The reply as `redis-cli` prints it, roughly: strings quoted, `(nil)`, `(integer) 1`.
     public var description: String {
         switch self {
         case .string: "\"\(text!)\""
@@ -74,6 +77,7 @@ public enum RedisReply: Equatable, Sendable, CustomStringConvertible {
 
 /// Why a Redis command or connection failed; the description names the server.
 public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What failed.
     public enum Kind: Sendable, Equatable {
         /// The connection could not be made (refused, unreachable, timed out).
         case connect
@@ -84,26 +88,32 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case server
         /// The client was closed, or is closing, before the command was sent.
         case closed
+        /// Replies were due and nothing came within the client's reply timeout.
+        case timeout
     }
 
+    /// What failed.
     public let kind: Kind
     /// The server, as `redis://HOST:PORT`.
     public let server: String
     /// What happened, in hiredis's or the server's words.
     public let message: String
 
+    /// An error of `kind` from `server` (`redis://HOST:PORT`), in `message`'s words.
     public init(_ kind: Kind, server: String, _ message: String) {
         self.kind = kind
         self.server = server
         self.message = message
     }
 
+    /// The error in a sentence that names the server.
     public var description: String {
         switch kind {
         case .connect: "cannot connect to \(server): \(message)"
         case .disconnected: "lost the connection to \(server): \(message)"
         case .server: "\(server) answered: \(message)"
         case .closed: "the connection to \(server) is closed: \(message)"
+        case .timeout: "\(server) stopped answering: \(message)"
         }
     }
 }

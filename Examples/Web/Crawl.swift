@@ -74,6 +74,14 @@ final class Crawl {
         onJobs()
     }
 
+    /// The shared frontier held something that is not a job (another
+    /// program's entry, or a damaged one): a failure in the report.
+    func badEntry(_ text: String) {
+        let failure = FetchFailure(.badFrontierEntry, "not a job of this crawler's frontier; taken off the queue")
+        report.errors[failure.kind.description, default: 0] += 1
+        report.failures.append((String(text.prefix(200)), failure.reason))
+    }
+
     /// The crawl is over in every process.
     func frontierFinished() {
         onJobs()

@@ -19,6 +19,8 @@ public struct FetchFailure: Error, Sendable {
         case tooManyRedirects
         /// The page could not be saved under `--out`.
         case save
+        /// An entry of the shared frontier's queue that is not a job.
+        case badFrontierEntry
 
         public var description: String {
             switch self {
@@ -30,6 +32,7 @@ public struct FetchFailure: Error, Sendable {
             case .badRedirect: "bad redirect"
             case .tooManyRedirects: "too many redirects"
             case .save: "save"
+            case .badFrontierEntry: "bad frontier entry"
             }
         }
     }

@@ -10,16 +10,26 @@ import Glibc
 /// starts with `{PREFIX}:` - in braces, Redis Cluster's hash tag, so a
 /// crawl's keys live in one slot and its scripts may touch them all.
 public struct FrontierAddress: Sendable, CustomStringConvertible {
+    /// Redis's host: a name, an IPv4 address or an IPv6 one (in brackets in the URL).
     public var host: String
+    /// Redis's port (6379 unless given).
     public var port: UInt16
+    /// What every key of the crawl starts with, in braces (`crawler` unless given).
     public var prefix: String
 
+    /// Why a frontier URL was refused.
     public struct ParseError: Error, CustomStringConvertible {
+        /// The URL as given.
         public let text: String
+        /// What is wrong with it.
         public let reason: String
+        /// The error in a sentence, with the expected form.
         public var description: String { "invalid frontier \"\(text)\": \(reason) (expected redis://HOST:PORT[/PREFIX])" }
     }
 
+    /// Parses `redis://HOST[:PORT][/PREFIX]`.
+    ///
+    /// - Throws: ``ParseError`` naming the URL and what is wrong with it.
     public init(_ text: String) throws(ParseError) {
         guard text.hasPrefix("redis://") else { throw ParseError(text: text, reason: "not a redis:// URL") }
         var rest = Substring(text.dropFirst("redis://".count))
@@ -54,6 +64,7 @@ public struct FrontierAddress: Sendable, CustomStringConvertible {
         self.prefix = prefix
     }
 
+    /// The frontier as a URL, port and prefix spelled out.
     public var description: String {
         "redis://\(host.contains(":") ? "[\(host)]" : host):\(port)/\(prefix)"
     }
@@ -125,6 +136,9 @@ final class RedisFrontier {
     /// Connects to Redis on `loop`, with the crawl's lease.
     init<L: EventLoop>(loop: L, address: FrontierAddress, lease: Double, resume: Bool) throws(RedisError) {
         let client = try RedisClient(loop: loop, host: address.host, port: address.port, connectTimeout: 5)
+        // A process that cannot renew its lease in time gives up: by then the
+        // others may take its jobs back.
+        client.replyTimeout = max(lease, 1)
         self.address = address
         send = client.send
         closeConnection = client.close
@@ -234,7 +248,19 @@ final class RedisFrontier {
             guard let fields = reply.elements, fields.count >= 2 else { return fail("the frontier at \(address) answered claim with \(reply)") }
             crawlPages = fields[0].integer ?? crawlPages
             let busy = fields[1].integer ?? 0
-            let jobs = fields.dropFirst(2).compactMap { $0.text.flatMap(Self.decode) }
+            var jobs: [CrawlJob] = []
+            for entry in fields.dropFirst(2) {
+                guard let text = entry.text else { continue }
+                if let job = Self.decode(text) {
+                    jobs.append(job)
+                } else {
+                    // Not a job a crawler wrote: reported, and taken off this
+                    // process's in-flight list (else the crawl never ends).
+                    crawl.badEntry(text)
+                    run(.done, keys: [key("crawl"), key("seen"), key("queue")],
+                        [address.prefix, id, text, "0", "\(crawl.options.maxPages)"]) { _ in }
+                }
+            }
             if !jobs.isEmpty {
                 pollDelay = 0.005
                 crawl.received(jobs)

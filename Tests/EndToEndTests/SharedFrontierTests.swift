@@ -97,6 +97,37 @@ struct SharedFrontierTests {
         _ = try server.stop()
     }
 
+    @Test func aRedisThatStopsAnsweringEndsTheCrawlNamingItThenResumeFinishes() throws {
+        let redis = try RedisServer()
+        let server = try HTTPServerProcess(engine: "libev", ["--pages", "5000"])
+        let crawler = try startCrawler(server, redis.url(prefix: "stall"), ["--engine", "async", "--concurrency", "2", "--lease", "1"])
+        _ = waitForPages(redis, "stall", atLeast: 200)
+        redis.send(SIGSTOP)
+        let stalled = try crawler.wait(timeout: 60)
+        redis.send(SIGCONT)
+        #expect(stalled.exitCode == 1 && stalled.standardError.contains("redis://127.0.0.1:\(redis.port) stopped answering"),
+                "\(stalled)")
+        usleep(1_500_000) // its lease runs out
+        let resumed = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", redis.url(prefix: "stall"), "--resume",
+                                                       "--lease", "1", "--json"], timeout: 120)
+        let report = try WebCrawlReport.parse(resumed)
+        #expect(resumed.exitCode == 0 && report.crawlPages == 5002, "\(resumed)")
+        _ = try server.stop()
+    }
+
+    @Test func anEntryThatIsNotAJobIsReportedAndTheCrawlStillEnds() throws {
+        let redis = try RedisServer()
+        let server = try HTTPServerProcess(engine: "libev", ["--pages", "5000"])
+        let crawler = try startCrawler(server, redis.url(prefix: "junk"), ["--concurrency", "2"])
+        _ = waitForPages(redis, "junk", atLeast: 100)
+        #expect(try redis.cli(["LPUSH", "{junk}:queue", "not a job at all"]) != "")
+        let output = try crawler.wait(timeout: 120)
+        let report = try WebCrawlReport.parse(output)
+        #expect(report.crawlPages == 5002 && report.pages == 5002, "\(output)")
+        #expect(report.errors == ["bad frontier entry": 1] && report.failures.first?.url == "not a job at all", "\(report.errors)")
+        _ = try server.stop()
+    }
+
     @Test func redisStoppedMidCrawlThenResumed() throws {
         let redis = try RedisServer()
         let server = try HTTPServerProcess(engine: "libev", ["--pages", "5000"])

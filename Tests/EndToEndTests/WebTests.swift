@@ -661,6 +661,9 @@ struct WebTests {
         ("server", ["http", "--workers", "0"], "--workers"),
         ("crawler", ["web", "ftp://example.com/"], "ftp://example.com/"),
         ("crawler", ["web", "http://127.0.0.1:1/", "--concurrency", "0"], "--concurrency"),
+        ("crawler", ["web", "http://127.0.0.1:1/", "--frontier", "http://127.0.0.1:6379/"], "http://127.0.0.1:6379/"),
+        ("crawler", ["web", "http://127.0.0.1:1/", "--frontier", "redis://127.0.0.1:99999/x"], "redis://127.0.0.1:99999/x"),
+        ("crawler", ["web", "http://127.0.0.1:1/", "--resume"], "--resume"),
     ])
     func usageErrorsNameTheArgumentAndExit64(_ program: String, _ arguments: [String], _ named: String) throws {
         let output = try runProcess(program == "server" ? Program.server : Program.crawler, arguments)

@@ -33,12 +33,12 @@ enum Attachment: String, CaseIterable, CustomTestStringConvertible {
 
 /// A scenario's view of its loop: make clients, log what happened, end.
 final class ScenarioRun {
-    let makeClient: (UInt16) throws -> AnyClient
+    let makeClient: (UInt16, Double?) throws -> AnyClient
     let stop: () -> Void
     let after: (Double, @escaping () -> Void) -> Void
     var log: [String] = []
 
-    init(makeClient: @escaping (UInt16) throws -> AnyClient, stop: @escaping () -> Void, after: @escaping (Double, @escaping () -> Void) -> Void) {
+    init(makeClient: @escaping (UInt16, Double?) throws -> AnyClient, stop: @escaping () -> Void, after: @escaping (Double, @escaping () -> Void) -> Void) {
         self.makeClient = makeClient
         self.stop = stop
         self.after = after
@@ -47,8 +47,9 @@ final class ScenarioRun {
     static func run<L: EventLoop>(_ loop: L, port: UInt16, attach: ((UnsafeMutablePointer<redisAsyncContext>) -> Int32)?,
                                   _ scenario: @escaping (ScenarioRun) -> Void) throws -> [String] {
         let run = ScenarioRun(
-            makeClient: { port in
+            makeClient: { port, replyTimeout in
                 let client = try RedisClient(loop: loop, host: "127.0.0.1", port: port, connectTimeout: 5, attach: attach)
+                client.replyTimeout = replyTimeout
                 return AnyClient(send: client.send, close: client.close, onClose: { client.onClose = $0 }, keep: client)
             },
             stop: { loop.stop() },
@@ -77,7 +78,7 @@ struct HiredisOnTheLoopTests {
         let redis = try RedisServer()
         let log = try attachment.run(port: redis.port) { run in
             do {
-                let client = try run.makeClient(redis.port)
+                let client = try run.makeClient(redis.port, nil)
                 client.onClose { run.log.append("closed: \($0.map { "\($0)" } ?? "cleanly")"); run.stop() }
                 client.send(["SET", "greeting", "hello, 世界"]) { run.log.append("SET: \($0)") }
                 client.send(["GET", "greeting"]) { run.log.append("GET: \($0)") }
@@ -114,7 +115,7 @@ struct HiredisOnTheLoopTests {
         let port = try unusedPort()
         let log = try attachment.run(port: port) { run in
             do {
-                let client = try run.makeClient(port)
+                let client = try run.makeClient(port, nil)
                 client.onClose { run.log.append("closed: \($0.map { "\($0)" } ?? "cleanly")"); run.stop() }
                 client.send(["PING"]) { run.log.append("PING: \($0)") }
             } catch {
@@ -132,8 +133,8 @@ struct HiredisOnTheLoopTests {
         let redis = try RedisServer()
         let log = try attachment.run(port: redis.port) { run in
             do {
-                let victim = try run.makeClient(redis.port)
-                let killer = try run.makeClient(redis.port)
+                let victim = try run.makeClient(redis.port, nil)
+                let killer = try run.makeClient(redis.port, nil)
                 // Three things happen, in any order: then the scenario is over.
                 func note(_ line: String) {
                     run.log.append(line)
@@ -161,6 +162,72 @@ struct HiredisOnTheLoopTests {
         #expect(log.count == 3 && log.contains("KILL: success((integer) 1)") && log.contains("BLPOP: disconnected"),
                 "\(attachment): \(log)")
         #expect(log.contains { $0.hasPrefix("victim closed: disconnected: ") }, "\(attachment): \(log)")
+    }
+
+    /// A TCP server that is not Redis: Python, answering each read with `answer` (or nothing).
+    func startImpostor(answer: String?) throws -> (SpawnedProcess, UInt16) {
+        let script = """
+        import socket, sys
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        print(s.getsockname()[1], flush=True)
+        held = []
+        while True:
+            c, _ = s.accept()
+            held.append(c)
+            c.recv(65536)
+            if sys.argv[1] != "-":
+                c.sendall(sys.argv[1].encode())
+        """
+        let impostor = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, answer ?? "-"])
+        let port = UInt16(impostor.waitForOutput(containing: "\n").split(separator: "\n").first ?? "") ?? 0
+        return (impostor, port)
+    }
+
+    @Test(arguments: Attachment.allCases)
+    func aServerThatIsNotRedisEndsTheConnectionWithAProtocolError(_ attachment: Attachment) throws {
+        let (impostor, port) = try startImpostor(answer: "HTTP/1.1 400 Bad Request\r\n\r\n")
+        defer { impostor.send(SIGKILL); _ = try? impostor.wait(timeout: 5) }
+        let log = try attachment.run(port: port) { run in
+            do {
+                let client = try run.makeClient(port, nil)
+                client.onClose { run.log.append("closed: \($0.map { "\($0.kind)" } ?? "cleanly")"); run.stop() }
+                client.send(["PING"]) { result in
+                    if case .failure(let error) = result { run.log.append("PING: \(error.kind): \(error.message)") }
+                }
+            } catch {
+                run.log.append("\(error)")
+                run.stop()
+            }
+        }
+        #expect(log.count == 2 && log[0].hasPrefix("PING: disconnected: Protocol error") && log[1] == "closed: disconnected",
+                "\(attachment): \(log)")
+    }
+
+    @Test(arguments: Attachment.allCases)
+    func aServerThatStopsAnsweringTimesOutAndFailsEveryWaitingCommand(_ attachment: Attachment) throws {
+        let (impostor, port) = try startImpostor(answer: nil)
+        defer { impostor.send(SIGKILL); _ = try? impostor.wait(timeout: 5) }
+        let start = monotonicSeconds()
+        let log = try attachment.run(port: port) { run in
+            do {
+                let client = try run.makeClient(port, 0.3)
+                client.onClose { run.log.append("closed: \($0.map { "\($0)" } ?? "cleanly")"); run.stop() }
+                for command in ["PING", "GET"] {
+                    client.send([command]) { result in
+                        if case .failure(let error) = result { run.log.append("\(command): \(error.kind)") }
+                    }
+                }
+            } catch {
+                run.log.append("\(error)")
+                run.stop()
+            }
+        }
+        let seconds = monotonicSeconds() - start
+        #expect(log == ["PING: timeout", "GET: timeout", "closed: redis://127.0.0.1:\(port) stopped answering: no reply within 0.3 s"],
+                "\(attachment)")
+        #expect(seconds > 0.25 && seconds < 10, "gave up after \(seconds) s")
     }
 
     @Test(arguments: [true, false])

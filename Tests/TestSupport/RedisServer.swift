@@ -60,6 +60,12 @@ public final class RedisServer {
         return try server.wait(timeout: 20)
     }
 
+    /// Sends `signal` to the server (SIGSTOP: it stops answering, its
+    /// connections stay open; SIGCONT: it goes on).
+    public func send(_ signal: Int32) {
+        process?.send(signal)
+    }
+
     /// Runs `redis-cli` against the server; returns its standard output, trimmed.
     public func cli(_ arguments: [String]) throws -> String {
         let output = try runProcess("/usr/bin/redis-cli", ["-p", "\(port)"] + arguments, timeout: 20)
