@@ -259,14 +259,21 @@ final class HiredisConnection {
     /// calls one, else on the next turn of the loop).
     private func released() {
         guard context != nil else { return }
+        // First: the context is hiredis's to free now, not the client's.
+        context = nil
         try? watch(-1, [])
         interest = []
-        context = nil
         connectTimer?.cancel()
         connectTimer = nil
         watchdog?.cancel()
         watchdog = nil
-        _ = after(0) { [weak self] in self?.end(nil) }
+        // The timer holds the connection - which hiredis still reaches until
+        // it has finished freeing - and its onClose until it runs, or until
+        // the loop closes and lets go of it.
+        _ = after(0) { [self] in end(nil) }
+        // The client is no longer held by its connection: nothing of it is
+        // left to run, and a loop stopped now must not keep it in a cycle.
+        watch = { _, _ in }
     }
 
     private func end(_ error: RedisError?) {
@@ -275,8 +282,6 @@ final class HiredisConnection {
         if endError == nil { endError = error }
         let callback = onClose
         onClose = nil
-        // The client is no longer held by its connection.
-        watch = { _, _ in }
         after = { _, _ in nil }
         callback?(endError)
     }
