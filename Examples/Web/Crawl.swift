@@ -4,10 +4,9 @@ import HTTP
 import Glibc
 #endif
 
-/// One URL to fetch: where the crawl found it, and how many redirects led here.
+/// One URL to fetch, and the redirects that led here.
 struct CrawlJob {
     let url: WebURL
-    let found: WebURL
     /// The URLs that redirected here, first first.
     var chain: [WebURL] = []
     var redirects: Int { chain.count }
@@ -47,9 +46,9 @@ final class Crawl {
             shared.crawl = crawl
             crawl.shared = shared
             crawl.report.crawlPages = 0
-            shared.open(start: CrawlJob(url: options.start, found: options.start), maxPages: options.maxPages)
+            shared.open(start: CrawlJob(url: options.start), maxPages: options.maxPages)
         } else {
-            _ = crawl.schedule(options.start, found: options.start)
+            _ = crawl.schedule(options.start)
         }
         return crawl
     }
@@ -105,12 +104,12 @@ final class Crawl {
     }
 
     /// Adds `url` unless it was seen, is elsewhere, or the page budget is spent.
-    private func schedule(_ url: WebURL, found: WebURL) -> Bool {
+    private func schedule(_ url: WebURL) -> Bool {
         guard isSameSite(url) else { return false }
         guard scheduledPages < options.maxPages else { return false }
         guard seen.insert(url).inserted else { return false }
         scheduledPages += 1
-        frontier.append(CrawlJob(url: url, found: found))
+        frontier.append(CrawlJob(url: url))
         return true
     }
 
@@ -129,10 +128,10 @@ final class Crawl {
                     switch job.url.resolveLink(link) {
                     case .url(let url):
                         if shared == nil {
-                            _ = schedule(url, found: job.url)
+                            _ = schedule(url)
                         } else if isSameSite(url) && seen.insert(url).inserted {
                             // A link this process sent once is in Redis's seen-set already.
-                            found.append(.link(CrawlJob(url: url, found: job.url)))
+                            found.append(.link(CrawlJob(url: url)))
                         }
                     case .skipped(let reason): report.skipped[reason.description, default: 0] += 1
                     case .ignored: break
@@ -162,7 +161,7 @@ final class Crawl {
             // Within its own chain a redirect is followed again (a loop ends
             // at the limit); to a page the crawl has seen, not (each URL once).
             let looping = job.chain.contains(target) || target == job.url
-            var next = CrawlJob(url: target, found: job.found)
+            var next = CrawlJob(url: target)
             next.chain = job.chain + [job.url]
             if let shared { return shared.done(job, page: false, found: [looping ? .again(next) : .redirect(next)]) }
             guard looping || seen.insert(target).inserted else { return }

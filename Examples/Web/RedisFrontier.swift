@@ -89,17 +89,18 @@ public struct FrontierAddress: Sendable, CustomStringConvertible {
 /// A process killed with its jobs leased loses nothing: once its lease
 /// expires the others take them back. Used on the loop's thread.
 final class RedisFrontier {
-    /// A job as Redis keeps it: the URL, where it was found, and the
-    /// redirect chain, separated by spaces (none of them has one).
+    /// A job as Redis keeps it: the URL, then the redirect chain that led
+    /// to it, separated by spaces (no URL has one). The first word is the
+    /// URL the seen-set holds.
     static func encode(_ job: CrawlJob) -> String {
-        ([job.url, job.found] + job.chain).map(\.description).joined(separator: " ")
+        job.chain.isEmpty ? job.url.description : ([job.url] + job.chain).map(\.description).joined(separator: " ")
     }
 
     static func decode(_ text: String) -> CrawlJob? {
         let parts = text.split(separator: " ")
-        guard parts.count >= 2, let url = try? WebURL(String(parts[0])), let found = try? WebURL(String(parts[1])) else { return nil }
-        var job = CrawlJob(url: url, found: found)
-        for part in parts.dropFirst(2) {
+        guard let first = parts.first, let url = try? WebURL(String(first)) else { return nil }
+        var job = CrawlJob(url: url)
+        for part in parts.dropFirst() {
             guard let link = try? WebURL(String(part)) else { return nil }
             job.chain.append(link)
         }
@@ -265,6 +266,9 @@ final class RedisFrontier {
                 pollDelay = 0.005
                 crawl.received(jobs)
                 claim()
+            } else if fields.count > 2 {
+                // Only bad entries came (Redis did not count what is left): again.
+                claim()
             } else if busy == 0 && crawl.localJobs == 0 && crawl.report.inFlight == 0 {
                 leave()
             } else if crawl.localJobs == 0 {
@@ -292,9 +296,9 @@ final class RedisFrontier {
         var arguments = [address.prefix, id, Self.encode(job), page ? "1" : "0", "\(crawl.options.maxPages)"]
         for item in found {
             switch item {
-            case .link(let next): arguments += ["link", next.url.description, Self.encode(next)]
-            case .redirect(let next): arguments += ["redirect", next.url.description, Self.encode(next)]
-            case .again(let next): arguments += ["again", next.url.description, Self.encode(next)]
+            case .link(let next): arguments += ["link", Self.encode(next)]
+            case .redirect(let next): arguments += ["redirect", Self.encode(next)]
+            case .again(let next): arguments += ["again", Self.encode(next)]
             }
         }
         run(.done, keys: [key("crawl"), key("seen"), key("queue")], arguments) { [weak self] reply in
@@ -388,13 +392,15 @@ struct Script {
         """)
 
     /// KEYS: crawl, seen, queue. ARGV: prefix, id, job, page (1 or 0), max
-    /// pages, then (kind, URL, job) for each thing found. Returns the crawl's pages.
+    /// pages, then (kind, job) for each thing found - the job's first word
+    /// is its URL. Returns the crawl's pages.
     static let done = Script(source: """
         redis.call('LREM', '{' .. ARGV[1] .. '}:pending:' .. ARGV[2], 1, ARGV[3])
         if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'pages', 1) end
         local budget = tonumber(ARGV[5])
-        for i = 6, #ARGV, 3 do
-          local kind, url, job = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+        for i = 6, #ARGV, 2 do
+          local kind, job = ARGV[i], ARGV[i + 1]
+          local url = string.match(job, '^[^ ]+')
           if kind == 'again' then
             redis.call('RPUSH', KEYS[3], job)
           elseif kind == 'redirect' then
