@@ -19,7 +19,7 @@ SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
 
-.PHONY: all deps build app docs allocations test test-debug test-tsan test-asan fuzz demo tour bench bench-quick bench-build clean
+.PHONY: all deps build app docs allocations test test-debug test-tsan test-asan fuzz demo tour bench bench-quick bench-build bench-micro clean
 
 all: build
 
@@ -132,6 +132,12 @@ clean:
 # files added to the parent package it depends on by path.
 bench: bench-build
 	python3 Benchmarks/scripts/bench.py $(BENCH_ARGS)
+
+# The micro benchmarks under package-benchmark (ordo-one/benchmark): the same
+# workloads as ev-bench's rows, with its percentiles and malloc counts
+# (Benchmarks/Benchmarks/Micro/Micro.swift; about 4 minutes with the build).
+bench-micro: deps
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --target Micro --no-progress $(BENCH_ARGS)
 
 bench-quick: bench-build
 	python3 Benchmarks/scripts/bench.py --quick $(BENCH_ARGS)

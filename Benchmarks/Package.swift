@@ -8,6 +8,10 @@ let package = Package(
     dependencies: [
         .package(name: "swift-libev", path: ".."),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // package-benchmark: statistics, malloc and syscall counts, baselines
+        // (`make bench-micro`). Its default traits would also pull in a runtime
+        // interposer that is not needed here; malloc counting is.
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         // The peers in C: raw libev and raw epoll, doing the same work.
@@ -16,8 +20,11 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [.linkedLibrary("ev")]
         ),
-        .executableTarget(
-            name: "ev-bench",
+        // The micro workloads (timers, readiness, async round trips, cross-thread
+        // wake-ups), each the same work as a C function of CBenchmarks: run by
+        // ev-bench (bench.py's tables) and by the package-benchmark suite Micro.
+        .target(
+            name: "MicroWorkloads",
             dependencies: [
                 "CBenchmarks",
                 .product(name: "EV", package: "swift-libev"),
@@ -25,6 +32,26 @@ let package = Package(
                 .product(name: "Epoll", package: "swift-libev"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
+        .executableTarget(
+            name: "Micro",
+            dependencies: [
+                "CBenchmarks",
+                "MicroWorkloads",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/Micro",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "ev-bench",
+            dependencies: [
+                "CBenchmarks",
+                "MicroWorkloads",
+                .product(name: "EV", package: "swift-libev"),
+                .product(name: "EventCore", package: "swift-libev"),
             ],
             // Swift 6.2's "approachable concurrency": nonisolated async functions
             // run on their caller's executor instead of hopping at every call.

@@ -10,6 +10,7 @@ import CBenchmarks
 import EV
 import EventCore
 import Glibc
+import MicroWorkloads
 
 var rounds = 5
 var scale = 1

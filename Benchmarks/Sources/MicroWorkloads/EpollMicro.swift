@@ -6,7 +6,7 @@ import Synchronization
 
 // The Epoll module doing what the C benchmarks do.
 
-func epollLoopTimers(count: Int, seed: UInt32) -> Double {
+public func epollLoopTimers(count: Int, seed: UInt32) -> Double {
     let loop = try! EpollLoop()
     var state = seed
     var fired = 0
@@ -20,7 +20,7 @@ func epollLoopTimers(count: Int, seed: UInt32) -> Double {
     return elapsed
 }
 
-func epollLoopPingPong(count: Int) -> Double {
+public func epollLoopPingPong(count: Int) -> Double {
     var fds: [Int32] = [-1, -1]
     precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
     defer {
@@ -52,7 +52,7 @@ func epollLoopPingPong(count: Int) -> Double {
     return elapsed
 }
 
-func epollLoopCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
+public func epollLoopCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
     cbench_pin_to_cpu(loopCPU)
     let loop = try! EpollLoop()
     let flags = Flags()
@@ -72,7 +72,7 @@ func epollLoopCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Doubl
 }
 
 /// The async ping-pong of AsyncMicro.swift, unchanged, on the epoll loop.
-func epollAsyncPingPong(count: Int) -> Double {
+public func epollAsyncPingPong(count: Int) -> Double {
     let loop = try! EpollLoop()
     var fds: [Int32] = [-1, -1]
     precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)

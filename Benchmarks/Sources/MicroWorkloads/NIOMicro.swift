@@ -26,7 +26,7 @@ func withNIOLoop<T>(pinnedTo cpu: Int32, _ body: (any NIOCore.EventLoop) -> T) -
 }
 
 /// `count` random timers in [0, 1 ms], all scheduled from the loop, run until all fired.
-func nioTimers(count: Int, seed: UInt32, loopCPU: Int32) -> Double {
+public func nioTimers(count: Int, seed: UInt32, loopCPU: Int32) -> Double {
     withNIOLoop(pinnedTo: loopCPU) { loop in
         let counter = LoopCounter()
         counter.state = seed
@@ -82,7 +82,7 @@ final class PingPongHandler: ChannelInboundHandler, @unchecked Sendable {
 }
 
 /// `count` one-byte round trips over a socketpair, both ends channels on one loop.
-func nioPingPong(count: Int, loopCPU: Int32) -> Double {
+public func nioPingPong(count: Int, loopCPU: Int32) -> Double {
     withNIOLoop(pinnedTo: loopCPU) { loop in
         var fds: [Int32] = [0, 0]
         precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
@@ -111,7 +111,7 @@ func nioPingPong(count: Int, loopCPU: Int32) -> Double {
 }
 
 /// `count` wake-ups through `EventLoop.execute` from a thread on another CPU, each waiting for its job.
-func nioCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
+public func nioCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
     withNIOLoop(pinnedTo: loopCPU) { loop in
         let flags = Flags()
         let thread = pinnedThread(cpu: senderCPU) {

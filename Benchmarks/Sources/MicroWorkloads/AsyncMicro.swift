@@ -42,7 +42,7 @@ private func makeSocketPair() -> (Int32, Int32) {
 }
 
 /// `count` round trips between two tasks on the loop's executor.
-func asyncPingPongOnLoop(count: Int) -> Double {
+public func asyncPingPongOnLoop(count: Int) -> Double {
     let loop = try! Loop(backends: .epoll)
     let (a, b) = makeSocketPair()
     return try! loop.run { executor in
@@ -60,7 +60,7 @@ func asyncPingPongOnLoop(count: Int) -> Double {
 /// The same two tasks with no executor preference: they run on Swift's
 /// global concurrent executor, and every wait hops onto the loop's thread
 /// (a LoopThread on CPU 0) and back.
-func asyncPingPongOnGlobalExecutor(count: Int, loopCPU: Int32) -> Double {
+public func asyncPingPongOnGlobalExecutor(count: Int, loopCPU: Int32) -> Double {
     let (a, b) = makeSocketPair()
     let thread = try! LoopThread { _ in cbench_pin_to_cpu(loopCPU) }
     let executor = thread.executor
@@ -86,7 +86,7 @@ func asyncPingPongOnGlobalExecutor(count: Int, loopCPU: Int32) -> Double {
 /// Bytes of resident memory per connection while `count` connections each
 /// have a task parked in `read()` on the loop (the clients are a separate
 /// Python process, so only the server's memory is counted).
-func idleAwaitingConnectionBytes(count: Int) -> Double {
+public func idleAwaitingConnectionBytes(count: Int) -> Double {
     let loop = try! Loop(backends: .epoll)
     raiseDescriptorLimit()
     return try! loop.run { executor in
@@ -141,12 +141,12 @@ func scriptPath(_ name: String) -> String {
 }
 
 /// A helper process with a pipe to its stdin and from its stdout.
-final class SpawnedClient {
-    let pid: pid_t
+public final class SpawnedClient {
+    public let pid: pid_t
     private let input: Int32
     private let output: Int32
 
-    init(_ command: [String]) throws {
+    public init(_ command: [String]) throws {
         var toChild: [Int32] = [-1, -1]
         var fromChild: [Int32] = [-1, -1]
         _ = pipe(&toChild)
@@ -171,7 +171,7 @@ final class SpawnedClient {
     }
 
     /// Blocks until the child prints `line` (the loop is not needed meanwhile).
-    func waitForLine(_ line: String) throws {
+    public func waitForLine(_ line: String) throws {
         var text = ""
         var byte: UInt8 = 0
         while !text.hasSuffix(line + "\n") {
@@ -181,7 +181,7 @@ final class SpawnedClient {
     }
 
     /// Reads the child's output until it closes it.
-    func readAll() -> String {
+    public func readAll() -> String {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -193,7 +193,7 @@ final class SpawnedClient {
     }
 
     /// Closes the child's stdin (it then exits) and reaps it.
-    func finish() {
+    public func finish() {
         close(input)
         close(output)
         var status: Int32 = 0
@@ -212,19 +212,19 @@ actor LoopActor {
     func serve(fd: Int32, count: Int) async throws -> Double {
         let socket = AsyncSocket(adopting: SocketDescriptor(fd), peer: nil, loop: executor)
         let start = cbench_now()
-        try await ev_bench.serve(socket, count: count)
+        try await MicroWorkloads.serve(socket, count: count)
         let elapsed = cbench_now() - start
         socket.close()
         return elapsed
     }
 
     func echo(fd: Int32) async throws {
-        try await ev_bench.echo(AsyncSocket(adopting: SocketDescriptor(fd), peer: nil, loop: executor))
+        try await MicroWorkloads.echo(AsyncSocket(adopting: SocketDescriptor(fd), peer: nil, loop: executor))
     }
 }
 
 /// `count` round trips between two tasks isolated to an actor on the loop.
-func asyncPingPongOnActor(count: Int) -> Double {
+public func asyncPingPongOnActor(count: Int) -> Double {
     let loop = try! Loop(backends: .epoll)
     let (a, b) = makeSocketPair()
     return try! loop.run { executor in

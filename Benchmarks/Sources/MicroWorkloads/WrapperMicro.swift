@@ -6,7 +6,7 @@ import Synchronization
 // The EV wrapper doing exactly what libev_micro.c does in C.
 
 /// How the wrapper's timer benchmarks start each timer.
-enum TimerStart {
+public enum TimerStart {
     /// `loop.timer(after:)`: a watcher made per timer.
     case watcher
     /// `loop.once(timeout:)`: one of the loop's pooled timers; from the second
@@ -17,7 +17,7 @@ enum TimerStart {
 
 /// `batches` rounds of `count` timers with the C benchmark's pseudo-random
 /// delays, each round started and run until all fired.
-func wrapperTimers(count: Int, batches: Int = 1, seed: UInt32, start kind: TimerStart = .watcher) -> Double {
+public func wrapperTimers(count: Int, batches: Int = 1, seed: UInt32, start kind: TimerStart = .watcher) -> Double {
     let loop = try! Loop(backends: .epoll)
     var state = seed
     var fired = 0
@@ -37,7 +37,7 @@ func wrapperTimers(count: Int, batches: Int = 1, seed: UInt32, start kind: Timer
 }
 
 /// `count` one-byte round trips over a socketpair, two io watchers on one loop.
-func wrapperPingPong(count: Int) -> Double {
+public func wrapperPingPong(count: Int) -> Double {
     var fds: [Int32] = [-1, -1]
     precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
     defer {
@@ -76,7 +76,7 @@ final class Flags: Sendable {
 }
 
 /// `count` wake-ups through an ``AsyncWatcher``'s sender, each waiting for its callback.
-func wrapperCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
+public func wrapperCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
     cbench_pin_to_cpu(loopCPU)
     let loop = try! Loop(backends: .epoll)
     let flags = Flags()
@@ -105,7 +105,7 @@ func wrapperCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double 
 }
 
 /// `count` closures handed to ``LoopExecutor/execute(_:)`` from another thread, each waiting for the last to run.
-func wrapperExecutorCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
+public func wrapperExecutorCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -> Double {
     cbench_pin_to_cpu(loopCPU)
     let loop = try! Loop(backends: .epoll)
     let flags = Flags()
