@@ -302,6 +302,14 @@ final class HiredisConnection {
             watchdog = nil
             guard waiting > 0, let context else { return }
             if monotonicNow() - lastReply >= replyTimeout {
+                // A loop held up (a busy machine, a long callback) may have
+                // replies waiting unread, and libev runs this timer before
+                // the descriptor's callback: read them before giving up.
+                var ready = pollfd(fd: context.pointee.c.fd, events: Int16(POLLIN), revents: 0)
+                if poll(&ready, 1, 0) > 0 { redisAsyncHandleRead(context) }
+            }
+            guard waiting > 0, let context = self.context else { return }
+            if monotonicNow() - lastReply >= replyTimeout {
                 endError = RedisError(.timeout, server: server, "no reply within \(replyTimeout) s")
                 redisAsyncFree(context)
             } else {

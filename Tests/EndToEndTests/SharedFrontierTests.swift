@@ -63,7 +63,9 @@ struct SharedFrontierTests {
         let server = try HTTPServerProcess(engine: "libev", ["--pages", "5000"])
         let prefix = "kill"
         let crawlers = try ["libev", "async", "epoll"].map {
-            try startCrawler(server, redis.url(prefix: prefix), ["--engine", $0, "--concurrency", "2", "--lease", "1"])
+            // A lease long enough that a survivor slowed by a busy machine (or a
+            // sanitizer) keeps its own; the killed one's runs out 3 s after.
+            try startCrawler(server, redis.url(prefix: prefix), ["--engine", $0, "--concurrency", "2", "--lease", "3"])
         }
         let victim = crawlers[0]
         _ = waitForPages(redis, prefix, atLeast: 500)
@@ -109,7 +111,7 @@ struct SharedFrontierTests {
                 "\(stalled)")
         usleep(1_500_000) // its lease runs out
         let resumed = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", redis.url(prefix: "stall"), "--resume",
-                                                       "--lease", "1", "--json"], timeout: 120)
+                                                       "--lease", "2", "--json"], timeout: 120)
         let report = try WebCrawlReport.parse(resumed)
         #expect(resumed.exitCode == 0 && report.crawlPages == 5002, "\(resumed)")
         _ = try server.stop()
@@ -150,7 +152,7 @@ struct SharedFrontierTests {
         #expect(refused.exitCode == 1 && refused.standardError.contains("pass --resume"), "\(refused)")
 
         let resumed = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", redis.url(prefix: prefix), "--resume",
-                                                       "--lease", "1", "--json"], timeout: 120)
+                                                       "--lease", "2", "--json"], timeout: 120)
         let report = try WebCrawlReport.parse(resumed)
         #expect(resumed.exitCode == 0 && report.crawlPages == 5002 && report.errors.isEmpty, "\(resumed)")
         let (_, stats) = try server.stop()

@@ -40,7 +40,7 @@ public final class RedisServer {
     public func start() throws {
         let server = try SpawnedProcess("/usr/bin/redis-server", [
             "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory, "--save", "",
-            "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "notice",
+            "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no", "--loglevel", "notice",
         ])
         let banner = server.waitForOutput(containing: "Ready to accept connections", timeout: 20)
         guard banner.contains("Ready to accept connections") else {
