@@ -80,10 +80,11 @@ public struct FrontierAddress: Sendable, CustomStringConvertible {
 ///   this process's in-flight list (`LMOVE`); when the queue is empty, first
 ///   gives the in-flight jobs of processes whose lease expired back to the
 ///   queue, and says how many jobs live processes still hold.
-/// - **done**: a fetched (or failed) job leaves the in-flight list; its
-///   links are scheduled - `SADD` to the seen-set gates each, the page budget
-///   (`--max-pages`) is counted in Redis - in the same script, so a crash
-///   between the two cannot lose or double a URL.
+/// - **done**: the jobs that ended in one turn of the loop (fetched, failed,
+///   redirected) leave the in-flight list; their links are scheduled -
+///   `SADD` to the seen-set gates each, the page budget (`--max-pages`) is
+///   counted in Redis - in the same script, so a crash between the two
+///   cannot lose or double a URL.
 /// - **leave**: the lease goes (and any job still held returns to the queue).
 ///
 /// A process killed with its jobs leased loses nothing: once its lease
@@ -236,6 +237,11 @@ final class RedisFrontier {
     /// concurrency fetched or waiting, so the next batch is here before the
     /// connections are idle.
     func claim() {
+        claimWanted = true
+        scheduleFlush()
+    }
+
+    private func sendClaim() {
         guard opened, !claiming, !isOver, !leaving, let crawl else { return }
         let held = crawl.localJobs + crawl.report.inFlight
         let wanted = 2 * crawl.options.concurrency - held
@@ -258,8 +264,8 @@ final class RedisFrontier {
                     // Not a job a crawler wrote: reported, and taken off this
                     // process's in-flight list (else the crawl never ends).
                     crawl.badEntry(text)
-                    run(.done, keys: [key("crawl"), key("seen"), key("queue")],
-                        [address.prefix, id, text, "0", "\(crawl.options.maxPages)"]) { _ in }
+                    finished += [text, "0", "0"]
+                    scheduleFlush()
                 }
             }
             if !jobs.isEmpty {
@@ -292,19 +298,47 @@ final class RedisFrontier {
     /// A job ended (a page, a redirect, a failure): it leaves the in-flight
     /// list and what it found is scheduled, in one script.
     func done(_ job: CrawlJob, page: Bool, found: [Found]) {
-        guard opened, !isOver, let crawl else { return }
-        var arguments = [address.prefix, id, Self.encode(job), page ? "1" : "0", "\(crawl.options.maxPages)"]
+        guard opened, !isOver else { return }
+        finished += [Self.encode(job), page ? "1" : "0", "\(found.count)"]
         for item in found {
             switch item {
-            case .link(let next): arguments += ["link", Self.encode(next)]
-            case .redirect(let next): arguments += ["redirect", Self.encode(next)]
-            case .again(let next): arguments += ["again", Self.encode(next)]
+            case .link(let next): finished += ["link", Self.encode(next)]
+            case .redirect(let next): finished += ["redirect", Self.encode(next)]
+            case .again(let next): finished += ["again", Self.encode(next)]
             }
         }
-        run(.done, keys: [key("crawl"), key("seen"), key("queue")], arguments) { [weak self] reply in
-            self?.crawlPages = reply.integer ?? self?.crawlPages ?? 0
-        }
         claim()
+    }
+
+    /// The jobs that ended since the last flush, as the done script takes
+    /// them: (job, page, count, then count x (kind, job)) each.
+    private var finished: [String] = []
+    private var flushScheduled = false
+    private var claimWanted = false
+
+    /// Sends what this turn of the loop gathered on the next: every job that
+    /// ended in one script, then a claim if one is wanted - in that order, so
+    /// the claim sees the links they found.
+    private func scheduleFlush() {
+        guard !flushScheduled, !isOver else { return }
+        flushScheduled = true
+        _ = after(0) { [weak self] in self?.flush() }
+    }
+
+    private func flush() {
+        flushScheduled = false
+        guard opened, !isOver, let crawl else { return }
+        if !finished.isEmpty {
+            let arguments = [address.prefix, id, "\(crawl.options.maxPages)"] + finished
+            finished = []
+            run(.done, keys: [key("crawl"), key("seen"), key("queue")], arguments) { [weak self] reply in
+                self?.crawlPages = reply.integer ?? self?.crawlPages ?? 0
+            }
+        }
+        if claimWanted {
+            claimWanted = false
+            sendClaim()
+        }
     }
 
     private func leave() {
@@ -391,28 +425,36 @@ struct Script {
         return {tonumber(redis.call('HGET', KEYS[3], 'pages')), busy, unpack(jobs)}
         """)
 
-    /// KEYS: crawl, seen, queue. ARGV: prefix, id, job, page (1 or 0), max
-    /// pages, then (kind, job) for each thing found - the job's first word
-    /// is its URL. Returns the crawl's pages.
+    /// KEYS: crawl, seen, queue. ARGV: prefix, id, max pages, then for each
+    /// job that ended: the job, page (1 or 0), how many things it found, and
+    /// (kind, job) for each - a job's first word is its URL. Returns the
+    /// crawl's pages.
     static let done = Script(source: """
-        redis.call('LREM', '{' .. ARGV[1] .. '}:pending:' .. ARGV[2], 1, ARGV[3])
-        if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'pages', 1) end
-        local budget = tonumber(ARGV[5])
-        for i = 6, #ARGV, 2 do
-          local kind, job = ARGV[i], ARGV[i + 1]
-          local url = string.match(job, '^[^ ]+')
-          if kind == 'again' then
-            redis.call('RPUSH', KEYS[3], job)
-          elseif kind == 'redirect' then
-            if redis.call('SADD', KEYS[2], url) == 1 then redis.call('RPUSH', KEYS[3], job) end
-          elseif tonumber(redis.call('HGET', KEYS[1], 'scheduled')) < budget then
-            if redis.call('SADD', KEYS[2], url) == 1 then
-              redis.call('HINCRBY', KEYS[1], 'scheduled', 1)
+        local pending = '{' .. ARGV[1] .. '}:pending:' .. ARGV[2]
+        local budget = tonumber(ARGV[3])
+        local scheduled = tonumber(redis.call('HGET', KEYS[1], 'scheduled'))
+        local pages = 0
+        local i = 4
+        while i <= #ARGV do
+          redis.call('LREM', pending, 1, ARGV[i])
+          if ARGV[i + 1] == '1' then pages = pages + 1 end
+          local last = i + 2 + 2 * tonumber(ARGV[i + 2])
+          for j = i + 3, last, 2 do
+            local kind, job = ARGV[j], ARGV[j + 1]
+            local url = string.match(job, '^[^ ]+')
+            if kind == 'again' then
+              redis.call('RPUSH', KEYS[3], job)
+            elseif kind == 'redirect' then
+              if redis.call('SADD', KEYS[2], url) == 1 then redis.call('RPUSH', KEYS[3], job) end
+            elseif scheduled < budget and redis.call('SADD', KEYS[2], url) == 1 then
+              scheduled = scheduled + 1
               redis.call('RPUSH', KEYS[3], job)
             end
           end
+          i = last + 1
         end
-        return tonumber(redis.call('HGET', KEYS[1], 'pages'))
+        redis.call('HSET', KEYS[1], 'scheduled', scheduled)
+        return redis.call('HINCRBY', KEYS[1], 'pages', pages)
         """)
 
     static let all = [open, renew, claim, done, leave]
