@@ -21,7 +21,9 @@ import Glibc
 ///
 /// An open connection holds its client, as a started watcher holds its
 /// closure: it lives until ``close()``, or until the connection fails or the
-/// server ends it, whether or not the app keeps a reference.
+/// server ends it, whether or not the app keeps a reference. Close it before
+/// closing its loop: closing the loop cancels the client's watch, but only
+/// the client can free hiredis's context (and its descriptor).
 ///
 /// Commands are sent with ``send(_:_:)`` (a callback) or ``command(_:)``
 /// (`await`). hiredis pipelines them: everything sent in one turn of the loop

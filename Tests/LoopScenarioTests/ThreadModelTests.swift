@@ -165,6 +165,37 @@ struct ThreadModelTests {
         }
     }
 
+    @Test(arguments: LoopKind.allCases)
+    func aTaskOnTheLoopReachesItsLoopThroughRunningLoop(_ kind: LoopKind) throws {
+        func check<L: EventLoop>(_ loop: L) throws -> (same: Bool, waited: Double) {
+            let id = ObjectIdentifier(loop)
+            let result = try loop.run { executor in
+                let running = executor.runningLoop
+                // A watcher made from async code, on the loop the task runs on.
+                let start = monotonicSeconds()
+                await withCheckedContinuation { continuation in
+                    _ = running.schedule(after: 0.05) { continuation.resume() }
+                }
+                return (ObjectIdentifier(running) == id, monotonicSeconds() - start)
+            }
+            loop.close()
+            return result
+        }
+        let (same, waited) = kind == .libev ? try check(try Loop()) : try check(try EpollLoop())
+        #expect(same, "\(kind): runningLoop is the loop that runs the task")
+        #expect(waited >= 0.04, "\(kind): the timer made through it fired after \(waited) s")
+    }
+
+    @Test func runningLoopOffItsLoopTraps() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let thread = try LoopThread()
+            _ = thread.executor.runningLoop // not on the loop: traps
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("loop-thread state was touched off the loop's thread"), "\(text)")
+        }
+    }
+
     @Test func aLoopBoundBoxTouchedOffItsLoopTraps() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let thread = try LoopThread()
