@@ -34,7 +34,9 @@ final class LibevWaker: LoopWaker, @unchecked Sendable {
     // fixed at init), the one libev call documented as thread-safe, called
     // only inside the work queue's lock while the queue is open; the loop
     // thread closes the queue under that lock before it stops the watchers
-    // and destroys the loop. Everything else runs on the loop's thread.
+    // and destroys the loop. Everything else runs on the loop's thread;
+    // `executor` is set once, by `start(for:)` (a second call traps), before
+    // the loop runs or the executor is shared.
     private let loop: OpaquePointer
     private let cAsync: UnsafeMutablePointer<ev_async> = .allocate(capacity: 1)
     private let cPrepare: UnsafeMutablePointer<ev_prepare> = .allocate(capacity: 1)
@@ -48,6 +50,7 @@ final class LibevWaker: LoopWaker, @unchecked Sendable {
 
     /// Starts the watchers; the executor is their callbacks' `data`.
     func start(for executor: LoopExecutor) {
+        precondition(self.executor == nil, "LibevWaker: started a second time")
         self.executor = executor
         let opaque = Unmanaged.passUnretained(self).toOpaque()
         CLibev_async_init(cAsync, Trampoline.executorWakeup)

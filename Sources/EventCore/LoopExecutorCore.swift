@@ -39,11 +39,12 @@
 public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubmitting, AsyncEventLoop, LoopWorkSink, @unchecked Sendable {
     // Sendable because every field other threads touch is immutable (the
     // serial executor, the waker, whose wake-up is thread-safe by contract)
-    // or the work queue, whose inbox is locked. `loop`, `isClosing`, `waits`
-    // and the queue's local side are touched only on the loop's thread: by
-    // the awaits, which run there, by the loop, and by its teardown - and
-    // the doors to them check it (`checkOnLoop`: `loopForAwaits`,
-    // `runBatches`, `closeAfterDraining`; local work is queued only after
+    // or the work queue's inbox side, behind its lock and an atomic
+    // (`submit`, `hasSubmittedWork`). `loop`, `isClosing`, `waits` and the
+    // queue's local side are touched only on the loop's thread: by the
+    // awaits, which run there, by the loop, and by its teardown - and the
+    // doors to them check it (`checkOnLoop`: `loopForAwaits`, `runBatches`,
+    // `hasLocalWork`, `closeAfterDraining`; local work is queued only after
     // `isCurrent` said yes), in release builds too, as `LoopBound` does.
 
     private let queue = LoopWorkQueue()
@@ -63,7 +64,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     package init(waker: any LoopWaker) {
         self.waker = waker
         unownedSerial = UnownedSerialExecutor(ordinary: serialExecutor)
-        serialExecutor.sink = self
+        serialExecutor.attach(self)
     }
 
     /// Whether the calling thread is running this loop right now.
@@ -220,7 +221,10 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     }
 
     /// Whether work waits on the loop's thread.
-    package var hasLocalWork: Bool { queue.hasLocalWork }
+    package var hasLocalWork: Bool {
+        checkOnLoop()
+        return queue.hasLocalWork
+    }
 
     /// Whether other threads have submitted work the loop has not taken yet
     /// (sequentially consistent: see ``LoopWorkQueue/hasSubmittedWork``).

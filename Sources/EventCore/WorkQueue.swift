@@ -22,10 +22,12 @@ package enum LoopWork: Sendable {
 ///   keeps re-queueing itself cannot starve io.
 /// - Nothing accepted is lost: ``closeIfIdle()`` refuses new work only once
 ///   the inbox is empty.
-package final class LoopWorkQueue: @unchecked Sendable {
-    // Sendable because other threads touch only `inbox`, behind its lock;
-    // `local`, `batch` and `isRunningBatch` are touched on the loop's thread
-    // only (the owning executor routes calls by `isCurrent`).
+///
+/// Not `Sendable` itself: its one owner, ``LoopExecutorCore``, is, and checks
+/// the thread at the doors to the local side (`local`, `batch`,
+/// `isRunningBatch`); other threads reach only ``submit(_:wake:)`` and
+/// ``hasSubmittedWork``, which touch the locked inbox and an atomic.
+package final class LoopWorkQueue {
     fileprivate struct Inbox {
         var work: [LoopWork] = []
         var isOpen = true
@@ -147,11 +149,20 @@ package protocol LoopWorkSink: AnyObject, Sendable {
 /// actor-isolated, so if task jobs ran that way every call into nonisolated
 /// async code would be an executor switch.
 package final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
-    // Sendable because its one stored property is set once, before the object
-    // is shared, and names a Sendable object.
-    package unowned var sink: (any LoopWorkSink)!
+    // Sendable because its one stored property names a Sendable object and is
+    // set once, by `attach`, before the executor is shared (its owner's
+    // initializer attaches itself): `attach` traps on a second call, so the
+    // property never changes while other threads read it. (It cannot be a
+    // `let`: the owner that creates it is its sink, and is not initialized yet.)
+    package private(set) unowned var sink: (any LoopWorkSink)!
 
     package init() {}
+
+    /// Names the loop whose queue runs the actors' jobs; once.
+    package func attach(_ sink: any LoopWorkSink) {
+        precondition(self.sink == nil, "LoopSerialExecutor: attached a second time")
+        self.sink = sink
+    }
 
     /// Runs an actor's job on the loop's thread.
     package func enqueue(_ job: consuming ExecutorJob) {

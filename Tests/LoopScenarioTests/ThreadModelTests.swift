@@ -186,6 +186,28 @@ struct ThreadModelTests {
         #expect(waited >= 0.04, "\(kind): the timer made through it fired after \(waited) s")
     }
 
+    @Test func theQueuesLocalSideReadOffItsLoopTraps() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let thread = try LoopThread()
+            _ = thread.executor.hasLocalWork // not on the loop: traps (it read the loop's array unlocked)
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("loop-thread state was touched off the loop's thread"), "\(text)")
+        }
+    }
+
+    @Test func aSerialExecutorAttachedTwiceTraps() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let thread = try LoopThread()
+            let serial = LoopSerialExecutor()
+            serial.attach(thread.executor)
+            serial.attach(thread.executor) // its sink would change under other threads: traps
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("LoopSerialExecutor: attached a second time"), "\(text)")
+        }
+    }
+
     @Test func runningLoopOffItsLoopTraps() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let thread = try LoopThread()
