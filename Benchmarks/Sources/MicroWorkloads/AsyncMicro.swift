@@ -35,26 +35,31 @@ func echo(_ socket: AsyncSocket) async throws {
     socket.close()
 }
 
-private func makeSocketPair() -> (Int32, Int32) {
+func makeSocketPair() -> (Int32, Int32) {
     var fds: [Int32] = [-1, -1]
     precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
     return (fds[0], fds[1])
+}
+
+/// The timed part of every async ping-pong: `count` round trips between a
+/// task serving on `a` and one echoing on `b`, their sockets on `executor`
+/// (each caller decides where the two tasks run); returns the seconds.
+func timedPingPong(_ a: Int32, _ b: Int32, count: Int, on executor: any AsyncEventLoop) async throws -> Double {
+    let ping = AsyncSocket(adopting: SocketDescriptor(a), peer: nil, loop: executor)
+    let start = cbench_now()
+    async let other: Void = echo(AsyncSocket(adopting: SocketDescriptor(b), peer: nil, loop: executor))
+    try await serve(ping, count: count)
+    let elapsed = cbench_now() - start
+    ping.close() // ends the echo side
+    try await other
+    return elapsed
 }
 
 /// `count` round trips between two tasks on the loop's executor.
 public func asyncPingPongOnLoop(count: Int) -> Double {
     let loop = try! Loop(backends: .epoll)
     let (a, b) = makeSocketPair()
-    return try! loop.run { executor in
-        let ping = AsyncSocket(adopting: SocketDescriptor(a), peer: nil, loop: executor)
-        let start = cbench_now()
-        async let other: Void = echo(AsyncSocket(adopting: SocketDescriptor(b), peer: nil, loop: executor))
-        try await serve(ping, count: count)
-        let elapsed = cbench_now() - start
-        ping.close() // ends the echo side
-        try await other
-        return elapsed
-    }
+    return try! loop.run { executor in try await timedPingPong(a, b, count: count, on: executor) }
 }
 
 /// The same two tasks with no executor preference: they run on Swift's
@@ -67,13 +72,7 @@ public func asyncPingPongOnGlobalExecutor(count: Int, loopCPU: Int32) -> Double 
     let result = LockedValue<Double?>(nil)
     let done = LockedValue(false)
     Task.detached {
-        let ping = AsyncSocket(adopting: SocketDescriptor(a), peer: nil, loop: executor)
-        let start = cbench_now()
-        async let other: Void = echo(AsyncSocket(adopting: SocketDescriptor(b), peer: nil, loop: executor))
-        try await serve(ping, count: count)
-        let elapsed = cbench_now() - start
-        ping.close()
-        try await other
+        let elapsed = try await timedPingPong(a, b, count: count, on: executor)
         result.withLock { $0 = elapsed }
         done.withLock { $0 = true }
     }

@@ -74,17 +74,6 @@ public func epollLoopCrossThread(count: Int, loopCPU: Int32, senderCPU: Int32) -
 /// The async ping-pong of AsyncMicro.swift, unchanged, on the epoll loop.
 public func epollAsyncPingPong(count: Int) -> Double {
     let loop = try! EpollLoop()
-    var fds: [Int32] = [-1, -1]
-    precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
-    let (a, b) = (fds[0], fds[1])
-    return try! loop.run { executor in
-        let ping = AsyncSocket(adopting: SocketDescriptor(a), peer: nil, loop: executor)
-        let start = cbench_now()
-        async let other: Void = echo(AsyncSocket(adopting: SocketDescriptor(b), peer: nil, loop: executor))
-        try await serve(ping, count: count)
-        let elapsed = cbench_now() - start
-        ping.close()
-        try await other
-        return elapsed
-    }
+    let (a, b) = makeSocketPair()
+    return try! loop.run { executor in try await timedPingPong(a, b, count: count, on: executor) }
 }
