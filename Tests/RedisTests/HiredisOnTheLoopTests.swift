@@ -17,16 +17,17 @@ enum Attachment: String, CaseIterable, CustomTestStringConvertible {
 
     var testDescription: String { rawValue }
 
-    /// Runs `scenario` on a new loop of this kind with a client to `port`.
-    func run(port: UInt16, _ scenario: @escaping (ScenarioRun) -> Void) throws -> [String] {
+    /// Runs `scenario` on a new loop of this kind; an error it throws is
+    /// logged and ends the run.
+    func run(_ scenario: @escaping (ScenarioRun) throws -> Void) throws -> [String] {
         switch self {
         case .ours_libev:
-            return try ScenarioRun.run(try Loop(), port: port, attach: nil, scenario)
+            return try ScenarioRun.run(try Loop(), attach: nil, scenario)
         case .ours_epoll:
-            return try ScenarioRun.run(try EpollLoop(), port: port, attach: nil, scenario)
+            return try ScenarioRun.run(try EpollLoop(), attach: nil, scenario)
         case .hiredis_libev:
             let loop = try Loop()
-            return try ScenarioRun.run(loop, port: port, attach: { context in loop.withUnsafeEVLoop { CHiredis_attach_libev(UnsafeMutableRawPointer($0), context) } }, scenario)
+            return try ScenarioRun.run(loop, attach: { context in loop.withUnsafeEVLoop { CHiredis_attach_libev(UnsafeMutableRawPointer($0), context) } }, scenario)
         }
     }
 }
@@ -44,8 +45,8 @@ final class ScenarioRun {
         self.after = after
     }
 
-    static func run<L: EventLoop>(_ loop: L, port: UInt16, attach: ((UnsafeMutablePointer<redisAsyncContext>) -> Int32)?,
-                                  _ scenario: @escaping (ScenarioRun) -> Void) throws -> [String] {
+    static func run<L: EventLoop>(_ loop: L, attach: ((UnsafeMutablePointer<redisAsyncContext>) -> Int32)?,
+                                  _ scenario: @escaping (ScenarioRun) throws -> Void) throws -> [String] {
         let run = ScenarioRun(
             makeClient: { port, replyTimeout in
                 let client = try RedisClient(loop: loop, host: "127.0.0.1", port: port, connectTimeout: 5, attach: attach)
@@ -55,7 +56,12 @@ final class ScenarioRun {
             stop: { loop.stop() },
             after: { seconds, work in _ = loop.schedule(after: seconds, work) })
         let guardTimer = loop.schedule(after: 30) { run.log.append("scenario timed out"); loop.stop() }
-        scenario(run)
+        do {
+            try scenario(run)
+        } catch {
+            run.log.append("\(error)")
+            loop.stop()
+        }
         loop.runForever()
         guardTimer.cancel()
         loop.close()
@@ -76,31 +82,26 @@ struct HiredisOnTheLoopTests {
     @Test(arguments: Attachment.allCases)
     func setGetAndAPipelineOf10000Commands(_ attachment: Attachment) throws {
         let redis = try RedisServer()
-        let log = try attachment.run(port: redis.port) { run in
-            do {
-                let client = try run.makeClient(redis.port, nil)
-                client.onClose { run.log.append("closed: \($0.map { "\($0)" } ?? "cleanly")"); run.stop() }
-                client.send(["SET", "greeting", "hello, 世界"]) { run.log.append("SET: \($0)") }
-                client.send(["GET", "greeting"]) { run.log.append("GET: \($0)") }
-                client.send(["GET", "missing"]) { run.log.append("GET missing: \($0)") }
-                client.send(["NOSUCHCOMMAND"]) { result in
-                    if case .failure(let error) = result { run.log.append("error: \(error.kind) \(error.message.prefix(22))") }
-                }
-                // 10,000 commands sent in one turn of the loop: replies in order.
-                var replies: [Int] = []
-                for _ in 0..<10_000 {
-                    client.send(["INCR", "counter"]) { result in
-                        replies.append((try? result.get())?.integer ?? -1)
-                        if replies.count == 10_000 {
-                            run.log.append("pipeline: \(replies == Array(1...10_000) ? "in order" : "out of order")")
-                            client.send(["LRANGE", "nothing", "0", "-1"]) { run.log.append("LRANGE: \($0)") }
-                            client.close()
-                        }
+        let log = try attachment.run { run in
+            let client = try run.makeClient(redis.port, nil)
+            client.onClose { run.log.append("closed: \($0.map { "\($0)" } ?? "cleanly")"); run.stop() }
+            client.send(["SET", "greeting", "hello, 世界"]) { run.log.append("SET: \($0)") }
+            client.send(["GET", "greeting"]) { run.log.append("GET: \($0)") }
+            client.send(["GET", "missing"]) { run.log.append("GET missing: \($0)") }
+            client.send(["NOSUCHCOMMAND"]) { result in
+                if case .failure(let error) = result { run.log.append("error: \(error.kind) \(error.message.prefix(22))") }
+            }
+            // 10,000 commands sent in one turn of the loop: replies in order.
+            var replies: [Int] = []
+            for _ in 0..<10_000 {
+                client.send(["INCR", "counter"]) { result in
+                    replies.append((try? result.get())?.integer ?? -1)
+                    if replies.count == 10_000 {
+                        run.log.append("pipeline: \(replies == Array(1...10_000) ? "in order" : "out of order")")
+                        client.send(["LRANGE", "nothing", "0", "-1"]) { run.log.append("LRANGE: \($0)") }
+                        client.close()
                     }
                 }
-            } catch {
-                run.log.append("\(error)")
-                run.stop()
             }
         }
         #expect(log == [
@@ -113,15 +114,10 @@ struct HiredisOnTheLoopTests {
     @Test(arguments: Attachment.allCases)
     func aRefusedConnectionFailsItsCommandsAndNamesTheServer(_ attachment: Attachment) throws {
         let port = try unusedPort()
-        let log = try attachment.run(port: port) { run in
-            do {
-                let client = try run.makeClient(port, nil)
-                client.onClose { run.log.append("closed: \($0.map { "\($0)" } ?? "cleanly")"); run.stop() }
-                client.send(["PING"]) { run.log.append("PING: \($0)") }
-            } catch {
-                run.log.append("\(error)")
-                run.stop()
-            }
+        let log = try attachment.run { run in
+            let client = try run.makeClient(port, nil)
+            client.onClose { run.log.append("closed: \($0.map { "\($0)" } ?? "cleanly")"); run.stop() }
+            client.send(["PING"]) { run.log.append("PING: \($0)") }
         }
         let server = "redis://127.0.0.1:\(port)"
         #expect(log == ["PING: failure(cannot connect to \(server): Connection refused)", "closed: cannot connect to \(server): Connection refused"],
@@ -131,32 +127,27 @@ struct HiredisOnTheLoopTests {
     @Test(arguments: Attachment.allCases)
     func theServerClosingTheConnectionFailsTheWaitingCommand(_ attachment: Attachment) throws {
         let redis = try RedisServer()
-        let log = try attachment.run(port: redis.port) { run in
-            do {
-                let victim = try run.makeClient(redis.port, nil)
-                let killer = try run.makeClient(redis.port, nil)
-                // Three things happen, in any order: then the scenario is over.
-                func note(_ line: String) {
-                    run.log.append(line)
-                    if run.log.count == 3 { run.stop() }
-                }
-                victim.onClose { note("victim closed: \($0.map { "\($0.kind): \($0.message)" } ?? "cleanly")") }
-                victim.send(["CLIENT", "ID"]) { result in
-                    guard let id = (try? result.get())?.integer else { return run.log.append("no id: \(result)") }
-                    // Waits for a list nobody fills: the reply never comes.
-                    victim.send(["BLPOP", "never", "20"]) { result in
-                        switch result {
-                        case .success(let reply): note("BLPOP: \(reply)")
-                        case .failure(let error): note("BLPOP: \(error.kind)")
-                        }
-                    }
-                    run.after(0.1) {
-                        killer.send(["CLIENT", "KILL", "ID", "\(id)"]) { note("KILL: \($0)"); killer.close() }
+        let log = try attachment.run { run in
+            let victim = try run.makeClient(redis.port, nil)
+            let killer = try run.makeClient(redis.port, nil)
+            // Three things happen, in any order: then the scenario is over.
+            func note(_ line: String) {
+                run.log.append(line)
+                if run.log.count == 3 { run.stop() }
+            }
+            victim.onClose { note("victim closed: \($0.map { "\($0.kind): \($0.message)" } ?? "cleanly")") }
+            victim.send(["CLIENT", "ID"]) { result in
+                guard let id = (try? result.get())?.integer else { return run.log.append("no id: \(result)") }
+                // Waits for a list nobody fills: the reply never comes.
+                victim.send(["BLPOP", "never", "20"]) { result in
+                    switch result {
+                    case .success(let reply): note("BLPOP: \(reply)")
+                    case .failure(let error): note("BLPOP: \(error.kind)")
                     }
                 }
-            } catch {
-                run.log.append("\(error)")
-                run.stop()
+                run.after(0.1) {
+                    killer.send(["CLIENT", "KILL", "ID", "\(id)"]) { note("KILL: \($0)"); killer.close() }
+                }
             }
         }
         #expect(log.count == 3 && log.contains("KILL: success((integer) 1)") && log.contains("BLPOP: disconnected"),
@@ -189,16 +180,11 @@ struct HiredisOnTheLoopTests {
     func aServerThatIsNotRedisEndsTheConnectionWithAProtocolError(_ attachment: Attachment) throws {
         let (impostor, port) = try startImpostor(answer: "HTTP/1.1 400 Bad Request\r\n\r\n")
         defer { impostor.send(SIGKILL); _ = try? impostor.wait(timeout: 5) }
-        let log = try attachment.run(port: port) { run in
-            do {
-                let client = try run.makeClient(port, nil)
-                client.onClose { run.log.append("closed: \($0.map { "\($0.kind)" } ?? "cleanly")"); run.stop() }
-                client.send(["PING"]) { result in
-                    if case .failure(let error) = result { run.log.append("PING: \(error.kind): \(error.message)") }
-                }
-            } catch {
-                run.log.append("\(error)")
-                run.stop()
+        let log = try attachment.run { run in
+            let client = try run.makeClient(port, nil)
+            client.onClose { run.log.append("closed: \($0.map { "\($0.kind)" } ?? "cleanly")"); run.stop() }
+            client.send(["PING"]) { result in
+                if case .failure(let error) = result { run.log.append("PING: \(error.kind): \(error.message)") }
             }
         }
         #expect(log.count == 2 && log[0].hasPrefix("PING: disconnected: Protocol error") && log[1] == "closed: disconnected",
@@ -210,18 +196,13 @@ struct HiredisOnTheLoopTests {
         let (impostor, port) = try startImpostor(answer: nil)
         defer { impostor.send(SIGKILL); _ = try? impostor.wait(timeout: 5) }
         let start = monotonicSeconds()
-        let log = try attachment.run(port: port) { run in
-            do {
-                let client = try run.makeClient(port, 0.3)
-                client.onClose { run.log.append("closed: \($0.map { "\($0)" } ?? "cleanly")"); run.stop() }
-                for command in ["PING", "GET"] {
-                    client.send([command]) { result in
-                        if case .failure(let error) = result { run.log.append("\(command): \(error.kind)") }
-                    }
+        let log = try attachment.run { run in
+            let client = try run.makeClient(port, 0.3)
+            client.onClose { run.log.append("closed: \($0.map { "\($0)" } ?? "cleanly")"); run.stop() }
+            for command in ["PING", "GET"] {
+                client.send([command]) { result in
+                    if case .failure(let error) = result { run.log.append("\(command): \(error.kind)") }
                 }
-            } catch {
-                run.log.append("\(error)")
-                run.stop()
             }
         }
         let seconds = monotonicSeconds() - start
