@@ -89,10 +89,7 @@ public final class RedisClient<L: EventLoop> {
                 watch = try loop.watchReadiness(fd, interest) { [unowned connection] ready in connection.handle(ready) }
             }
         }
-        connection.connectTimer = loop.schedule(after: connectTimeout) { [weak connection] in
-            connection?.timedOut(after: connectTimeout)
-        }
-        connection.start()
+        connection.start(connectTimeout: connectTimeout)
     }
 
     deinit {
@@ -131,7 +128,7 @@ public final class RedisClient<L: EventLoop> {
 
 /// hiredis's asynchronous context and its five event hooks, apart from the
 /// loop's type: C function pointers cannot capture a generic parameter, so
-/// the hooks reach the loop through `watch` and `soon`, which
+/// the hooks reach the loop through `watch` and `after`, which
 /// ``RedisClient`` sets.
 final class HiredisConnection {
     let server: String
@@ -140,9 +137,9 @@ final class HiredisConnection {
     private var interest: Interest = []
     private var ended = false
     /// Whether the event hooks are this class's (not a foreign adapter's).
-    private var ownsHooks = true
+    private let ownsHooks: Bool
     private(set) var endError: RedisError?
-    var connectTimer: (any Cancellable)?
+    private var connectTimer: (any Cancellable)?
     private(set) var isConnected = false
     var onClose: ((RedisError?) -> Void)?
     /// Sets what the loop watches the descriptor for (empty: nothing).
@@ -158,6 +155,7 @@ final class HiredisConnection {
 
     init(host: String, port: UInt16, attach: ((UnsafeMutablePointer<redisAsyncContext>) -> Int32)?) throws(RedisError) {
         server = "redis://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        ownsHooks = attach == nil
         guard let context = redisAsyncConnect(host, Int32(port)) else {
             throw RedisError(.connect, server: server, "hiredis could not allocate a context")
         }
@@ -182,13 +180,14 @@ final class HiredisConnection {
             context.pointee.ev.delWrite = { HiredisConnection.connection($0).change(remove: .write) }
             context.pointee.ev.cleanup = { HiredisConnection.connection($0).released() }
         }
-        ownsHooks = attach == nil
     }
 
-    /// Starts connecting, once ``watch`` and ``soon`` are set: setting the
-    /// connect callback asks for the first write readiness.
-    func start() {
+    /// Starts connecting, once ``watch`` and ``after`` are set (setting the
+    /// connect callback asks for the first write readiness); gives up after
+    /// `connectTimeout` seconds without a connection.
+    func start(connectTimeout: Double) {
         guard let context else { return }
+        connectTimer = after(connectTimeout) { [weak self] in self?.timedOut(after: connectTimeout) }
         redisAsyncSetDisconnectCallback(context) { context, status in
             guard let context, let data = context.pointee.data else { return }
             let connection = HiredisConnection.connection(data)
@@ -216,6 +215,7 @@ final class HiredisConnection {
     /// fail (their callbacks are their own).
     func free() {
         connectTimer?.cancel()
+        watchdog?.cancel()
         guard let context else { return }
         self.context = nil
         context.pointee.data = nil
@@ -320,7 +320,7 @@ final class HiredisConnection {
         }
     }
 
-    func timedOut(after seconds: Double) {
+    private func timedOut(after seconds: Double) {
         guard !isConnected, let context else { return }
         endError = RedisError(.connect, server: server, "no connection after \(seconds) s")
         redisAsyncFree(context)

@@ -45,15 +45,14 @@ final class Crawl {
             let shared = try RedisFrontier(loop: loop, address: address, lease: options.leaseSeconds, resume: options.resume)
             shared.crawl = crawl
             crawl.shared = shared
-            crawl.report.crawlPages = 0
-            shared.open(start: CrawlJob(url: options.start), maxPages: options.maxPages)
+            shared.open(start: CrawlJob(url: options.start))
         } else {
             _ = crawl.schedule(options.start)
         }
         return crawl
     }
 
-    var hasJobs: Bool { frontierStart < frontier.count }
+    var hasJobs: Bool { localJobs > 0 }
     /// Jobs here, not yet handed out.
     var localJobs: Int { frontier.count - frontierStart }
     var isFinished: Bool { !hasJobs && report.inFlight == 0 && (shared?.isOver ?? true) }
@@ -76,9 +75,13 @@ final class Crawl {
     /// The shared frontier held something that is not a job (another
     /// program's entry, or a damaged one): a failure in the report.
     func badEntry(_ text: String) {
-        let failure = FetchFailure(.badFrontierEntry, "not a job of this crawler's frontier; taken off the queue")
+        record(String(text.prefix(200)), FetchFailure(.badFrontierEntry, "not a job of this crawler's frontier; taken off the queue"))
+    }
+
+    /// Counts `failure` by its kind and lists it under `url`.
+    private func record(_ url: String, _ failure: FetchFailure) {
         report.errors[failure.kind.description, default: 0] += 1
-        report.failures.append((String(text.prefix(200)), failure.reason))
+        report.failures.append((url, failure.reason))
     }
 
     /// The crawl is over in every process.
@@ -173,8 +176,7 @@ final class Crawl {
 
     func fail(_ job: CrawlJob, _ failure: FetchFailure) {
         report.inFlight -= 1
-        report.errors[failure.kind.description, default: 0] += 1
-        report.failures.append((job.url.description, failure.reason))
+        record(job.url.description, failure)
         shared?.done(job, page: false, found: [])
     }
 
@@ -200,8 +202,7 @@ final class Crawl {
         let path = directory + "/" + url.fileName
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            report.errors[FetchFailure.Kind.save.description, default: 0] += 1
-            report.failures.append((url.description, "\(SystemCallError(call: "open(\(path))"))"))
+            record(url.description, FetchFailure(.save, "\(SystemCallError(call: "open(\(path))"))"))
             return
         }
         body.withUnsafeBytes { bytes in

@@ -210,7 +210,7 @@ final class RedisFrontier {
     // MARK: the steps
 
     /// Opens (or joins) the crawl, then claims the first jobs.
-    func open(start: CrawlJob, maxPages: Int) {
+    func open(start: CrawlJob) {
         loadScripts()
         run(.open, keys: [key("crawl"), key("leases"), key("seen"), key("queue")],
             [id, leaseMilliseconds, resume ? "1" : "0", start.url.description, Self.encode(start)]) { [self] reply in
