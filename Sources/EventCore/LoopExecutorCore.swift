@@ -43,9 +43,11 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     // (`submit`, `hasSubmittedWork`). `loop`, `isClosing`, `waits` and the
     // queue's local side are touched only on the loop's thread: by the
     // awaits, which run there, by the loop, and by its teardown - and the
-    // doors to them check it (`checkOnLoop`: `loopForAwaits`, `runBatches`,
-    // `hasLocalWork`, `closeAfterDraining`; local work is queued only after
-    // `isCurrent` said yes), in release builds too, as `LoopBound` does.
+    // doors that change them check it (`checkOnLoop`: `loopForAwaits`,
+    // `runBatches`, `closeAfterDraining`; local work is queued only after
+    // `isCurrent` said yes), in release builds too, as `LoopBound` does. The
+    // one unchecked read, `hasLocalWork`, is made by the loop's own prepare
+    // and idle watchers, which run on its thread by construction.
 
     private let queue = LoopWorkQueue()
     private let serialExecutor = LoopSerialExecutor()
@@ -221,10 +223,10 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     }
 
     /// Whether work waits on the loop's thread.
-    package var hasLocalWork: Bool {
-        checkOnLoop()
-        return queue.hasLocalWork
-    }
+    /// Read by the loop's own watchers (prepare, idle) on its thread, where
+    /// the current-loop mark may not be set: not checked, unlike the doors
+    /// that change the local side.
+    package var hasLocalWork: Bool { queue.hasLocalWork }
 
     /// Whether other threads have submitted work the loop has not taken yet
     /// (sequentially consistent: see ``LoopWorkQueue/hasSubmittedWork``).

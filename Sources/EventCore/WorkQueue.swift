@@ -24,7 +24,7 @@ package enum LoopWork: Sendable {
 ///   the inbox is empty.
 ///
 /// Not `Sendable` itself: its one owner, ``LoopExecutorCore``, is, and checks
-/// the thread at the doors to the local side (`local`, `batch`,
+/// the thread at the doors that change the local side (`local`, `batch`,
 /// `isRunningBatch`); other threads reach only ``submit(_:wake:)`` and
 /// ``hasSubmittedWork``, which touch the locked inbox and an atomic.
 package final class LoopWorkQueue {

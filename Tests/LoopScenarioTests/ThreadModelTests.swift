@@ -186,16 +186,6 @@ struct ThreadModelTests {
         #expect(waited >= 0.04, "\(kind): the timer made through it fired after \(waited) s")
     }
 
-    @Test func theQueuesLocalSideReadOffItsLoopTraps() async {
-        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            let thread = try LoopThread()
-            _ = thread.executor.hasLocalWork // not on the loop: traps (it read the loop's array unlocked)
-        }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("loop-thread state was touched off the loop's thread"), "\(text)")
-        }
-    }
-
     @Test func aSerialExecutorAttachedTwiceTraps() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let thread = try LoopThread()
