@@ -112,10 +112,27 @@ def run_wrk(port, load, duration, lua_path):
     return {"rps": rps, "p50": p50 or None, "p99": p99 or None, "errors": errors}
 
 
-def idle_bytes(pid, port, count):
+# One keep-alive request on a connection, its whole answer read: after it the
+# connection is idle, as a browser's or a client pool's is between requests.
+ONE_REQUEST = (
+    "def ask(c):\n"
+    " c.sendall(b'GET /plaintext HTTP/1.1\\r\\nHost: bench\\r\\n\\r\\n')\n"
+    " got=b''\n"
+    " while not (b'\\r\\n\\r\\n' in got and got.endswith(b'Hello, World!')):\n"
+    "  part=c.recv(4096)\n"
+    "  assert part, 'the server closed'\n"
+    "  got+=part\n"
+    " return c\n")
+
+
+def idle_bytes(pid, port, count, one_request=False):
+    """The server's RSS growth per connection held open by another process;
+    with one_request, each connection first had one keep-alive request answered."""
+    connect = f"socket.create_connection(('127.0.0.1',{port}))"
     script = ("import resource,signal,socket,sys\n"
               "s,h=resource.getrlimit(resource.RLIMIT_NOFILE);resource.setrlimit(resource.RLIMIT_NOFILE,(h,h))\n"
-              f"held=[socket.create_connection(('127.0.0.1',{port})) for _ in range({count})]\n"
+              + (ONE_REQUEST if one_request else "")
+              + f"held=[{'ask(' + connect + ')' if one_request else connect} for _ in range({count})]\n"
               "print('ready',flush=True);signal.pause()\n")
     before = rss_kib(pid)
     holder = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -142,6 +159,8 @@ def main(argv=None):
     parser.add_argument("--loads", default="64,512,64x16")
     parser.add_argument("--servers", default="libev,epoll,async,async-epoll,threads,c-libev,c-epoll,nio")
     parser.add_argument("--idle", default="10000", help="idle connection counts, comma-separated (0: none)")
+    parser.add_argument("--keepalive-idle", default="0",
+                        help="counts of idle connections after one keep-alive request each, comma-separated (0: none)")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     servers = args.servers.split(",")
@@ -164,24 +183,27 @@ def main(argv=None):
                     samples[(name, load)].append(result)
                     print(f"round {round_index + 1} {load:>6} {name:>8}: {result['rps']:>10.0f} req/s, "
                           f"CPU {share:4.2f}, p99 {result['p99']} ms, errors {result['errors']}", file=sys.stderr, flush=True)
-        idle = {}
-        for count in [int(c) for c in args.idle.split(",") if int(c) > 0]:
-            idle[count] = {}
-            for name in servers:
-                # A fresh server each time: freed memory would be reused and hide the cost.
-                running[name][0].terminate()
-                running[name][0].wait()
-                running[name] = start(name)
-                process, port = running[name]
-                idle[count][name] = idle_bytes(process.pid, port, count)
-                print(f"idle {count} {name}: {idle[count][name]:.0f} B/connection", file=sys.stderr, flush=True)
+        idle, keep_alive = {}, {}
+        for one_request, counts, table in ((False, args.idle, idle), (True, args.keepalive_idle, keep_alive)):
+            for count in [int(c) for c in counts.split(",") if int(c) > 0]:
+                table[count] = {}
+                for name in servers:
+                    # A fresh server each time: freed memory would be reused and hide the cost.
+                    running[name][0].terminate()
+                    running[name][0].wait()
+                    running[name] = start(name)
+                    process, port = running[name]
+                    table[count][name] = idle_bytes(process.pid, port, count, one_request)
+                    print(f"idle {count}{' after a request' if one_request else ''} {name}: "
+                          f"{table[count][name]:.0f} B/connection", file=sys.stderr, flush=True)
     finally:
         for process, _ in running.values():
             process.terminate()
             process.wait()
         os.unlink(lua.name)
 
-    results = {"rounds": args.rounds, "duration": args.duration, "loads": {}, "idleBytes": idle}
+    results = {"rounds": args.rounds, "duration": args.duration, "loads": {}, "idleBytes": idle,
+               "keepAliveIdleBytes": keep_alive}
     for load in loads:
         results["loads"][load] = {}
         for name in servers:
@@ -223,13 +245,17 @@ def markdown(results, servers, loads):
                 ratio = f"{row['rpsPerCore']['median'] / reference['median']:.2f}x"
             lines.append(f"| {name} | {cell(row['rps'])} | {cell(row['cpuShare'], 2)} | {cell(row['rpsPerCore'])} | {ratio} | "
                          f"{cell(row['p50'], 2)} | {cell(row['p99'], 2)} | {row['errors']} |")
-    if results["idleBytes"]:
-        counts = sorted(results["idleBytes"], key=int)
-        lines.append("\n**Idle connections**: the server's RSS growth per idle connection, in bytes (a fresh server each)\n")
+    for key, title in (("idleBytes", "**Idle connections**: the server's RSS growth per idle connection, in bytes (a fresh server each)"),
+                       ("keepAliveIdleBytes", "**Idle keep-alive connections**: the same, after one keep-alive request answered on each")):
+        table = results.get(key) or {}
+        if not table:
+            continue
+        counts = sorted(table, key=int)
+        lines.append(f"\n{title}\n")
         lines.append("| server | " + " | ".join(f"{int(c):,} connections" for c in counts) + " |")
         lines.append("|---|" + "---:|" * len(counts))
         for name in servers:
-            lines.append(f"| {name} | " + " | ".join(f"{results['idleBytes'][c][name]:,.0f}" for c in counts) + " |")
+            lines.append(f"| {name} | " + " | ".join(f"{table[c][name]:,.0f}" for c in counts) + " |")
     return "\n".join(lines)
 
 

@@ -29,7 +29,8 @@ public final class HTTPParser {
 
     // unowned(unsafe): the sink owns the parser, so it outlives it; a
     // checked unowned reference would cost an atomic operation per message.
-    private unowned(unsafe) let sink: any HTTPMessageSink
+    // A parser at rest in a pool (see ``reuse(for:)``) is called by nobody.
+    private unowned(unsafe) var sink: any HTTPMessageSink
     private let parser: UnsafeMutablePointer<http_parser>
     // @exclusivity(unchecked): the runtime's checks on these three were a
     // fifth of a pipelined server's CPU, so the parser keeps the rule
@@ -85,6 +86,37 @@ public final class HTTPParser {
     }
 
     deinit { parser.deallocate() }
+
+    /// Whether the parser is between messages with nothing of the stream
+    /// kept: no message begun, no empty line counted, not paused, not failed.
+    /// Only such a parser may be handed to another stream.
+    var isAtRest: Bool {
+        !inMessage && emptyLines == 0 && !afterCR && !isPaused && failure == nil && pausedAt == .none
+            && !chunkFraming.isChecking
+    }
+
+    /// Starts a new stream for `sink` with a parser at rest (see
+    /// ``isAtRest``), keeping its buffers: a server's connections share
+    /// their loop's parsers, so a keep-alive connection between requests
+    /// holds none. Everything a stream leaves behind is set back here; what
+    /// a message leaves is set back when the next one begins.
+    func reuse(for sink: any HTTPMessageSink) {
+        precondition(isAtRest, "HTTPParser: reuse(for:) of a parser that is not at rest")
+        self.sink = sink
+        http_parser_init(parser, kind == .request ? HTTP_REQUEST : HTTP_RESPONSE)
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        expectsNoBody = false
+        headComplete = false
+        chunkFraming = ChunkFramingCheck()
+        executions = 0
+        bufferStart = nil
+        bufferEnd = nil
+        valueEndedBuffer = false
+        valueExecution = 0
+        streamOffset = 0
+        headStart = 0
+        measuringHead = false
+    }
 
     /// Whether a message's head is on its way: its first byte, or an empty
     /// line before it, has arrived, and its blank line has not.

@@ -23,13 +23,16 @@ open class HTTPServerConnection: HTTPMessageSink {
     // unowned(unsafe) reference was copied - retained and released - around
     // each call on it; a checked unowned one costs an atomic per use.)
     let context: HTTPServerContext
-    /// The parser, made when the first bytes arrive: an idle connection
-    /// costs the server no parser (a few hundred bytes each, at C10k).
+    /// The parser, taken from the context's when the first bytes of a
+    /// request arrive and given back when its answers are sent: a
+    /// connection between requests holds no parser and no output buffer
+    /// (a few hundred bytes each, at C10k).
     private var parserIfMade: HTTPParser?
     private var parser: HTTPParser {
         if let parserIfMade { return parserIfMade }
-        let parser = HTTPParser(.request, limits: context.limits.parser, sink: self)
+        let parser = context.takeParser(for: self)
         parserIfMade = parser
+        if output.capacity == 0 { output = context.takeOutput() }
         return parser
     }
     /// Unsent output; ``pendingOutput`` is what is left of it.
@@ -132,6 +135,18 @@ open class HTTPServerConnection: HTTPMessageSink {
             }
             settle(now)
         }
+        if !hasOutput { rest() }
+    }
+
+    /// Between requests, with everything answered and sent: the parser and
+    /// the output buffer go back to the context for the next request of any
+    /// of its connections.
+    private func rest() {
+        guard !closing, input.isEmpty, let parser = parserIfMade, parser.isAtRest else { return }
+        parserIfMade = nil
+        context.giveBack(parser)
+        context.giveBack(output: &output)
+        outputStart = 0
     }
 
     /// Applies the timeouts; call it about once a second.

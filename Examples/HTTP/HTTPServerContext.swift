@@ -22,6 +22,19 @@ public final class HTTPServerContext {
     private static let okPrefix = HTTPServerConnection.okLine + HTTPServerConnection.serverLine
     /// `Date: ` + an IMF-fixdate (always 29 characters) + CRLF.
     private static let dateLineLength = 37
+    /// Parsers and output buffers of the connections between requests: a
+    /// connection takes them when a request's first byte arrives and gives
+    /// them back when its answers are sent, so a keep-alive connection at
+    /// rest holds neither, and a steady load allocates nothing for them.
+    private var spareParsers: [HTTPParser] = []
+    private var spareOutputs: [[UInt8]] = []
+    /// How many of each are kept at most; above that, they are freed.
+    static let sparesKept = 256
+
+    /// The parsers at rest in the pool (see ``sparesKept``).
+    public var parsersAtRest: Int { spareParsers.count }
+    /// The output buffers at rest in the pool.
+    public var outputBuffersAtRest: Int { spareOutputs.count }
 
     public init(site: HTTPSite, limits: HTTPServerLimits) {
         self.site = site
@@ -31,6 +44,37 @@ public final class HTTPServerContext {
         okHead = .allocate(capacity: Self.okPrefix.count + Self.dateLineLength)
         okHead.initialize(repeating: 0)
         _ = okHead.initialize(from: Self.okPrefix)
+        spareParsers.reserveCapacity(Self.sparesKept)
+        spareOutputs.reserveCapacity(Self.sparesKept)
+    }
+
+    /// A parser for `sink`'s new request stream: one at rest, or a new one.
+    func takeParser(for sink: any HTTPMessageSink) -> HTTPParser {
+        guard let parser = spareParsers.popLast() else {
+            return HTTPParser(.request, limits: limits.parser, sink: sink)
+        }
+        parser.reuse(for: sink)
+        return parser
+    }
+
+    /// Takes back a parser at rest.
+    func giveBack(_ parser: HTTPParser) {
+        if spareParsers.count < Self.sparesKept { spareParsers.append(parser) }
+    }
+
+    /// An empty output buffer, with the capacity of one used before if one is at rest.
+    func takeOutput() -> [UInt8] {
+        spareOutputs.popLast() ?? []
+    }
+
+    /// Takes back an emptied output buffer (one that grew big is freed).
+    func giveBack(output: inout [UInt8]) {
+        var buffer: [UInt8] = []
+        swap(&buffer, &output)
+        buffer.removeAll(keepingCapacity: true)
+        if buffer.capacity > 0 && buffer.capacity <= 4096 && spareOutputs.count < Self.sparesKept {
+            spareOutputs.append(buffer)
+        }
     }
 
     deinit { okHead.deallocate() }

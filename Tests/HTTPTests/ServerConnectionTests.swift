@@ -280,6 +280,46 @@ struct ServerConnectionTests {
         #expect(statuses(drain(connection)) == [408])
     }
 
+    @Test func aConnectionBetweenRequestsHoldsNoParserAndTheNextRequestReusesOne() {
+        // Issue 14: an idle keep-alive connection held its parser and output
+        // buffer (about 1 KB); now they rest in the loop's context.
+        let context = HTTPServerContext(site: HTTPSite(pages: 10), limits: HTTPServerLimits())
+        let a = HTTPServerConnection(context: context, now: 0)
+        let b = HTTPServerConnection(context: context, now: 0)
+        func send(_ connection: HTTPServerConnection, _ text: String) {
+            Array(text.utf8).withUnsafeBytes { connection.receive($0, now: 0) }
+        }
+        send(a, "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(context.parsersAtRest == 0)
+        #expect(statuses(drain(a)) == [200])
+        #expect(context.parsersAtRest == 1 && context.outputBuffersAtRest == 1)
+        // b's request takes a's parser: still one in all.
+        send(b, "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(context.parsersAtRest == 0 && context.outputBuffersAtRest == 0)
+        #expect(statuses(drain(b)) == [200])
+        #expect(context.parsersAtRest == 1 && context.outputBuffersAtRest == 1)
+        // Half a request holds the parser; a second connection meanwhile needs its own.
+        send(a, "POST /form HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+        send(b, "\r\n")
+        #expect(context.parsersAtRest == 0)
+        send(b, "GET /page/1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(statuses(drain(b)) == [200])
+        #expect(context.parsersAtRest == 1)
+        send(a, "lo\r\n0\r\n\r\n")
+        #expect(statuses(drain(a)) == [405])
+        #expect(context.parsersAtRest == 2)
+        // A parser that was mid-chunk on one connection parses a fresh stream on the next.
+        for connection in [a, b, a] {
+            send(connection, "GET /page/2 HTTP/1.1\r\nHost: a\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(statuses(drain(connection)) == [200, 200])
+        }
+        #expect(context.parsersAtRest == 2)
+        // A failed stream keeps its parser until the connection goes.
+        send(a, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        #expect(statuses(drain(a)) == [400] && a.isDone)
+        #expect(context.parsersAtRest == 1)
+    }
+
     @Test func expectContinueGets100ContinueBeforeTheBody() {
         let context = HTTPServerContext(site: HTTPSite(pages: 10), limits: HTTPServerLimits())
         let connection = HTTPServerConnection(context: context, now: 0)
