@@ -89,9 +89,19 @@ public enum HTTPFuzzDriver {
         if let absolute = try? WebURL(text) { check(.url(absolute), of: text) }
     }
 
+    /// Every link found, resolved as the crawler resolves it (on its bytes),
+    /// is what resolving its String gives, and keeps the resolver's promises.
     private static func links(_ input: UnsafeRawBufferPointer) {
         let base = WebURL(host: "h", port: 80, target: "/a/b")
-        for link in hrefLinks(in: Array(input)) { check(base.resolveLink(link), of: link) }
+        var strings = hrefLinks(in: input)[...]
+        forEachHref(in: input) { bytes in
+            let link = strings.popFirst()
+            precondition(link.map { Array($0.utf8) == Array(bytes) } == true, "forEachHref and hrefLinks disagree")
+            let resolution = base.resolveLink(bytes)
+            precondition(resolution == base.resolveLink(link!), "resolving \(link!.debugDescription) on bytes differs")
+            check(resolution, of: link!)
+        }
+        precondition(strings.isEmpty, "hrefLinks found more than forEachHref")
     }
 
     /// The resolver's promises: a URL's target is visible ASCII, starts with

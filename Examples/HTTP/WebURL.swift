@@ -35,18 +35,13 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses an absolute `http://host[:port][/path][?query][#fragment]`.
     public init(_ text: String) throws(ParseError) {
-        var input = URLBytes.preprocess(Array(text.utf8))
-        if let hash = input.firstIndex(of: UInt8(ascii: "#")) { input.removeSubrange(hash...) }
-        guard let schemeEnd = URLBytes.schemeLength(input) else {
-            throw ParseError(text: text, reason: "not an absolute URL")
-        }
-        guard URLBytes.isHTTP(input[..<schemeEnd]) else {
-            throw ParseError(text: text, reason: "only http:// URLs can be crawled")
-        }
-        switch URLBytes.parseAfterScheme(input[(schemeEnd + 1)...], base: nil) {
+        var copy = text
+        let resolution = copy.withUTF8 { URLBytes.resolve(UnsafeRawBufferPointer($0), base: nil) }
+        switch resolution {
         case .url(let url): self = url
         case .skipped(let reason): throw ParseError(text: text, reason: reason.description)
-        case .ignored: throw ParseError(text: text, reason: "not an absolute URL")
+        case .ignored(let why):
+            throw ParseError(text: text, reason: why == .otherScheme ? "only http:// URLs can be crawled" : "not an absolute URL")
         }
     }
 
@@ -97,15 +92,20 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
     /// Resolves a link found on this page (WHATWG URL, with this URL as the
     /// base): absolute, scheme-relative, absolute-path, relative, query-only.
     public func resolveLink(_ reference: String) -> Resolution {
-        var link = Array(reference.utf8)
-        link = URLBytes.preprocess(link)
-        if let hash = link.firstIndex(of: UInt8(ascii: "#")) { link.removeSubrange(hash...) }
-        if link.isEmpty { return .ignored } // "#top": this page again
-        if let schemeEnd = URLBytes.schemeLength(link) {
-            guard URLBytes.isHTTP(link[..<schemeEnd]) else { return .ignored } // another scheme
-            return URLBytes.parseAfterScheme(link[(schemeEnd + 1)...], base: self)
+        var copy = reference
+        return copy.withUTF8 { resolveLink(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// ``resolveLink(_:)-(String)`` on the link's UTF-8 bytes, as
+    /// ``forEachHref(in:_:)`` finds them: the resolved URL's target is the
+    /// only String made (the crawler's profile had half its CPU in making
+    /// arrays and strings of each link on the way).
+    public func resolveLink(_ reference: UnsafeRawBufferPointer) -> Resolution {
+        switch URLBytes.resolve(reference, base: self) {
+        case .url(let url): .url(url)
+        case .skipped(let reason): .skipped(reason)
+        case .ignored: .ignored
         }
-        return URLBytes.parseRelative(link[...], base: self)
     }
 
     /// The name a page is saved under (`crawler web --out`): its ``target``
@@ -139,25 +139,54 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The byte-level steps of ``WebURL``'s parsing.
+/// The byte-level steps of ``WebURL``'s parsing, on the bytes as they are:
+/// no copy of a link is made; its target is written once, then made a String.
 enum URLBytes {
     static let slash = UInt8(ascii: "/"), backslash = UInt8(ascii: "\\"), question = UInt8(ascii: "?")
 
-    /// Strips leading and trailing C0 controls and spaces, and drops every
-    /// tab, CR and LF (WHATWG URL's first steps).
-    static func preprocess(_ bytes: [UInt8]) -> [UInt8] {
-        guard let first = bytes.firstIndex(where: { $0 > 0x20 }), let last = bytes.lastIndex(where: { $0 > 0x20 }) else { return [] }
-        var result = bytes[first...last]
-        if result.contains(where: { $0 == 0x09 || $0 == 0x0a || $0 == 0x0d }) {
-            result = result.filter { $0 != 0x09 && $0 != 0x0a && $0 != 0x0d }[...]
+    /// What a resolution gave: a ``WebURL/Resolution``, with why a link was ignored.
+    enum Result {
+        case url(WebURL)
+        case skipped(WebURL.SkipReason)
+        case ignored(Ignored)
+    }
+
+    enum Ignored { case empty, otherScheme, relativeWithoutBase }
+
+    /// Parses `text` (absolute when `base` is nil; resolved against `base` otherwise).
+    static func resolve(_ text: UnsafeRawBufferPointer, base: WebURL?) -> Result {
+        // WHATWG's first steps: leading and trailing C0 controls and spaces
+        // stripped, every tab, CR and LF dropped (rare: only then a copy).
+        var first = 0, end = text.count
+        while first < end && text[first] <= 0x20 { first += 1 }
+        while end > first && text[end - 1] <= 0x20 { end -= 1 }
+        let trimmed = UnsafeRawBufferPointer(rebasing: text[first..<end])
+        if trimmed.contains(where: { $0 == 0x09 || $0 == 0x0a || $0 == 0x0d }) {
+            let kept = trimmed.filter { $0 != 0x09 && $0 != 0x0a && $0 != 0x0d }
+            return kept.withUnsafeBytes { resolveClean($0, base: base) }
         }
-        return Array(result)
+        return resolveClean(trimmed, base: base)
+    }
+
+    /// ``resolve(_:base:)`` after the first steps.
+    private static func resolveClean(_ text: UnsafeRawBufferPointer, base: WebURL?) -> Result {
+        var link = text
+        if let start = link.baseAddress, let hash = memchr(start, Int32(UInt8(ascii: "#")), link.count) {
+            link = UnsafeRawBufferPointer(rebasing: link[..<(UnsafeRawPointer(hash) - start)])
+        }
+        if link.isEmpty { return .ignored(.empty) } // "#top": this page again
+        if let schemeEnd = schemeLength(link) {
+            guard isHTTP(UnsafeRawBufferPointer(rebasing: link[..<schemeEnd])) else { return .ignored(.otherScheme) }
+            return parseAfterScheme(UnsafeRawBufferPointer(rebasing: link[(schemeEnd + 1)...]), base: base)
+        }
+        guard let base else { return .ignored(.relativeWithoutBase) }
+        return parseRelative(link, base: base)
     }
 
     /// The length of a leading `scheme` before `:`, if the bytes begin with one.
-    static func schemeLength(_ bytes: [UInt8]) -> Int? {
+    static func schemeLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
         guard let first = bytes.first, isLetter(first) else { return nil }
-        for index in bytes.indices.dropFirst() {
+        for index in 1..<bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: ":") { return index }
             guard isLetter(byte) || isDigit(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
@@ -166,67 +195,89 @@ enum URLBytes {
         return nil
     }
 
-    static func isHTTP(_ scheme: ArraySlice<UInt8>) -> Bool {
-        scheme.count == 4 && scheme.map { $0 | 0x20 } == Array("http".utf8)
+    static func isHTTP(_ scheme: UnsafeRawBufferPointer) -> Bool {
+        scheme.count == 4 && scheme[0] | 0x20 == UInt8(ascii: "h") && scheme[1] | 0x20 == UInt8(ascii: "t")
+            && scheme[2] | 0x20 == UInt8(ascii: "t") && scheme[3] | 0x20 == UInt8(ascii: "p")
     }
+
+    /// How many `/` or `\` the bytes begin with.
+    static func leadingSlashes(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var count = 0
+        while count < bytes.count && isSlash(bytes[count]) { count += 1 }
+        return count
+    }
+
+    static func isSlash(_ byte: UInt8) -> Bool { byte == slash || byte == backslash }
 
     /// What follows `http:`: `//authority...`, or - with a base - a
     /// reference relative to it (WHATWG: `http:x` on an http page is relative).
-    static func parseAfterScheme(_ rest: ArraySlice<UInt8>, base: WebURL?) -> WebURL.Resolution {
-        let slashes = rest.prefix { $0 == slash || $0 == backslash }.count
-        if slashes >= 2 || base == nil {
-            return parseAuthority(rest.dropFirst(slashes))
+    static func parseAfterScheme(_ rest: UnsafeRawBufferPointer, base: WebURL?) -> Result {
+        let slashes = leadingSlashes(rest)
+        guard slashes < 2, let base else {
+            return parseAuthority(UnsafeRawBufferPointer(rebasing: rest[slashes...]))
         }
-        return parseRelative(rest, base: base!)
+        return parseRelative(rest, base: base)
     }
 
     /// A reference without a scheme, against `base`.
-    static func parseRelative(_ link: ArraySlice<UInt8>, base: WebURL) -> WebURL.Resolution {
-        let slashes = link.prefix { $0 == slash || $0 == backslash }.count
-        if slashes >= 2 { return parseAuthority(link.dropFirst(slashes)) } // "//host/path"
-        let target: [UInt8]
+    static func parseRelative(_ link: UnsafeRawBufferPointer, base: WebURL) -> Result {
+        let slashes = leadingSlashes(link)
+        if slashes >= 2 { return parseAuthority(UnsafeRawBufferPointer(rebasing: link[slashes...])) } // "//host/path"
+        let target: String?
         if slashes == 1 {
-            target = pathAndQuery(link)
+            target = makeTarget(capacity: link.count * 3 + 1) { $0.appendPathAndQuery(link) }
         } else {
-            let basePath = Array(base.target.utf8.prefix { $0 != question })
-            if link.first == question {
-                target = basePath + encodeQuery(link.dropFirst())
-            } else {
-                let directory = basePath[...(basePath.lastIndex(of: slash) ?? 0)]
-                target = pathAndQuery(directory + link)
+            var baseTarget = base.target
+            target = baseTarget.withUTF8 { utf8 in
+                let whole = UnsafeRawBufferPointer(utf8)
+                let basePath = UnsafeRawBufferPointer(rebasing: whole[..<(whole.firstIndex(of: question) ?? whole.count)])
+                if link.first == question {
+                    return makeTarget(capacity: basePath.count + link.count * 3) { writer in
+                        writer.append(basePath)
+                        writer.appendQuery(UnsafeRawBufferPointer(rebasing: link[1...]))
+                    }
+                }
+                // The base's directory (up to its last slash) and the link: one path.
+                let directory = UnsafeRawBufferPointer(rebasing: basePath[..<((basePath.lastIndex(of: slash) ?? 0) + 1)])
+                return withUnsafeTemporaryAllocation(byteCount: directory.count + link.count, alignment: 1) { joined in
+                    UnsafeMutableRawBufferPointer(rebasing: joined[..<directory.count]).copyMemory(from: directory)
+                    UnsafeMutableRawBufferPointer(rebasing: joined[directory.count...]).copyMemory(from: link)
+                    let path = UnsafeRawBufferPointer(joined)
+                    return makeTarget(capacity: path.count * 3 + 1) { $0.appendPathAndQuery(path) }
+                }
             }
         }
-        guard target.count <= WebURL.maxTargetBytes else { return .skipped(.tooLong) }
-        return .url(WebURL(host: base.host, port: base.port, target: String(decoding: target, as: UTF8.self)))
+        guard let target else { return .skipped(.tooLong) }
+        return .url(WebURL(host: base.host, port: base.port, target: target))
     }
 
     /// `authority [path] [?query]`, after `http://`.
-    static func parseAuthority(_ bytes: ArraySlice<UInt8>) -> WebURL.Resolution {
+    static func parseAuthority(_ bytes: UnsafeRawBufferPointer) -> Result {
         let end = bytes.firstIndex { $0 == slash || $0 == backslash || $0 == question } ?? bytes.endIndex
         var authority = bytes[..<end]
         if let at = authority.lastIndex(of: UInt8(ascii: "@")) { authority = authority[(at + 1)...] } // user info: dropped
-        var hostBytes: ArraySlice<UInt8>
-        var portBytes: ArraySlice<UInt8>?
+        let hostBytes: [UInt8]
+        var portBytes: Slice<UnsafeRawBufferPointer>?
         if authority.first == UInt8(ascii: "[") {
             guard let close = authority.firstIndex(of: UInt8(ascii: "]")) else { return .skipped(.invalidHost) }
-            hostBytes = authority[(authority.startIndex + 1)..<close]
+            let literal = authority[(authority.startIndex + 1)..<close]
             let after = authority[(close + 1)...]
             if !after.isEmpty {
                 guard after.first == UInt8(ascii: ":") else { return .skipped(.invalidHost) }
                 portBytes = after.dropFirst()
             }
-            guard !hostBytes.isEmpty, hostBytes.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }),
-                  hostBytes.contains(UInt8(ascii: ":")) else { return .skipped(.invalidHost) }
+            guard !literal.isEmpty, literal.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }),
+                  literal.contains(UInt8(ascii: ":")) else { return .skipped(.invalidHost) }
+            hostBytes = Array(literal)
         } else {
+            var name = authority
             if let colon = authority.firstIndex(of: UInt8(ascii: ":")) {
-                hostBytes = authority[..<colon]
+                name = authority[..<colon]
                 portBytes = authority[(colon + 1)...]
-            } else {
-                hostBytes = authority
             }
-            guard let decoded = percentDecode(hostBytes), !decoded.isEmpty,
+            guard let decoded = percentDecode(name), !decoded.isEmpty,
                   decoded.allSatisfy(isHostCharacter) else { return .skipped(.invalidHost) }
-            hostBytes = decoded[...]
+            hostBytes = decoded
         }
         var port: UInt16 = 80
         if let portBytes, !portBytes.isEmpty {
@@ -235,58 +286,109 @@ enum URLBytes {
             port = UInt16(number)
         }
         let host = String(decoding: hostBytes.map { isUppercase($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
-        let target = end == bytes.endIndex ? [slash] : bytes[end] == question ? [slash] + encodeQuery(bytes[(end + 1)...]) : pathAndQuery(bytes[end...])
-        guard target.count <= WebURL.maxTargetBytes else { return .skipped(.tooLong) }
-        return .url(WebURL(host: host, port: port, target: String(decoding: target, as: UTF8.self)))
-    }
-
-    /// A path beginning with `/` (or `\`), then an optional query: dot
-    /// segments removed, both percent-encoded.
-    static func pathAndQuery(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
-        let queryStart = bytes.firstIndex(of: question)
-        let path = bytes[..<(queryStart ?? bytes.endIndex)]
-        var result = normalizedPath(path)
-        if let queryStart { result += encodeQuery(bytes[(queryStart + 1)...]) }
-        return result
-    }
-
-    /// `?` and the query, percent-encoded (WHATWG's special-query set).
-    static func encodeQuery(_ query: ArraySlice<UInt8>) -> [UInt8] {
-        var result: [UInt8] = [question]
-        result.reserveCapacity(query.count + 1)
-        for byte in query { append(byte, to: &result, encoding: needsEncodingInQuery) }
-        return result
-    }
-
-    /// The path's segments, `.` and `..` (also as `%2e`) removed (RFC 3986's
-    /// remove_dot_segments, WHATWG's path state), each percent-encoded.
-    static func normalizedPath(_ path: ArraySlice<UInt8>) -> [UInt8] {
-        var output: [ArraySlice<UInt8>] = []
-        // Every segment follows a slash: drop the first (empty) piece.
-        let segments = path.split(omittingEmptySubsequences: false) { $0 == slash || $0 == backslash }.dropFirst()
-        for (index, segment) in segments.enumerated() {
-            let last = index == segments.count - 1
-            if isDot(segment, 1) {
-                if last { output.append([]) }
-            } else if isDot(segment, 2) {
-                if !output.isEmpty { output.removeLast() }
-                if last { output.append([]) }
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[end...])
+        let target = makeTarget(capacity: rest.count * 3 + 1) { writer in
+            if rest.isEmpty {
+                writer.append(slash)
+            } else if rest[0] == question {
+                writer.append(slash)
+                writer.appendQuery(UnsafeRawBufferPointer(rebasing: rest[1...]))
             } else {
-                output.append(segment)
+                writer.appendPathAndQuery(rest)
             }
         }
-        var result: [UInt8] = []
-        result.reserveCapacity(path.count + 1)
-        if output.isEmpty { return [slash] }
-        for segment in output {
-            result.append(slash)
-            for byte in segment { append(byte, to: &result, encoding: needsEncodingInPath) }
+        guard let target else { return .skipped(.tooLong) }
+        return .url(WebURL(host: host, port: port, target: target))
+    }
+
+    /// A target written by `write` into at most `capacity` bytes (on the
+    /// stack when small), as a String; nil when over ``WebURL/maxTargetBytes``.
+    static func makeTarget(capacity: Int, _ write: (inout TargetWriter) -> Void) -> String? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(capacity, 1)) { buffer in
+            var writer = TargetWriter(buffer: buffer)
+            write(&writer)
+            guard writer.count <= WebURL.maxTargetBytes else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[..<writer.count]), as: UTF8.self)
         }
-        return result
+    }
+
+    /// Writes a target: bytes, a normalised path, an encoded query. The
+    /// caller sizes the buffer (three bytes per byte encoded, and a slash).
+    struct TargetWriter {
+        let buffer: UnsafeMutableBufferPointer<UInt8>
+        private(set) var count = 0
+
+        init(buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+        mutating func append(_ byte: UInt8) {
+            precondition(count < buffer.count, "TargetWriter: over its capacity")
+            buffer[count] = byte
+            count += 1
+        }
+
+        mutating func append(_ bytes: UnsafeRawBufferPointer) {
+            guard let source = bytes.baseAddress else { return }
+            precondition(count + bytes.count <= buffer.count, "TargetWriter: over its capacity")
+            UnsafeMutableRawPointer(buffer.baseAddress! + count).copyMemory(from: source, byteCount: bytes.count)
+            count += bytes.count
+        }
+
+        mutating func append(_ byte: UInt8, encoding: (UInt8) -> Bool) {
+            if encoding(byte) {
+                append(UInt8(ascii: "%"))
+                append(hexDigits[Int(byte >> 4)])
+                append(hexDigits[Int(byte & 0x0f)])
+            } else {
+                append(byte)
+            }
+        }
+
+        /// A path beginning with `/` (or `\`), then an optional query: dot
+        /// segments removed, both percent-encoded.
+        mutating func appendPathAndQuery(_ bytes: UnsafeRawBufferPointer) {
+            let queryStart = bytes.firstIndex(of: question)
+            appendNormalizedPath(UnsafeRawBufferPointer(rebasing: bytes[..<(queryStart ?? bytes.endIndex)]))
+            if let queryStart { appendQuery(UnsafeRawBufferPointer(rebasing: bytes[(queryStart + 1)...])) }
+        }
+
+        /// `?` and the query, percent-encoded (WHATWG's special-query set).
+        mutating func appendQuery(_ query: UnsafeRawBufferPointer) {
+            append(question)
+            for byte in query { append(byte, encoding: needsEncodingInQuery) }
+        }
+
+        /// The path's segments, `.` and `..` (also as `%2e`) removed (RFC
+        /// 3986's remove_dot_segments, WHATWG's path state), each
+        /// percent-encoded, in one pass: a `..` takes back what was written
+        /// since the last slash (a written segment holds none).
+        mutating func appendNormalizedPath(_ path: UnsafeRawBufferPointer) {
+            let pathStart = count
+            // Every segment follows a slash: the first (empty) piece is skipped.
+            var index = 1
+            while index <= path.count {
+                var end = index
+                while end < path.count && !isSlash(path[end]) { end += 1 }
+                let segment = UnsafeRawBufferPointer(rebasing: path[index..<end])
+                let last = end == path.count
+                if isDot(segment, 1) {
+                    if last { append(slash) }
+                } else if isDot(segment, 2) {
+                    // Back to the slash that began the last segment written, and before it.
+                    while count > pathStart && buffer[count - 1] != slash { count -= 1 }
+                    if count > pathStart { count -= 1 }
+                    if last { append(slash) }
+                } else {
+                    append(slash)
+                    for byte in segment { append(byte, encoding: needsEncodingInPath) }
+                }
+                index = end + 1
+            }
+            if count == pathStart { append(slash) }
+        }
     }
 
     /// Whether `segment` is `.` (count 1) or `..` (count 2), each dot perhaps `%2e`.
-    static func isDot(_ segment: ArraySlice<UInt8>, _ count: Int) -> Bool {
+    static func isDot(_ segment: UnsafeRawBufferPointer, _ count: Int) -> Bool {
         var dots = 0
         var index = segment.startIndex
         while index < segment.endIndex {
@@ -301,16 +403,6 @@ enum URLBytes {
             dots += 1
         }
         return dots == count
-    }
-
-    static func append(_ byte: UInt8, to result: inout [UInt8], encoding: (UInt8) -> Bool) {
-        if encoding(byte) {
-            result.append(UInt8(ascii: "%"))
-            result.append(hexDigits[Int(byte >> 4)])
-            result.append(hexDigits[Int(byte & 0x0f)])
-        } else {
-            result.append(byte)
-        }
     }
 
     static let hexDigits = Array("0123456789ABCDEF".utf8)
@@ -335,7 +427,7 @@ enum URLBytes {
     }
 
     /// The host's bytes with `%XX` decoded; nil if an escape is broken.
-    static func percentDecode(_ bytes: ArraySlice<UInt8>) -> [UInt8]? {
+    static func percentDecode(_ bytes: Slice<UnsafeRawBufferPointer>) -> [UInt8]? {
         guard bytes.contains(UInt8(ascii: "%")) else { return Array(bytes) }
         var result: [UInt8] = []
         var index = bytes.startIndex
@@ -377,10 +469,6 @@ enum URLBytes {
 /// The `href` attributes of an HTML document, in order, entities
 /// `&amp;` `&quot;` `&#39;` `&#x27;` `&lt;` `&gt;` decoded. A scanner, not an
 /// HTML parser: it finds `href=` inside tags, quoted or not.
-///
-/// It works on the bytes: `memchr` skips the text between tags, the
-/// attribute name is compared in place, and a `String` is made only for a
-/// link found (the crawler's profile had its time in String indexing here).
 public func hrefLinks(in html: [UInt8]) -> [String] {
     html.withUnsafeBytes { hrefLinks(in: $0) }
 }
@@ -388,8 +476,23 @@ public func hrefLinks(in html: [UInt8]) -> [String] {
 /// ``hrefLinks(in:)-([UInt8])`` on bytes the caller holds.
 public func hrefLinks(in html: UnsafeRawBufferPointer) -> [String] {
     var links: [String] = []
-    guard let base = html.baseAddress else { return links }
+    forEachHref(in: html) { links.append(String(decoding: $0, as: UTF8.self)) }
+    return links
+}
+
+/// Calls `body` with each `href` value of an HTML document, in order, its
+/// entities decoded (see ``hrefLinks(in:)-([UInt8])``), as bytes valid
+/// during the call: with ``WebURL/resolveLink(_:)-(UnsafeRawBufferPointer)``
+/// a crawler makes no String of a link it does not keep.
+///
+/// It works on the bytes: `memchr` skips the text between tags, the
+/// attribute name is compared in place, and a value is copied only when it
+/// holds an entity or a byte that is not ASCII (made valid UTF-8, as
+/// `String(decoding:as:)` makes it).
+public func forEachHref(in html: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+    guard let base = html.baseAddress else { return }
     let count = html.count
+    var decoded: [UInt8] = []
     var index = 0
     var inTag = false
     while index < count {
@@ -424,13 +527,21 @@ public func hrefLinks(in html: UnsafeRawBufferPointer) -> [String] {
                 end = start
                 while end < count && !isSpace(html[end]) && html[end] != UInt8(ascii: ">") { end += 1 }
             }
-            links.append(decodingEntities(UnsafeRawBufferPointer(rebasing: html[start..<end])))
+            let value = UnsafeRawBufferPointer(rebasing: html[start..<end])
+            if !value.contains(where: { $0 == UInt8(ascii: "&") || $0 >= 0x80 }) {
+                body(value) // ASCII, no entity: the bytes as they are
+            } else {
+                decodeEntities(value, into: &decoded)
+                // As a String would hold them: invalid UTF-8 made U+FFFD (the
+                // Encoding standard's decode of a UTF-8 page).
+                var text = String(decoding: decoded, as: UTF8.self)
+                text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+            }
             index = end
             continue
         }
         index += 1
     }
-    return links
 }
 
 private func isSpace(_ byte: UInt8) -> Bool {
@@ -448,15 +559,11 @@ private let hrefEntities: [(name: [UInt8], byte: UInt8)] = [
     (Array("&gt;".utf8), UInt8(ascii: ">")), (Array("&amp;".utf8), UInt8(ascii: "&")),
 ]
 
-/// `value` as a String with the entities above decoded, left to right (an
-/// entity never contains `&` after its first byte, so one pass decodes what
-/// replacing each entity in turn would).
-private func decodingEntities(_ value: UnsafeRawBufferPointer) -> String {
-    guard let base = value.baseAddress, memchr(base, Int32(UInt8(ascii: "&")), value.count) != nil else {
-        return String(decoding: value, as: UTF8.self)
-    }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(value.count)
+/// `value` with the entities above decoded, left to right, into `bytes`
+/// (emptied first; an entity never contains `&` after its first byte, so
+/// one pass decodes what replacing each entity in turn would).
+private func decodeEntities(_ value: UnsafeRawBufferPointer, into bytes: inout [UInt8]) {
+    bytes.removeAll(keepingCapacity: true)
     var index = 0
     next: while index < value.count {
         if value[index] == UInt8(ascii: "&") {
@@ -471,5 +578,4 @@ private func decodingEntities(_ value: UnsafeRawBufferPointer) -> String {
         bytes.append(value[index])
         index += 1
     }
-    return String(decoding: bytes, as: UTF8.self)
 }

@@ -127,7 +127,7 @@ final class Crawl {
             save(job.url, response.body)
             var found: [RedisFrontier.Found] = []
             if (response.header("Content-Type") ?? "text/html").lowercased().contains("html") {
-                for link in hrefLinks(in: response.body) {
+                response.body.withUnsafeBytes { body in forEachHref(in: body) { link in
                     switch job.url.resolveLink(link) {
                     case .url(let url):
                         if shared == nil {
@@ -139,7 +139,7 @@ final class Crawl {
                     case .skipped(let reason): report.skipped[reason.description, default: 0] += 1
                     case .ignored: break
                     }
-                }
+                } }
             }
             shared?.done(job, page: true, found: found)
         case 301, 302, 303, 307, 308:

@@ -130,6 +130,34 @@ struct WebURLTests {
         #expect(hrefLinks(in: []) == [])
     }
 
+    @Test func linksResolveOnTheirBytesAsAStringWouldResolve() throws {
+        // Issue 14: the crawler resolves each href on the page's bytes
+        // (forEachHref + resolveLink(bytes)) instead of a String per link.
+        let base = try WebURL("http://h:81/a/b/page?q=1")
+        let html = Array(("<a href=\"../x/./y\"><a href='?r=&amp;2'><a href=//o/p><a href=\"c//d/../e\">"
+                          + "<a href=\"/..\"><a href=\"%2e%2E/.%2e/z\"><a href=\"mailto:m\"><a href=\"#f\">"
+                          + "<a href=\"http:rel\"><a href=\"\t/t\nab\r\">").utf8) + [UInt8](#"<a href="/caf"#.utf8) + [0xE9]
+            + Array("\"><a href=\"/\u{e9}\">".utf8)
+        var fromBytes: [String] = []
+        html.withUnsafeBytes { page in
+            forEachHref(in: page) { link in fromBytes.append(base.resolveLink(link).shown) }
+        }
+        let fromStrings = hrefLinks(in: html).map { base.resolveLink($0).shown }
+        #expect(fromBytes == fromStrings)
+        #expect(fromBytes == ["h:81/a/x/y", "h:81/a/b/page?r=&2", "o:80/p", "h:81/a/b/c//e", "h:81/", "h:81/z", "ignored",
+                              "ignored", "h:81/a/b/rel", "h:81/tab",
+                              // A byte that is not UTF-8 is U+FFFD, as String(decoding:) makes it.
+                              "h:81/caf%EF%BF%BD", "h:81/%C3%A9"])
+        // Dot segments at the ends, in one pass.
+        #expect(base.resolve("..")?.target == "/a/")
+        #expect(base.resolve("../../../..")?.target == "/")
+        #expect(base.resolve("x/..")?.target == "/a/b/")
+        #expect(base.resolve("x//..")?.target == "/a/b/x/")
+        #expect(base.resolve("/a/b/.")?.target == "/a/b/")
+        #expect(base.resolve("/.")?.target == "/")
+        #expect(base.resolve("/a/b/..?k")?.target == "/a/?k")
+    }
+
     @Test func everyPageOfTheSiteIsReachableFromTheIndex() throws {
         let site = HTTPSite(pages: 1000)
         var seen: Set<String> = ["/"]
@@ -158,5 +186,16 @@ struct WebURLTests {
         #expect(site.route(Array("/page/".utf8)) == .notFound)
         #expect(site.route(Array("/plaintext?x".utf8)) == .plaintext)
         #expect(site.route(Array("/page/99999999999999999999".utf8)) == .notFound)
+    }
+}
+
+extension WebURL.Resolution {
+    /// `host:port/target`, or what it is when it is not a URL.
+    var shown: String {
+        switch self {
+        case .url(let url): "\(url.host):\(url.port)\(url.target)"
+        case .ignored: "ignored"
+        case .skipped(let reason): "skipped \(reason)"
+        }
     }
 }
