@@ -14,27 +14,34 @@ import Glibc
 public final class HTTPParser {
     public enum Kind { case request, response }
 
+    // Every stored `var` here is @exclusivity(unchecked): the runtime's
+    // checks (an access-set insert through a thread-local per access, even
+    // for a plain store) were a fifth of a pipelined server's CPU on the
+    // three buffers below, and 6 % more on the flags after (issue 14's
+    // profile). The parser keeps the rule itself: it is not Sendable (one
+    // thread uses it), and the only calls out while an access is open are
+    // the sink's, described at `message` below.
+
     public let kind: Kind
     public let limits: HTTPLimits
     /// The first error; the parser stops there.
-    public private(set) var failure: HTTPError?
+    @exclusivity(unchecked) public private(set) var failure: HTTPError?
     /// Whether a message has begun and not ended yet.
-    public private(set) var inMessage = false
+    @exclusivity(unchecked) public private(set) var inMessage = false
     /// Whether the current message's head is complete.
-    public private(set) var headComplete = false
+    @exclusivity(unchecked) public private(set) var headComplete = false
     /// Whether the parser is paused (see ``HTTPMessageSink/parsed(_:)``).
-    public private(set) var isPaused = false
+    @exclusivity(unchecked) public private(set) var isPaused = false
     /// Set for responses to a HEAD request: they carry no body.
-    public var expectsNoBody = false
+    @exclusivity(unchecked) public var expectsNoBody = false
 
     // unowned(unsafe): the sink owns the parser, so it outlives it; a
     // checked unowned reference would cost an atomic operation per message.
     // A parser at rest in a pool (see ``reuse(for:)``) is called by nobody.
-    private unowned(unsafe) var sink: any HTTPMessageSink
+    @exclusivity(unchecked) private unowned(unsafe) var sink: any HTTPMessageSink
     private let parser: UnsafeMutablePointer<http_parser>
-    // @exclusivity(unchecked): the runtime's checks on these three were a
-    // fifth of a pipelined server's CPU, so the parser keeps the rule
-    // itself. It is not Sendable (one thread uses it); http_parser calls
+    // The runtime's checks on these three were a fifth of a pipelined
+    // server's CPU, before the rest were unchecked too. http_parser calls
     // back only inside execute() and finish(), one callback at a time, and
     // every access to these ends before its callback returns - except the
     // sink's, which holds `message` through parsed(_:). A sink must not call
@@ -43,38 +50,38 @@ public final class HTTPParser {
     @exclusivity(unchecked) private var field: [UInt8] = []
     @exclusivity(unchecked) private var value: [UInt8] = []
     #if DEBUG
-    private var inSink = false
+    @exclusivity(unchecked) private var inSink = false
     #endif
-    private var lastWasValue = false
-    private var headerCount = 0
+    @exclusivity(unchecked) private var lastWasValue = false
+    @exclusivity(unchecked) private var headerCount = 0
     /// What the field whose value is being read is, for the checks that need its value.
-    private var fieldKind = FieldKind.other
+    @exclusivity(unchecked) private var fieldKind = FieldKind.other
     /// The current message's Transfer-Encoding values, joined with commas.
-    private var transferEncoding: [UInt8] = []
-    private var sawTransferEncoding = false
-    private var sawExpectContinue = false
+    @exclusivity(unchecked) private var transferEncoding: [UInt8] = []
+    @exclusivity(unchecked) private var sawTransferEncoding = false
+    @exclusivity(unchecked) private var sawExpectContinue = false
     /// Empty lines since the last message ended (or the stream began) and
     /// before the next one - CRLF, a bare LF or a bare CR each count one:
     /// http_parser skips any number of them.
-    public private(set) var emptyLines = 0
+    @exclusivity(unchecked) public private(set) var emptyLines = 0
     /// Whether the last byte between messages was a CR (a LF after it ends the same line).
-    private var afterCR = false
+    @exclusivity(unchecked) private var afterCR = false
     /// Why http_parser is paused, when this parser paused it itself.
-    private var pausedAt = PausePoint.none
+    @exclusivity(unchecked) private var pausedAt = PausePoint.none
     /// The chunk framing http_parser does not check.
-    private var chunkFraming = ChunkFramingCheck()
+    @exclusivity(unchecked) private var chunkFraming = ChunkFramingCheck()
     // Where the current buffer is, to tell a value split across reads
     // (one value, two callbacks) from obsolete line folding (also two).
-    private var executions = 0
-    private var bufferStart: UnsafePointer<CChar>?
-    private var bufferEnd: UnsafePointer<CChar>?
-    private var valueEndedBuffer = false
-    private var valueExecution = 0
+    @exclusivity(unchecked) private var executions = 0
+    @exclusivity(unchecked) private var bufferStart: UnsafePointer<CChar>?
+    @exclusivity(unchecked) private var bufferEnd: UnsafePointer<CChar>?
+    @exclusivity(unchecked) private var valueEndedBuffer = false
+    @exclusivity(unchecked) private var valueExecution = 0
     // The head's size: where in the stream the current buffer, and the
     // current message's head, start; see headSize(endingAt:).
-    private var streamOffset = 0
-    private var headStart = 0
-    private var measuringHead = false
+    @exclusivity(unchecked) private var streamOffset = 0
+    @exclusivity(unchecked) private var headStart = 0
+    @exclusivity(unchecked) private var measuringHead = false
 
     public init(_ kind: Kind, limits: HTTPLimits = HTTPLimits(), sink: any HTTPMessageSink) {
         self.kind = kind
@@ -340,7 +347,7 @@ public final class HTTPParser {
     }
 
     /// Whether the head has started (its start is known once the target or status begins).
-    private var headStarted = false
+    @exclusivity(unchecked) private var headStarted = false
 
     /// Whether the head is over the limit already, counting up to `end`.
     private func headTooLarge(endingAt end: UnsafePointer<CChar>) -> Bool {

@@ -18,6 +18,10 @@ import Glibc
 open class HTTPServerConnection: HTTPMessageSink {
     // The order of the stored properties is the layout: words first, the
     // optional double, then the flags packed in its padding.
+    //
+    // Every stored `var` is @exclusivity(unchecked), as the parser's are:
+    // the connection is used on one thread, and the one access open across
+    // a call out is withPendingOutput's (see `output`).
 
     // A strong `let`: read through `self` it is used at +0. (An
     // unowned(unsafe) reference was copied - retained and released - around
@@ -27,7 +31,7 @@ open class HTTPServerConnection: HTTPMessageSink {
     /// request arrive and given back when its answers are sent: a
     /// connection between requests holds no parser and no output buffer
     /// (a few hundred bytes each, at C10k).
-    private var parserIfMade: HTTPParser?
+    @exclusivity(unchecked) private var parserIfMade: HTTPParser?
     private var parser: HTTPParser {
         if let parserIfMade { return parserIfMade }
         let parser = context.takeParser(for: self)
@@ -42,21 +46,21 @@ open class HTTPServerConnection: HTTPMessageSink {
     // body must not call the connection (debug builds trap if it does).
     @exclusivity(unchecked) var output: [UInt8] = []
     #if DEBUG
-    private var lendingOutput = false
+    @exclusivity(unchecked) private var lendingOutput = false
     #endif
-    private var outputStart = 0
+    @exclusivity(unchecked) private var outputStart = 0
     /// Received but not parsed yet (the parser paused).
-    private var input: [UInt8] = []
+    @exclusivity(unchecked) private var input: [UInt8] = []
     /// The last time the peer sent or took something.
-    public private(set) var lastProgress: Double
+    @exclusivity(unchecked) public private(set) var lastProgress: Double
     /// When the current request's first byte arrived (an empty line before
     /// its request line included), until its head is complete.
-    private var headStartedAt: Double?
-    private var peerClosed = false
+    @exclusivity(unchecked) private var headStartedAt: Double?
+    @exclusivity(unchecked) private var peerClosed = false
     /// No more requests will be read: close once the output is sent.
-    public private(set) var closing = false
+    @exclusivity(unchecked) public private(set) var closing = false
     /// Close now, without a word (idle, or a peer that stopped reading).
-    public private(set) var abandoned = false
+    @exclusivity(unchecked) public private(set) var abandoned = false
 
     public init(context: HTTPServerContext, now: Double) {
         self.context = context
