@@ -22,9 +22,11 @@ public final class TimerWatcher: Watcher {
     /// The callback of a ``Loop/once(fd:events:timeout:_:)`` timer: set only
     /// on the loop's pooled timers, which are never handed out, so the loop
     /// reuses one when it is idle again (see `LoopCore.onceTimers`).
-    private var onceCallback: ((Events) -> Void)?
+    // Unchecked for exclusivity as Watcher's own vars (see there); it is
+    // read once per fire and set when the pool hands the timer out.
+    @exclusivity(unchecked) private var onceCallback: ((Events) -> Void)?
     /// Whether this is one of the loop's pooled timers for `once`.
-    private(set) var isOnceTimer = false
+    @exclusivity(unchecked) private(set) var isOnceTimer = false
 
     /// Creates a stopped timer.
     ///

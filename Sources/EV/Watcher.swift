@@ -21,17 +21,22 @@ public class Watcher {
     let core: LoopCore
     /// The `ev_TYPE` struct, as libev's generic `ev_watcher`.
     let cWatcher: UnsafeMutableRawPointer
+    // The stored vars are @exclusivity(unchecked): a watcher is used on its
+    // loop's thread only (checked), each access is a plain load or store
+    // that calls nothing, so none can overlap another; the runtime's check
+    // (an access-set insert through a thread-local) was paid several times
+    // per event on the dispatch path.
     /// Whether the start bookkeeping (keep-alive, descriptors) is in effect.
-    var isStarted = false
+    @exclusivity(unchecked) var isStarted = false
     /// Whether the loop holds a reference to the watcher (kept in the struct's
     /// slot header, see ``WatcherMemory``), which keeps it alive.
-    private var isHeld = false
+    @exclusivity(unchecked) private var isHeld = false
     /// True while the trampoline runs the callback; the trampoline then owns the final release.
-    private var isDispatching = false
-    private var keepAliveValue = true
+    @exclusivity(unchecked) private var isDispatching = false
+    @exclusivity(unchecked) private var keepAliveValue = true
 
     /// The events that the latest callback received.
-    public internal(set) var receivedEvents: Events = []
+    @exclusivity(unchecked) public internal(set) var receivedEvents: Events = []
 
     /// - Parameters:
     ///   - core: the loop's shared state.
