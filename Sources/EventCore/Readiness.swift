@@ -44,17 +44,15 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
         let executor = self.executor
         // Checked on the loop's thread, where every use of it is.
         let bound = LoopBound(unchecked: self, loop: executor)
-        try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { continuation in
-                let cancelled = Task.isCancelled
-                if executor.isCurrent {
-                    begin(write: write, continuation, deadline, cancelled: cancelled)
-                } else {
-                    do {
-                        try executor.submit { bound.value.begin(write: write, continuation, deadline, cancelled: cancelled) }
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
+        try await withCancellableContinuation { continuation in
+            let cancelled = Task.isCancelled
+            if executor.isCurrent {
+                begin(write: write, continuation, deadline, cancelled: cancelled)
+            } else {
+                do {
+                    try executor.submit { bound.value.begin(write: write, continuation, deadline, cancelled: cancelled) }
+                } catch {
+                    continuation.resume(throwing: error)
                 }
             }
         } onCancel: {

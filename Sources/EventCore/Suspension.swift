@@ -101,21 +101,49 @@ extension LoopExecutorCore {
         let alreadyOnLoop = isCurrent
         // Checked on the loop's thread, where every use of it is.
         let bound = LoopBound(unchecked: suspension, loop: self)
-        return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { continuation in
-                if alreadyOnLoop {
-                    suspension.begin(continuation, deadline: deadline, arm: arm)
-                } else {
-                    let job = LoopBound(unchecked: arm, loop: self)
-                    do {
-                        try submit { bound.value.begin(continuation, deadline: deadline, arm: job.value) }
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
+        return try await withCancellableContinuation { continuation in
+            if alreadyOnLoop {
+                suspension.begin(continuation, deadline: deadline, arm: arm)
+            } else {
+                let job = LoopBound(unchecked: arm, loop: self)
+                do {
+                    try submit { bound.value.begin(continuation, deadline: deadline, arm: job.value) }
+                } catch {
+                    continuation.resume(throwing: error)
                 }
             }
         } onCancel: {
             onLoop({ bound.value.cancelOnLoop() }, failed: { _ in })
         }
+    }
+}
+
+/// Suspends the task with an unsafe continuation that `body` hands on, in a
+/// cancellation handler: `withTaskCancellationHandler` around
+/// `withUnsafeThrowingContinuation`, with both run where the caller runs -
+/// on its actor, or with none where the task runs (its executor preference:
+/// the loop, for a task on the loop).
+///
+/// Every cancellable await of the package suspends here. Written out in a
+/// `nonisolated(nonsending)` function, the pair lost the caller's actor in
+/// Swift 6.3: the standard library's operation closure is plain nonisolated
+/// (swiftlang/swift#85518), so it ran on the global executor, and
+/// `withUnsafeThrowingContinuation`'s `#isolation` inside it was nil, so the
+/// task resumed there too. For an actor whose executor is the loop that was
+/// worse than slow: a wait that had checked it was on the loop began off it
+/// (a trap on the executor's thread check), and each wait went through two
+/// other threads. A closure that captures an `isolated` parameter is
+/// isolated to that actor, so here the operation, and the continuation's
+/// resumption, stay on it. (`Benchmarks/scripts/cancellation_handler_hop.swift`
+/// reproduces the standard library's side outside the package.)
+func withCancellableContinuation<T: Sendable>(
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (UnsafeContinuation<T, any Error>) -> Void,
+    onCancel: @Sendable () -> Void
+) async throws -> T {
+    try await withTaskCancellationHandler {
+        try await withUnsafeThrowingContinuation(isolation: isolation, body)
+    } onCancel: {
+        onCancel()
     }
 }

@@ -395,6 +395,20 @@ struct AsyncScenarioTests {
         #expect(throws: Oops()) { try kind.run { _ async throws -> Int in throw Oops() } }
     }
 
+    /// The package's awaits from an actor whose executor is the loop. In
+    /// Swift 6.3, withTaskCancellationHandler's operation ran on the global
+    /// executor when called from a nonisolated(nonsending) function, so a
+    /// `sleep` from such an actor began its wait off the loop's thread: the
+    /// executor's thread check trapped, on both loops (issue 14, the actor row).
+    @Test(arguments: LoopKind.allCases)
+    func anActorOnTheLoopAwaitsWithoutLeavingIt(_ kind: LoopKind) async throws {
+        let thread = try kind.thread()
+        defer { thread.stop() }
+        let actor = LoopAwaiter(thread.executor, thread.serialExecutor)
+        let offLoop = try await actor.sleepsAndReads(rounds: 200)
+        #expect(offLoop == 0, "\(kind): \(offLoop) of 400 awaits resumed off the loop")
+    }
+
     @Test(arguments: LoopKind.allCases)
     func anActorWhoseExecutorIsTheLoop(_ kind: LoopKind) async throws {
         let thread = try kind.thread()
@@ -573,6 +587,43 @@ actor LoopCounter {
     func increment() -> Bool {
         count += 1
         return executor.isCurrent
+    }
+}
+
+/// An actor on a loop that sleeps and waits for readiness there.
+actor LoopAwaiter {
+    let executor: any AsyncEventLoop & CrossThreadSubmitting
+    let serial: UnownedSerialExecutor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { serial }
+
+    init(_ executor: any AsyncEventLoop & CrossThreadSubmitting, _ serial: UnownedSerialExecutor) {
+        self.executor = executor
+        self.serial = serial
+    }
+
+    /// `rounds` sleeps and `rounds` one-byte reads over a socket pair, each
+    /// waiting for a byte another thread writes; returns how many of those
+    /// awaits did not resume on the loop's thread.
+    func sleepsAndReads(rounds: Int) async throws -> Int {
+        var fds: [Int32] = [-1, -1]
+        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+        let a = AsyncSocket(adopting: SocketDescriptor(fds[0]), peer: nil, loop: executor)
+        defer { a.close(); Glibc.close(fds[1]) }
+        let writer = fds[1]
+        var offLoop = 0
+        for _ in 0..<rounds {
+            try await executor.sleep(seconds: 0)
+            if !executor.isCurrent { offLoop += 1 }
+            let sender = Task.detached {
+                usleep(200)
+                var byte: UInt8 = 1
+                precondition(write(writer, &byte, 1) == 1)
+            }
+            _ = try await a.read(maximum: 1)
+            if !executor.isCurrent { offLoop += 1 }
+            await sender.value
+        }
+        return offLoop
     }
 }
 
