@@ -69,8 +69,11 @@ func forkEcho(_ arguments: [String]) throws -> Int32 {
     var status: Int32 = 0
     waitpid(child, &status, 0)
     let childStatus = ChildWatcher.Status(waitStatus: status)
-    print("parent reads=\(parentReads) spurious=\(parentSpurious) bytes=\(parentBytes) fork-callbacks=\(forkCallbacks) child=\(childStatus)")
-    return parentReads == 20 && parentSpurious == 0 && forkCallbacks == 0 && childStatus == .exited(code: 0) ? 0 : 1
+    print("parent spurious=\(parentSpurious) bytes=\(parentBytes) fork-callbacks=\(forkCallbacks) child=\(childStatus) reads=\(parentReads)")
+    // Every byte arrives, none twice and no wake-up finds nothing; a loaded
+    // machine may deliver two writes in one read, so reads are not counted.
+    return parentReads >= 1 && parentBytes == 20 && parentSpurious == 0 && forkCallbacks == 0
+        && childStatus == .exited(code: 0) ? 0 : 1
 }
 
 /// Real children on the default loop: an exit code, a kill, and a traced
