@@ -13,11 +13,12 @@ import Glibc
 /// loop's own thread makes that watcher pending, with no system call.
 ///
 /// Prefer tasks with the loop's executor preference (`Loop.run { }`,
-/// `Task(executorPreference:)`) for io-heavy code: in Swift 6.3,
-/// `withTaskCancellationHandler` runs its operation nonisolated (fixed in
-/// later Swift by swiftlang/swift#85518), so an await inside *actor-isolated*
-/// code resumes through the global executor before hopping back to the
-/// loop - correct, but several times slower than from a task on the loop.
+/// `Task(executorPreference:)`) for io-heavy code. An actor whose executor
+/// is the loop works - its awaits begin and resume on the loop's thread (in
+/// Swift 6.3 `withTaskCancellationHandler` runs its operation off the
+/// caller's actor, swiftlang/swift#85518; the package's awaits work around
+/// it) - but each of its waits still costs a trip through a thread of the
+/// global executor, several times a task's wait (`ev-bench`'s actor row).
 ///
 /// The wake-up watcher does not keep the loop running by itself (like
 /// libev's own internal watchers); `Loop.run { }` with a task and
