@@ -84,10 +84,22 @@ package final class LoopWorkQueue {
     package func runBatches(_ run: (LoopWork) -> Void) -> Bool {
         takeSubmitted()
         runBatch(run)
-        swap(&local, &batch)
-        runBatch(run)
+        // Local work that the local work queued runs in the same turn, a few
+        // rounds at most, so io is still polled between them: a task resumed
+        // onto an actor is queued twice (its task executor, then the actor's),
+        // and a turn for each cost an actor on the loop two more polls per
+        // wait, in which its descriptor fired again with nobody waiting.
+        var rounds = 0
+        repeat {
+            swap(&local, &batch)
+            runBatch(run)
+            rounds += 1
+        } while !local.isEmpty && rounds < Self.localRoundsPerTurn
         return !local.isEmpty
     }
+
+    /// How many rounds of local work one turn of the loop runs at most.
+    static let localRoundsPerTurn = 4
 
     /// Runs everything queued, local and submitted, until both are empty (teardown).
     package func drain(_ run: (LoopWork) -> Void) {

@@ -395,6 +395,62 @@ struct AsyncScenarioTests {
         #expect(throws: Oops()) { try kind.run { _ async throws -> Int in throw Oops() } }
     }
 
+    /// A readiness wait's watch stays armed through one turn of the loop in
+    /// which it fires with nobody waiting (the resumed waiter may need that
+    /// turn to come back: an actor's task does), and is disarmed at the
+    /// second. Disarming at the first cost each wait of an actor on the loop
+    /// an epoll_ctl pair and an fstat (issue 14).
+    @Test(arguments: LoopKind.allCases)
+    func aReadinessWatchOutlivesOneTurnWithNobodyWaiting(_ kind: LoopKind) throws {
+        let armed = try kind.run { executor in
+            var fds: [Int32] = [-1, -1]
+            precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+            defer { close(fds[0]); close(fds[1]) }
+            let readiness = executor.readiness(for: fds[0])
+            defer { readiness.cancel() }
+            func interest() -> Interest {
+                (readiness as? Readiness<Loop>)?.armedInterest ?? (readiness as? Readiness<EpollLoop>)?.armedInterest ?? []
+            }
+            var byte: UInt8 = 1
+            precondition(write(fds[1], &byte, 1) == 1)
+            try await readiness.waitReadable() // readable, and not read: it fires again at every turn
+            var seen: [Interest] = []
+            for _ in 0..<4 {
+                try await executor.yield()
+                seen.append(interest())
+            }
+            return seen
+        }
+        // A yield's timer and the descriptor fire in the same turn; libev runs
+        // the timer's callback (which resumes the task) first, so on libev the
+        // task sees one turn more before the watch has fired unwanted.
+        let turnsArmed = armed.prefix { $0 == .read }.count
+        #expect(turnsArmed == (kind == .libev ? 2 : 1), "\(kind): armed for \(turnsArmed) turns with nobody waiting: \(armed)")
+        #expect(armed.last == [], "\(kind): still armed with nobody waiting: \(armed)")
+    }
+
+    /// Two tasks isolated to an actor on the loop (with the loop's executor
+    /// preference) play ping-pong over a socket pair: each resumed wait is
+    /// queued twice (the task executor, then the actor's), and both hops run
+    /// in the same turn of the loop, so a descriptor never fires with nobody
+    /// waiting and no watch is disarmed and re-armed (issue 14: before, each
+    /// wait cost two more polls and an epoll_ctl pair).
+    @Test(arguments: LoopKind.allCases)
+    func anActorsWaitsComeBackInTheSameTurn(_ kind: LoopKind) async throws {
+        let thread = try kind.thread()
+        defer { thread.stop() }
+        let actor = LoopAwaiter(thread.executor, thread.serialExecutor)
+        var fds: [Int32] = [-1, -1]
+        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let (a, b) = (fds[0], fds[1])
+        let executor = thread.executor
+        let echo = Task(executorPreference: executor) { try await actor.bounce(b, rounds: 500, first: false) }
+        let serve = Task(executorPreference: executor) { try await actor.bounce(a, rounds: 500, first: true) }
+        let disarms = try await serve.value + echo.value
+        #expect(disarms == 0, "\(kind): watches disarmed \(disarms) times in 1,000 waits")
+    }
+
     /// The package's awaits from an actor whose executor is the loop. In
     /// Swift 6.3, withTaskCancellationHandler's operation ran on the global
     /// executor when called from a nonisolated(nonsending) function, so a
@@ -599,6 +655,22 @@ actor LoopAwaiter {
     init(_ executor: any AsyncEventLoop & CrossThreadSubmitting, _ serial: UnownedSerialExecutor) {
         self.executor = executor
         self.serial = serial
+    }
+
+    /// One side of a ping-pong on `fd`: waits for a byte and sends it back,
+    /// `rounds` times (the `first` side sends first); returns how often its
+    /// readiness watch was disarmed.
+    func bounce(_ fd: Int32, rounds: Int, first: Bool) async throws -> Int {
+        let readiness = executor.readiness(for: fd)
+        defer { readiness.cancel() }
+        var byte: UInt8 = 1
+        if first { precondition(write(fd, &byte, 1) == 1) }
+        for round in 0..<rounds {
+            try await readiness.waitReadable()
+            precondition(read(fd, &byte, 1) == 1)
+            if !first || round < rounds - 1 { precondition(write(fd, &byte, 1) == 1) }
+        }
+        return (readiness as? Readiness<Loop>)?.disarms ?? (readiness as? Readiness<EpollLoop>)?.disarms ?? -1
     }
 
     /// `rounds` sleeps and `rounds` one-byte reads over a socket pair, each

@@ -49,6 +49,9 @@ let benchmarks: @Sendable () -> Void = {
         micro("async ping-pong: tasks on libev's executor") { asyncPingPongOnLoop(count: $0) }
         micro("async ping-pong: tasks on the epoll loop's executor") { epollAsyncPingPong(count: $0) }
         micro("async ping-pong: an actor on libev's executor") { asyncPingPongOnActor(count: $0) }
+        micro("async ping-pong: an actor on libev's executor, tasks preferring the loop") {
+            asyncPingPongOnActor(count: $0, preferLoop: true)
+        }
         // Wake-ups from a thread on CPU 1, each waiting for its callback.
         micro("cross-thread wake-up: C libev ev_async") { cbench_libev_crossthread(Int32($0), 0, 1) }
         micro("cross-thread wake-up: EV AsyncWatcher") { wrapperCrossThread(count: $0, loopCPU: 0, senderCPU: 1) }

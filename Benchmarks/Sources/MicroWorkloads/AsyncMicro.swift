@@ -222,14 +222,17 @@ actor LoopActor {
     }
 }
 
-/// `count` round trips between two tasks isolated to an actor on the loop.
-public func asyncPingPongOnActor(count: Int) -> Double {
+/// `count` round trips between two tasks isolated to an actor on the loop;
+/// with `preferLoop`, the two tasks also have the loop's executor preference
+/// (an unstructured `Task {}` has none: it does not inherit its creator's).
+public func asyncPingPongOnActor(count: Int, preferLoop: Bool = false) -> Double {
     let loop = try! Loop(backends: .epoll)
     let (a, b) = makeSocketPair()
     return try! loop.run { executor in
         let actor = LoopActor(executor)
-        let echoTask = Task { try await actor.echo(fd: b) }
-        let elapsed = try await Task { try await actor.serve(fd: a, count: count) }.value
+        let preference: (any TaskExecutor)? = preferLoop ? executor : nil
+        let echoTask = Task(executorPreference: preference) { try await actor.echo(fd: b) }
+        let elapsed = try await Task(executorPreference: preference) { try await actor.serve(fd: a, count: count) }.value
         try await echoTask.value
         return elapsed
     }

@@ -96,6 +96,9 @@ let allBenchmarks = [
     Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "EV async, an actor on the loop's serial executor", operations: roundTrips) {
         asyncPingPongOnActor(count: roundTrips)
     },
+    Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "EV async, an actor on the loop, its tasks preferring the loop", operations: roundTrips) {
+        asyncPingPongOnActor(count: roundTrips, preferLoop: true)
+    },
     Benchmark(group: "async ping-pong: \(roundTrips) round trips, two tasks", subject: "Epoll callbacks", operations: roundTrips) {
         epollLoopPingPong(count: roundTrips)
     },
