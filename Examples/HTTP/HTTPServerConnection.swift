@@ -126,7 +126,7 @@ open class HTTPServerConnection: HTTPMessageSink {
         if count > 0 { lastProgress = now }
         if outputStart == output.count {
             // Keep a small buffer for the next answer; let a big one go.
-            if output.capacity <= 4096 { output.removeAll(keepingCapacity: true) } else { output = [] }
+            if output.capacity <= HTTPServerContext.keptOutputCapacity { output.removeAll(keepingCapacity: true) } else { output = [] }
             outputStart = 0
         }
         if parserIfMade?.isPaused == true && !closing && output.count - outputStart <= context.limits.outputHighWater / 2 {

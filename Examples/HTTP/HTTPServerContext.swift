@@ -30,6 +30,8 @@ public final class HTTPServerContext {
     private var spareOutputs: [[UInt8]] = []
     /// How many of each are kept at most; above that, they are freed.
     static let sparesKept = 256
+    /// The largest output buffer kept for another answer; a bigger one is freed.
+    static let keptOutputCapacity = 4096
 
     /// The parsers at rest in the pool (see ``sparesKept``).
     public var parsersAtRest: Int { spareParsers.count }
@@ -72,7 +74,7 @@ public final class HTTPServerContext {
         var buffer: [UInt8] = []
         swap(&buffer, &output)
         buffer.removeAll(keepingCapacity: true)
-        if buffer.capacity > 0 && buffer.capacity <= 4096 && spareOutputs.count < Self.sparesKept {
+        if buffer.capacity > 0 && buffer.capacity <= Self.keptOutputCapacity && spareOutputs.count < Self.sparesKept {
             spareOutputs.append(buffer)
         }
     }
