@@ -33,8 +33,13 @@ public final class EpollLoop {
     /// The loop's `Sendable` executor: cross-thread work, tasks and awaits.
     public let executor: EpollExecutor
     let selector: Selector<IOWatch>
-    private var timers = TimerHeap()
-    private var timerSequence: UInt64 = 0
+    // The timer bookkeeping is @exclusivity(unchecked): the loop's state is
+    // used on its thread only (checked), and no access to it can overlap
+    // another - the heap's methods call no user code, and the only entries
+    // they drop are cancelled ones (no callback left to release) - while the
+    // runtime's check cost an access-set insert several times per timer.
+    @exclusivity(unchecked) private var timers = TimerHeap()
+    @exclusivity(unchecked) private var timerSequence: UInt64 = 0
     private var soon: [() -> Void] = []
     private var soonBatch: [() -> Void] = []
     private var isStopping = false
@@ -44,7 +49,7 @@ public final class EpollLoop {
     private var signalFD: Int32 = -1
     private var signalWatches: [Int32: [SignalWatch]] = [:]
     /// Watches, timers and signal watches the program made (the internal ones not counted).
-    private var userWork = 0
+    @exclusivity(unchecked) private var userWork = 0
     /// Watches, timers and signal watches registered now: the tests' leak check.
     package var heldWatcherCount: Int { userWork }
     /// References that keep ``run()`` running with nothing else to do (tasks of ``run(_:)``).

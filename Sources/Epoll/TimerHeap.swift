@@ -27,11 +27,26 @@ public final class LoopTimer {
 /// The loop's timers, a binary min-heap by deadline (ties in the order they
 /// were made), as asyncio keeps its `_scheduled` list.
 ///
+/// Each entry carries its timer's deadline and sequence beside the reference
+/// (libev's heap does the same with its `ANHE`, the `at` cached beside the
+/// watcher): sifting compares entries without loading the timer objects,
+/// which with many timers are scattered over the heap and miss the cache.
+///
 /// Cancelling is lazy (the entry stays until it comes up), so the heap is
 /// rebuilt without cancelled entries when they are more than half of it: a
 /// server that pushes back thousands of idle timeouts does not grow it.
 struct TimerHeap {
-    private var heap: [LoopTimer] = []
+    private struct Entry {
+        let deadline: Double
+        let sequence: UInt64
+        let timer: LoopTimer
+
+        func isBefore(_ other: Entry) -> Bool {
+            deadline < other.deadline || (deadline == other.deadline && sequence < other.sequence)
+        }
+    }
+
+    private var heap: [Entry] = []
     private(set) var cancelled = 0
 
     var isEmpty: Bool { heap.isEmpty }
@@ -44,7 +59,7 @@ struct TimerHeap {
     }
 
     mutating func insert(_ timer: LoopTimer) {
-        heap.append(timer)
+        heap.append(Entry(deadline: timer.deadline, sequence: timer.sequence, timer: timer))
         siftUp(heap.count - 1)
     }
 
@@ -53,7 +68,7 @@ struct TimerHeap {
         dropCancelledTop()
         guard let first = heap.first, first.deadline <= now else { return nil }
         removeTop()
-        return first
+        return first.timer
     }
 
     mutating func noteCancelled() {
@@ -66,18 +81,18 @@ struct TimerHeap {
             heap.removeAll()
             cancelled = 0
         }
-        return heap
+        return heap.map(\.timer)
     }
 
     private mutating func dropCancelledTop() {
-        while let first = heap.first, first.callback == nil {
+        while let first = heap.first, first.timer.callback == nil {
             removeTop()
             cancelled -= 1
         }
     }
 
     private mutating func rebuild() {
-        heap.removeAll { $0.callback == nil }
+        heap.removeAll { $0.timer.callback == nil }
         cancelled = 0
         for index in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(index) }
     }
@@ -90,30 +105,34 @@ struct TimerHeap {
         }
     }
 
-    private func before(_ a: LoopTimer, _ b: LoopTimer) -> Bool {
-        a.deadline < b.deadline || (a.deadline == b.deadline && a.sequence < b.sequence)
-    }
-
+    // The sifts work on the array's buffer: one uniqueness check per sift
+    // rather than one per swap.
     private mutating func siftUp(_ start: Int) {
-        var child = start
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard before(heap[child], heap[parent]) else { return }
-            heap.swapAt(child, parent)
-            child = parent
+        heap.withUnsafeMutableBufferPointer { heap in
+            let entry = heap[start]
+            var child = start
+            while child > 0 {
+                let parent = (child - 1) / 2
+                guard entry.isBefore(heap[parent]) else { break }
+                heap.swapAt(child, parent)
+                child = parent
+            }
         }
     }
 
     private mutating func siftDown(_ start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1
-            guard left < heap.count else { return }
-            var smallest = left
-            if left + 1 < heap.count && before(heap[left + 1], heap[left]) { smallest = left + 1 }
-            guard before(heap[smallest], heap[parent]) else { return }
-            heap.swapAt(smallest, parent)
-            parent = smallest
+        heap.withUnsafeMutableBufferPointer { heap in
+            let entry = heap[start]
+            var parent = start
+            while true {
+                let left = 2 * parent + 1
+                guard left < heap.count else { break }
+                var smallest = left
+                if left + 1 < heap.count && heap[left + 1].isBefore(heap[left]) { smallest = left + 1 }
+                guard heap[smallest].isBefore(entry) else { break }
+                heap.swapAt(smallest, parent)
+                parent = smallest
+            }
         }
     }
 }

@@ -52,6 +52,36 @@ struct EpollLoopTests {
         #expect(fired == 100)
     }
 
+    /// The heap keeps each deadline beside its timer: the order must stay
+    /// the deadline's, ties in the order the timers were made, through
+    /// cancellations and the rebuild that drops them.
+    @Test func timersFireInDeadlineOrderTiesInTheOrderTheyWereMade() throws {
+        let loop = try EpollLoop()
+        let base = monotonicNow() + 0.02
+        var expected: [(deadline: Double, number: Int)] = []
+        var fired: [Int] = []
+        var timers: [LoopTimer] = []
+        for number in 0..<3_000 {
+            // 97 distinct deadlines over about 10 ms: about 30 timers share each.
+            let deadline = base + Double(number * 7_919 % 97) * 0.0001
+            timers.append(loop.callAt(deadline) { fired.append(number) })
+            if number % 3 == 0 {
+                timers[number].cancel()
+            } else {
+                expected.append((deadline, number))
+            }
+        }
+        // Cancel enough more that the heap is rebuilt (over half cancelled).
+        for number in stride(from: 1, to: 3_000, by: 3) {
+            timers[number].cancel()
+            expected.removeAll { $0.number == number }
+        }
+        loop.run()
+        expected.sort { ($0.deadline, $0.number) < ($1.deadline, $1.number) }
+        #expect(fired == expected.map(\.number))
+        #expect(loop.heldWatcherCount == 0)
+    }
+
     @Test func aSignalThroughSignalfd() throws {
         let received = LockedValue<[Int32]>([])
         let thread = try EventLoopThread<EpollLoop>({ try EpollLoop() }) { loop in
