@@ -117,8 +117,9 @@ public final class Loop {
         }
     }
 
-    /// Watchers the loop holds now (active or pending): the tests' leak check.
-    package var heldWatcherCount: Int { core.heldWatchers().count }
+    /// Watchers the loop holds now (active or pending), and its pending
+    /// timeout-only onces: the tests' leak check.
+    package var heldWatcherCount: Int { core.heldWatchers().count + core.memory.liveStructs(OnceTimer.self).count }
 
     /// The `Sendable` handle other threads submit work with; see ``LoopExecutor``.
     public var executor: LoopExecutor { core.executor }

@@ -37,15 +37,11 @@ final class LoopCore {
     let verifiesDescriptorsOnEvent: Bool
 
     /// The libev structs of this loop's watchers, and the loop's references to them.
-    var memory = WatcherMemory()
-    /// Idle timers for ``Loop/once(fd:events:timeout:_:)``, reused so that a
-    /// once with only a timeout allocates nothing in a steady state. Never
-    /// handed to the caller, so no reference to a pooled timer exists outside
-    /// the loop. Emptied at teardown (each holds the core).
-    private var onceTimers: [TimerWatcher] = []
-    /// At most this many idle once-timers are kept (about 160 bytes each with
-    /// their libev struct); a burst beyond it is freed as it drains.
-    static let onceTimerPoolLimit = 16_384
+    // Unchecked for exclusivity: used on the loop's thread only (checked by
+    // its callers), and no access can overlap another - its methods call no
+    // user code and release nothing - while the runtime's check cost an
+    // access-set insert at every watcher's birth and death.
+    @exclusivity(unchecked) var memory = WatcherMemory()
     /// Per descriptor number: how many started io watchers use it and which file it was.
     private var descriptors: [DescriptorRecord] = []
     /// Descriptors whose io watchers started, stopped or changed since the
@@ -239,19 +235,6 @@ final class LoopCore {
         }
     }
 
-    // MARK: the once-timer pool
-
-    /// An idle pooled timer, or a new one.
-    func takeOnceTimer(for loop: Loop) -> TimerWatcher {
-        onceTimers.popLast() ?? TimerWatcher.makeOnceTimer(loop: loop)
-    }
-
-    /// Takes back a pooled timer that has become idle.
-    func recycleOnceTimer(_ timer: TimerWatcher) {
-        guard !isClosing, onceTimers.count < Self.onceTimerPoolLimit else { return }
-        onceTimers.append(timer)
-    }
-
     // MARK: teardown
 
     /// Destroys the C loop: ends every pending await with ``EVError/loopClosed``,
@@ -266,15 +249,17 @@ final class LoopCore {
                 for watcher in heldWatchers() where !(watcher is CleanupWatcher) {
                     watcher.detachForTeardown(raw)
                 }
+                OnceTimer.dropAll(self, stoppingOn: raw)
             }
         }
         waker.stopWatchers()
-        onceTimers.removeAll()
         isDestroying = true
         CurrentLoop.with(executor) { ev_loop_destroy(raw) }
         for watcher in heldWatchers() {
             watcher.detachAfterDestroy()
         }
+        // A once that a cleanup watcher or a released closure started meanwhile.
+        OnceTimer.dropAll(self, stoppingOn: nil)
         isDestroying = false
         self.raw = nil
         if isDefault { SignalOwnership.release(signal: SIGCHLD, core: self) }

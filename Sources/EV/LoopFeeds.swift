@@ -60,24 +60,24 @@ extension Loop {
     /// timeout. With `fd` -1, only the timeout; with a negative timeout,
     /// only the descriptor. Nothing to keep or stop.
     ///
-    /// It does what libev's `ev_once` does, built on an io and a timer
-    /// watcher so that the wrapper's descriptor checks and the loop's
-    /// teardown (which drops a pending once, uncalled) apply to it. A once
-    /// with only a timeout runs on one of the loop's own timers, reused from
-    /// a pool: in a steady state it allocates nothing (libev's advice for
-    /// timers, without the watcher to keep).
+    /// It does what libev's `ev_once` does. With a descriptor it is built
+    /// on an io and a timer watcher, so that the wrapper's descriptor checks
+    /// apply to it. With only a timeout it is the cheapest timer the wrapper
+    /// has: libev's `ev_timer` and the callback side by side in a slot of
+    /// the loop's watcher memory, no watcher object - so nothing is
+    /// allocated beyond what the closure itself needs, and firing touches
+    /// only memory libev has just touched. The loop's teardown drops a
+    /// pending once, uncalled.
     ///
     /// - Throws: ``EVError/badDescriptor(_:_:)`` for a descriptor that is not
     ///   open, ``EVError/invalidInterval(parameter:value:)`` for a NaN timeout.
     ///
     /// The corresponding C function is `ev_once`.
-    public func once(fd: Int32 = -1, events: Events = .read, timeout: Double, _ callback: @escaping (Events) -> Void) throws(EVError) {
+    public func once(fd: Int32 = -1, events: Events = .read, timeout: Double, _ callback: __owned @escaping (Events) -> Void) throws(EVError) {
         guard !timeout.isNaN else { throw .invalidInterval(parameter: "timeout", value: timeout) }
         if fd < 0 {
-            // Only a timeout: one of the loop's pooled timers, nothing allocated
-            // once the pool has warmed up.
             guard timeout >= 0 else { return }
-            core.takeOnceTimer(for: self).startOnce(after: timeout.isFinite ? timeout : 1e9, callback)
+            OnceTimer.start(core, after: timeout.isFinite ? timeout : 1e9, callback)
             return
         }
         let once = OnceWatch(callback)
@@ -114,5 +114,45 @@ private final class OnceWatch {
         io = nil
         timer = nil
         callback(events)
+    }
+}
+
+/// A ``Loop/once(fd:events:timeout:_:)`` with only a timeout: libev's
+/// `ev_timer` and then the callback, in one slot of the loop's
+/// ``WatcherMemory``, marked live (``WatcherMemory/markLive(_:)``) from its
+/// start until it fires or the loop closes. There is no object to keep or
+/// stop, as libev's `ev_once` has none: a once cannot be cancelled.
+struct OnceTimer {
+    var timer: ev_timer
+    var callback: (Events) -> Void
+
+    /// Starts one on `core`'s loop (on its thread: checked).
+    static func start(_ core: LoopCore, after seconds: Double, _ callback: __owned @escaping (Events) -> Void) {
+        let loop = core.checkedLoop()
+        let slot: UnsafeMutablePointer<OnceTimer> = core.memory.allocate()
+        slot.initialize(to: OnceTimer(timer: ev_timer(), callback: callback))
+        let timer = slot.pointer(to: \.timer)!
+        CLibev_timer_init(timer, Trampoline.onceTimerFired, seconds, 0)
+        WatcherMemory.markLive(slot)
+        ev_timer_start(loop, timer)
+    }
+
+    /// Frees the slot of a once that has fired (libev has stopped it and
+    /// cleared its pending state, and touches it no more) and returns its
+    /// callback, for the caller to run: the callback may start the next once,
+    /// in this very slot.
+    static func finish(_ slot: UnsafeMutablePointer<OnceTimer>, _ core: LoopCore) -> (Events) -> Void {
+        let callback = slot.move().callback
+        core.memory.free(slot)
+        return callback
+    }
+
+    /// Drops every pending once of `core`'s loop, uncalled (the loop
+    /// closes); stops each first while the C loop still exists.
+    static func dropAll(_ core: LoopCore, stoppingOn loop: OpaquePointer?) {
+        for slot in core.memory.liveStructs(OnceTimer.self) {
+            if let loop { ev_timer_stop(loop, slot.pointer(to: \.timer)!) }
+            _ = finish(slot, core)
+        }
     }
 }

@@ -19,15 +19,6 @@ public final class TimerWatcher: Watcher {
 
     private let timer: UnsafeMutablePointer<ev_timer>
     private let callback: Callback
-    /// The callback of a ``Loop/once(fd:events:timeout:_:)`` timer: set only
-    /// on the loop's pooled timers, which are never handed out, so the loop
-    /// reuses one when it is idle again (see `LoopCore.onceTimers`).
-    // Unchecked for exclusivity as Watcher's own vars (see there); it is
-    // read once per fire and set when the pool hands the timer out.
-    @exclusivity(unchecked) private var onceCallback: ((Events) -> Void)?
-    /// Whether this is one of the loop's pooled timers for `once`.
-    @exclusivity(unchecked) private(set) var isOnceTimer = false
-
     /// Creates a stopped timer.
     ///
     /// - Parameters:
@@ -107,40 +98,7 @@ public final class TimerWatcher: Watcher {
     override func cStart(_ loop: OpaquePointer) { ev_timer_start(loop, timer) }
     override func cStop(_ loop: OpaquePointer) { ev_timer_stop(loop, timer) }
 
-    override func fire(_ events: Events) {
-        guard isOnceTimer else { return callback(self) }
-        // Cleared first: the callback may start another once, which may be this timer.
-        let once = onceCallback
-        onceCallback = nil
-        once?(events)
-    }
-
-    // MARK: the loop's pooled timers for once
-
-    /// A timer for ``Loop/once(fd:events:timeout:_:)``: the loop's own, kept
-    /// in its pool between uses.
-    static func makeOnceTimer(loop: Loop) -> TimerWatcher {
-        // 0 and 0 are valid, so the initialiser cannot throw here.
-        let watcher = try! TimerWatcher(loop: loop, after: 0, repeat: 0) { _ in }
-        watcher.isOnceTimer = true
-        return watcher
-    }
-
-    /// Starts an idle pooled timer to call `callback` once after `seconds`
-    /// (finite, not negative: the caller checked).
-    func startOnce(after seconds: Double, _ callback: @escaping (Events) -> Void) {
-        CLibev_timer_set(timer, seconds, 0)
-        onceCallback = callback
-        startChecked()
-    }
-
-    override func didBecomeIdle() {
-        if isOnceTimer { core.recycleOnceTimer(self) }
-    }
-
-    override func willDetachForTeardown() {
-        onceCallback = nil
-    }
+    override func fire(_ events: Events) { callback(self) }
 }
 
 extension Loop {

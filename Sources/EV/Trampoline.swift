@@ -29,6 +29,22 @@ enum Trampoline {
         finished?.release()
     }
 
+    /// The C callback of a ``Loop/once(fd:events:timeout:_:)`` with only a
+    /// timeout (a ``OnceTimer``, no watcher object): finds the loop's core in
+    /// the loop's user data (see ``installPendingHook(_:_:)``), frees the
+    /// slot, then runs the callback.
+    ///
+    /// Sound because libev calls it only for a started once, whose slot is
+    /// live until this call frees it, and only while the core, which owns
+    /// the C loop, exists.
+    static let onceTimerFired: CLibev_callback = { loop, cWatcher, revents in
+        let slot = UnsafeMutableRawPointer(cWatcher!).assumingMemoryBound(to: OnceTimer.self)
+        let callback = Unmanaged<LoopCore>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef {
+            OnceTimer.finish(slot, $0)
+        }
+        callback(Events(rawValue: revents))
+    }
+
     /// A periodic watcher's reschedule callback. libev calls it while the
     /// watcher is active (so held, as above) to ask for the next time.
     static let reschedule: CLibev_reschedule = { cWatcher, now in

@@ -248,14 +248,8 @@ public class Watcher {
         isDispatching = outer
         reconcileWithLibev()
         guard isHeld, !isDispatching, !isStarted, !isPending else { return nil }
-        didBecomeIdle()
         return unhold()
     }
-
-    /// The watcher's callback has run and left it idle (stopped, not
-    /// pending); the loop lets go of it next. The loop's pooled timers go
-    /// back to the pool here.
-    func didBecomeIdle() {}
 
     /// Stops the watcher because its loop is being destroyed.
     final func detachForTeardown(_ loop: OpaquePointer) {

@@ -11,6 +11,10 @@
 /// lie side by side as in a C array, and freeing one costs no `free()`: its
 /// slot goes on an intrusive free list for the next watcher of that size.
 /// The memory goes back to the system when the loop and its last watcher are gone.
+///
+/// A slot may also hold a struct with no watcher object at all (a
+/// ``OnceTimer``): its header's first word is then a mark, not a reference,
+/// so that the loop's teardown can find and drop it.
 struct WatcherMemory: ~Copyable {
     private static let headerSize = 16
     private static let slotsPerChunk = 256
@@ -66,22 +70,51 @@ struct WatcherMemory: ~Copyable {
         (cStruct - headerSize).load(as: UnsafeMutableRawPointer?.self).map { Unmanaged.fromOpaque($0) }
     }
 
+    /// The header word of a slot that holds a live struct with no watcher
+    /// object (no object lies at address 1).
+    private static var structMark: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 1)! }
+
+    /// Marks the slot of `cStruct` as holding a live struct that no watcher
+    /// object owns; ``free(_:)`` clears the mark.
+    static func markLive(_ cStruct: UnsafeMutableRawPointer) {
+        (cStruct - headerSize).storeBytes(of: structMark, as: UnsafeMutableRawPointer.self)
+    }
+
     /// Every watcher the loop holds, as strong references (a snapshot).
     func heldWatchers() -> [Watcher] {
         var result: [Watcher] = []
-        for sizeClass in classes {
+        forEachUsedSlot { cStruct, word in
+            if let word, word != Self.structMark {
+                result.append(Unmanaged<Watcher>.fromOpaque(word).takeUnretainedValue())
+            }
+        }
+        return result
+    }
+
+    /// Every live marked struct of type `T` (a snapshot).
+    func liveStructs<T>(_ type: T.Type) -> [UnsafeMutablePointer<T>] {
+        let slotSize = Self.headerSize + (MemoryLayout<T>.size + 15) / 16 * 16
+        var result: [UnsafeMutablePointer<T>] = []
+        forEachUsedSlot(slotSize: slotSize) { cStruct, word in
+            if word == Self.structMark { result.append(cStruct.assumingMemoryBound(to: T.self)) }
+        }
+        return result
+    }
+
+    /// Calls `body` with each slot handed out so far (the struct's address
+    /// and the header's first word), of one slot size or of all.
+    private func forEachUsedSlot(slotSize: Int? = nil, _ body: (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Void) {
+        for sizeClass in classes where slotSize == nil || sizeClass.slotSize == slotSize {
             for (number, chunk) in sizeClass.chunks.enumerated() {
                 // The newest chunk is used only up to its first fresh slot.
                 let isNewest = number == sizeClass.chunks.count - 1
                 let used = isNewest ? Self.slotsPerChunk - sizeClass.freshLeft : Self.slotsPerChunk
                 for slot in 0..<used {
-                    if let reference = Self.held(for: chunk + slot * sizeClass.slotSize + Self.headerSize) {
-                        result.append(reference.takeUnretainedValue())
-                    }
+                    let header = chunk + slot * sizeClass.slotSize
+                    body(header + Self.headerSize, header.load(as: UnsafeMutableRawPointer?.self))
                 }
             }
         }
-        return result
     }
 
     deinit {

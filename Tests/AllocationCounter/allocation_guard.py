@@ -30,9 +30,9 @@ import tempfile
 # name -> (ceiling, why). Per operation; a ceiling of 0 means none at all
 # (a margin of 0.01 absorbs a one-off allocation in a long run).
 CEILINGS = {
-    "ev.timer.new-start-fire": (1, "a timer made per start: one allocation (issue 14 wants a path with none)"),
+    "ev.timer.new-start-fire": (1, "a timer watcher made per start: its object (the path with none is Loop.once)"),
     "ev.timer.kept-again-fire": (0, "a kept watcher restarted with again() allocates nothing, as in C"),
-    "ev.once.timeout-fire": (0, "Loop.once with a timeout only: one of the loop's pooled timers"),
+    "ev.once.timeout-fire": (0, "Loop.once with a timeout only: libev's timer and the callback in a slot of the loop's memory, no object"),
     "epoll.timer.new-start-fire": (1, "a LoopTimer made per start: one allocation"),
     "ev.readiness.callback": (0, "a readiness callback allocates nothing"),
     "epoll.readiness.callback": (0, "a readiness callback allocates nothing"),

@@ -51,9 +51,10 @@ struct LoopFeedTests {
         }
     }
 
-    /// A once with only a timeout runs on a timer the loop reuses: each
-    /// callback still runs exactly once, with its own timeout, and a callback
-    /// may start the next once (on the very timer it runs on).
+    /// A once with only a timeout lives in a slot of the loop's watcher
+    /// memory, reused as soon as it fires: each callback still runs exactly
+    /// once, with its own timeout, and a callback may start the next once
+    /// (in the very slot it ran from).
     @Test func onceTimersAreReusedAndEachCallbackRunsOnce() throws {
         let loop = try Loop()
         var calls: [Int: Int] = [:]
@@ -108,6 +109,37 @@ struct LoopFeedTests {
         }
         _ = consume token
         #expect(weakToken == nil, "closing the loop let go of the once's callback")
+    }
+
+    /// A timeout-only once has no watcher object: the loop must still count
+    /// it while it is pending, and its teardown must find a once that the
+    /// teardown itself caused (a dropped callback's capture starting another).
+    @Test func pendingOncesAreCountedAndOnesStartedDuringTeardownAreDroppedToo() throws {
+        final class StartsAOnceWhenReleased {
+            unowned(unsafe) let loop: Loop
+            let next: Token
+            init(_ loop: Loop, _ next: Token) { self.loop = loop; self.next = next }
+            deinit { try? loop.once(timeout: 100) { [next] _ in _ = next } }
+        }
+        let next = Token()
+        weak let weakNext = next
+        var called = false
+        do {
+            let loop = try Loop()
+            let starter = StartsAOnceWhenReleased(loop, next)
+            try loop.once(timeout: 100) { [starter] _ in _ = starter; called = true }
+            try loop.once(timeout: 0) { _ in called = true }
+            #expect(loop.heldWatcherCount == 2)
+            loop.run(.once)
+            #expect(called, "the 0-second once ran")
+            called = false
+            #expect(loop.heldWatcherCount == 1, "the fired once's slot is free again")
+            _ = consume starter
+            loop.close()
+        }
+        _ = consume next
+        #expect(!called)
+        #expect(weakNext == nil, "the once started while the loop closed was dropped with it")
     }
 
     @Test func aFedDescriptorEventRunsTheWatcherWithoutIO() throws {

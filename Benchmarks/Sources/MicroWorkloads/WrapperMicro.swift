@@ -9,9 +9,8 @@ import Synchronization
 public enum TimerStart {
     /// `loop.timer(after:)`: a watcher made per timer.
     case watcher
-    /// `loop.once(timeout:)`: one of the loop's pooled timers; from the second
-    /// batch on they are reused (a single batch cannot reuse: every timer is
-    /// pending at once).
+    /// `loop.once(timeout:)`: libev's timer and the callback in a slot of
+    /// the loop's watcher memory, no watcher object.
     case once
 }
 

@@ -51,7 +51,7 @@ let allBenchmarks = [
     Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "EV wrapper", operations: timers) {
         wrapperTimers(count: timers, seed: seed)
     },
-    Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "EV wrapper, Loop.once (pooled timers)", operations: timers) {
+    Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "EV wrapper, Loop.once (no watcher object)", operations: timers) {
         wrapperTimers(count: timers, seed: seed, start: .once)
     },
     Benchmark(group: "timers: \(timers) random in [0, 1 ms], start + fire", subject: "C epoll (binary heap)", operations: timers) {
@@ -69,7 +69,7 @@ let allBenchmarks = [
     Benchmark(group: "timers: 100 x \(timers / 100) random in [0, 1 ms], start + fire", subject: "EV wrapper", operations: timers) {
         wrapperTimers(count: timers / 100, batches: 100, seed: seed)
     },
-    Benchmark(group: "timers: 100 x \(timers / 100) random in [0, 1 ms], start + fire", subject: "EV wrapper, Loop.once (pooled timers)", operations: timers) {
+    Benchmark(group: "timers: 100 x \(timers / 100) random in [0, 1 ms], start + fire", subject: "EV wrapper, Loop.once (no watcher object)", operations: timers) {
         wrapperTimers(count: timers / 100, batches: 100, seed: seed, start: .once)
     },
     Benchmark(group: "ping-pong: \(roundTrips) one-byte round trips, socketpair", subject: "C libev", operations: roundTrips) {
