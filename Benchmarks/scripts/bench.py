@@ -171,10 +171,14 @@ def goals(http, micro, crawl):
 
     timers = "timers: 1000000"
     batches = "timers: 100 x"
-    row("timers, 1,000,000 random: EV wrapper <= 1.25x C libev",
-        ratio(micro_value(micro, timers, "EV wrapper"), micro_value(micro, timers, "C libev")), 1.25, False)
-    row("timers, 100 x 10,000: EV wrapper <= 1.25x C libev",
-        ratio(micro_value(micro, batches, "EV wrapper"), micro_value(micro, batches, "C libev")), 1.25, False)
+    # The wrapper's one-shot timer (Loop.once: no watcher object, the path
+    # the issue asks for) is judged; a TimerWatcher per timer is shown too.
+    once = "EV wrapper, Loop.once (no watcher object)"
+    for group, label in ((timers, "1,000,000 random"), (batches, "100 x 10,000")):
+        row(f"timers, {label}: EV wrapper (`Loop.once`) <= 1.25x C libev",
+            ratio(micro_value(micro, group, once), micro_value(micro, group, "C libev")), 1.25, False)
+        row(f"timers, {label}: EV wrapper (a `TimerWatcher` each) <= 1.25x C libev",
+            ratio(micro_value(micro, group, "EV wrapper"), micro_value(micro, group, "C libev")), 1.25, False)
     row("timers, 1,000,000 random: Epoll loop <= 1.5x C epoll",
         ratio(micro_value(micro, timers, "Epoll loop"), micro_value(micro, timers, "C epoll (binary heap)")), 1.5, False)
     pingpong = "async ping-pong: 1000000"
