@@ -306,6 +306,8 @@ def main():
             lines.append(f"| {engine} | {report['intact']} | {report.get('serverCpuSeconds', 0):.2f} | {per_client:,.0f} B |")
     lines += ["", "## Goals", "", "Issue 14's goals, against this run (met or missed, and by how much):", ""]
     lines += goals(http, micro, real_site)
+    lines += ["", "Each goal missed, with its profile and what was tried: the README's "
+              "[Issue 14's goals: the ones missed, and why](../README.md#issue-14s-goals-the-ones-missed-and-why)."]
     lines += ["", "## Micro benchmarks (ev-bench)", "", micro.replace("# EV wrapper", "### EV wrapper")]
     with open(f"{ROOT}/Benchmarks/results/results.json", "w") as f:
         json.dump({"machine": info, "http": http, "crawler": crawler, "realSite": real_site, "poetry": poetry, "micro": micro},
