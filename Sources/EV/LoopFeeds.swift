@@ -42,7 +42,11 @@ extension Loop {
     ///
     /// The rules, as libev's own: use the pointer on the loop's thread only
     /// (debug builds check this call is); never destroy it - the `Loop` owns
-    /// it - nor keep it past the loop (``close()`` frees it); the watchers
+    /// it - nor keep it past the loop (``close()`` frees it); leave the
+    /// loop's user data and its invoke-pending callback alone
+    /// (`ev_set_userdata`, `ev_set_invoke_pending_cb`): the wrapper's own
+    /// callbacks find the loop through them (a replaced user data traps
+    /// when `body` returns, with a message); the watchers
     /// the C library starts are its own - the Swift side neither sees nor
     /// stops them, so stop them before closing the loop. A C library that
     /// watches a descriptor must not also be watched by a Swift `IOWatcher`
@@ -52,7 +56,9 @@ extension Loop {
     /// loop.withUnsafeEVLoop { raw in redisLibevAttach(raw, context) }
     /// ```
     public func withUnsafeEVLoop<Result>(_ body: (OpaquePointer) throws -> Result) rethrows -> Result {
-        try body(core.checkedLoop())
+        let raw = core.checkedLoop()
+        defer { Trampoline.checkUserData(raw, core) }
+        return try body(raw)
     }
 
     /// Calls `callback` once, when `fd` is ready for `events` or after

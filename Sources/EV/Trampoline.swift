@@ -83,6 +83,16 @@ enum Trampoline {
         ev_set_invoke_pending_cb(loop, invokePending)
     }
 
+    /// Traps, with a message, if C code lent the loop replaced its user
+    /// data: the hook above and ``onceTimerFired`` would find no core.
+    static func checkUserData(_ loop: OpaquePointer, _ core: LoopCore) {
+        guard ev_userdata(loop) != Unmanaged.passUnretained(core).toOpaque() else { return }
+        fatalError("""
+            EV: the loop's user data was replaced (ev_set_userdata) by code given the loop with withUnsafeEVLoop; \
+            the wrapper's callbacks find the loop through it. Keep a C library's state elsewhere.
+            """)
+    }
+
     /// libev's `EV_INVOKE_PENDING`: the callbacks, then the core's descriptor check.
     static let invokePending: @convention(c) (OpaquePointer?) -> Void = { loop in
         ev_invoke_pending(loop)

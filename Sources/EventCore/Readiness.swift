@@ -136,17 +136,8 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
             end(write: true, .failure(DescriptorClosedError(fd: fd)))
             return
         }
-        var unwanted: Interest = []
-        for (direction, write) in [(Interest.read, false), (Interest.write, true)] where events.contains(direction) {
-            if (write ? writer : reader) != nil {
-                end(write: write, .success(()))
-                justResumed.insert(direction)
-            } else if justResumed.contains(direction) {
-                justResumed.remove(direction)
-            } else {
-                unwanted.insert(direction)
-            }
-        }
+        // Read first, then write (left to right).
+        let unwanted = settle(.read, write: false, events).union(settle(.write, write: true, events))
         // Lazy disarm: keep the interest of a waiter just resumed - it is likely
         // to wait again soon, and may need one more turn of the loop to get
         // there (a task resumed onto an actor is queued twice: the loop polls
@@ -158,6 +149,23 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
             disarms += 1
             watch.interest = watch.interest.subtracting(unwanted)
         }
+    }
+
+    /// One direction of what the watch saw: wakes its waiter, or forgives
+    /// one firing after a waiter was resumed (see `fired`); returns the
+    /// direction if its interest should be dropped.
+    private func settle(_ direction: Interest, write: Bool, _ events: Interest) -> Interest {
+        guard events.contains(direction) else { return [] }
+        if (write ? writer : reader) != nil {
+            end(write: write, .success(()))
+            justResumed.insert(direction)
+            return []
+        }
+        if justResumed.contains(direction) {
+            justResumed.remove(direction)
+            return []
+        }
+        return direction
     }
 
     /// What the watch waits for now (tests).

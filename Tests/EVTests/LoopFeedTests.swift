@@ -201,6 +201,19 @@ struct LoopFeedTests {
         watcher.stop()
     }
 
+    /// The wrapper finds its loop through libev's user data: C code lent the
+    /// loop that replaces it is stopped at once, with a message, rather than
+    /// crashing in a later callback.
+    @Test func cCodeThatReplacesTheLoopsUserDataTrapsWithAMessage() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let loop = try Loop()
+            loop.withUnsafeEVLoop { ev_set_userdata($0, nil) }
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("the loop's user data was replaced"), "\(text)")
+        }
+    }
+
     @Test func aCLibraryGetsTheRawLoopAndItsWatchersRunBesideSwiftOnes() throws {
         let loop = try Loop()
         let raw = loop.withUnsafeEVLoop { $0 }
