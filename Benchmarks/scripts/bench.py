@@ -317,4 +317,5 @@ def main():
     print(f"wrote Benchmarks/RESULTS.md and Benchmarks/results/*.svg in {elapsed / 60:.1f} minutes", file=sys.stderr)
 
 
-main()
+if __name__ == "__main__":
+    main()
