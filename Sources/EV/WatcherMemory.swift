@@ -93,7 +93,7 @@ struct WatcherMemory: ~Copyable {
 
     /// Every live marked struct of type `T` (a snapshot).
     func liveStructs<T>(_ type: T.Type) -> [UnsafeMutablePointer<T>] {
-        let slotSize = Self.headerSize + (MemoryLayout<T>.size + 15) / 16 * 16
+        let slotSize = Self.slotSize(forStructOf: MemoryLayout<T>.size)
         var result: [UnsafeMutablePointer<T>] = []
         forEachUsedSlot(slotSize: slotSize) { cStruct, word in
             if word == Self.structMark { result.append(cStruct.assumingMemoryBound(to: T.self)) }
@@ -123,8 +123,14 @@ struct WatcherMemory: ~Copyable {
         }
     }
 
+    /// The slot of a struct of `size` bytes: the header, then the struct
+    /// rounded up to 16 bytes.
+    private static func slotSize(forStructOf size: Int) -> Int {
+        headerSize + (size + 15) / 16 * 16
+    }
+
     private mutating func sizeClassIndex(_ size: Int) -> Int {
-        let slotSize = Self.headerSize + (size + 15) / 16 * 16
+        let slotSize = Self.slotSize(forStructOf: size)
         if let index = classes.firstIndex(where: { $0.slotSize == slotSize }) { return index }
         classes.append(SizeClass(slotSize: slotSize))
         return classes.count - 1
