@@ -46,8 +46,13 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     // doors that change them check it (`checkOnLoop`: `loopForAwaits`,
     // `runBatches`, `closeAfterDraining`; local work is queued only after
     // `isCurrent` said yes), in release builds too, as `LoopBound` does. The
-    // one unchecked read, `hasLocalWork`, is made by the loop's own prepare
-    // and idle watchers, which run on its thread by construction.
+    // unchecked ones: `hasLocalWork`, read by the loop's own prepare and idle
+    // watchers, which run on its thread by construction; `loop`, written only
+    // by the loop object itself - when it is made, before this executor is
+    // handed to anyone, and when it is destroyed, by the thread destroying
+    // it, as the rest of the loop-thread state is in teardown - and read
+    // otherwise only by work running on the loop (`execute(_:)` with the
+    // loop) or through `loopForAwaits`, which checks.
 
     private let queue = LoopWorkQueue()
     private let serialExecutor = LoopSerialExecutor()
