@@ -117,7 +117,7 @@ struct IOWatcherTests {
 
     @Test func aClosedDescriptorIsRefused() throws {
         let loop = try Loop()
-        let (a, b) = try makeSocketPair()
+        let (a, b) = try makeReservedSocketPair() // stays closed: no other test is handed the number
         close(a)
         close(b)
         #expect(throws: EVError.self) { try loop.io(a, .read) { _, _ in } }
@@ -135,7 +135,7 @@ struct IOWatcherTests {
 
     @Test func aRefusedWatcherStaysStoppedAndTheLoopStaysHealthy() throws {
         let loop = try Loop()
-        let watcher = IOWatcher(loop: loop, fd: 9999, events: .read) { _, _ in }
+        let watcher = IOWatcher(loop: loop, fd: reservedDescriptorNumber(), events: .read) { _, _ in }
         #expect(throws: EVError.self) { try watcher.start() }
         #expect(!watcher.isActive)
         loop.verify()
@@ -217,7 +217,7 @@ struct IOWatcherTests {
 
     @Test func stopAndCloseStopsEveryWatcherOnTheDescriptor() throws {
         let loop = try Loop()
-        let (a, b) = try makeSocketPair()
+        let (a, b) = try makeReservedSocketPair() // looked at after it is closed
         defer { close(b) }
         let reader = try loop.io(a, .read) { _, _ in }
         let writer = try loop.io(a, .write) { _, _ in }
@@ -244,7 +244,9 @@ struct IOWatcherTests {
     /// event, as the epoll loop tells its watches, instead of silently staying stopped.
     @Test func settingTheInterestOfAWatcherWhoseDescriptorClosedReportsAnError() throws {
         let loop = try Loop()
-        let (a, b) = try makeSocketPair()
+        // Reserved numbers: closed, they stay closed while the test looks
+        // (another test's new socket took a low one once, and the watcher started on it).
+        let (a, b) = try makeReservedSocketPair()
         var seen: [Events] = []
         let watcher = try loop.io(a, .read) { watcher, events in
             seen.append(events)

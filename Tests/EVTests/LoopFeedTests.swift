@@ -84,7 +84,7 @@ struct LoopFeedTests {
 
     @Test func onceRefusesABadDescriptorAndANaNTimeout() throws {
         let loop = try Loop()
-        let closed = try makePipe(nonBlocking: true)
+        let closed = try makeReservedPipe(nonBlocking: true) // stays closed
         close(closed[0]); close(closed[1])
         var called = false
         #expect(throws: EVError.self) { try loop.once(fd: closed[0], timeout: 1) { _ in called = true } }

@@ -30,28 +30,38 @@ struct PoetryTests {
         }
     }
 
+    /// What holds whatever the machine's load: a way that downloads one poem
+    /// after another takes at least the sum of the downloads, and a way that
+    /// overlaps them takes less than that sum (it cannot otherwise), and at
+    /// least the slowest. (It once asked every way to land within 1.6x its
+    /// floor, which a loaded machine need not give.)
     @Test func oneByOneWaysTakeTheSumAndConcurrentWaysTheSlowest() throws {
         let output = try runProcess(Program.crawler, ["--delay", "0.05", "--json"], timeout: 120)
         #expect(output.exitCode == 0, "\(output)")
         let report = try CrawlerReport.parse(output)
-        for way in report.ways {
-            let ratio = way.wallSeconds / way.floorSeconds
-            #expect(ratio > 0.95 && ratio < 1.6, "\(way.way): wall \(way.wallSeconds) s, floor \(way.floorSeconds) s")
-        }
         let sum = report.way("blocking")!.floorSeconds
         let slowest = report.way("async")!.floorSeconds
         #expect(abs(sum - 43 * 0.05) < 0.001, "16 + 13 + 14 chunks, one after another")
         #expect(abs(slowest - 16 * 0.05) < 0.001, "the 16-chunk poem decides")
-        #expect(report.way("blocking")!.wallSeconds > 2 * report.way("epoll")!.wallSeconds)
+        for way in report.ways {
+            #expect(way.wallSeconds > 0.95 * way.floorSeconds, "\(way.way): wall \(way.wallSeconds) s, floor \(way.floorSeconds) s")
+            if ["blocking", "busy"].contains(way.way) {
+                #expect(abs(way.floorSeconds - sum) < 0.001, "\(way.way) goes one by one")
+            } else {
+                #expect(abs(way.floorSeconds - slowest) < 0.001, "\(way.way) overlaps the downloads")
+                #expect(way.wallSeconds < 0.95 * sum, "\(way.way) overlapped nothing: \(way.wallSeconds) s, the sum is \(sum) s")
+            }
+        }
     }
 
     @Test func busyPollingBurnsTheCPUTheEventLoopsSave() throws {
         let output = try runProcess(Program.crawler, ["--delay", "0.05", "--json"], timeout: 120)
         let report = try CrawlerReport.parse(output)
         let busy = report.way("busy")!
-        // Spinning keeps a core busy: most of its wall time, unless the
-        // suite's parallel tests (and a sanitizer) crowd the two cores.
-        #expect(busy.cpuSeconds > 0.3 * busy.wallSeconds, "spinning keeps a core busy: \(busy.cpuSeconds) s of \(busy.wallSeconds) s")
+        // Spinning keeps a core busy whenever it is given one; how much of the
+        // wall time that is depends on what else the machine runs, so busy's
+        // CPU is compared with the evented ways' (each run in the same
+        // process, on the same machine), not with its wall time.
         for evented in ["epoll", "libev", "async", "async-epoll"] {
             let way = report.way(evented)!
             #expect(way.cpuSeconds * 10 < busy.cpuSeconds, "\(evented): \(way.cpuSeconds) s against busy's \(busy.cpuSeconds) s")
@@ -61,16 +71,19 @@ struct PoetryTests {
 
     @Test(arguments: allEngines)
     func onlyTheBlockingServerMakesClientsWaitInLine(_ engine: String) throws {
-        // 3003 bytes in chunks of 1000: 4 chunks, 0.3 s apart: 1.2 s per client.
+        // 3003 bytes in chunks of 1000: 4 chunks, 0.3 s apart: 1.2 s per
+        // client, four clients at once. In line they take at least 4.8 s;
+        // served together, 1.2 s - the bound between (3.6 s) leaves a loaded
+        // machine 2.4 s of slack and still tells the two apart.
         let server = try PoetryServerProcess(engine: engine, delay: 0.3, numBytes: 1000)
         defer { _ = try? server.stop() }
-        let output = try runProcess(Program.crawler, ["--way", "threads", "\(server.port)", "\(server.port)"], timeout: 60)
+        let output = try runProcess(Program.crawler, ["--way", "threads"] + Array(repeating: "\(server.port)", count: 4), timeout: 60)
         #expect(output.exitCode == 0, "\(output)")
         let elapsed = try #require(elapsedSeconds(output.standardOutput))
         if engine == "blocking" {
-            #expect(elapsed > 2.2, "one after the other: \(elapsed) s")
+            #expect(elapsed > 4.4, "one after the other: \(elapsed) s")
         } else {
-            #expect(elapsed < 2.0, "both at once: \(elapsed) s")
+            #expect(elapsed < 3.6, "all at once: \(elapsed) s")
         }
     }
 

@@ -215,11 +215,13 @@ struct WebTests {
         let body = temporaryPath("body")
         try Data(repeating: UInt8(ascii: "x"), count: 4096).write(to: URL(fileURLWithPath: body))
         defer { unlink(body) }
-        let posted = try runProcess("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-H", "Expect: 100-continue",
+        // curl -v shows what came back: the interim 100 before the final
+        // answer (a timing bound - curl's 1 s wait - is what a loaded machine breaks).
+        let posted = try runProcess("/usr/bin/curl", ["-s", "-v", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Expect: 100-continue",
                                                       "--data-binary", "@" + body, "\(server.url)/form"], timeout: 30)
-        let parts = posted.standardOutput.split(separator: " ")
-        #expect(parts.first == "405", "\(engine): \(posted)")
-        #expect((Double(parts.last ?? "") ?? 9) < 0.8, "\(engine): curl waited for 100 Continue: \(posted)")
+        #expect(posted.standardOutput == "405", "\(engine): \(posted)")
+        #expect(posted.standardError.contains("< HTTP/1.1 100 Continue"), "\(engine): no 100 Continue: \(posted)")
+        #expect(!posted.standardError.contains("Done waiting for 100-continue"), "\(engine): curl waited for 100 Continue: \(posted)")
         let absolute = try runProcess("/usr/bin/curl", ["-s", "--request-target", "http://example.com/plaintext", "\(server.url)/"], timeout: 30)
         #expect(absolute.standardOutput == "Hello, World!", "\(engine): \(absolute)")
         _ = try server.stop()
@@ -280,14 +282,16 @@ struct WebTests {
         let server = try HTTPServerProcess(engine: engine, environment: environment)
         let baseline = server.descriptorCount
         let before = server.residentKiB
-        // 40,000 pipelined requests (about 18 MB of answers), nothing read for 3 s.
-        let reader = try SpawnedProcess("/usr/bin/env", ["python3", probeScript, "\(server.port)", "slow-reader", "40000", "3"])
+        // 40,000 pipelined requests (about 18 MB of answers), nothing read for 6 s.
+        let reader = try SpawnedProcess("/usr/bin/env", ["python3", probeScript, "\(server.port)", "slow-reader", "40000", "6"])
         _ = reader.waitForOutput(containing: "sent", timeout: 30)
         usleep(1_000_000)
         // Others are served meanwhile, at once.
         let start = monotonicSeconds()
         let curl = try runProcess("/usr/bin/curl", ["-s", "-m", "5", "\(server.url)/plaintext"])
-        #expect(curl.standardOutput == "Hello, World!" && monotonicSeconds() - start < 1, "\(engine): \(curl)")
+        // Served while the reader is paused, not after it (it reads again 5 s
+        // from now): the bound leaves a loaded machine room and tells the two apart.
+        #expect(curl.standardOutput == "Hello, World!" && monotonicSeconds() - start < 3, "\(engine): \(curl)")
         let during = server.residentKiB
         let output = try reader.wait(timeout: 60)
         #expect(output.standardOutput.contains("\"responses\": 40000"), "\(engine): \(output)")
@@ -433,7 +437,8 @@ struct WebTests {
             #expect(curl.standardOutput == "Hello, World!", "\(engine): \(curl)")
             usleep(200_000)
         }
-        #expect(slowest < 1, "\(engine): a curl took \(slowest) s")
+        // The slow clients hold on for up to 10 s; curl gives up at 5.
+        #expect(slowest < 4, "\(engine): a curl took \(slowest) s")
         let output = try clients.wait(timeout: 30)
         let lines = output.standardOutput.split(separator: "\n")
         // 408 one to two seconds after the first byte (the tick is one second).

@@ -16,7 +16,7 @@ struct EpollLoopTests {
         #expect(fired == 11)
         let start = monotonicSeconds()
         loop.run()
-        #expect(monotonicSeconds() - start < 1, "nothing to wait for")
+        #expect(monotonicSeconds() - start < 30, "nothing to wait for (a loop that waited would wait forever)")
     }
 
     @Test func callSoonRunsAfterTheIOCallbacksInOrder() throws {

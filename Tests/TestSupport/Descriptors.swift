@@ -1,5 +1,6 @@
 import EventCore
 import Glibc
+import Synchronization
 
 /// A connected pair of non-blocking Unix stream sockets, closed after `body`.
 public func withSocketPair<T>(_ body: (Int32, Int32) throws -> T) throws -> T {
@@ -80,4 +81,57 @@ public func writeFile(_ path: String, _ text: String) {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     _ = text.withCString { write(fd, $0, strlen($0)) }
     close(fd)
+}
+
+// MARK: descriptor numbers no other test is handed
+
+/// How many reserved numbers this process has handed out.
+private let reservedNumbersHandedOut = Mutex<Int32>(0)
+
+/// A descriptor number of this test's own, near the top of the process's
+/// limit, that nothing holds now and no other test will ever be handed.
+///
+/// Tests run in parallel in one process, and the kernel gives every new
+/// descriptor the lowest free number: a test that closes a descriptor and
+/// then uses its number (to see a closed descriptor refused, or an error
+/// reported) would find another test's new socket there at any moment.
+/// Numbers up here are never the lowest free one, so once closed they stay
+/// closed; each is handed out once per process.
+public func reservedDescriptorNumber() -> Int32 {
+    var limit = rlimit()
+    getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    let top = Int32(min(limit.rlim_cur, 16_384)) - 1
+    while true {
+        let number = reservedNumbersHandedOut.withLock { taken -> Int32 in
+            taken += 1
+            return top - taken
+        }
+        precondition(number > 4_096, "reservedDescriptorNumber: the reserved range is used up (limit \(limit.rlim_cur))")
+        if fcntl(number, F_GETFD) == -1 { return number }
+    }
+}
+
+/// Moves `fd` to a ``reservedDescriptorNumber()`` (close-on-exec; the file's
+/// status flags, `O_NONBLOCK` among them, are the open file's and come along)
+/// and closes the old number: a descriptor the test may close and then use the number
+/// of, knowing it stays closed.
+public func movedToReservedNumber(_ fd: Int32) -> Int32 {
+    let number = reservedDescriptorNumber()
+    let moved = dup2(fd, number)
+    precondition(moved == number, "dup2(\(fd), \(number)) failed: errno \(errno)")
+    _ = fcntl(number, F_SETFD, FD_CLOEXEC)
+    close(fd)
+    return number
+}
+
+/// ``makeSocketPair()`` with both ends on reserved numbers: for tests that
+/// close the pair and then use its numbers.
+public func makeReservedSocketPair() throws -> (Int32, Int32) {
+    let (a, b) = try makeSocketPair()
+    return (movedToReservedNumber(a), movedToReservedNumber(b))
+}
+
+/// ``makePipe(nonBlocking:)`` with both ends on reserved numbers.
+public func makeReservedPipe(nonBlocking: Bool) throws -> [Int32] {
+    try makePipe(nonBlocking: nonBlocking).map(movedToReservedNumber)
 }
