@@ -64,7 +64,9 @@ stress-test: build
 # The allocation guards: heap allocations per timer, readiness callback,
 # async round trip and keep-alive HTTP request, counted in release builds by
 # a preloaded malloc counter, against ceilings that fail on any regression
-# (Tests/AllocationCounter/allocation_guard.py).
+# (Tests/AllocationCounter/allocation_guard.py); then the misuse traps of
+# the release build, each of which must print its message
+# (Tests/ReleaseChecks/misuse_messages.py).
 allocations: deps
 	mkdir -p .build-alloc
 	gcc -O2 -shared -fPIC -o .build-alloc/malloc_counter.so Tests/AllocationCounter/malloc_counter.c
@@ -72,6 +74,7 @@ allocations: deps
 	$(SWIFT) build -c release --product EVTestHelper
 	python3 Tests/AllocationCounter/allocation_guard.py --counter .build-alloc/malloc_counter.so \
 	  --helper .build/release/EVTestHelper --server .build/release/server
+	python3 Tests/ReleaseChecks/misuse_messages.py .build/release/EVTestHelper
 
 # Examples/App: a package of its own that links EV and EventCore as an app
 # does. Built (warnings fail it) and self-tested; it must resolve nothing

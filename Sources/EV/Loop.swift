@@ -24,8 +24,8 @@ import Glibc
 /// ## Threads
 /// A loop and its watchers belong to the thread that runs them and are not
 /// `Sendable`. Other threads reach the loop through ``executor`` or an
-/// ``AsyncWatcher/sender``. In debug builds, using a loop from another thread
-/// while it runs traps with a message that says so. ``LoopThread`` runs a loop
+/// ``AsyncWatcher/sender``. Using a loop from another thread while it runs
+/// traps with a message that says so (in release builds too). ``LoopThread`` runs a loop
 /// on a thread of its own.
 ///
 /// ## Errors
@@ -74,7 +74,7 @@ public final class Loop {
     ///
     /// The corresponding C function is `ev_loop_destroy`.
     public func close() {
-        precondition(core.runningThread == nil, "EV: close() was called while the loop runs; break out of run() first.")
+        checkUsage(core.runningThread == nil, "EV: close() was called while the loop runs; break out of run() first.")
         if isDefault {
             DefaultLoop.lock.withLock { _ in
                 if DefaultLoop.object === self { DefaultLoop.object = nil }

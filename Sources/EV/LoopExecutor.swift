@@ -55,7 +55,7 @@ final class LibevWaker: LoopWaker, @unchecked Sendable {
 
     /// Starts the watchers; the executor is their callbacks' `data`.
     func start(for executor: LoopExecutor) {
-        precondition(self.executor == nil, "LibevWaker: started a second time")
+        checkUsage(self.executor == nil, "LibevWaker: started a second time")
         self.executor = executor
         let opaque = Unmanaged.passUnretained(self).toOpaque()
         CLibev_async_init(cAsync, Trampoline.executorWakeup)

@@ -41,7 +41,7 @@ extension Loop {
     /// examples, libwebsockets) runs on this loop beside its Swift watchers.
     ///
     /// The rules, as libev's own: use the pointer on the loop's thread only
-    /// (debug builds check this call is); never destroy it - the `Loop` owns
+    /// (this call checks it is, in release builds too); never destroy it - the `Loop` owns
     /// it - nor keep it past the loop (``close()`` frees it); leave the
     /// loop's user data and its invoke-pending callback alone
     /// (`ev_set_userdata`, `ev_set_invoke_pending_cb`): the wrapper's own

@@ -15,8 +15,8 @@ import CLibev
 /// loop stops every watcher of the loop.
 ///
 /// ## Threads
-/// A watcher belongs to its loop's thread and is not `Sendable`. Debug builds
-/// trap when it is used from another thread while the loop runs there.
+/// A watcher belongs to its loop's thread and is not `Sendable`. Using it
+/// from another thread while the loop runs there traps with a message.
 public class Watcher {
     let core: LoopCore
     /// The `ev_TYPE` struct, as libev's generic `ev_watcher`.

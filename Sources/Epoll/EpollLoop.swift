@@ -19,8 +19,8 @@ import Glibc
 ///
 /// ## Threads
 /// A loop and its watches belong to the thread that runs them and are not
-/// `Sendable`; other threads reach it through ``executor``. Debug builds trap
-/// when it is used from another thread while it runs.
+/// `Sendable`; other threads reach it through ``executor``. Using it from
+/// another thread while it runs traps with a message (release builds too).
 ///
 /// ## Lifetime
 /// A registered watch, a pending timer, a pending ``callSoon(_:)`` callback,
@@ -83,7 +83,7 @@ public final class EpollLoop {
     ///
     /// Call it after ``run()`` returns, not from inside it.
     public func close() {
-        precondition(runningThread == nil, "Epoll: close() was called while the loop runs; stop() it first.")
+        checkUsage(runningThread == nil, "Epoll: close() was called while the loop runs; stop() it first.")
         teardown()
     }
 
@@ -363,13 +363,13 @@ public final class EpollLoop {
 
     // MARK: threads and teardown
 
+    /// Traps when called from a thread other than the one running the loop,
+    /// in release builds too (see `EV.LoopCore.checkThread`).
     @inline(__always)
     func checkThread(_ function: StaticString = #function) {
-        #if DEBUG
         if let running = runningThread, pthread_equal(running, pthread_self()) == 0 {
-            fatalError("Epoll: \(function) was called on a thread other than the one running this loop; from other threads use loop.executor.execute { }.")
+            misuse("Epoll: \(function) was called on a thread other than the one running this loop; from other threads use loop.executor.execute { }.")
         }
-        #endif
     }
 
     private func teardown() {

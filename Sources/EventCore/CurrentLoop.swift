@@ -8,7 +8,7 @@ package enum CurrentLoop {
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
         let result = pthread_key_create(&key, nil)
-        precondition(result == 0, "pthread_key_create failed: \(result)")
+        checkUsage(result == 0, "pthread_key_create failed: \(result)")
         return key
     }()
 

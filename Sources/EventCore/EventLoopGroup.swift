@@ -43,7 +43,7 @@ public final class EventLoopGroup<L: EventLoop>: Sendable {
     ///   - make: makes a loop (on its thread).
     /// - Throws: what `make` throws, or ``SystemCallError``; the loops already started are stopped.
     public init(loops count: Int = EventLoopGroup.coreCount, _ make: @escaping @Sendable () throws -> L) throws {
-        precondition(count >= 1, "EventLoopGroup needs at least one loop")
+        checkUsage(count >= 1, "EventLoopGroup needs at least one loop")
         var threads: [EventLoopThread<L>] = []
         do {
             for _ in 0..<count { threads.append(try EventLoopThread(make)) }

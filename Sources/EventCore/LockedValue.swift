@@ -17,7 +17,7 @@ public final class LockedValue<Value> {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         let result = pthread_mutex_init(mutex, nil)
-        precondition(result == 0, "pthread_mutex_init failed: \(result)")
+        checkUsage(result == 0, "pthread_mutex_init failed: \(result)")
     }
 
     deinit {

@@ -65,7 +65,7 @@ public struct LoopBound<Value>: @unchecked Sendable {
 
     @inline(never)
     private func wrongThread() -> Never {
-        preconditionFailure("LoopBound<\(Value.self)>: the value was touched off its loop's thread; reach it through loop.submit { } or a task on the loop")
+        misuse("LoopBound<\(Value.self)>: the value was touched off its loop's thread; reach it through loop.submit { } or a task on the loop")
     }
 }
 

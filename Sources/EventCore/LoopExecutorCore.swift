@@ -89,7 +89,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     ///   not closing (a trap with a message otherwise, in release builds too).
     public var runningLoop: L {
         guard let loop = loopForAwaits else {
-            preconditionFailure("LoopExecutorCore<\(L.self)>.runningLoop: the loop is closing")
+            misuse("LoopExecutorCore<\(L.self)>.runningLoop: the loop is closing")
         }
         return loop
     }
@@ -103,7 +103,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
 
     @inline(never)
     private func offLoop() -> Never {
-        preconditionFailure("LoopExecutorCore<\(L.self)>: loop-thread state was touched off the loop's thread")
+        misuse("LoopExecutorCore<\(L.self)>: loop-thread state was touched off the loop's thread")
     }
 
     // MARK: submitting

@@ -76,7 +76,7 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
         if let deadline, deadline.remaining <= 0 {
             return continuation.resume(throwing: TimeoutError(seconds: deadline.timeout))
         }
-        precondition((write ? writer : reader) == nil, "two tasks wait on descriptor \(fd) for the same readiness")
+        checkUsage((write ? writer : reader) == nil, "two tasks wait on descriptor \(fd) for the same readiness")
         var waiting = Waiting(continuation: continuation, deadline: nil)
         if write { writer = waiting } else { reader = waiting }
         if !isRegistered {

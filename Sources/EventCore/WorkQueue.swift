@@ -172,7 +172,7 @@ package final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
 
     /// Names the loop whose queue runs the actors' jobs; once.
     package func attach(_ sink: any LoopWorkSink) {
-        precondition(self.sink == nil, "LoopSerialExecutor: attached a second time")
+        checkUsage(self.sink == nil, "LoopSerialExecutor: attached a second time")
         self.sink = sink
     }
 
@@ -188,7 +188,7 @@ package final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
 
     /// Traps unless the calling thread is running the loop (for `assumeIsolated`).
     package func checkIsolated() {
-        precondition(sink.isCurrent, "expected to run on this loop's thread, inside its run()")
+        checkUsage(sink.isCurrent, "expected to run on this loop's thread, inside its run()")
     }
 }
 

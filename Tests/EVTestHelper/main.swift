@@ -18,6 +18,7 @@ let scenarios: [String: ([String]) throws -> Int32] = [
     "wall-clock-jump": wallClockJump,
     "send-from-signal-handler": sendFromSignalHandler,
     "allocation-counts": allocationCounts,
+    "misuse": misuse,
 ]
 
 // Under libfaketime (LD_PRELOAD), Swift's CommandLine.arguments comes back

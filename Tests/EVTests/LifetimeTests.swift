@@ -161,6 +161,21 @@ struct MisuseTests {
         }
     }
 
+    /// Each misuse the helper knows (`EVTestHelper misuse --list`) ends in a
+    /// trap whose message says what was wrong; `make release-checks` runs the
+    /// same scenarios with the release build, where `precondition` would have
+    /// dropped the message.
+    @Test func everyMisuseTrapsWithItsMessage() throws {
+        let list = try runHelper("misuse", ["--list"])
+        let scenarios = list.standardOutput.split(separator: "\n").map { $0.split(separator: "\t", maxSplits: 1).map(String.init) }
+        #expect(scenarios.count >= 7, "\(list)")
+        for scenario in scenarios {
+            let output = try runHelper("misuse", [scenario[0]], timeout: 120)
+            #expect(output.exitCode != 0 && output.exitCode != 1, "\(scenario[0]) trapped: \(output)")
+            #expect(output.standardError.contains(scenario[1]), "\(scenario[0]): \(output)")
+        }
+    }
+
     @Test func aFailedSystemCallInsideLibevNamesTheCall() throws {
         let output = try runHelper("syserr")
         #expect(output.exitCode != 0 && output.exitCode != 1, "the process is stopped, not left running: \(output)")
