@@ -43,6 +43,7 @@ public final class AsyncListener {
     /// - Returns: the connection, non-blocking, with `TCP_NODELAY`; `sending`,
     ///   so it can be handed to a task of its own.
     nonisolated(nonsending) public func accept() async throws -> sending AsyncSocket {
+        if isClosed { throw DescriptorClosedError(fd: descriptor.fd) }
         while true {
             switch try descriptor.accept() {
             case .processed(let (client, peer)):
@@ -72,7 +73,8 @@ public final class AsyncListener {
         }
     }
 
-    /// Stops accepting and closes the listening socket. Harmless when closed already.
+    /// Stops accepting and closes the listening socket. Harmless when closed
+    /// already; ``accept()`` afterwards throws ``DescriptorClosedError``.
     public func close() {
         guard !isClosed else { return }
         isClosed = true

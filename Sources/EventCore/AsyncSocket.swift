@@ -12,8 +12,9 @@ import Glibc
 /// Use a socket from one task running on its loop's executor (inside
 /// `loop.run { }`, or a task with the loop's executor preference). It is not
 /// `Sendable`. ``close()`` stops the loop's watchers first, then closes the
-/// descriptor; closing twice is harmless, and a socket closes itself when
-/// the last reference goes.
+/// descriptor; closing twice is harmless, every operation after it throws
+/// ``DescriptorClosedError``, and a socket closes itself when the last
+/// reference goes.
 public final class AsyncSocket {
     /// What ``read(maximum:)`` asks for by default: 64 KiB, about what a
     /// socket's receive buffer holds between two reads.
@@ -76,6 +77,7 @@ public final class AsyncSocket {
     /// - Returns: the number of bytes read; 0 at end of stream.
     /// - Throws: ``SystemCallError`` (such as `ECONNRESET`), ``TimeoutError``, `CancellationError`.
     nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        try checkOpen()
         if probablyDrained { try await readiness.waitReadable() } else { try Deadline.checkCurrent() }
         while true {
             switch try descriptor.read(into: buffer) {
@@ -91,12 +93,14 @@ public final class AsyncSocket {
     /// Waits until the socket can be read without blocking (the next read
     /// returns data, or 0 at end of stream).
     nonisolated(nonsending) public func waitReadable() async throws {
+        try checkOpen()
         try await readiness.waitReadable()
         probablyDrained = false
     }
 
     /// Waits until the socket can be written without blocking.
     nonisolated(nonsending) public func waitWritable() async throws {
+        try checkOpen()
         try await readiness.waitWritable()
     }
 
@@ -108,6 +112,7 @@ public final class AsyncSocket {
     ///
     /// - Returns: the bytes; empty at end of stream.
     nonisolated(nonsending) public func read(maximum: Int = AsyncSocket.defaultReadSize) async throws -> [UInt8] {
+        try checkOpen()
         while true {
             if probablyDrained {
                 try await readiness.waitReadable()
@@ -153,6 +158,7 @@ public final class AsyncSocket {
     ///
     /// The caller keeps `bytes` valid until the write returns.
     nonisolated(nonsending) public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+        try checkOpen()
         try Deadline.checkCurrent()
         var offset = 0
         while offset < bytes.count {
@@ -165,6 +171,7 @@ public final class AsyncSocket {
 
     /// Writes all of `bytes`, waiting whenever the socket's buffer is full.
     nonisolated(nonsending) public func write(_ bytes: [UInt8]) async throws {
+        try checkOpen()
         try Deadline.checkCurrent()
         var offset = 0
         while offset < bytes.count {
@@ -183,10 +190,20 @@ public final class AsyncSocket {
 
     /// Ends the sending direction: the peer reads end of stream; reading still works.
     public func shutdownWrite() throws {
+        try checkOpen()
         try descriptor.shutdownWrite()
     }
 
-    /// Stops the loop's watchers for the socket, then closes it. Harmless when closed already.
+    /// Throws the closed error once ``close()`` has been called: the number
+    /// may already belong to another file, which no operation may touch.
+    @inline(__always)
+    private func checkOpen() throws(DescriptorClosedError) {
+        if isClosed { throw DescriptorClosedError(fd: descriptor.fd) }
+    }
+
+    /// Stops the loop's watchers for the socket, then closes it. Harmless
+    /// when closed already; every operation afterwards throws
+    /// ``DescriptorClosedError`` (the number may be another file's by then).
     public func close() {
         guard !isClosed else { return }
         isClosed = true

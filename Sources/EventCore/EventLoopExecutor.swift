@@ -24,8 +24,12 @@ public protocol EventLoopExecutor: AsyncEventLoop, TaskExecutor, CrossThreadSubm
 
     /// Runs `work` on the loop's thread `seconds` from now (counted on the
     /// monotonic clock from this call), unless cancelled first - from any
-    /// thread, with the returned handle.
-    func schedule(after seconds: Double, _ work: @escaping @Sendable (Loop) -> Void) -> ScheduledWork
+    /// thread, with the returned handle, which also tells whether the loop
+    /// dropped the work by closing first.
+    ///
+    /// - Throws: the loop's `loopClosed` if it has been closed.
+    @discardableResult
+    func schedule(after seconds: Double, _ work: @escaping @Sendable (Loop) -> Void) throws -> ScheduledWork
 
     /// The loop, to a task or actor running on it (asyncio's
     /// `get_running_loop()`): for what only the loop does, such as a watcher

@@ -140,22 +140,34 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
 
     /// Runs `work` on the loop's thread `seconds` from now (on the monotonic
     /// clock, from this call), unless the returned handle cancels it first -
-    /// from any thread.
-    public func schedule(after seconds: Double, _ work: @escaping @Sendable (L) -> Void) -> ScheduledWork {
+    /// from any thread. A loop that closes before the work is due drops it,
+    /// and the handle's ``ScheduledWork/outcome`` says so.
+    ///
+    /// - Throws: the loop's `loopClosed` if it has been closed; the work does not run.
+    @discardableResult
+    public func schedule(after seconds: Double, _ work: @escaping @Sendable (L) -> Void) throws -> ScheduledWork {
         let handle = ScheduledWork()
         let instant = monotonicNow() + (seconds.isFinite ? max(seconds, 0) : 1e9)
-        onLoop({ [self] in
-            guard let loop = loopForAwaits, !handle.isCancelled else { return }
+        let arm: @Sendable () -> Void = { [self] in
+            guard let loop = loopForAwaits else { return handle.drop() }
+            guard !handle.isCancelled else { return }
             // The loop holds the timer while it waits; the handle reaches it
             // weakly, and the timer's closure the loop weakly, so that
             // nothing is left in a cycle when the work runs, is cancelled or
-            // the loop closes first.
+            // the loop closes first (then the notice marks it dropped).
+            let notice = DropNotice(handle)
             let timer = loop.schedule(at: instant) { [weak loop] in
-                if let loop, handle.claimRun() { work(loop) }
+                if let loop, notice.handle.claimRun() { work(loop) }
             }
             let bound = LoopBound(WeakCancellable(timer), loop: self)
             handle.setRemoval { [self] in onLoop({ bound.value.target?.cancel() }, failed: { _ in }) }
-        }, failed: { _ in })
+        }
+        if isCurrent {
+            if isClosing { throw waker.loopClosedError }
+            arm()
+        } else {
+            try submit(arm)
+        }
         return handle
     }
 

@@ -612,6 +612,57 @@ struct AsyncScenarioTests {
         #expect(watches == 0 && !waitsLeft, "\(kind)")
     }
 
+    /// After `close()` a socket's number may belong to another connection at
+    /// once (here, made so with dup2): every operation of the closed socket
+    /// throws the closed error and touches nothing - a read used to return
+    /// the other connection's data, and a write to send into it.
+    @Test(arguments: LoopKind.allCases)
+    func aClosedSocketRefusesEveryOperationEvenWhenItsNumberIsReused(_ kind: LoopKind) throws {
+        let (errors, leaked, kept) = try kind.run { executor in
+            let listener = try AsyncListener(on: SocketAddress(parsing: "0"), loop: executor)
+            defer { listener.close() }
+            let client = try await AsyncSocket.connect(to: listener.localAddress, on: executor)
+            let server = try await listener.accept()
+            defer { server.close() }
+            let number = client.descriptor.fd
+            let (other, peer) = try makeSocketPair() // before the close: not on the number
+            client.close()
+            #expect(dup2(other, number) == number)
+            close(other)
+            defer { close(number); close(peer) }
+            writeString(peer, "for the new connection")
+            var errors: [String] = []
+            func attempt(_ name: String, _ operation: () async throws -> Void) async {
+                do {
+                    try await operation()
+                    errors.append("\(name): no error")
+                } catch let error as DescriptorClosedError {
+                    errors.append("\(name): closed \(error.fd == number)")
+                } catch {
+                    errors.append("\(name): \(error)")
+                }
+            }
+            await attempt("read") { _ = try await client.read() }
+            await attempt("read(into:)") {
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+                defer { buffer.deallocate() }
+                _ = try await client.read(into: buffer)
+            }
+            await attempt("write") { try await client.write("into the new connection") }
+            await attempt("waitReadable") { try await client.waitReadable() }
+            await attempt("waitWritable") { try await client.waitWritable() }
+            await attempt("shutdownWrite") { try client.shutdownWrite() }
+            await attempt("readToEnd") { _ = try await client.readToEnd() }
+            listener.close()
+            await attempt("accept") { _ = try await listener.accept() }
+            return (errors, readAvailable(peer), readAvailable(number))
+        }
+        let names = ["read", "read(into:)", "write", "waitReadable", "waitWritable", "shutdownWrite", "readToEnd", "accept"]
+        #expect(errors == names.map { "\($0): closed \($0 != "accept")" }, "\(kind): \(errors)")
+        #expect(leaked == "", "\(kind): the closed socket wrote into the new connection")
+        #expect(kept == "for the new connection", "\(kind): the closed socket read the new connection's data")
+    }
+
     @Test(arguments: LoopKind.allCases)
     func readToEndRespectsItsLimit(_ kind: LoopKind) throws {
         let outcome = try kind.run { executor in

@@ -52,6 +52,37 @@ struct ThreadModelTests {
         }
     }
 
+    /// Work scheduled on a loop that has closed is refused with the loop's
+    /// closed error (as `execute` is), and work a closing loop drops says so
+    /// through its handle - it used to vanish, its handle saying neither
+    /// cancelled nor anything else.
+    @Test(arguments: LoopKind.allCases)
+    func scheduledWorkOnAClosedLoopIsRefusedAndWorkDroppedByTheCloseIsReported(_ kind: LoopKind) throws {
+        let loop = try kind.make()
+        let executor = loop.executor
+        let ran = LockedValue(0)
+        // Armed: the loop ran the job that starts its timer.
+        let armed = try executor.schedule(after: 60) { _ in ran.withLock { $0 += 1 } }
+        _ = loop.runUntil(timeout: 0.05) { false }
+        // Queued: submitted, not yet taken by the loop (it does not run again).
+        let queued = try executor.schedule(after: 60) { _ in ran.withLock { $0 += 1 } }
+        let cancelled = try executor.schedule(after: 60) { _ in ran.withLock { $0 += 1 } }
+        #expect(cancelled.cancel())
+        #expect(armed.outcome == .pending && queued.outcome == .pending)
+        loop.close()
+        #expect(armed.outcome == .dropped, "\(kind): \(armed.outcome)")
+        #expect(queued.outcome == .dropped, "\(kind): \(queued.outcome)")
+        #expect(cancelled.outcome == .cancelled)
+        #expect(!armed.cancel(), "dropped work cannot be cancelled")
+        do {
+            _ = try executor.schedule(after: 1) { _ in ran.withLock { $0 += 1 } }
+            Issue.record("\(kind): a closed loop took work")
+        } catch {
+            #expect(kind.isLoopClosed(error), "\(kind): \(error)")
+        }
+        #expect(ran.withLock { $0 } == 0)
+    }
+
     @Test(arguments: LoopKind.allCases)
     func nextGoesRoundAndAnyPrefersTheCurrentLoop(_ kind: LoopKind) throws {
         try withGroup(kind, loops: 3) { group in
@@ -246,8 +277,8 @@ struct AnyGroup {
         executeOnEach = { work in
             for executor in executors { try executor.execute { loop in work("\(type(of: loop))", executor.isCurrent) } }
         }
-        schedule = { seconds, work in group.next().schedule(after: seconds) { _ in work() } }
-        scheduleOnEach = { seconds, work in for executor in executors { _ = executor.schedule(after: seconds) { _ in work() } } }
+        schedule = { seconds, work in try! group.next().schedule(after: seconds) { _ in work() } }
+        scheduleOnEach = { seconds, work in for executor in executors { _ = try? executor.schedule(after: seconds) { _ in work() } } }
         nextIndex = { index(of: group.next()) }
         anyIndex = { executors.firstIndex { $0 === group.any() }! }
         onLoop = { number, work in try executors[number].execute { _ in work() } }
