@@ -65,6 +65,10 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
             } catch {
                 return // cancelled (draining) or the loop is closing
             }
+            // One read per turn of the loop, as the callback engines read once
+            // per readiness event: a client pipelining without pause cannot
+            // starve the loop's other connections.
+            client.maximumReadsPerTurn = 1
             let http = HTTPServerConnection(context: context, now: monotonicNow())
             connections[client.descriptor.fd] = http
             context.stats.opened()

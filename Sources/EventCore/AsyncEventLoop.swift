@@ -12,6 +12,16 @@ public protocol AsyncEventLoop: AnyObject, Sendable {
 
     /// Whether the calling thread is running this loop right now.
     var isCurrent: Bool { get }
+
+    /// Waits until `fd` can be read without blocking: any number of tasks,
+    /// each resumed when it is ready, on one watch of the loop.
+    ///
+    /// - Throws: the loop's error if `fd` is not open; ``DescriptorClosedError``,
+    ///   `CancellationError`, ``TimeoutError``, or the loop's `loopClosed`.
+    func readable(_ fd: Int32) async throws
+
+    /// Waits until `fd` can be written without blocking; see ``readable(_:)``.
+    func writable(_ fd: Int32) async throws
 }
 
 extension AsyncEventLoop {
@@ -25,26 +35,5 @@ extension AsyncEventLoop {
     /// (asyncio's `await asyncio.sleep(0)`).
     public func yield() async throws {
         try await sleep(seconds: 0)
-    }
-
-    /// Waits until `fd` can be read without blocking.
-    ///
-    /// Each call arms (and afterwards removes) a watch, a system call or two;
-    /// for repeated waits on one descriptor, ``readiness(for:)`` keeps its
-    /// watch armed between waits, as ``AsyncSocket`` does.
-    ///
-    /// - Throws: the loop's error if `fd` is not open; `CancellationError`,
-    ///   ``TimeoutError``, or the loop's `loopClosed`.
-    public func readable(_ fd: Int32) async throws {
-        let readiness = readiness(for: fd)
-        defer { readiness.cancel() }
-        try await readiness.waitReadable()
-    }
-
-    /// Waits until `fd` can be written without blocking; see ``readable(_:)``.
-    public func writable(_ fd: Int32) async throws {
-        let readiness = readiness(for: fd)
-        defer { readiness.cancel() }
-        try await readiness.waitWritable()
     }
 }

@@ -30,6 +30,18 @@ public final class AsyncSocket {
     /// most likely drained, so the next read waits for readiness first
     /// instead of trying a `read` that would only say `EAGAIN`.
     private var probablyDrained = false
+    /// Reads in a row that found data without waiting (see ``maximumReadsPerTurn``).
+    private var readsWithoutWaiting = 0
+
+    /// How many reads in a row may find data without letting the loop turn:
+    /// the next one waits for the loop's next poll first, so that a peer
+    /// whose bytes never stop (a client pipelining without pause) cannot
+    /// keep this task running while every other connection of the loop
+    /// waits. 4 by default, SwiftNIO's `maxMessagesPerRead`; 1 is the
+    /// callback engines' one read per readiness event.
+    public var maximumReadsPerTurn = 4 {
+        didSet { maximumReadsPerTurn = max(maximumReadsPerTurn, 1) }
+    }
 
     /// Adopts a connected non-blocking socket.
     ///
@@ -78,14 +90,19 @@ public final class AsyncSocket {
     /// - Throws: ``SystemCallError`` (such as `ECONNRESET`), ``TimeoutError``, `CancellationError`.
     nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         try checkOpen()
-        if probablyDrained { try await readiness.waitReadable() } else { try Deadline.checkCurrent() }
+        if probablyDrained || readsWithoutWaiting >= maximumReadsPerTurn {
+            try await waitForReadiness()
+        } else {
+            try Deadline.checkCurrent()
+        }
         while true {
             switch try descriptor.read(into: buffer) {
             case .processed(let count):
                 probablyDrained = count < buffer.count
+                readsWithoutWaiting += 1
                 return count
             case .wouldBlock:
-                try await readiness.waitReadable()
+                try await waitForReadiness()
             }
         }
     }
@@ -94,8 +111,15 @@ public final class AsyncSocket {
     /// returns data, or 0 at end of stream).
     nonisolated(nonsending) public func waitReadable() async throws {
         try checkOpen()
-        try await readiness.waitReadable()
+        try await waitForReadiness()
         probablyDrained = false
+    }
+
+    /// Waits for the loop to report the socket readable: at least one turn
+    /// of the loop, in which every other ready task and callback runs.
+    nonisolated(nonsending) private func waitForReadiness() async throws {
+        try await readiness.waitReadable()
+        readsWithoutWaiting = 0
     }
 
     /// Waits until the socket can be written without blocking.
@@ -114,8 +138,8 @@ public final class AsyncSocket {
     nonisolated(nonsending) public func read(maximum: Int = AsyncSocket.defaultReadSize) async throws -> [UInt8] {
         try checkOpen()
         while true {
-            if probablyDrained {
-                try await readiness.waitReadable()
+            if probablyDrained || readsWithoutWaiting >= maximumReadsPerTurn {
+                try await waitForReadiness()
                 probablyDrained = false
             } else {
                 try Deadline.checkCurrent()
@@ -133,6 +157,7 @@ public final class AsyncSocket {
                 continue
             }
             probablyDrained = count < maximum
+            readsWithoutWaiting += 1
             if count < maximum / 2 { bytes = Array(bytes[...]) } // a copy of its own size: not the big buffer
             return bytes
         }

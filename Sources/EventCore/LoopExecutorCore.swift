@@ -66,6 +66,9 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     package var isClosing = false
     /// The loop's pending awaits, which its teardown ends (loop thread only).
     package let waits = PendingWaitList()
+    /// The descriptors tasks wait on through ``readable(_:)`` and
+    /// ``writable(_:)``, one entry while any task waits (loop thread only).
+    private var waitersByDescriptor: [Int32: DescriptorWaiters<L>] = [:]
 
     /// An executor for the loop `waker` belongs to.
     package init(waker: any LoopWaker) {
@@ -221,6 +224,19 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
             let timer = loop.schedule(at: deadline) { suspension.finish(.success(())) }
             suspension.cleanup = { timer.cancel() }
         }
+    }
+
+    /// The waiters of `fd` (loop thread; see ``readable(_:)``).
+    func descriptorWaiters(for fd: Int32) -> DescriptorWaiters<L> {
+        if let waiters = waitersByDescriptor[fd] { return waiters }
+        let waiters = DescriptorWaiters(fd: fd, executor: self)
+        waitersByDescriptor[fd] = waiters
+        return waiters
+    }
+
+    /// `waiters` has no task left, and no watch.
+    func forgetDescriptorWaiters(_ waiters: DescriptorWaiters<L>) {
+        if waitersByDescriptor[waiters.fd] === waiters { waitersByDescriptor[waiters.fd] = nil }
     }
 
     /// Readiness waits on `fd` that keep one watch armed between waits

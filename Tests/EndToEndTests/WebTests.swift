@@ -502,6 +502,24 @@ struct WebTests {
         _ = try server.stop()
     }
 
+    /// Issue "Green every time", 4: a client pipelining without pause (and
+    /// reading every answer) must not starve the others. The async engines
+    /// read as long as its bytes kept coming - a probe waited 1 to 5 s, or
+    /// for ever - while the callback engines read once per turn of the loop.
+    /// Every engine now bounds a connection's work per turn; a probe waits
+    /// milliseconds (the bound leaves a loaded, sanitized machine room).
+    @Test(arguments: httpEngines)
+    func aPipeliningClientCannotStarveTheOthers(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: engine)
+        let result = try probe(server.port, ["starve", "25"], timeout: 300)
+        #expect(result["ok"] as? Int == 25, "\(engine): \(result)")
+        let slowest = result["slowest"] as? Double ?? 99
+        #expect(slowest < 2, "\(engine): a probe waited \(slowest) s beside the pipelining client: \(result)")
+        #expect((result["pipelined"] as? Int ?? 0) > 0, "\(engine): the pipelining client was served too: \(result)")
+        let (ended, _) = try server.stop()
+        #expect(ended.exitCode == 0, "\(ended)")
+    }
+
     @Test(arguments: httpEngines)
     func aLingeringCloseEndsOnTimeWhateverThePeerSends(_ engine: String) throws {
         // Issue "Hardening", 7: after an error answer the server lingers for

@@ -100,3 +100,13 @@ extension EventLoop {
         return !timedOut
     }
 }
+
+extension AsyncEventLoop {
+    /// The watches and timers the loop holds now (the leak check), from a
+    /// task running on it.
+    var runningLoopHeldWatches: Int {
+        if let executor = self as? LoopExecutor { return executor.runningLoop.heldWatcherCount }
+        if let executor = self as? EpollExecutor { return executor.runningLoop.heldWatcherCount }
+        return -1
+    }
+}

@@ -9,8 +9,15 @@
                                         seconds, then everything; print {"responses": N}
     http_probe.py PORT hold N S         N concurrent clients, each: GET, hold S seconds, close;
                                         print {"ok": count, "failed": {...}}
+    http_probe.py PORT starve N         a process pipelining GET /page/1 (4 KB of header each)
+                                        without pause, reading every answer, while N probes, one after
+                                        another, each GET /plaintext on a connection of its
+                                        own; print {"ok", "slowest", "median", "pipelined"}:
+                                        the probes' seconds, and the answers the pipelining
+                                        client got meanwhile (it must have been served)
 """
 import json
+import multiprocessing
 import re
 import socket
 import struct
@@ -114,8 +121,75 @@ def main():
         for thread in threads:
             thread.join()
         print(json.dumps(results))
+    elif mode == "starve":
+        starve(port, int(sys.argv[3]))
     else:
         sys.exit("unknown mode " + mode)
+
+
+def pipeline_forever(port, answers):
+    """Pipelines requests without pause and reads every answer (a process
+    of its own: no GIL shared with the probes). Each request carries 4 KB of
+    header for a short answer: the server always has a full buffer to read
+    and never waits to write - a task that reads while bytes keep coming
+    never gives the loop back."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    batch = (b"GET /page/1 HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * 4000 + b"\r\n\r\n") * 64
+
+    def send():
+        try:
+            while True:
+                sock.sendall(batch)
+        except OSError:
+            pass
+
+    threading.Thread(target=send, daemon=True).start()
+    tail = b""
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                return
+            data = tail + chunk
+            count = data.count(b"</html>")
+            tail = data[-8:]
+            count -= tail.count(b"</html>")
+            with answers.get_lock():
+                answers.value += count
+    except OSError:
+        pass
+
+
+def starve(port, probes):
+    answers = multiprocessing.Value("q", 0)
+    hog = multiprocessing.Process(target=pipeline_forever, args=(port, answers), daemon=True)
+    hog.start()
+    while answers.value < 1000:  # it is being served, flat out
+        time.sleep(0.01)
+    latencies = []
+    ok = 0
+    for _ in range(probes):
+        start = time.time()
+        try:
+            probe = socket.create_connection(("127.0.0.1", port), timeout=10)
+            probe.sendall(b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            data, _ = read_until_closed(probe, 10)
+            probe.close()
+            ok += data.endswith(b"Hello, World!")
+        except OSError:
+            pass
+        latencies.append(time.time() - start)
+        if latencies[-1] >= 10:
+            break  # starved: one is the verdict
+        time.sleep(0.02)
+    before = answers.value
+    time.sleep(0.2)
+    pipelined = answers.value - before
+    hog.terminate()
+    hog.join()
+    latencies.sort()
+    print(json.dumps({"ok": ok, "slowest": latencies[-1], "median": latencies[len(latencies) // 2],
+                      "pipelined": pipelined}))
 
 
 main()
