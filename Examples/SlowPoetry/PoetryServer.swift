@@ -287,7 +287,9 @@ enum AsyncEngine {
         while offset < options.poem.count {
             let end = min(offset + options.chunkSize, options.poem.count)
             do {
-                try await client.write(Array(options.poem[offset..<end]))
+                // A slice of the one poem every connection shares: a write
+                // that waits for a slow client holds no copy of its chunk.
+                try await client.write(options.poem[offset..<end])
                 offset = end
                 try await executor.sleep(seconds: options.delay)
             } catch {

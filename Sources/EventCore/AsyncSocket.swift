@@ -196,11 +196,19 @@ public final class AsyncSocket {
 
     /// Writes all of `bytes`, waiting whenever the socket's buffer is full.
     nonisolated(nonsending) public func write(_ bytes: [UInt8]) async throws {
+        try await write(bytes[...])
+    }
+
+    /// Writes all of `bytes` - a slice of a larger array, which it shares
+    /// rather than copies while a write waits (many connections sending
+    /// parts of one document hold one copy of it, not one each) - waiting
+    /// whenever the socket's buffer is full.
+    nonisolated(nonsending) public func write(_ bytes: ArraySlice<UInt8>) async throws {
         try checkOpen()
         try Deadline.checkCurrent()
-        var offset = 0
-        while offset < bytes.count {
-            let result = try bytes.withUnsafeBytes { try descriptor.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+        var offset = bytes.startIndex
+        while offset < bytes.endIndex {
+            let result = try bytes[offset...].withUnsafeBytes { try descriptor.write($0) }
             switch result {
             case .processed(let count): offset += count
             case .wouldBlock: try await readiness.waitWritable()
