@@ -9,8 +9,9 @@ import Glibc
 /// characters or obsolete line folding in values, one Host, HTTP/1.x, a
 /// few empty lines at most before a message, no Transfer-Encoding on
 /// HTTP/1.0 and no transfer coding but chunked, a chunk size line without
-/// trailing whitespace and CRLF after each chunk's data - and the limits of
-/// ``HTTPLimits``.
+/// trailing whitespace and CRLF after each chunk's data, a status line that
+/// begins with `HTTP/` (Debian builds http_parser without its strict mode,
+/// which lets `HTTQ/1.1 200 OK` through) - and the limits of ``HTTPLimits``.
 public final class HTTPParser {
     public enum Kind { case request, response }
 
@@ -82,6 +83,9 @@ public final class HTTPParser {
     @exclusivity(unchecked) private var streamOffset = 0
     @exclusivity(unchecked) private var headStart = 0
     @exclusivity(unchecked) private var measuringHead = false
+    /// Response parsers: how many bytes of the current status line's
+    /// `HTTP/` have been seen (5: all of it, or not a response parser).
+    @exclusivity(unchecked) private var statusPrefixSeen = 5
 
     public init(_ kind: Kind, limits: HTTPLimits = HTTPLimits(), sink: any HTTPMessageSink) {
         self.kind = kind
@@ -90,6 +94,7 @@ public final class HTTPParser {
         parser = .allocate(capacity: 1)
         http_parser_init(parser, kind == .request ? HTTP_REQUEST : HTTP_RESPONSE)
         parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        statusPrefixSeen = kind == .response ? 0 : 5
     }
 
     deinit { parser.deallocate() }
@@ -123,6 +128,7 @@ public final class HTTPParser {
         streamOffset = 0
         headStart = 0
         measuringHead = false
+        statusPrefixSeen = kind == .response ? 0 : 5
     }
 
     /// Whether a message's head is on its way: its first byte, or an empty
@@ -166,6 +172,7 @@ public final class HTTPParser {
                 }
                 if used == bytes.count { break }
             }
+            if statusPrefixSeen < 5, !checkStatusPrefix(UnsafeRawBufferPointer(rebasing: bytes[used...])) { break }
             let start = bytes.baseAddress!.assumingMemoryBound(to: CChar.self) + used
             executions += 1
             bufferStart = UnsafePointer(start)
@@ -218,6 +225,22 @@ public final class HTTPParser {
             fail(Self.headTooLarge(limits))
         }
         return used
+    }
+
+    /// Checks the next bytes of a status line against `HTTP/` (as much of it
+    /// as `bytes` holds); false, with the failure set, on the first that differs.
+    private func checkStatusPrefix(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let prefix: StaticString = "HTTP/"
+        var index = 0
+        while statusPrefixSeen < 5 && index < bytes.count {
+            guard bytes[index] == prefix.utf8Start[statusPrefixSeen] else {
+                fail(HTTPError(502, "the status line does not begin with HTTP/ (byte \(describeByte(bytes[index])) at \(statusPrefixSeen))"))
+                return false
+            }
+            statusPrefixSeen += 1
+            index += 1
+        }
+        return true
     }
 
     /// Upgrade is a request we may ignore (RFC 9110, 7.8): the answer was
@@ -523,6 +546,7 @@ public final class HTTPParser {
 
     private func messageComplete() -> Int32 {
         inMessage = false
+        if kind == .response { statusPrefixSeen = 0 } // the next status line is checked anew
         // Pause after every message: execute() counts the empty lines before the next one.
         pausedAt = .messageEnd
         http_parser_pause(parser, 1)
@@ -594,8 +618,10 @@ struct ChunkFramingCheck {
         case idle
         /// After a chunk's data: its CR, then its LF.
         case afterData(sawCR: Bool)
-        /// In the chunk size: hex digits so far.
-        case size
+        /// In the chunk size: its significant hex digits so far (leading zeros
+        /// not counted). More than 15 would overflow http_parser's count,
+        /// which it reports as an invalid Content-Length.
+        case size(digits: Int)
         /// Whitespace after the size: only a chunk extension (`;`) may follow (RFC 9112, 7.1.1 BWS).
         case whitespace
         /// In a chunk extension, up to the line's CR.
@@ -612,7 +638,7 @@ struct ChunkFramingCheck {
 
     /// A chunk size line begins at stream offset `offset`.
     mutating func expectSizeLine(at offset: Int) {
-        state = .size
+        state = .size(digits: 0)
         position = offset
     }
 
@@ -635,18 +661,21 @@ struct ChunkFramingCheck {
             case .afterData(let sawCR):
                 if sawCR {
                     guard byte == 10 else { return "a bare CR after a chunk's data" }
-                    state = .size
+                    state = .size(digits: 0)
                 } else {
                     guard byte == 13 else { return "no CRLF after a chunk's data (\(describeByte(byte)) instead)" }
                     state = .afterData(sawCR: true)
                 }
-            case .size:
+            case .size(let digits):
                 if byte == 0x20 || byte == 0x09 {
                     state = .whitespace
                 } else if byte == UInt8(ascii: ";") {
                     state = .extensions
                 } else if !isHexDigit(byte) {
                     state = .idle // the CR, or something http_parser refuses itself
+                } else if digits > 0 || byte != UInt8(ascii: "0") {
+                    guard digits < 15 else { return "a chunk size of more than 15 hex digits (over 2^60 bytes)" }
+                    state = .size(digits: digits + 1)
                 }
             case .whitespace:
                 if byte == UInt8(ascii: ";") {

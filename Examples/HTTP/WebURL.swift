@@ -466,9 +466,11 @@ enum URLBytes {
     }
 }
 
-/// The `href` attributes of an HTML document, in order, entities
+/// The links of an HTML document, in order: the `href` attribute of any
+/// tag, and the `src` of `<iframe>` and `<frame>` (a framed page is a page
+/// of the site: mdBook's table of contents is reached only so), entities
 /// `&amp;` `&quot;` `&#39;` `&#x27;` `&lt;` `&gt;` decoded. A scanner, not an
-/// HTML parser: it finds `href=` inside tags, quoted or not.
+/// HTML parser: it finds the attribute inside tags, quoted or not.
 public func hrefLinks(in html: [UInt8]) -> [String] {
     html.withUnsafeBytes { hrefLinks(in: $0) }
 }
@@ -480,14 +482,14 @@ public func hrefLinks(in html: UnsafeRawBufferPointer) -> [String] {
     return links
 }
 
-/// Calls `body` with each `href` value of an HTML document, in order, its
-/// entities decoded (see ``hrefLinks(in:)-([UInt8])``), as bytes valid
-/// during the call: with ``WebURL/resolveLink(_:)-(UnsafeRawBufferPointer)``
+/// Calls `body` with each link of an HTML document (see
+/// ``hrefLinks(in:)-([UInt8])``), in order, its entities decoded, as bytes
+/// valid during the call: with ``WebURL/resolveLink(_:)-(UnsafeRawBufferPointer)``
 /// a crawler makes no String of a link it does not keep.
 ///
-/// It works on the bytes: `memchr` skips the text between tags, the
-/// attribute name is compared in place, and a value is copied only when it
-/// holds an entity or a byte that is not ASCII (made valid UTF-8, as
+/// It works on the bytes: `memchr` skips the text between tags, the tag and
+/// attribute names are compared in place, and a value is copied only when
+/// it holds an entity or a byte that is not ASCII (made valid UTF-8, as
 /// `String(decoding:as:)` makes it).
 public func forEachHref(in html: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
     guard let base = html.baseAddress else { return }
@@ -495,24 +497,25 @@ public func forEachHref(in html: UnsafeRawBufferPointer, _ body: (UnsafeRawBuffe
     var decoded: [UInt8] = []
     var index = 0
     var inTag = false
+    /// Whether the tag is an `<iframe>` or a `<frame>`, whose `src` is a link.
+    var framesAPage = false
     while index < count {
         if !inTag {
             // Text: nothing but a '<' matters.
             guard let open = memchr(base + index, Int32(UInt8(ascii: "<")), count - index) else { break }
             index = UnsafeRawPointer(open) - base + 1
             inTag = true
+            framesAPage = startsTag(html, at: index, named: "iframe") || startsTag(html, at: index, named: "frame")
             continue
         }
         let byte = html[index]
         if byte == UInt8(ascii: ">") {
             inTag = false
-        } else if (byte | 0x20) == UInt8(ascii: "h") && index + 5 <= count && index > 0
-                    && isAttributeBoundary(html[index - 1])
-                    && (html[index + 1] | 0x20) == UInt8(ascii: "r") && (html[index + 2] | 0x20) == UInt8(ascii: "e")
-                    && (html[index + 3] | 0x20) == UInt8(ascii: "f") {
-            var cursor = index + 4
+        } else if index > 0 && isAttributeBoundary(html[index - 1]),
+                  let nameLength = linkAttribute(html, at: index, framesAPage: framesAPage) {
+            var cursor = index + nameLength
             while cursor < count && isSpace(html[cursor]) { cursor += 1 }
-            guard cursor < count && html[cursor] == UInt8(ascii: "=") else { index += 4; continue }
+            guard cursor < count && html[cursor] == UInt8(ascii: "=") else { index += nameLength; continue }
             cursor += 1
             while cursor < count && isSpace(html[cursor]) { cursor += 1 }
             guard cursor < count else { break }
@@ -542,6 +545,33 @@ public func forEachHref(in html: UnsafeRawBufferPointer, _ body: (UnsafeRawBuffe
         }
         index += 1
     }
+}
+
+/// The length of the link attribute name at `index` - `href`, or `src` in
+/// a tag that frames a page - or nil.
+@inline(__always)
+private func linkAttribute(_ html: UnsafeRawBufferPointer, at index: Int, framesAPage: Bool) -> Int? {
+    let first = html[index] | 0x20
+    if first == UInt8(ascii: "h") && index + 5 <= html.count
+        && (html[index + 1] | 0x20) == UInt8(ascii: "r") && (html[index + 2] | 0x20) == UInt8(ascii: "e")
+        && (html[index + 3] | 0x20) == UInt8(ascii: "f") {
+        return 4
+    }
+    if framesAPage && first == UInt8(ascii: "s") && index + 4 <= html.count
+        && (html[index + 1] | 0x20) == UInt8(ascii: "r") && (html[index + 2] | 0x20) == UInt8(ascii: "c") {
+        return 3
+    }
+    return nil
+}
+
+/// Whether the tag whose name begins at `index` is `name` (lowercase
+/// ASCII), in any case: the name is followed by a space, `/` or `>`.
+private func startsTag(_ html: UnsafeRawBufferPointer, at index: Int, named name: StaticString) -> Bool {
+    let length = name.utf8CodeUnitCount
+    guard index + length < html.count else { return false }
+    for offset in 0..<length where (html[index + offset] | 0x20) != name.utf8Start[offset] { return false }
+    let after = html[index + length]
+    return isSpace(after) || after == UInt8(ascii: "/") || after == UInt8(ascii: ">")
 }
 
 private func isSpace(_ byte: UInt8) -> Bool {

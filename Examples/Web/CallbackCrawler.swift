@@ -159,6 +159,10 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
                 return
             case .processed(0):
                 parser.finish()
+                if let response {
+                    // A body that ends at the close (no Content-Length, not chunked): complete now.
+                    return finish(.success(response))
+                }
                 if job != nil {
                     if received == 0 && reused {
                         // The server closed a kept-alive connection as we reused it: try again.

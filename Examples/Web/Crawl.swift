@@ -28,6 +28,8 @@ final class Crawl {
 
     /// The frontier in Redis, shared with other processes; nil: this one's own.
     private(set) var shared: RedisFrontier?
+    /// Writes the pages under `--out` off the loop (nil without `--out`).
+    private var saver: PageSaver?
     /// Called when jobs arrive from the shared frontier, or it is over: the
     /// engine hands out jobs (or ends).
     var onJobs: () -> Void = {}
@@ -41,6 +43,9 @@ final class Crawl {
     /// - Throws: ``Redis/RedisError`` if hiredis cannot even start connecting.
     static func make<L: EventLoop>(_ options: CrawlOptions, loop: L) throws -> Crawl {
         let crawl = Crawl(options)
+        if let directory = options.outDirectory {
+            crawl.saver = PageSaver(directory: directory, executor: loop.executor, crawl: crawl)
+        }
         if let address = options.frontier {
             let shared = try RedisFrontier(loop: loop, address: address, lease: options.leaseSeconds, resume: options.resume)
             shared.crawl = crawl
@@ -121,10 +126,15 @@ final class Crawl {
     func completed(_ job: CrawlJob, _ response: HTTPMessage) {
         switch response.status {
         case 200:
-            report.inFlight -= 1
-            report.pages += 1
-            report.bytes += response.body.count
-            save(job.url, response.body)
+            if let saver {
+                // A page is done when it is on disk: it stays in flight until
+                // the pool has written it (see saved(_:bytes:_:)).
+                saver.save(job.url, response.body)
+            } else {
+                report.inFlight -= 1
+                report.pages += 1
+                report.bytes += response.body.count
+            }
             var found: [RedisFrontier.Found] = []
             if (response.header("Content-Type") ?? "text/html").lowercased().contains("html") {
                 response.body.withUnsafeBytes { body in forEachHref(in: body) { link in
@@ -170,7 +180,7 @@ final class Crawl {
             guard looping || seen.insert(target).inserted else { return }
             frontier.append(next)
         default:
-            fail(job, FetchFailure(.status(response.status), "HTTP \(response.status) \(HTTPStatus.phrase(response.status))"))
+            fail(job, FetchFailure(.status(response.status), HTTPStatus.describe(response.status)))
         }
     }
 
@@ -196,28 +206,80 @@ final class Crawl {
         return copy
     }
 
-    /// The pipeline's store: each page under ``WebURL/fileName`` (unique per URL).
-    private func save(_ url: WebURL, _ body: [UInt8]) {
-        guard let directory = options.outDirectory else { return }
-        let path = directory + "/" + url.fileName
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            record(url.description, FetchFailure(.save, "\(SystemCallError(call: "open(\(path))"))"))
-            return
+    /// The pipeline's store wrote a page, or could not: a page that could
+    /// not be saved is a failure of that page, by reason (loop thread).
+    func saved(_ url: WebURL, bytes: Int, _ outcome: Result<Void, FetchFailure>) {
+        report.inFlight -= 1
+        switch outcome {
+        case .success:
+            report.pages += 1
+            report.bytes += bytes
+        case .failure(let failure):
+            record(url.description, failure)
         }
-        body.withUnsafeBytes { bytes in
-            var done = 0
-            while done < bytes.count {
-                let written = write(fd, bytes.baseAddress! + done, bytes.count - done)
-                if written <= 0 { break }
-                done += written
-            }
-        }
-        close(fd)
+        onJobs() // the last page saved may end the crawl
     }
 
     /// The request for `job`.
     static func request(_ job: CrawlJob) -> [UInt8] {
         Array("GET \(job.url.target) HTTP/1.1\r\nHost: \(job.url.authority)\r\nUser-Agent: swift-libev-crawler\r\nAccept: text/html, */*\r\n\r\n".utf8)
+    }
+}
+
+/// The pipeline's store: each page under ``WebURL/fileName`` (unique per
+/// URL), written on a pool thread - a write to disk must not hold the loop -
+/// and every byte of it, or a failure of the page naming the call.
+final class PageSaver {
+    private let directory: String
+    private let pool = ThreadPool(threads: 2)
+    private let deliver: (WebURL, [UInt8]) -> Void
+
+    init<Executor: EventLoopExecutor>(directory: String, executor: Executor, crawl: Crawl) {
+        self.directory = directory
+        // Checked on the loop's thread, where the results are delivered.
+        let bound = LoopBound(unchecked: crawl, loop: executor)
+        let pool = self.pool
+        deliver = { url, body in
+            let path = directory + "/" + url.fileName
+            do {
+                try pool.submit({ try PageSaver.write(body, to: path) }, deliveringTo: executor) { _, result in
+                    bound.value.saved(url, bytes: body.count, result.mapError { error in
+                        FetchFailure(.save, "\(error)")
+                    })
+                }
+            } catch {
+                bound.value.saved(url, bytes: body.count, .failure(FetchFailure(.save, "\(error)")))
+            }
+        }
+    }
+
+    func save(_ url: WebURL, _ body: [UInt8]) { deliver(url, body) }
+
+    /// Writes all of `body` to a new file at `path` (pool thread).
+    /// - Throws: ``EventCore/SystemCallError`` naming the call and the path: open, a write (ENOSPC, EIO, ...), close.
+    static func write(_ body: [UInt8], to path: String) throws(SystemCallError) {
+        let fd = try systemCall("open(\(path))") { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        let failure: SystemCallError? = body.withUnsafeBytes { bytes in
+            var done = 0
+            while done < bytes.count {
+                let written = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+                if written == -1 && errno == EINTR { continue }
+                if written == -1 { return SystemCallError(call: "write(\(path))") }
+                if written == 0 { return SystemCallError(call: "write(\(path))", errno: .noSpace) }
+                done += written
+            }
+            return nil
+        }
+        if let failure {
+            close(fd)
+            unlink(path) // no truncated file left behind
+            throw failure
+        }
+        // A delayed write error (NFS, a full disk) can surface at close.
+        if close(fd) == -1 {
+            let error = SystemCallError(call: "close(\(path))")
+            unlink(path)
+            throw error
+        }
     }
 }

@@ -69,6 +69,17 @@ extension Errno {
         case .notSocket: "ENOTSOCK"
         case .noChildProcess: "ECHILD"
         case .noSuchProcess: "ESRCH"
+        case .noSpace: "ENOSPC"
+        case .readOnlyFileSystem: "EROFS"
+        case .isDirectory: "EISDIR"
+        case .notDirectory: "ENOTDIR"
+        case .fileTooLarge: "EFBIG"
+        case .diskQuotaExceeded: "EDQUOT"
+        case .messageTooLong: "EMSGSIZE"
+        case .protocolNotSupported: "EPROTONOSUPPORT"
+        case .addressFamilyNotSupported: "EAFNOSUPPORT"
+        case .fileNameTooLong: "ENAMETOOLONG"
+        case .tooManySymbolicLinkLevels: "ELOOP"
         default: "errno \(rawValue)"
         }
     }

@@ -632,6 +632,34 @@ struct WebTests {
         #expect(page.contains("<a href='8.html'>next</a>"))
     }
 
+    /// Issue "Green every time", 5: `Crawl.save` stopped at a failed write
+    /// and recorded nothing (a truncated file was left), and wrote on the
+    /// loop's thread. A page is saved on a pool thread now, and one that
+    /// cannot be is a failure of that page naming the call and the reason;
+    /// the others are saved. (A symlink to /dev/full makes a write fail with
+    /// ENOSPC; one into a missing directory makes the open fail.)
+    @Test(arguments: eventedEngines)
+    func aPageThatCannotBeSavedIsAFailureAndTheOthersAreSaved(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: "libev", ["--pages", "20"])
+        defer { _ = try? server.stop() }
+        let out = temporaryPath("saved")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        #expect(symlink("/dev/full", out + "/%2Fpage%2F3") == 0)
+        #expect(symlink("/nonexistent-\(getpid())/x", out + "/%2Fpage%2F5") == 0)
+        let output = try runProcess(Program.crawler, ["web", "\(server.url)/", "--engine", engine, "--out", out, "--json"], timeout: 120)
+        let report = try WebCrawlReport.parse(output)
+        // "/", "/plaintext" and the 20 pages, but the two that could not be saved.
+        #expect(report.pages == 20 && report.errors == ["save": 2], "\(engine): \(output)")
+        let reasons = Dictionary(report.failures.map { ($0.url, $0.reason) }, uniquingKeysWith: { $1 })
+        #expect(reasons["\(server.url)/page/3"] == "write(\(out)/%2Fpage%2F3) failed: No space left on device (ENOSPC)", "\(reasons)")
+        #expect(reasons["\(server.url)/page/5"] == "open(\(out)/%2Fpage%2F5) failed: No such file or directory (ENOENT)", "\(reasons)")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: out)
+        // 20 pages and the test's own dangling link for page 5; the failed write left no file.
+        #expect(saved.count == 21 && !saved.contains("%2Fpage%2F3"), "\(saved.sorted())")
+        #expect(try String(contentsOfFile: out + "/%2Fpage%2F7", encoding: .utf8).contains("<title>Page 7</title>"))
+    }
+
     /// Starts bad_site.py; returns it and its port.
     func startBadSite() throws -> (SpawnedProcess, String) {
         let site = try SpawnedProcess("/usr/bin/env", ["python3", "-u", badSiteScript, "0"])
@@ -648,12 +676,20 @@ struct WebTests {
         site.send(SIGKILL)
         let siteOutput = try site.wait(timeout: 5)
         let report = try WebCrawlReport.parse(output)
-        #expect(report.pages == 11, "/ and the ten good pages, each once: \(output)")
+        // / and the ten good pages, a body that ends at the close, and the
+        // two pages framed by / (issue "Green every time", 5), each once.
+        #expect(report.pages == 14, "\(engine): \(output)")
         // Framing http_parser lets through fails by its kind (issue "Hardening", 8 and 9);
-        // the two encoded hostile links are pages the site does not have (404).
+        // the two encoded hostile links are pages the site does not have (404);
+        // the image and the script are not pages (not fetched, or they would be 404s too).
         #expect(report.errors == ["head too large": 2, "truncated": 1, "too many redirects": 1, "body too large": 1,
-                                  "HTTP 404": 3, "timeout": 1, "connection": 1, "bad framing": 4, "unsupported": 1],
+                                  "HTTP 404": 3, "timeout": 1, "connection": 1, "bad framing": 5, "unsupported": 1,
+                                  "malformed": 1, "HTTP 204": 1],
                 "\(engine): \(report.errors) \(report.failures)")
+        func reason(_ suffix: String) -> String? { report.failures.first { $0.url.hasSuffix(suffix) }?.reason }
+        #expect(reason("/no-content") == "HTTP 204 No Content", "\(engine): \(report.failures)")
+        #expect(reason("/not-http")?.hasPrefix("the status line does not begin with HTTP/") == true, "\(engine): \(report.failures)")
+        #expect(reason("/chunk-size-overflow") == "a chunk size of more than 15 hex digits (over 2^60 bytes)", "\(engine): \(report.failures)")
         #expect(report.skipped == ["too long": 1, "invalid host": 1], "\(engine): \(report.skipped)")
         #expect(report.redirects >= 11, "the loop was followed to the limit, and /moved once")
         #expect(output.exitCode == 0)

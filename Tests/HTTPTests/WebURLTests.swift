@@ -113,6 +113,20 @@ struct WebURLTests {
         #expect(hrefLinks(in: html) == ["/one", "two", "three", "/four?a=1&b=2"])
     }
 
+    /// Issue "Green every time", 5: a page framed by another is a page of
+    /// the site (mdBook's table of contents is reached only through an
+    /// iframe; wget's spider found it and the crawler did not). The `src`
+    /// of `<iframe>` and `<frame>` is a link; of other tags (images,
+    /// scripts) it is not.
+    @Test func framedPagesAreLinks() {
+        let html = Array("""
+        <iframe class="toc" src="toc.html"></iframe><FRAME SRC='/menu'><frameset src="/no"><img src="/pic.png">
+        <script src="/app.js"></script><iframe\tsrc=bare data-src="/no"><framex src="/no"><iframe/src="/slash">
+        <a href="/page">x</a><iframe src="/both" href="/href"></iframe><iframe
+        """.utf8)
+        #expect(hrefLinks(in: html) == ["toc.html", "/menu", "bare", "/slash", "/page", "/both", "/href"])
+    }
+
     /// The scanner works on bytes: an entity followed by a combining mark is
     /// still an entity (HTML's tokenizer reads code points; the String-based
     /// scanner compared Characters, and `;` + U+0301 is one Character), and

@@ -1,6 +1,5 @@
 import EventCore
 import Glibc
-import Synchronization
 
 /// A connected pair of non-blocking Unix stream sockets, closed after `body`.
 public func withSocketPair<T>(_ body: (Int32, Int32) throws -> T) throws -> T {
@@ -85,8 +84,9 @@ public func writeFile(_ path: String, _ text: String) {
 
 // MARK: descriptor numbers no other test is handed
 
-/// How many reserved numbers this process has handed out.
-private let reservedNumbersHandedOut = Mutex<Int32>(0)
+/// How many reserved numbers this process has handed out (a pthread lock:
+/// ThreadSanitizer sees it, not the standard library's Mutex).
+private let reservedNumbersHandedOut = LockedValue<Int32>(0)
 
 /// A descriptor number of this test's own, near the top of the process's
 /// limit, that nothing holds now and no other test will ever be handed.

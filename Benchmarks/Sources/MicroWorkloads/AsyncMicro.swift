@@ -237,3 +237,37 @@ public func asyncPingPongOnActor(count: Int, preferLoop: Bool = false) -> Double
         return elapsed
     }
 }
+
+// MARK: cancelled waits
+
+/// `count` tasks awaiting readability - all on one descriptor, or each on a
+/// descriptor of its own (duplicates of one socket) - then every one
+/// cancelled, in the order they began; returns the seconds from the first
+/// cancel to the last wait ended. Issue "Green every time", 4: a watch per
+/// wait made this quadratic on one descriptor under libev. A loop that
+/// refuses the waits (the epoll loop took one per descriptor) returns NaN.
+public func cancelledWaits(count: Int, oneDescriptor: Bool, epoll: Bool) -> Double {
+    raiseDescriptorLimit()
+    let (a, b) = makeSocketPair()
+    let descriptors = oneDescriptor ? Array(repeating: a, count: count) : (0..<count).map { _ in dup(a) }
+    defer {
+        if !oneDescriptor { descriptors.forEach { _ = close($0) } }
+        close(a)
+        close(b)
+    }
+    func body(_ executor: any AsyncEventLoop & TaskExecutor) async -> Double {
+        let tasks = descriptors.map { fd in Task(executorPreference: executor) { try await executor.readable(fd) } }
+        do { try await executor.sleep(seconds: 0.01) } catch {} // all of them wait now
+        let start = cbench_now()
+        for task in tasks { task.cancel() }
+        var refused = false
+        for task in tasks {
+            if case .failure(let error) = await task.result, !(error is CancellationError) { refused = true }
+        }
+        return refused ? .nan : cbench_now() - start
+    }
+    if epoll {
+        return try! EpollLoop().run { await body($0) }
+    }
+    return try! Loop(backends: .epoll).run { await body($0) }
+}

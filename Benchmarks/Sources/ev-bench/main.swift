@@ -39,6 +39,8 @@ cbench_pin_to_cpu(loopCPU)
 let timers = 1_000_000 / scale
 let roundTrips = getenv("TRIPS").map { Int(atoi($0)) } ?? 1_000_000 / scale
 let wakeUps = 100_000 / scale
+// Distinct descriptors need one each: the limit here is 20,000.
+let cancelledWaitCount = 10_000 / scale
 let seed: UInt32 = 20261126
 
 let allBenchmarks = [
@@ -110,6 +112,18 @@ let allBenchmarks = [
     },
     Benchmark(group: "async ping-pong: \(roundTrips / 10) round trips, two tasks", subject: "EV async, tasks on the global executor", operations: roundTrips / 10) {
         asyncPingPongOnGlobalExecutor(count: roundTrips / 10, loopCPU: loopCPU)
+    },
+    Benchmark(group: "async: \(cancelledWaitCount) tasks awaiting readability, then all cancelled", subject: "EV, each on a descriptor of its own", operations: cancelledWaitCount) {
+        cancelledWaits(count: cancelledWaitCount, oneDescriptor: false, epoll: false)
+    },
+    Benchmark(group: "async: \(cancelledWaitCount) tasks awaiting readability, then all cancelled", subject: "EV, all on one descriptor", operations: cancelledWaitCount) {
+        cancelledWaits(count: cancelledWaitCount, oneDescriptor: true, epoll: false)
+    },
+    Benchmark(group: "async: \(cancelledWaitCount) tasks awaiting readability, then all cancelled", subject: "Epoll, each on a descriptor of its own", operations: cancelledWaitCount) {
+        cancelledWaits(count: cancelledWaitCount, oneDescriptor: false, epoll: true)
+    },
+    Benchmark(group: "async: \(cancelledWaitCount) tasks awaiting readability, then all cancelled", subject: "Epoll, all on one descriptor", operations: cancelledWaitCount) {
+        cancelledWaits(count: cancelledWaitCount, oneDescriptor: true, epoll: true)
     },
     Benchmark(group: "cross-thread wake-up: \(wakeUps), loop CPU 0, sender CPU 1", subject: "C libev (ev_async_send)", operations: wakeUps) {
         cbench_libev_crossthread(Int32(wakeUps), loopCPU, senderCPU)

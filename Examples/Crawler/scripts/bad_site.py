@@ -9,7 +9,9 @@ Content-Length larger than the body, a redirect loop, a 2 MiB body, a 404, a
 redirect to a good page, a server that sends nothing, a reset; framing that
 http_parser lets through (a bad chunk size, Content-Length with chunked, junk
 instead of the CRLF after chunk data, Transfer-Encoding on HTTP/1.0, gzip then
-chunked); and links made to inject (CR/LF, spaces, NUL, 200 KB, a bad host).
+chunked, a status line that is not HTTP's, a chunk size over 2^60); a body that
+ends at the close (a page), a 204; two pages linked only from an iframe and a
+frame; and links made to inject (CR/LF, spaces, NUL, 200 KB, a bad host).
 /continue-forever, linked from nowhere, sends `100 Continue` without end.
 
 Every request head it receives is checked: a request line `GET <target>
@@ -22,7 +24,10 @@ import threading
 import time
 
 CASES = ["/many-headers", "/long-header", "/short-body", "/loop/a", "/big", "/missing", "/moved", "/silent", "/reset",
-         "/bad-chunk-size", "/length-and-chunked", "/chunk-junk", "/te-on-http10", "/gzip-chunked"]
+         "/bad-chunk-size", "/length-and-chunked", "/chunk-junk", "/te-on-http10", "/gzip-chunked",
+         "/close-delimited", "/not-http", "/no-content", "/chunk-size-overflow"]
+# Linked only from an <iframe> (and a <frame>) of /: a page all the same.
+FRAMED = ["/framed", "/in-a-frameset"]
 # Not linked from / (crawled on its own: it keeps a core busy sending):
 # /continue-forever, `100 Continue` as fast as the client reads.
 # Links a crawler must not send as they are: each is encoded, or skipped.
@@ -40,7 +45,20 @@ def answer(path):
         links = "".join('<a href="%s">case</a>\n' % case for case in CASES)
         links += "".join('<a href="/good/%d">good</a>\n' % i for i in range(10))
         links += "".join('<a href="%s">hostile</a>\n' % link for link in HOSTILE_LINKS)
+        links += '<iframe src="%s"></iframe><frameset><frame src="%s"></frameset>\n' % tuple(FRAMED)
+        links += '<img src="/no-such-image.png"><script src="/no-such-script.js"></script>\n'
         return page(links.encode())
+    if path in FRAMED:
+        return page(b"<p>framed</p>")
+    if path == "/close-delimited":
+        # HTTP/1.0, no Content-Length: the body ends where the connection does.
+        return b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<a href=\"/good/0\">a page all the same</a>", "close"
+    if path == "/not-http":
+        return b"HTTQ/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "close"
+    if path == "/no-content":
+        return b"HTTP/1.1 204 No Content\r\n\r\n"
+    if path == "/chunk-size-overflow":
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\nabc\r\n0\r\n\r\n", "close"
     if path.startswith("/good/"):
         n = int(path.rsplit("/", 1)[1])
         return page(('<a href="/good/%d">next</a> <a href="../good/%d">again</a> <a href="/">home</a>'
