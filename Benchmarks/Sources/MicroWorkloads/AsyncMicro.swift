@@ -1,5 +1,6 @@
 import CBenchmarks
 import EV
+import Epoll
 import EventCore
 import Glibc
 
