@@ -58,9 +58,12 @@ struct PoetryCommand: ParsableCommand {
     var addresses: [String] = []
 
     func validate() throws {
-        guard delay >= 0, delay.isFinite else { throw ValidationError("--delay must be a number of seconds, not negative; got \(delay)") }
-        guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds; got \(timeout)") }
-        guard maxPoemBytes >= 1 else { throw ValidationError("--max-poem-bytes must be at least 1; got \(maxPoemBytes)") }
+        let problems = [
+            OptionBounds.seconds("--delay", delay, in: 0...OptionBounds.longestSeconds),
+            OptionBounds.seconds("--timeout", timeout, in: 0.001...OptionBounds.longestSeconds),
+            OptionBounds.count("--max-poem-bytes", maxPoemBytes, in: 1...OptionBounds.mostBytes),
+        ]
+        if let problem = problems.compactMap({ $0 }).first { throw ValidationError(problem) }
         for text in addresses {
             do { _ = try SocketAddress(parsing: text) } catch { throw ValidationError("invalid address \"\(text)\": \(error)") }
         }
@@ -129,7 +132,7 @@ struct WebCommand: ParsableCommand {
     @Option(name: .customLong("max-body"), help: "Largest page, in bytes; larger ones fail.")
     var maxBody: Int = 8 << 20
 
-    @Option(help: "Share the crawl with every process given the same Redis frontier, redis://HOST:PORT[/PREFIX]: the queue and the seen-set live there.")
+    @Option(help: "Share the crawl with every process given the same Redis frontier, redis://[[USER]:PASSWORD@]HOST:PORT[/PREFIX] (the password also from REDISCLI_AUTH): the queue and the seen-set live there.")
     var frontier: String?
 
     @Flag(help: "With --frontier: continue a crawl that stopped as a whole (every process gone).")
@@ -143,19 +146,22 @@ struct WebCommand: ParsableCommand {
 
     func validate() throws {
         if let frontier {
-            do { _ = try FrontierAddress(frontier) } catch { throw ValidationError("\(error)") }
+            do { _ = try FrontierAddress(frontier, environment: ProcessInfo.processInfo.environment) } catch { throw ValidationError("\(error)") }
         } else if resume {
             throw ValidationError("--resume needs --frontier: only a shared crawl can be resumed")
         }
-        guard lease >= 0.1, lease.isFinite else { throw ValidationError("--lease must be at least 0.1 seconds; got \(lease)") }
+        if let problem = OptionBounds.seconds("--lease", lease, in: 0.1...OptionBounds.longestSeconds) { throw ValidationError(problem) }
         guard crawlEngines.contains(engine) else {
             throw ValidationError("the web crawler has no \(engine) engine; --engine takes \(Engine.list(crawlEngines))")
         }
         do { _ = try WebURL(url) } catch { throw ValidationError("\(error)") }
-        guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be in 1...10000; got \(concurrency)") }
-        guard maxPages >= 1 else { throw ValidationError("--max-pages must be at least 1; got \(maxPages)") }
-        guard maxBody >= 1 else { throw ValidationError("--max-body must be at least 1; got \(maxBody)") }
-        guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds; got \(timeout)") }
+        let problems = [
+            OptionBounds.count("--concurrency", concurrency, in: 1...10_000),
+            OptionBounds.count("--max-pages", maxPages, in: 1...100_000_000),
+            OptionBounds.count("--max-body", maxBody, in: 1...OptionBounds.mostBytes),
+            OptionBounds.seconds("--timeout", timeout, in: 0.001...OptionBounds.longestSeconds),
+        ]
+        if let problem = problems.compactMap({ $0 }).first { throw ValidationError(problem) }
     }
 
     func run() throws {
@@ -165,7 +171,7 @@ struct WebCommand: ParsableCommand {
         options.maxPages = maxPages
         options.timeout = timeout
         options.limits.maxBodyBytes = maxBody
-        options.frontier = try frontier.map { try FrontierAddress($0) }
+        options.frontier = try frontier.map { try FrontierAddress($0, environment: ProcessInfo.processInfo.environment) }
         options.resume = resume
         options.leaseSeconds = lease
         if let out {

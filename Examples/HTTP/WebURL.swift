@@ -30,6 +30,10 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
     public struct ParseError: Error, Equatable, Sendable, CustomStringConvertible {
         public let text: String
         public let reason: String
+        public init(text: String, reason: String) {
+            self.text = text
+            self.reason = reason
+        }
         public var description: String { "invalid URL \"\(text)\": \(reason)" }
     }
 

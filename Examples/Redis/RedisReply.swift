@@ -1,6 +1,4 @@
-import CHiredis
-
-/// A reply from Redis: hiredis's `redisReply`, copied into Swift values.
+/// A reply from Redis, as ``RedisReader`` builds it from hiredis's reader.
 public enum RedisReply: Equatable, Sendable, CustomStringConvertible {
     /// A bulk string (binary safe).
     case string([UInt8])
@@ -15,28 +13,6 @@ public enum RedisReply: Equatable, Sendable, CustomStringConvertible {
     /// An error reply inside an array (a top-level error reply fails the
     /// command with ``RedisError/Kind/server`` instead).
     case error(String)
-
-    init(_ reply: UnsafePointer<redisReply>) {
-        let value = reply.pointee
-        switch value.type {
-        case REDIS_REPLY_STRING:
-            self = .string(value.len == 0 ? [] : Array(UnsafeRawBufferPointer(start: value.str, count: value.len)))
-        case REDIS_REPLY_STATUS:
-            self = .status(Self.text(value))
-        case REDIS_REPLY_ERROR:
-            self = .error(Self.text(value))
-        case REDIS_REPLY_INTEGER:
-            self = .integer(Int(value.integer))
-        case REDIS_REPLY_ARRAY:
-            self = .array((0..<value.elements).map { RedisReply(UnsafePointer(value.element[$0]!)) })
-        default:
-            self = .null
-        }
-    }
-
-    private static func text(_ value: redisReply) -> String {
-        value.len == 0 ? "" : String(decoding: UnsafeRawBufferPointer(start: value.str, count: value.len), as: UTF8.self)
-    }
 
     /// A string or status reply as text (UTF-8; invalid bytes are replaced).
     public var text: String? {
@@ -90,6 +66,13 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case closed
         /// Replies were due and nothing came within the client's reply timeout.
         case timeout
+        /// The server wants a password (`NOAUTH`), or refused the one given
+        /// (`WRONGPASS`, an `AUTH` error).
+        case authentication
+        /// The server broke Redis's protocol: bytes that are not a reply, a
+        /// reply nobody asked for, or a reply over ``RedisLimits``. The
+        /// connection is ended; no byte of the server's can end the process.
+        case protocolViolation
     }
 
     /// What failed.
@@ -114,6 +97,9 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case .server: "\(server) answered: \(message)"
         case .closed: "the connection to \(server) is closed: \(message)"
         case .timeout: "\(server) stopped answering: \(message)"
+        case .authentication:
+            "\(server) did not let us in: \(message) (a password goes in the URL, redis://:PASSWORD@HOST:PORT, or in REDISCLI_AUTH)"
+        case .protocolViolation: "\(server) broke Redis's protocol: \(message)"
         }
     }
 }

@@ -51,9 +51,12 @@ struct PoetryServerCommand: ParsableCommand {
     var file: String?
 
     func validate() throws {
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535; got \(port)") }
-        guard delay >= 0, delay.isFinite else { throw ValidationError("--delay must be a number of seconds, not negative; got \(delay)") }
-        guard numBytes > 0 else { throw ValidationError("--num-bytes must be at least 1; got \(numBytes)") }
+        let problems = [
+            OptionBounds.count("--port", port, in: 0...65535),
+            OptionBounds.seconds("--delay", delay, in: 0...OptionBounds.longestSeconds),
+            OptionBounds.count("--num-bytes", numBytes, in: 1...(16 << 20)),
+        ]
+        if let problem = problems.compactMap({ $0 }).first { throw ValidationError(problem) }
         if file == nil && Poem.named(poem) == nil {
             throw ValidationError("unknown poem \"\(poem)\"; the built-in poems are \(Poem.builtIn.map(\.name).joined(separator: ", "))")
         }
@@ -141,16 +144,20 @@ struct HTTPServerCommand: ParsableCommand {
         guard HTTPServer.engines.contains(engine) else {
             throw ValidationError("the HTTP server has no \(engine) engine; --engine takes \(Engine.list(HTTPServer.engines))")
         }
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535; got \(port)") }
-        guard (1...256).contains(workers) else { throw ValidationError("--workers must be in 1...256; got \(workers)") }
-        guard (1...1_000_000).contains(pages) else { throw ValidationError("--pages must be in 1...1000000; got \(pages)") }
-        for (name, value) in [("--max-uri", maxURI), ("--max-header-bytes", maxHeaderBytes), ("--max-headers", maxHeaders),
-                              ("--max-body", maxBody), ("--max-connections", maxConnections), ("--high-water", highWater)] where value < 1 {
-            throw ValidationError("\(name) must be at least 1; got \(value)")
-        }
-        for (name, value) in [("--header-timeout", headerTimeout), ("--idle-timeout", idleTimeout)] where !(value > 0 && value.isFinite) {
-            throw ValidationError("\(name) must be a positive number of seconds; got \(value)")
-        }
+        let problems = [
+            OptionBounds.count("--port", port, in: 0...65535),
+            OptionBounds.count("--workers", workers, in: 1...256),
+            OptionBounds.count("--pages", pages, in: 1...1_000_000),
+            OptionBounds.count("--max-uri", maxURI, in: 1...(1 << 20)),
+            OptionBounds.count("--max-header-bytes", maxHeaderBytes, in: 1...(16 << 20)),
+            OptionBounds.count("--max-headers", maxHeaders, in: 1...100_000),
+            OptionBounds.count("--max-body", maxBody, in: 1...OptionBounds.mostBytes),
+            OptionBounds.count("--max-connections", maxConnections, in: 1...1_000_000),
+            OptionBounds.count("--high-water", highWater, in: 1...OptionBounds.mostBytes),
+            OptionBounds.seconds("--header-timeout", headerTimeout, in: 0.001...OptionBounds.longestSeconds),
+            OptionBounds.seconds("--idle-timeout", idleTimeout, in: 0.001...OptionBounds.longestSeconds),
+        ]
+        if let problem = problems.compactMap({ $0 }).first { throw ValidationError(problem) }
         do { _ = try SocketAddress(host: iface, port: UInt16(port)) } catch { throw ValidationError("invalid --iface \"\(iface)\": \(error)") }
     }
 

@@ -79,8 +79,14 @@ final class Crawl {
 
     /// The shared frontier held something that is not a job (another
     /// program's entry, or a damaged one): a failure in the report.
-    func badEntry(_ text: String) {
-        record(String(text.prefix(200)), FetchFailure(.badFrontierEntry, "not a job of this crawler's frontier; taken off the queue"))
+    func badEntry(_ text: String, _ reason: String) {
+        record(String(text.prefix(200)), FetchFailure(.badFrontierEntry, "not a job of this crawler's frontier (\(reason)); taken off the queue"))
+    }
+
+    /// The shared frontier held a job for another site (planted, or a crawl
+    /// of another host under the same prefix): skipped, never requested.
+    func foreignJob(_ job: CrawlJob) {
+        report.skipped["another site's job in the frontier", default: 0] += 1
     }
 
     /// Counts `failure` by its kind and lists it under `url`.
@@ -107,7 +113,7 @@ final class Crawl {
     }
 
     /// Whether `url` is on the crawled site (the start's host and port).
-    private func isSameSite(_ url: WebURL) -> Bool {
+    func isSameSite(_ url: WebURL) -> Bool {
         url.host == options.start.host && url.port == options.start.port
     }
 

@@ -5,10 +5,16 @@ import Redis
 import Glibc
 #endif
 
-/// Where crawler processes share a crawl: `redis://HOST[:PORT][/PREFIX]`
+/// Where crawler processes share a crawl: `redis://[[USER]:PASSWORD@]HOST[:PORT][/PREFIX]`
 /// (port 6379 and prefix `crawler` when left out). Every key of the crawl
 /// starts with `{PREFIX}:` - in braces, Redis Cluster's hash tag, so a
 /// crawl's keys live in one slot and its scripts may touch them all.
+///
+/// A password in the URL (percent-encoded where it holds `@`, `:`, `/` or
+/// `%`) is sent with `AUTH` - with a user, Redis 6's ACL form; without one
+/// in the URL, the `REDISCLI_AUTH` environment variable's, as `redis-cli`
+/// takes it. The password is never printed: the description leaves the
+/// credentials out.
 public struct FrontierAddress: Sendable, CustomStringConvertible {
     /// Redis's host: a name, an IPv4 address or an IPv6 one (in brackets in the URL).
     public var host: String
@@ -16,57 +22,117 @@ public struct FrontierAddress: Sendable, CustomStringConvertible {
     public var port: UInt16
     /// What every key of the crawl starts with, in braces (`crawler` unless given).
     public var prefix: String
+    /// The ACL user, if the URL names one.
+    public var user: String?
+    /// The password, from the URL or `REDISCLI_AUTH`; never printed.
+    public var password: String?
 
     /// Why a frontier URL was refused.
     public struct ParseError: Error, CustomStringConvertible {
-        /// The URL as given.
+        /// The URL as given, its password masked.
         public let text: String
         /// What is wrong with it.
         public let reason: String
         /// The error in a sentence, with the expected form.
-        public var description: String { "invalid frontier \"\(text)\": \(reason) (expected redis://HOST:PORT[/PREFIX])" }
+        public var description: String {
+            "invalid frontier \"\(text)\": \(reason) (expected redis://[[USER]:PASSWORD@]HOST:PORT[/PREFIX])"
+        }
     }
 
-    /// Parses `redis://HOST[:PORT][/PREFIX]`.
+    /// Parses `redis://[[USER]:PASSWORD@]HOST[:PORT][/PREFIX]`; with no
+    /// password in it, takes `environment["REDISCLI_AUTH"]` if set.
     ///
-    /// - Throws: ``ParseError`` naming the URL and what is wrong with it.
-    public init(_ text: String) throws(ParseError) {
-        guard text.hasPrefix("redis://") else { throw ParseError(text: text, reason: "not a redis:// URL") }
+    /// - Throws: ``ParseError`` naming the URL (its password masked) and what is wrong with it.
+    public init(_ text: String, environment: [String: String] = [:]) throws(ParseError) {
+        let shown = FrontierAddress.masked(text)
+        guard text.hasPrefix("redis://") else { throw ParseError(text: shown, reason: "not a redis:// URL") }
         var rest = Substring(text.dropFirst("redis://".count))
         var prefix = "crawler"
         if let slash = rest.firstIndex(of: "/") {
             prefix = String(rest[rest.index(after: slash)...])
             rest = rest[..<slash]
             guard !prefix.isEmpty, prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) }) else {
-                throw ParseError(text: text, reason: "the prefix must be letters, digits and - _ . :")
+                throw ParseError(text: shown, reason: "the prefix must be letters, digits and - _ . :")
             }
+        }
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            guard let colon = credentials.firstIndex(of: ":") else {
+                throw ParseError(text: shown, reason: "a user without a password (the form is USER:PASSWORD@, or :PASSWORD@)")
+            }
+            guard let user = FrontierAddress.percentDecoded(credentials[..<colon]),
+                  let password = FrontierAddress.percentDecoded(credentials[credentials.index(after: colon)...]) else {
+                throw ParseError(text: shown, reason: "a bad percent-encoding in the credentials")
+            }
+            guard !password.isEmpty else { throw ParseError(text: shown, reason: "an empty password") }
+            self.user = user.isEmpty ? nil : user
+            self.password = password
+        } else {
+            user = nil
+            password = environment["REDISCLI_AUTH"].flatMap { $0.isEmpty ? nil : $0 }
         }
         var host = rest
         var port: UInt16 = 6379
         if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw ParseError(text: text, reason: "no ] after an IPv6 address") }
+            guard let close = rest.firstIndex(of: "]") else { throw ParseError(text: shown, reason: "no ] after an IPv6 address") }
             host = rest[rest.index(after: rest.startIndex)..<close]
             let after = rest[rest.index(after: close)...]
             if after.hasPrefix(":") {
-                guard let value = UInt16(after.dropFirst()), value > 0 else { throw ParseError(text: text, reason: "invalid port") }
+                guard let value = UInt16(after.dropFirst()), value > 0 else { throw ParseError(text: shown, reason: "invalid port") }
                 port = value
             } else if !after.isEmpty {
-                throw ParseError(text: text, reason: "unexpected text after the address")
+                throw ParseError(text: shown, reason: "unexpected text after the address")
             }
         } else if let colon = rest.lastIndex(of: ":") {
             host = rest[..<colon]
-            guard let value = UInt16(rest[rest.index(after: colon)...]), value > 0 else { throw ParseError(text: text, reason: "invalid port") }
+            guard let value = UInt16(rest[rest.index(after: colon)...]), value > 0 else { throw ParseError(text: shown, reason: "invalid port") }
             port = value
         }
-        guard !host.isEmpty else { throw ParseError(text: text, reason: "no host") }
+        guard !host.isEmpty else { throw ParseError(text: shown, reason: "no host") }
+        guard !host.contains(where: { $0 == ":" || $0 == "@" || $0.isWhitespace }) || rest.hasPrefix("[") else {
+            throw ParseError(text: shown, reason: "an invalid host")
+        }
         self.host = String(host)
         self.port = port
         self.prefix = prefix
     }
 
-    /// The frontier as a URL, port and prefix spelled out.
+    /// The frontier as a URL, port and prefix spelled out - with the user,
+    /// if any, never the password.
     public var description: String {
-        "redis://\(host.contains(":") ? "[\(host)]" : host):\(port)/\(prefix)"
+        let who = user.map { "\($0)@" } ?? ""
+        return "redis://\(who)\(host.contains(":") ? "[\(host)]" : host):\(port)/\(prefix)"
+    }
+
+    /// `text` with the password of its credentials replaced by `***`, for messages.
+    static func masked(_ text: String) -> String {
+        guard text.hasPrefix("redis://") else { return text }
+        let rest = text.dropFirst("redis://".count)
+        let authority = rest.prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return text }
+        return "redis://" + authority[...colon] + "***" + rest[at...]
+    }
+
+    /// `text` with its `%XX` escapes decoded; nil for a bad escape or invalid UTF-8.
+    private static func percentDecoded(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var utf8 = text.utf8.makeIterator()
+        while let byte = utf8.next() {
+            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+            guard let high = utf8.next().flatMap(hexValue), let low = utf8.next().flatMap(hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }
 
@@ -97,15 +163,19 @@ final class RedisFrontier {
         job.chain.isEmpty ? job.url.description : ([job.url] + job.chain).map(\.description).joined(separator: " ")
     }
 
-    static func decode(_ text: String) -> CrawlJob? {
+    /// The job `text` holds, or why it holds none: each word must be an
+    /// http:// URL the crawler may send, as a link must (scheme, host,
+    /// port, length).
+    static func decode(_ text: String) -> Result<CrawlJob, WebURL.ParseError> {
         let parts = text.split(separator: " ")
-        guard let first = parts.first, let url = try? WebURL(String(first)) else { return nil }
-        var job = CrawlJob(url: url)
-        for part in parts.dropFirst() {
-            guard let link = try? WebURL(String(part)) else { return nil }
-            job.chain.append(link)
+        guard let first = parts.first else { return .failure(WebURL.ParseError(text: text, reason: "empty")) }
+        do throws(WebURL.ParseError) {
+            var job = CrawlJob(url: try WebURL(String(first)))
+            for part in parts.dropFirst() { job.chain.append(try WebURL(String(part))) }
+            return .success(job)
+        } catch {
+            return .failure(error)
         }
-        return job
     }
 
     let address: FrontierAddress
@@ -137,7 +207,8 @@ final class RedisFrontier {
 
     /// Connects to Redis on `loop`, with the crawl's lease.
     init<L: EventLoop>(loop: L, address: FrontierAddress, lease: Double, resume: Bool) throws(RedisError) {
-        let client = try RedisClient(loop: loop, host: address.host, port: address.port, connectTimeout: 5)
+        let client = try RedisClient(loop: loop, host: address.host, port: address.port, user: address.user,
+                                     password: address.password, connectTimeout: 5)
         // A process that cannot renew its lease in time gives up: by then the
         // others may take its jobs back.
         client.replyTimeout = max(lease, 1)
@@ -258,12 +329,20 @@ final class RedisFrontier {
             var jobs: [CrawlJob] = []
             for entry in fields.dropFirst(2) {
                 guard let text = entry.text else { continue }
-                if let job = Self.decode(text) {
+                switch Self.decode(text) {
+                case .success(let job) where crawl.isSameSite(job.url):
                     jobs.append(job)
-                } else {
+                case .success(let job):
+                    // Planted for another site: never requested from this one
+                    // (it would go with a foreign Host); skipped by reason,
+                    // and taken off this process's in-flight list.
+                    crawl.foreignJob(job)
+                    finished += [text, "0", "0"]
+                    scheduleFlush()
+                case .failure(let error):
                     // Not a job a crawler wrote: reported, and taken off this
                     // process's in-flight list (else the crawl never ends).
-                    crawl.badEntry(text)
+                    crawl.badEntry(text, error.reason)
                     finished += [text, "0", "0"]
                     scheduleFlush()
                 }

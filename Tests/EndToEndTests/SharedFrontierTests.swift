@@ -130,6 +130,102 @@ struct SharedFrontierTests {
         _ = try server.stop()
     }
 
+    /// Issue "Green every time", 2: a Redis that answers with a header
+    /// promising 100 GB (or 100 million elements) and then streams bytes made
+    /// the crawler grow about 450 MB/s until its lease ran out. The reply is
+    /// bounded now: the crawl ends with the frontier error naming the limit,
+    /// and the crawler's memory stays near it (64 MiB by default).
+    @Test(arguments: ["bulk", "array"])
+    func aHostileFrontierEndsTheCrawlNamingTheLimitWithItsMemoryBounded(_ behaviour: String) throws {
+        let server = try HTTPServerProcess(engine: "libev", ["--pages", "50"])
+        defer { _ = try? server.stop() }
+        let script = """
+        import socket, sys, threading
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+        print(s.getsockname()[1], flush=True)
+        def serve(c):
+            try:
+                c.recv(65536)
+                if sys.argv[1] == "bulk":
+                    c.sendall(b"$99999999999\\r\\n")
+                    while True: c.sendall(b"x" * 65536)
+                c.sendall(b"*99999999\\r\\n")
+                while True: c.sendall(b"$1\\r\\nx\\r\\n" * 10000)
+            except OSError:
+                pass
+        while True:
+            c, _ = s.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+        """
+        let hostile = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, behaviour])
+        defer { hostile.send(SIGKILL); _ = try? hostile.wait(timeout: 5) }
+        let port = hostile.waitForOutput(containing: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        // Python runs the crawler and reports its peak memory.
+        let measure = """
+        import resource, subprocess, sys
+        done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+        print(done.stderr, end="")
+        print("exit", done.returncode)
+        print("maxrss", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+        """
+        let output = try runProcess("/usr/bin/env", ["python3", "-c", measure, Program.crawler, "web", "\(server.url)/",
+                                                     "--frontier", "redis://127.0.0.1:\(port)/hostile", "--lease", "30", "--json"],
+                                    timeout: 120)
+        let text = output.standardOutput
+        let limit = behaviour == "bulk" ? "RedisLimits.maxReplyBytes" : "RedisLimits.maxElements"
+        #expect(text.contains("exit 1") && text.contains("broke Redis's protocol") && text.contains(limit), "\(behaviour): \(output)")
+        let kilobytes = Int(text.split(separator: "\n").first { $0.hasPrefix("maxrss") }?.split(separator: " ").last ?? "") ?? .max
+        #expect(kilobytes < 256 * 1024, "\(behaviour): the crawler grew to \(kilobytes) KiB")
+    }
+
+    /// Issue "Green every time", 2: `redis://:secret@host:port/x` took
+    /// `:secret@host` for the host and printed it. The password in the URL
+    /// (or in REDISCLI_AUTH) is sent with AUTH; a wrong or missing one ends
+    /// the crawl naming authentication; the password is never printed.
+    @Test func aPasswordInTheURLOrTheEnvironmentLetsTheCrawlerIn() throws {
+        let password = "pa:ss@wo/rd"
+        let redis = try RedisServer(password: password)
+        let server = try HTTPServerProcess(engine: "libev", ["--pages", "50"])
+        defer { _ = try? server.stop() }
+        let encoded = "pa%3Ass%40wo%2Frd"
+        let inURL = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", "redis://:\(encoded)@127.0.0.1:\(redis.port)/url", "--json"],
+                                   timeout: 120)
+        let urlPages = try WebCrawlReport.parse(inURL).crawlPages
+        #expect(inURL.exitCode == 0 && urlPages == 52, "\(inURL)")
+        let inEnvironment = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", "redis://127.0.0.1:\(redis.port)/env", "--json"],
+                                           environment: ["REDISCLI_AUTH": password], timeout: 120)
+        let environmentPages = try WebCrawlReport.parse(inEnvironment).crawlPages
+        #expect(inEnvironment.exitCode == 0 && environmentPages == 52, "\(inEnvironment)")
+        let wrong = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", "redis://default:hunter2@127.0.0.1:\(redis.port)/w", "--json"],
+                                   timeout: 120)
+        #expect(wrong.exitCode == 1 && wrong.standardError.contains("did not let us in") && wrong.standardError.contains("WRONGPASS"), "\(wrong)")
+        let missing = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", "redis://127.0.0.1:\(redis.port)/m", "--json"], timeout: 120)
+        #expect(missing.exitCode == 1 && missing.standardError.contains("did not let us in"), "\(missing)")
+        for output in [inURL, inEnvironment, wrong, missing] {
+            let all = output.standardOutput + output.standardError
+            #expect(!all.contains("hunter2") && !all.contains(password) && !all.contains(encoded), "a password was printed: \(output)")
+        }
+        let usage = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", "redis://:hunter2@/x"])
+        #expect(usage.exitCode == 64 && usage.standardError.contains("no host") && !usage.standardError.contains("hunter2"), "\(usage)")
+    }
+
+    /// Issue "Green every time", 2: a job planted in the queue for another
+    /// host:port was requested from the crawled site with a foreign Host.
+    /// Jobs read from Redis are checked as links are, and skipped by reason.
+    @Test func aJobForAnotherSiteIsSkippedNeverRequested() throws {
+        let redis = try RedisServer()
+        let server = try HTTPServerProcess(engine: "libev", ["--pages", "3000"])
+        let crawler = try startCrawler(server, redis.url(prefix: "foreign"), ["--concurrency", "2"])
+        _ = waitForPages(redis, "foreign", atLeast: 100)
+        #expect(try redis.cli(["LPUSH", "{foreign}:queue", "http://127.0.0.1:1/elsewhere"]) != "")
+        let output = try crawler.wait(timeout: 120)
+        let report = try WebCrawlReport.parse(output)
+        #expect(report.crawlPages == 3002 && report.errors.isEmpty, "\(output)")
+        #expect(report.skipped["another site's job in the frontier"] == 1, "\(report.skipped)")
+        let (_, stats) = try server.stop()
+        #expect(try #require(stats).pageFetches.allSatisfy { $0 == 1 })
+    }
+
     @Test func redisStoppedMidCrawlThenResumed() throws {
         let redis = try RedisServer()
         let server = try HTTPServerProcess(engine: "libev", ["--pages", "5000"])

@@ -723,6 +723,20 @@ struct WebTests {
         ("crawler", ["web", "http://127.0.0.1:1/", "--frontier", "http://127.0.0.1:6379/"], "http://127.0.0.1:6379/"),
         ("crawler", ["web", "http://127.0.0.1:1/", "--frontier", "redis://127.0.0.1:99999/x"], "redis://127.0.0.1:99999/x"),
         ("crawler", ["web", "http://127.0.0.1:1/", "--resume"], "--resume"),
+        // Issue "Green every time", 2: every numeric option has an upper bound too.
+        ("crawler", ["web", "http://127.0.0.1:1/", "--lease", "1e17"], "--lease"),
+        ("crawler", ["web", "http://127.0.0.1:1/", "--timeout", "1e300"], "--timeout"),
+        ("crawler", ["web", "http://127.0.0.1:1/", "--max-pages", "999999999999"], "--max-pages"),
+        ("crawler", ["web", "http://127.0.0.1:1/", "--max-body", "99999999999"], "--max-body"),
+        ("crawler", ["--timeout", "1e17"], "--timeout"),
+        ("crawler", ["--delay", "nan"], "--delay"),
+        ("crawler", ["--max-poem-bytes", "99999999999"], "--max-poem-bytes"),
+        ("server", ["http", "--idle-timeout", "1e17"], "--idle-timeout"),
+        ("server", ["http", "--header-timeout", "inf"], "--header-timeout"),
+        ("server", ["http", "--max-body", "9999999999999"], "--max-body"),
+        ("server", ["http", "--max-connections", "99999999"], "--max-connections"),
+        ("server", ["poetry", "--delay", "1e17"], "--delay"),
+        ("server", ["poetry", "--num-bytes", "99999999999"], "--num-bytes"),
     ])
     func usageErrorsNameTheArgumentAndExit64(_ program: String, _ arguments: [String], _ named: String) throws {
         let output = try runProcess(program == "server" ? Program.server : Program.crawler, arguments)

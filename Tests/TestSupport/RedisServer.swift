@@ -15,9 +15,12 @@ public func unusedPort() throws -> UInt16 {
 public final class RedisServer {
     public let port: UInt16
     public let directory: String
+    /// The password the server asks for (`--requirepass`), if any.
+    public let password: String?
     private var process: SpawnedProcess?
 
-    public init() throws {
+    public init(password: String? = nil) throws {
+        self.password = password
         port = try unusedPort()
         directory = temporaryPath("redis")
         mkdir(directory, 0o700)
@@ -41,7 +44,7 @@ public final class RedisServer {
         let server = try SpawnedProcess("/usr/bin/redis-server", [
             "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory, "--save", "",
             "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no", "--loglevel", "notice",
-        ])
+        ] + (password.map { ["--requirepass", $0] } ?? []))
         let banner = server.waitForOutput(containing: "Ready to accept connections", timeout: 20)
         guard banner.contains("Ready to accept connections") else {
             server.send(SIGKILL)
@@ -68,7 +71,8 @@ public final class RedisServer {
 
     /// Runs `redis-cli` against the server; returns its standard output, trimmed.
     public func cli(_ arguments: [String]) throws -> String {
-        let output = try runProcess("/usr/bin/redis-cli", ["-p", "\(port)"] + arguments, timeout: 20)
+        let output = try runProcess("/usr/bin/redis-cli", ["-p", "\(port)"] + arguments,
+                                    environment: password.map { ["REDISCLI_AUTH": $0] } ?? [:], timeout: 20)
         var text = Substring(output.standardOutput)
         while text.last == "\n" || text.last == " " { text.removeLast() }
         return String(text)
