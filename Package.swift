@@ -102,11 +102,12 @@ let package = Package(
             path: "Examples/HTTP",
             swiftSettings: approachableConcurrency
         ),
-        // Redis through hiredis, on any of the package's loops.
+        // Redis on any of the package's loops: its own socket, hiredis's reply reader.
         .target(
             name: "Redis",
             dependencies: ["CHiredis", "EventCore"],
             path: "Examples/Redis",
+            exclude: ["scripts"],
             swiftSettings: approachableConcurrency
         ),
         // The HTTP server and the web crawler on every engine.

@@ -139,25 +139,8 @@ struct SharedFrontierTests {
     func aHostileFrontierEndsTheCrawlNamingTheLimitWithItsMemoryBounded(_ behaviour: String) throws {
         let server = try HTTPServerProcess(engine: "libev", ["--pages", "50"])
         defer { _ = try? server.stop() }
-        let script = """
-        import socket, sys, threading
-        s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-        print(s.getsockname()[1], flush=True)
-        def serve(c):
-            try:
-                c.recv(65536)
-                if sys.argv[1] == "bulk":
-                    c.sendall(b"$99999999999\\r\\n")
-                    while True: c.sendall(b"x" * 65536)
-                c.sendall(b"*99999999\\r\\n")
-                while True: c.sendall(b"$1\\r\\nx\\r\\n" * 10000)
-            except OSError:
-                pass
-        while True:
-            c, _ = s.accept()
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-        """
-        let hostile = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, behaviour])
+        let hostileRedis = scriptsDirectory + "/Redis/scripts/hostile_redis.py"
+        let hostile = try SpawnedProcess("/usr/bin/env", ["python3", "-u", hostileRedis, behaviour])
         defer { hostile.send(SIGKILL); _ = try? hostile.wait(timeout: 5) }
         let port = hostile.waitForOutput(containing: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
         // Python runs the crawler and reports its peak memory.

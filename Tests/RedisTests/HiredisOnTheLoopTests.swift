@@ -1,3 +1,4 @@
+import Foundation
 import CHiredis
 import EV
 import Epoll
@@ -206,38 +207,10 @@ struct HiredisOnTheLoopTests {
         #expect(seconds > 0.25 && seconds < 10, "gave up after \(seconds) s")
     }
 
-    /// A server that answers the first command with `behaviour`, written by
-    /// Python: `bulk` a `$99999999999` header then bytes without end,
-    /// `array` a `*99999999` header then elements without end, `unasked` a
-    /// reply before any command was sent, `extra` two replies to one command.
+    /// `Examples/Redis/scripts/hostile_redis.py MODE`: a server that answers
+    /// the first command badly (see the script).
     func startHostileRedis(_ behaviour: String) throws -> (SpawnedProcess, UInt16) {
-        let script = """
-        import socket, sys, threading
-        s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-        print(s.getsockname()[1], flush=True)
-        def serve(c):
-            try:
-                if sys.argv[1] == "unasked":
-                    c.sendall(b"+HELLO\\r\\n")
-                    c.recv(65536)
-                    return
-                c.recv(65536)
-                if sys.argv[1] == "bulk":
-                    c.sendall(b"$99999999999\\r\\n")
-                    while True: c.sendall(b"x" * 65536)
-                if sys.argv[1] == "array":
-                    c.sendall(b"*99999999\\r\\n")
-                    while True: c.sendall(b":1\\r\\n" * 10000)
-                if sys.argv[1] in ("extra", "unasked"):
-                    c.sendall(b"+PONG\\r\\n+PONG\\r\\n")
-                c.recv(65536)
-            except OSError:
-                pass
-        while True:
-            c, _ = s.accept()
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-        """
-        let server = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, behaviour])
+        let server = try SpawnedProcess("/usr/bin/env", ["python3", "-u", hostileRedisScript, behaviour])
         let port = UInt16(server.waitForOutput(containing: "\n").split(separator: "\n").first ?? "") ?? 0
         return (server, port)
     }
@@ -366,3 +339,7 @@ struct HiredisOnTheLoopTests {
         #expect(replies == ["OK", "\"v\"", "server", "closed"])
     }
 }
+
+/// `Examples/Redis/scripts/hostile_redis.py`.
+let hostileRedisScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("Examples/Redis/scripts/hostile_redis.py").path
