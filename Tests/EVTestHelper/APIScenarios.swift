@@ -5,13 +5,18 @@ import Glibc
 import Synchronization
 import TestSupport
 
-/// Spawns `/bin/sh -c script`; returns its pid (a child of this process).
-func spawnShell(_ script: String) -> pid_t {
+/// Spawns `/bin/sh -c script`, its standard input `input` if given;
+/// returns its pid (a child of this process).
+func spawnShell(_ script: String, input: Int32? = nil) -> pid_t {
     var pid: pid_t = 0
     let words: [String] = ["/bin/sh", "-c", script]
     let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
-    precondition(posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0, "posix_spawn failed")
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if let input { posix_spawn_file_actions_adddup2(&actions, input, 0) }
+    precondition(posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ) == 0, "posix_spawn failed")
     return pid
 }
 
@@ -37,12 +42,17 @@ func childStatusesOnAThread(_ arguments: [String]) throws -> Int32 {
         do { try moved.start() } catch { lines.withLock { $0.append("start failed: \(error)") } }
         Task(executorPreference: executor) {
             do {
-                let stopping = spawnShell("kill -STOP $$; sleep 0.3; exit 3")
+                // It exits once the parent has seen it continue (an exit
+                // before the parent's waitpid would replace the "continued").
+                let release = try makePipe(nonBlocking: false)
+                let stopping = spawnShell("kill -STOP $$; read line; exit 3", input: release[0])
                 var seen: [String] = []
                 for try await status in executor.childStatuses(stopping) {
                     seen.append("\(status)")
                     if case .stopped = status { kill(stopping, SIGCONT) }
+                    if case .continued = status { writeString(release[1], "go\n") }
                 }
+                release.forEach { close($0) }
                 lines.withLock { $0.append("statuses " + seen.joined(separator: ", ")) }
                 let exit = try await executor.childExit(spawnShell("exit 5"))
                 lines.withLock { $0.append("childExit \(exit)") }

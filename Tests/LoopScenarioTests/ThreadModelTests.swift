@@ -39,8 +39,8 @@ struct ThreadModelTests {
             let ran = LockedValue<[String]>([])
             let start = monotonicSeconds()
             let kept = group.schedule(0.05) { ran.withLock { $0.append("kept") } }
-            let cancelled = group.schedule(0.05) { ran.withLock { $0.append("cancelled") } }
-            // Cancelled from this (non-loop) thread, before it is due.
+            let cancelled = group.schedule(30) { ran.withLock { $0.append("cancelled") } }
+            // Cancelled from this (non-loop) thread, long before it is due.
             #expect(cancelled.cancel())
             #expect(!cancelled.cancel(), "a second cancel does nothing")
             #expect(waitUntil { ran.withLock { $0 } == ["kept"] })
