@@ -34,6 +34,8 @@ func asyncDownload(_ address: SocketAddress, _ executor: some EventLoopExecutor,
             }
             download.finish()
         }
+    } catch let error as EventLoopError where error.code == .timedOut {
+        download.finish(.timedOut(after: rules.timeout))
     } catch {
         download.finish(DownloadFailure(error))
     }

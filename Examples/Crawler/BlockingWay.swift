@@ -33,7 +33,7 @@ func blockingDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Downl
     let domain = address.family == .ipv4 ? AF_INET : AF_INET6
     let fd = socket(domain, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else {
-        download.finish(.system(SystemCallError(call: "socket")))
+        download.finish(.system(EventLoopError.system("socket")))
         return download
     }
     defer { close(fd) }
@@ -55,7 +55,7 @@ func blockingDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Downl
     }
     guard connected else {
         let error = errno == EINPROGRESS ? ETIMEDOUT : errno
-        download.finish(.system(SystemCallError(call: "connect(\(address))", errno: .init(rawValue: error))))
+        download.finish(.system(EventLoopError.system("connect(\(address))", Errno(rawValue: error))))
         return download
     }
     var buffer = [UInt8](repeating: 0, count: 1024)
@@ -72,7 +72,7 @@ func blockingDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Downl
             download.timedOut(rules)
             return download
         } else {
-            download.finish(.system(SystemCallError(call: "recv(\(address))")))
+            download.finish(.system(EventLoopError.system("recv(\(address))")))
             return download
         }
     }

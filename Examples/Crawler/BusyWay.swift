@@ -54,7 +54,7 @@ func busyDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Download 
             var error: Int32 = 0
             var length = socklen_t(4)
             getsockopt(socket.fd, SOL_SOCKET, SO_ERROR, &error, &length)
-            download.finish(.system(SystemCallError(call: "connect(\(address))", errno: .init(rawValue: error == 0 ? errno : error))))
+            download.finish(.system(EventLoopError.system("connect(\(address))", Errno(rawValue: error == 0 ? errno : error))))
             return download
         }
     }
@@ -68,7 +68,7 @@ func busyDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Download 
         } else if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
             // Nothing yet: try again at once - the busy way's whole point.
         } else {
-            download.finish(.system(SystemCallError(call: "recv(\(address))")))
+            download.finish(.system(EventLoopError.system("recv(\(address))")))
             return download
         }
         if monotonicNow() > deadline { download.timedOut(rules); return download }

@@ -39,12 +39,12 @@ struct Download: Sendable {
 
     /// When the whole download must be over (``started`` plus the rules' timeout).
     func deadline(_ rules: DownloadRules) -> Double? {
-        rules.timeout.map { started + $0 }
+        rules.timeout.map { started + $0.inSeconds }
     }
 
     /// Fails the download for its deadline.
     mutating func timedOut(_ rules: DownloadRules) {
-        finish(.timedOut(seconds: rules.timeout ?? 0))
+        finish(.timedOut(after: rules.timeout))
     }
 
     /// Records the end of the download, with `error` if it failed.
@@ -58,8 +58,8 @@ struct Download: Sendable {
 
 /// What every way's downloads obey, whichever way they run.
 struct DownloadRules: Sendable {
-    /// Seconds for the whole download, from connecting to the last byte; nil: no limit.
-    var timeout: Double?
+    /// The time the whole download may take, from connecting to the last byte; nil: no limit.
+    var timeout: Duration?
     /// The most bytes a poem may have: a server that sends without end must
     /// not make the client's memory grow without end.
     var maxBytes: Int
@@ -137,9 +137,9 @@ enum Way: String, CaseIterable, Sendable {
 /// Why a download failed.
 enum DownloadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// A system call failed (connect refused, reset, ...); the error names it.
-    case system(SystemCallError)
+    case system(EventLoopError)
     /// The whole download did not end within `--timeout`.
-    case timedOut(seconds: Double)
+    case timedOut(after: Duration?)
     /// The poem grew past `--max-poem-bytes`.
     case tooLarge(maxBytes: Int)
     /// The processes way's child failed, or reported this (its text).
@@ -148,8 +148,7 @@ enum DownloadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// The failure an error thrown during a download stands for.
     init(_ error: any Error) {
         switch error {
-        case let error as SystemCallError: self = .system(error)
-        case let error as TimeoutError: self = .timedOut(seconds: error.seconds)
+        case let error as EventLoopError: self = .system(error)
         case let error as DownloadFailure: self = error
         default: self = .child(String(describing: error))
         }
@@ -158,7 +157,7 @@ enum DownloadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     var description: String {
         switch self {
         case .system(let error): error.description
-        case .timedOut(let seconds): "no complete poem within \(formatSeconds(seconds)) s (--timeout)"
+        case .timedOut(let timeout): "no complete poem within \(timeout.map { "\(formatSeconds($0.inSeconds)) s" } ?? "the time") (--timeout)"
         case .tooLarge(let maxBytes): "the poem is over \(maxBytes) bytes (--max-poem-bytes)"
         case .child(let text): text
         }

@@ -14,7 +14,7 @@ struct EmbeddedServers {
 
     static let chunkSizes = [200, 50, 50]
 
-    init(delay: Double) throws {
+    init(delay: Duration) throws {
         var servers: [PoetryServer] = []
         var options: [PoetryServerOptions] = []
         for (poem, chunk) in zip(Poem.builtIn, Self.chunkSizes) {
@@ -32,7 +32,7 @@ struct EmbeddedServers {
     /// The floor of a way: the sum of the downloads if they run one after
     /// another, the slowest one if they run at once.
     func floor(sequential: Bool) -> Double {
-        let durations = options.map(\.downloadSeconds)
+        let durations = options.map(\.downloadTime.inSeconds)
         return sequential ? durations.reduce(0, +) : durations.max() ?? 0
     }
 

@@ -7,14 +7,14 @@
 //             ...connect, non-blocking...
 //             selector.register(self.sock.fileno(), EVENT_WRITE, self.connected)
 //         def connected(self, key, mask):
-//             selector.unregister(key.fd)
+//             selector.unregister(key.descriptor)
 //             self.sock.send(get)
-//             selector.register(key.fd, EVENT_READ, self.read_response)
+//             selector.register(key.descriptor, EVENT_READ, self.read_response)
 //         def read_response(self, key, mask):
 //             chunk = self.sock.recv(1024)
 //             if chunk: self.response += chunk
 //             else:
-//                 selector.unregister(key.fd)
+//                 selector.unregister(key.descriptor)
 //                 ...if no addresses are left: stopped = True
 //
 //     def loop():
@@ -46,13 +46,13 @@ func epollWay(_ addresses: [SocketAddress], _ rules: DownloadRules) -> [Download
     while !stopped {
         // The one addition to the listing: wake up for the earliest deadline.
         let deadlines = crawlers.filter(\.isRunning).compactMap { $0.download.deadline(rules) }
-        _ = try! selector.select(timeout: deadlines.min().map { max($0 - monotonicNow(), 0) }) { key, mask in
+        _ = try! selector.select(timeout: deadlines.min().map { LoopTime.duration(max($0 - monotonicNow(), 0)) }) { key, mask in
             let callback = key.data as! Callback
             callback(key, mask)
         }
         for crawler in crawlers where crawler.isRunning {
             if let deadline = crawler.download.deadline(rules), monotonicNow() >= deadline {
-                crawler.fail(.timedOut(seconds: rules.timeout ?? 0))
+                crawler.fail(.timedOut(after: rules.timeout))
             }
         }
     }
@@ -82,18 +82,18 @@ final class Crawler {
         do {
             socket = try SocketDescriptor.tcp(address.family)
             _ = try socket.connect(to: address) // EINPROGRESS: the selector says when
-            try selector.register(socket.fd, .write, data: connected as Callback)
+            try selector.register(socket.descriptor, .write, data: connected as Callback)
         } catch {
             fail(DownloadFailure(error))
         }
     }
 
     func connected(_ key: SelectorKey<Any>, _ mask: Interest) {
-        _ = try? selector.unregister(key.fd)
+        _ = try? selector.unregister(key.descriptor)
         do {
             try socket.connectResult(to: address)
             if !rules.request.isEmpty { _ = try rules.request.withUnsafeBytes { try socket.write($0) } }
-            try selector.register(key.fd, .read, data: readResponse as Callback)
+            try selector.register(key.descriptor, .read, data: readResponse as Callback)
         } catch {
             fail(DownloadFailure(error))
         }
@@ -104,7 +104,7 @@ final class Crawler {
         do {
             switch try chunk.withUnsafeMutableBytes({ try socket.read(into: $0) }) {
             case .processed(0):
-                _ = try? selector.unregister(key.fd)
+                _ = try? selector.unregister(key.descriptor)
                 finish(nil)
             case .processed(let count):
                 if !download.received(chunk[..<count], rules) { fail(nil) }
@@ -117,7 +117,7 @@ final class Crawler {
     }
 
     func fail(_ message: DownloadFailure?) {
-        if socket.fd >= 0 { _ = try? selector.unregister(socket.fd) }
+        if socket.fd >= 0 { _ = try? selector.unregister(socket.descriptor) }
         finish(message)
     }
 

@@ -34,13 +34,13 @@ final class LibevDownload {
             socket = try SocketDescriptor.tcp(download.address.family)
             _ = try socket.connect(to: download.address)
             // One watcher: writable means connected, then readable means a chunk.
-            io = try loop.io(socket.fd, .write) { [unowned self] _, _ in
+            io = try loop.io(socket.descriptor, .write) { [unowned self] _, _ in
                 if isConnected { readChunk() } else { connected() }
             }
             if let timeout = rules.timeout {
                 // The whole download's deadline (the loop's clock is fresh: this runs before loop.run()).
                 timer = try loop.timer(after: timeout) { [unowned self] _ in
-                    finish(.timedOut(seconds: timeout))
+                    finish(.timedOut(after: timeout))
                 }
             }
         } catch {

@@ -47,7 +47,7 @@ struct ChildDownload {
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         var arguments = [selfPath(), "fetch-one", address.description]
-        if let timeout = rules.timeout { arguments += ["--timeout", String(timeout)] }
+        if let timeout = rules.timeout { arguments += ["--timeout", String(timeout.inSeconds)] }
         arguments += ["--max-poem-bytes", String(rules.maxBytes)]
         let argv = arguments.map { strdup($0) } + [nil]
         var pid: pid_t = 0

@@ -71,12 +71,12 @@ struct PoetryCommand: ParsableCommand {
 
     func run() throws {
         ignoreSIGPIPE()
-        let embedded = addresses.isEmpty ? try EmbeddedServers(delay: delay) : nil
+        let embedded = addresses.isEmpty ? try EmbeddedServers(delay: .seconds(delay)) : nil
         defer { embedded?.stop() }
         let targets = try embedded?.addresses ?? addresses.map { try SocketAddress(parsing: $0) }
         let ways = way == .all ? Way.allCases : [Way(rawValue: way.rawValue)!]
         // Given addresses, the classic client: connect and read, send nothing.
-        let rules = DownloadRules(timeout: timeout, maxBytes: maxPoemBytes, request: embedded == nil ? [] : tutorialRequest)
+        let rules = DownloadRules(timeout: .seconds(timeout), maxBytes: maxPoemBytes, request: embedded == nil ? [] : tutorialRequest)
         var runs: [WayRun] = []
         for way in ways {
             if ways.count > 1 && !json { FileHandle.standardError.write("running \(way.rawValue)...\n".data(using: .utf8)!) }
@@ -169,11 +169,11 @@ struct WebCommand: ParsableCommand {
         var options = CrawlOptions(start: try WebURL(url))
         options.concurrency = concurrency
         options.maxPages = maxPages
-        options.timeout = timeout
+        options.timeout = .seconds(timeout)
         options.limits.maxBodyBytes = maxBody
         options.frontier = try frontier.map { try FrontierAddress($0, environment: ProcessInfo.processInfo.environment) }
         options.resume = resume
-        options.leaseSeconds = lease
+        options.lease = .seconds(lease)
         if let out {
             do {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -217,7 +217,7 @@ struct FetchOneCommand: ParsableCommand {
     @Option(name: .customLong("max-poem-bytes")) var maxPoemBytes: Int = DownloadRules.defaultMaxBytes
 
     func run() throws {
-        let rules = DownloadRules(timeout: timeout, maxBytes: maxPoemBytes, request: [])
+        let rules = DownloadRules(timeout: timeout.map { .seconds($0) }, maxBytes: maxPoemBytes, request: [])
         let download = blockingDownload(try SocketAddress(parsing: address), rules)
         let report = ChildReport.encode(download)
         FileHandle.standardOutput.write(Data(report))

@@ -157,9 +157,9 @@ open class HTTPServerConnection: HTTPMessageSink {
     public func tick(now: Double) {
         checkNotLending()
         guard !abandoned else { return }
-        if let started = headStartedAt, !closing, now - started > context.limits.headerTimeout {
-            fail(HTTPError(408, "the request head did not arrive within \(formatSeconds(context.limits.headerTimeout)) s"))
-        } else if now - lastProgress > context.limits.idleTimeout {
+        if let started = headStartedAt, !closing, now - started > context.limits.headerTimeout.inSeconds {
+            fail(HTTPError(408, "the request head did not arrive within \(formatSeconds(context.limits.headerTimeout.inSeconds)) s"))
+        } else if now - lastProgress > context.limits.idleTimeout.inSeconds {
             abandoned = true
         }
     }
@@ -167,8 +167,8 @@ open class HTTPServerConnection: HTTPMessageSink {
     /// Seconds until ``tick(now:)`` has something to do, for engines that
     /// wait with a timeout instead of ticking.
     public func secondsUntilTimeout(now: Double) -> Double {
-        var deadline = lastProgress + context.limits.idleTimeout
-        if let started = headStartedAt, !closing { deadline = min(deadline, started + context.limits.headerTimeout) }
+        var deadline = lastProgress + context.limits.idleTimeout.inSeconds
+        if let started = headStartedAt, !closing { deadline = min(deadline, started + context.limits.headerTimeout.inSeconds) }
         return max(0.001, deadline - now + 0.001)
     }
 

@@ -39,11 +39,11 @@ public final class RedisClient<L: EventLoop> {
     /// have failed by then.
     public var onClose: ((RedisError?) -> Void)?
 
-    /// Seconds the server may leave commands unanswered - nothing at all
+    /// How long the server may leave commands unanswered - nothing at all
     /// arriving while replies are due - before the connection is given up
     /// (``RedisError/Kind/timeout``; every waiting command fails with it).
     /// nil, the default, waits as long as the connection lasts.
-    public var replyTimeout: Double? {
+    public var replyTimeout: Duration? {
         didSet { armWatchdog() }
     }
 
@@ -71,14 +71,14 @@ public final class RedisClient<L: EventLoop> {
     /// - Parameters:
     ///   - user: the ACL user (Redis 6 and later); nil for the default user.
     ///   - password: sent with `AUTH` before any command; nil sends none.
-    ///   - connectTimeout: seconds the connection may take.
+    ///   - connectTimeout: how long the connection may take.
     ///   - limits: how big a reply may be.
     /// - Throws: ``RedisError`` (``RedisError/Kind/connect``) when the
     ///   connection cannot even start (the name does not resolve, no
     ///   descriptor left). A refusal or timeout comes later, through
     ///   ``onClose`` and the commands' replies.
     public init(loop: L, host: String, port: UInt16, user: String? = nil, password: String? = nil,
-                connectTimeout: Double = 10, limits: RedisLimits = RedisLimits()) throws(RedisError) {
+                connectTimeout: Duration = .seconds(10), limits: RedisLimits = RedisLimits()) throws(RedisError) {
         self.loop = loop
         server = "redis://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         reader = RedisReader(limits: limits)
@@ -91,11 +91,11 @@ public final class RedisClient<L: EventLoop> {
         do {
             socket = try SocketDescriptor.tcp(address.family)
         } catch {
-            throw RedisError(.connect, server: server, "\(error.errno)")
+            throw RedisError(.connect, server: server, error.errno.map { "\($0)" } ?? "\(error)")
         }
         self.socket = socket
         try? socket.setNoDelay()
-        let refused: SystemCallError?
+        let refused: EventLoopError?
         do {
             if case .processed = try socket.connect(to: address) { isConnected = true }
             refused = nil
@@ -112,14 +112,14 @@ public final class RedisClient<L: EventLoop> {
         if let refused {
             // Told through onClose and the commands, as a later refusal is:
             // on the next turn, once the caller has set them.
-            _ = loop.schedule(after: 0) { [self] in end(RedisError(.connect, server: server, "\(refused.errno)")) }
+            _ = loop.schedule(after: .zero) { [self] in end(RedisError(.connect, server: server, refused.errno.map { "\($0)" } ?? "\(refused)")) }
             return
         }
         do {
             // The closure holds the client until the connection ends (then the
             // watch is cancelled): an open connection stays alive, as a started
             // watcher does, whether or not the app keeps a reference.
-            watch = try loop.watchReadiness(socket.fd, isConnected ? wantedInterest : .write) { [self] ready in handle(ready) }
+            watch = try loop.watchReadiness(socket.descriptor, isConnected ? wantedInterest : .write) { [self] ready in handle(ready) }
         } catch {
             socket.close()
             self.socket = nil
@@ -128,7 +128,7 @@ public final class RedisClient<L: EventLoop> {
         if !isConnected {
             connectTimer = loop.schedule(after: connectTimeout) { [weak self] in
                 guard let self, !isConnected else { return }
-                end(RedisError(.connect, server: server, "no connection after \(connectTimeout) s"))
+                end(RedisError(.connect, server: server, "no connection after \(connectTimeout)"))
             }
         }
     }
@@ -216,7 +216,7 @@ public final class RedisClient<L: EventLoop> {
             do {
                 try socket.connectResult(to: address)
             } catch {
-                return end(RedisError(.connect, server: server, "\(error.errno)"))
+                return end(RedisError(.connect, server: server, error.errno.map { "\($0)" } ?? "\(error)"))
             }
             isConnected = true
             connectTimer?.cancel()
@@ -239,10 +239,10 @@ public final class RedisClient<L: EventLoop> {
         while outputStart < output.count {
             let start = outputStart
             let result = output.withUnsafeBytes { bytes in
-                Result { () throws(SystemCallError) in try socket.write(UnsafeRawBufferPointer(rebasing: bytes[start...])) }
+                Result { () throws(EventLoopError) in try socket.write(UnsafeRawBufferPointer(rebasing: bytes[start...])) }
             }
             guard case .success(let written) = result else {
-                if case .failure(let error) = result { end(RedisError(.disconnected, server: server, "\(error.errno)")) }
+                if case .failure(let error) = result { end(RedisError(.disconnected, server: server, "\(error)")) }
                 return
             }
             guard case .processed(let count) = written else { break }
@@ -263,11 +263,11 @@ public final class RedisClient<L: EventLoop> {
             // never stops sending cannot hold the loop.
             for _ in 0..<4 {
                 let count: Int
-                do throws(SystemCallError) {
+                do throws(EventLoopError) {
                     guard case .processed(let read) = try socket.read(into: buffer) else { return }
                     count = read
                 } catch {
-                    return end(RedisError(.disconnected, server: server, "\(error.errno)"))
+                    return end(RedisError(.disconnected, server: server, "\(error)"))
                 }
                 if count == 0 {
                     return end(closing && waiting == 0 ? nil : RedisError(.disconnected, server: server, "the server closed the connection"))
@@ -343,11 +343,11 @@ public final class RedisClient<L: EventLoop> {
     }
 
     /// Watches for replies while some are due: when nothing has come for
-    /// ``replyTimeout`` seconds, the connection is given up.
+    /// ``replyTimeout``, the connection is given up.
     private func armWatchdog() {
-        guard let replyTimeout, watchdog == nil, waiting > 0, !ended else { return }
+        guard let replyTimeout = replyTimeout.map(LoopTime.delay), watchdog == nil, waiting > 0, !ended else { return }
         let due = lastReply + replyTimeout - monotonicNow()
-        watchdog = loop.schedule(after: max(due, 0.001)) { [weak self] in
+        watchdog = loop.schedule(after: LoopTime.duration(max(due, 0.001))) { [weak self] in
             guard let self else { return }
             watchdog = nil
             guard waiting > 0, !ended else { return }
@@ -359,7 +359,7 @@ public final class RedisClient<L: EventLoop> {
                 guard waiting > 0, !ended else { return }
             }
             if monotonicNow() - lastReply >= replyTimeout {
-                end(RedisError(.timeout, server: server, "no reply within \(replyTimeout) s"))
+                end(RedisError(.timeout, server: server, "no reply within \(LoopTime.describe(LoopTime.duration(replyTimeout)))"))
             } else {
                 armWatchdog()
             }

@@ -81,7 +81,7 @@ struct PoetryServerCommand: ParsableCommand {
         var stopSignals = blockStopSignals()
 
         let options = PoetryServerOptions(
-            poem: bytes, chunkSize: numBytes, delay: delay,
+            poem: bytes, chunkSize: numBytes, delay: .seconds(delay),
             address: try SocketAddress(host: iface, port: UInt16(port)),
             log: { line in FileHandle.standardError.write("\(line)\n".data(using: .utf8)!) })
         let server = try PoetryServer(engine: engine, options: options)
@@ -126,10 +126,10 @@ struct HTTPServerCommand: ParsableCommand {
     var maxBody: Int = HTTPLimits().maxBodyBytes
 
     @Option(name: .customLong("header-timeout"), help: "Seconds for a request's head to arrive (408 after).")
-    var headerTimeout: Double = HTTPServerLimits().headerTimeout
+    var headerTimeout: Double = HTTPServerLimits().headerTimeout.inSeconds
 
     @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may do nothing before it is closed.")
-    var idleTimeout: Double = HTTPServerLimits().idleTimeout
+    var idleTimeout: Double = HTTPServerLimits().idleTimeout.inSeconds
 
     @Option(name: .customLong("max-connections"), help: "Connections at once, per worker (accepting pauses at the limit).")
     var maxConnections: Int = HTTPServerLimits().maxConnections
@@ -171,8 +171,8 @@ struct HTTPServerCommand: ParsableCommand {
         options.workers = workers
         options.limits.parser = HTTPLimits(maxURIBytes: maxURI, maxHeaderBytes: maxHeaderBytes,
                                            maxHeaderCount: maxHeaders, maxBodyBytes: maxBody)
-        options.limits.headerTimeout = headerTimeout
-        options.limits.idleTimeout = idleTimeout
+        options.limits.headerTimeout = .seconds(headerTimeout)
+        options.limits.idleTimeout = .seconds(idleTimeout)
         options.limits.maxConnections = maxConnections
         options.limits.outputHighWater = highWater
         let server = try HTTPServer(engine: engine, options: options)

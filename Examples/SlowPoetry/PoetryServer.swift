@@ -10,14 +10,15 @@ public struct PoetryServerOptions: Sendable {
     public var poem: [UInt8]
     /// Bytes per chunk (`--num-bytes`).
     public var chunkSize: Int
-    /// Seconds between chunks (`--delay`).
-    public var delay: Double
+    /// The pause between chunks (`--delay`).
+    public var delay: Duration
     /// Where to listen; port 0 picks a free one.
     public var address: SocketAddress
     /// Called with a line to log (a client that left early, say).
     public var log: @Sendable (String) -> Void
 
-    public init(poem: [UInt8], chunkSize: Int, delay: Double, address: SocketAddress,
+    /// Options for a server of `poem`, `chunkSize` bytes every `delay`, on `address`.
+    public init(poem: [UInt8], chunkSize: Int, delay: Duration, address: SocketAddress,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.poem = poem
         self.chunkSize = chunkSize
@@ -28,8 +29,8 @@ public struct PoetryServerOptions: Sendable {
 
     /// How long one client's download takes: a chunk, then a pause, per chunk
     /// (the classic server sleeps after the last chunk too, then closes).
-    public var downloadSeconds: Double {
-        Double((poem.count + chunkSize - 1) / chunkSize) * delay
+    public var downloadTime: Duration {
+        delay * ((poem.count + chunkSize - 1) / chunkSize)
     }
 }
 
@@ -47,7 +48,7 @@ public final class PoetryServer: Sendable {
 
     /// Starts a server (on threads of its own; it returns at once).
     ///
-    /// - Throws: ``EventCore/SystemCallError`` if the address cannot be bound.
+    /// - Throws: ``EventCore/EventLoopError`` if the address cannot be bound.
     public init(engine: Engine, options: PoetryServerOptions) throws {
         self.engine = engine
         let listener = try SocketDescriptor.listening(on: options.address)
@@ -98,20 +99,20 @@ enum BlockingEngine {
     }
 
     /// Sends the poem to one client, chunk by chunk, sleeping between chunks.
-    static func serve(_ client: Int32, _ options: PoetryServerOptions, _ stopping: LockedValue<Bool>) {
+    static func serve(_ client: SocketDescriptor, _ options: PoetryServerOptions, _ stopping: LockedValue<Bool>) {
         defer { closeGracefully(client) }
         var offset = 0
         while offset < options.poem.count && !stopping.withLock({ $0 }) {
             let end = min(offset + options.chunkSize, options.poem.count)
             let sent = options.poem[offset..<end].withUnsafeBytes { bytes in
-                sendAll(client, bytes)
+                sendAll(client.fd, bytes)
             }
             guard sent else {
                 options.log("client went away after \(offset) bytes")
                 return
             }
             offset = end
-            sleepSeconds(options.delay)
+            sleepBlocking(options.delay)
         }
     }
 
@@ -133,15 +134,15 @@ enum BlockingEngine {
 /// request, but clients like the tutorial's send one anyway, and closing a
 /// socket with unread input makes the kernel reset the connection - which
 /// can discard the end of the poem before the client reads it.
-public func closeGracefully(_ fd: Int32) {
-    discardInput(fd)
-    close(fd)
+func closeGracefully(_ socket: SocketDescriptor) {
+    discardInput(socket)
+    socket.close()
 }
 
 /// Reads and drops whatever input is waiting, without blocking.
-public func discardInput(_ fd: Int32) {
+func discardInput(_ socket: SocketDescriptor) {
     var scratch = [UInt8](repeating: 0, count: 4096)
-    while recv(fd, &scratch, scratch.count, Int32(MSG_DONTWAIT)) > 0 {}
+    while recv(socket.fd, &scratch, scratch.count, Int32(MSG_DONTWAIT)) > 0 {}
 }
 
 // MARK: evented, callbacks (libev or epoll, one code)
@@ -163,7 +164,7 @@ enum CallbackEngine {
 
     /// Accepts every waiting client; when accept fails for want of
     /// descriptors or memory, stops watching the listener for
-    /// ``AcceptBackoff/seconds`` instead of spinning on its readiness.
+    /// ``AcceptBackoff/delay`` instead of spinning on its readiness.
     ///
     /// The loop owns the acceptor, through the watch's callback (or, during
     /// a back-off, the timer's); the acceptor refers to its watch weakly, so
@@ -182,19 +183,19 @@ enum CallbackEngine {
 
         func watch() {
             do {
-                readiness = try loop.watchReadiness(listener.fd, .read) { [self] _ in acceptAll() }
+                readiness = try loop.watchReadiness(listener.descriptor, .read) { [self] _ in acceptAll() }
             } catch {
                 options.log("cannot watch the listener: \(error)")
             }
         }
 
         func acceptAll() {
-            do throws(SystemCallError) {
+            do throws(EventLoopError) {
                 try AcceptBackoff.acceptWaiting(on: listener) { Client(loop, $0, options).sendNext() }
             } catch {
                 options.log(AcceptBackoff.message(error))
                 readiness?.cancel()
-                _ = loop.schedule(after: AcceptBackoff.seconds) { [self] in watch() }
+                _ = loop.schedule(after: AcceptBackoff.delay) { [self] in watch() }
             }
         }
     }
@@ -230,7 +231,7 @@ enum CallbackEngine {
                     offset += count
                 case .wouldBlock?:
                     if writable == nil {
-                        writable = try? loop.watchReadiness(socket.fd, .write) { [self] _ in flush() }
+                        writable = try? loop.watchReadiness(socket.descriptor, .write) { [self] _ in flush() }
                     }
                     return
                 case nil:
@@ -246,7 +247,7 @@ enum CallbackEngine {
         func finish() {
             writable?.cancel()
             writable = nil
-            closeGracefully(socket.fd)
+            closeGracefully(socket)
         }
     }
 }
@@ -281,7 +282,7 @@ enum AsyncEngine {
     static func serve(_ client: AsyncSocket, _ options: PoetryServerOptions, _ executor: some EventLoopExecutor) async {
         var offset = 0
         defer {
-            discardInput(client.descriptor.fd) // a FIN, not a reset (see closeGracefully)
+            discardInput(client.descriptor) // a FIN, not a reset (see closeGracefully)
             client.close()
         }
         while offset < options.poem.count {
@@ -291,11 +292,13 @@ enum AsyncEngine {
                 // that waits for a slow client holds no copy of its chunk.
                 try await client.write(options.poem[offset..<end])
                 offset = end
-                try await executor.sleep(seconds: options.delay)
+                try await executor.sleep(for: options.delay)
+            } catch is CancellationError {
+                return
+            } catch EventLoopError.loopClosed {
+                return
             } catch {
-                if !(error is CancellationError) && !isLoopClosed(error) {
-                    options.log("client went away after \(offset) bytes")
-                }
+                options.log("client went away after \(offset) bytes")
                 return
             }
         }

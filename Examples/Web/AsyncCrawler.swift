@@ -20,7 +20,7 @@ enum AsyncCrawler {
             let progress: Task<Void, Never>? = options.progress.map { progress in
                 Task(executorPreference: executor) {
                     while !Task.isCancelled {
-                        do { try await executor.sleep(seconds: 0.25) } catch { return }
+                        do { try await executor.sleep(for: .milliseconds(250)) } catch { return }
                         progress(state.value.crawl.snapshot)
                     }
                 }
@@ -128,7 +128,7 @@ final class AsyncFetchConnection<Executor: EventLoopExecutor>: HTTPMessageSink {
                 if socket == nil {
                     do {
                         socket = try await AsyncSocket.connect(to: address, on: state.executor)
-                    } catch let error as TimeoutError {
+                    } catch let error as EventLoopError where error.code == .timedOut {
                         throw error
                     } catch {
                         return .failed(FetchFailure(.connect, "\(error)"))
@@ -158,7 +158,7 @@ final class AsyncFetchConnection<Executor: EventLoopExecutor>: HTTPMessageSink {
                             return .failed(failure)
                         }
                     }
-                } catch let error as TimeoutError {
+                } catch let error as EventLoopError where error.code == .timedOut {
                     throw error
                 } catch {
                     close()

@@ -122,7 +122,7 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
         if http.abandoned {
             socket.close()
         } else {
-            await linger(socket)
+            await socket.closeLingering(timeout: options.limits.lingerTimeout)
         }
     }
 
@@ -133,7 +133,7 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
     /// around every read would start and stop a timer per request.)
     func tick() async {
         while !reported {
-            do { try await executor.sleep(seconds: 1) } catch { return }
+            do { try await executor.sleep(for: .seconds(1)) } catch { return }
             let now = monotonicNow()
             for (fd, http) in connections {
                 let wasClosing = http.closing
@@ -145,17 +145,6 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
                 }
             }
         }
-    }
-
-    /// A lingering close (see ``CallbackConnection/linger()``).
-    func linger(_ socket: AsyncSocket) async {
-        try? socket.shutdownWrite()
-        do {
-            try await withTimeout(options.limits.lingerTimeout) {
-                while try await socket.read(into: readBuffer) > 0 {}
-            }
-        } catch {}
-        socket.close()
     }
 
     /// A graceful stop: accepting ends, idle connections are woken (their

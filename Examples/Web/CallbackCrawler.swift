@@ -72,7 +72,7 @@ final class CallbackCrawlerState<L: EventLoop> {
 
     func showProgress() {
         guard let progress = crawl.options.progress else { return }
-        progressTimer = loop.schedule(after: 0.25) { [weak self] in
+        progressTimer = loop.schedule(after: .milliseconds(250)) { [weak self] in
             guard let self else { return }
             progress(crawl.snapshot)
             showProgress()
@@ -136,7 +136,7 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
         crawler.crawl.report.connections += 1
         try? socket.setNoDelay()
         if case .processed = try socket.connect(to: crawler.address) { connected = true }
-        watch = try crawler.loop.watchReadiness(socket.fd, [.read, .write]) { [unowned self] ready in handle(ready) }
+        watch = try crawler.loop.watchReadiness(socket.descriptor, [.read, .write]) { [unowned self] ready in handle(ready) }
     }
 
     func handle(_ ready: Interest) {
@@ -150,7 +150,7 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
                 connected = true
             }
             while sent < request.count {
-                guard case .processed(let count) = try request[sent...].withUnsafeBytes({ bytes throws(SystemCallError) in try socket.write(bytes) }) else { return }
+                guard case .processed(let count) = try request[sent...].withUnsafeBytes({ bytes throws(EventLoopError) in try socket.write(bytes) }) else { return }
                 sent += count
             }
             watch?.interest = .read

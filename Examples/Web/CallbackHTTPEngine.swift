@@ -55,7 +55,7 @@ final class CallbackWorker<L: EventLoop> {
 
     func watchListener() {
         do {
-            acceptWatch = try loop.watchReadiness(listener.fd, .read) { [unowned self] _ in acceptAll() }
+            acceptWatch = try loop.watchReadiness(listener.descriptor, .read) { [unowned self] _ in acceptAll() }
         } catch {
             options.log("cannot watch the listener: \(error)")
         }
@@ -63,7 +63,7 @@ final class CallbackWorker<L: EventLoop> {
 
     func acceptAll() {
         let limit = options.limits.maxConnections
-        do throws(SystemCallError) {
+        do throws(EventLoopError) {
             try AcceptBackoff.acceptWaiting(on: listener, while: { !draining && connections.count < limit }) { client in
                 try? client.setNoDelay()
                 let connection = CallbackConnection(self, client)
@@ -84,7 +84,7 @@ final class CallbackWorker<L: EventLoop> {
             acceptWatch?.cancel()
             acceptWatch = nil
             backingOff = true
-            _ = loop.schedule(after: AcceptBackoff.seconds) { [weak self] in
+            _ = loop.schedule(after: AcceptBackoff.delay) { [weak self] in
                 guard let self, !draining else { return }
                 backingOff = false
                 watchListener()
@@ -104,7 +104,7 @@ final class CallbackWorker<L: EventLoop> {
 
     /// Once a second: the connections' timeouts.
     func tick() {
-        _ = loop.schedule(after: 1) { [weak self] in
+        _ = loop.schedule(after: .seconds(1)) { [weak self] in
             guard let self else { return }
             let now = monotonicNow()
             for connection in connections.values { connection.tick(now) }
@@ -161,7 +161,7 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
     }
 
     func startWatching() throws {
-        watch = try worker.loop.watchReadiness(socket.fd, .read, handler: self)
+        watch = try worker.loop.watchReadiness(socket.descriptor, .read, handler: self)
     }
 
     // The protocol's witness for a generic class runs unspecialized code;
@@ -174,7 +174,7 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
             return discard()
         }
         if !ready.isDisjoint(with: [.read, .error]) && wantsInput {
-            do throws(SystemCallError) {
+            do throws(EventLoopError) {
                 switch try socket.read(into: worker.readBuffer) {
                 case .processed(0):
                     receiveEnd(now: now)
@@ -193,7 +193,7 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
     /// Writes what is pending, then watches for what comes next.
     func flush(_ now: Double) {
         while hasOutput {
-            let result = withPendingOutput { bytes in Result { () throws(SystemCallError) in try socket.write(bytes) } }
+            let result = withPendingOutput { bytes in Result { () throws(EventLoopError) in try socket.write(bytes) } }
             switch result {
             case .success(.processed(let count)):
                 didSend(count, now: now)
@@ -226,7 +226,7 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
     /// cannot turn the close into a reset that destroys the last answer.
     func linger() {
         guard !isLingering else { return }
-        lingerUntil = monotonicNow() + worker.options.limits.lingerTimeout
+        lingerUntil = monotonicNow() + worker.options.limits.lingerTimeout.inSeconds
         shutdown(socket.fd, Int32(SHUT_WR))
         watch?.interest = .read
         discard()
@@ -234,7 +234,7 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
 
     func discard() {
         while true {
-            do throws(SystemCallError) {
+            do throws(EventLoopError) {
                 switch try socket.read(into: worker.readBuffer) {
                 case .processed(0): return close()
                 case .processed: continue

@@ -47,7 +47,7 @@ final class Crawl {
             crawl.saver = PageSaver(directory: directory, executor: loop.executor, crawl: crawl)
         }
         if let address = options.frontier {
-            let shared = try RedisFrontier(loop: loop, address: address, lease: options.leaseSeconds, resume: options.resume)
+            let shared = try RedisFrontier(loop: loop, address: address, lease: options.lease, resume: options.resume)
             shared.crawl = crawl
             crawl.shared = shared
             shared.open(start: CrawlJob(url: options.start))
@@ -262,16 +262,16 @@ final class PageSaver {
     func save(_ url: WebURL, _ body: [UInt8]) { deliver(url, body) }
 
     /// Writes all of `body` to a new file at `path` (pool thread).
-    /// - Throws: ``EventCore/SystemCallError`` naming the call and the path: open, a write (ENOSPC, EIO, ...), close.
-    static func write(_ body: [UInt8], to path: String) throws(SystemCallError) {
+    /// - Throws: ``EventCore/EventLoopError`` naming the call and the path: open, a write (ENOSPC, EIO, ...), close.
+    static func write(_ body: [UInt8], to path: String) throws(EventLoopError) {
         let fd = try systemCall("open(\(path))") { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        let failure: SystemCallError? = body.withUnsafeBytes { bytes in
+        let failure: EventLoopError? = body.withUnsafeBytes { bytes in
             var done = 0
             while done < bytes.count {
                 let written = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
                 if written == -1 && errno == EINTR { continue }
-                if written == -1 { return SystemCallError(call: "write(\(path))") }
-                if written == 0 { return SystemCallError(call: "write(\(path))", errno: .noSpace) }
+                if written == -1 { return EventLoopError.system("write(\(path))") }
+                if written == 0 { return EventLoopError.system("write(\(path))", .noSpace) }
                 done += written
             }
             return nil
@@ -283,7 +283,7 @@ final class PageSaver {
         }
         // A delayed write error (NFS, a full disk) can surface at close.
         if close(fd) == -1 {
-            let error = SystemCallError(call: "close(\(path))")
+            let error = EventLoopError.system("close(\(path))")
             unlink(path)
             throw error
         }

@@ -12,8 +12,8 @@ public struct CrawlOptions: Sendable {
     public var maxPages = 100_000
     /// Save pages under this directory.
     public var outDirectory: String?
-    /// Seconds for one request: connect, send, and the whole response.
-    public var timeout = 10.0
+    /// The time one request may take: connect, send, and the whole response.
+    public var timeout = Duration.seconds(10)
     /// Redirects followed per URL.
     public var maxRedirects = 10
     /// Response limits: 100 header fields, a 64 KiB head, an 8 MiB body.
@@ -24,11 +24,13 @@ public struct CrawlOptions: Sendable {
     /// With ``frontier``: continue a crawl stopped as a whole (every process
     /// gone), instead of refusing a frontier that holds one.
     public var resume = false
-    /// With ``frontier``: seconds a process's claim on its jobs lasts without
-    /// renewal (renewed every third of it); after that, others take them back.
-    public var leaseSeconds = 10.0
+    /// With ``frontier``: how long a process's claim on its jobs lasts
+    /// without renewal (renewed every third of it); after that, others take
+    /// them back.
+    public var lease = Duration.seconds(10)
     /// Called about four times a second with the crawl so far (the progress line).
     public var progress: (@Sendable (CrawlReport) -> Void)?
 
+    /// The defaults, for a crawl of `start`.
     public init(start: WebURL) { self.start = start }
 }

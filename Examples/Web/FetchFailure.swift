@@ -47,8 +47,8 @@ public struct FetchFailure: Error, Sendable {
     }
 
     /// No complete response within the request's timeout.
-    static func timedOut(after seconds: Double) -> FetchFailure {
-        FetchFailure(.timeout, "no complete response within \(formatSeconds(seconds)) s")
+    static func timedOut(after timeout: Duration) -> FetchFailure {
+        FetchFailure(.timeout, "no complete response within \(formatSeconds(timeout.inSeconds)) s")
     }
 
     /// The server closed the connection before the response ended.

@@ -17,7 +17,7 @@ public final class HTTPServer: Sendable {
     /// Starts a server on threads of its own; returns at once.
     ///
     /// - Precondition: `engine` is one of ``engines``.
-    /// - Throws: ``EventCore/SystemCallError`` if the address cannot be bound.
+    /// - Throws: ``EventCore/EventLoopError`` if the address cannot be bound.
     public init(engine: Engine, options: HTTPServerOptions) throws {
         precondition(Self.engines.contains(engine), "an HTTP server has no \(engine) engine")
         self.engine = engine

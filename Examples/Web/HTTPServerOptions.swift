@@ -15,11 +15,12 @@ public struct HTTPServerOptions: Sendable {
     public var site: HTTPSite
     /// Limits and timeouts.
     public var limits = HTTPServerLimits()
-    /// Seconds a graceful stop waits for responses in flight.
-    public var stopTimeout = 4.0
+    /// How long a graceful stop waits for responses in flight.
+    public var stopTimeout = Duration.seconds(4)
     /// Called with a line to log.
     public var log: @Sendable (String) -> Void
 
+    /// Options for serving `site` on `address`, logging to `log`.
     public init(address: SocketAddress, site: HTTPSite, log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.address = address
         self.site = site

@@ -30,7 +30,7 @@ enum LoopWorkers {
             }
         }
         return {
-            try? group.syncShutdownGracefully(timeout: options.stopTimeout + 1)
+            try? group.syncShutdownGracefully(timeout: options.stopTimeout + .seconds(1))
             for listener in listeners { listener.close() }
             return totals.withLock { $0 }
         }

@@ -181,16 +181,16 @@ final class RedisFrontier {
     let address: FrontierAddress
     private let send: ([String], @escaping (Result<RedisReply, RedisError>) -> Void) -> Void
     private let closeConnection: () -> Void
-    private let after: (Double, @escaping () -> Void) -> any Cancellable
+    private let after: (Duration, @escaping () -> Void) -> any Cancellable
     /// This process in the crawl: host, pid and a random tag.
     let id: String
-    let leaseSeconds: Double
+    let lease: Duration
     let resume: Bool
     weak var crawl: Crawl?
 
     private var opened = false
     private var claiming = false
-    private var pollDelay = 0.005
+    private var pollDelay = Duration.milliseconds(5)
     private var poll: (any Cancellable)?
     private var heartbeat: (any Cancellable)?
     private var leaving = false
@@ -206,17 +206,17 @@ final class RedisFrontier {
     private func key(_ name: String) -> String { "{\(address.prefix)}:\(name)" }
 
     /// Connects to Redis on `loop`, with the crawl's lease.
-    init<L: EventLoop>(loop: L, address: FrontierAddress, lease: Double, resume: Bool) throws(RedisError) {
+    init<L: EventLoop>(loop: L, address: FrontierAddress, lease: Duration, resume: Bool) throws(RedisError) {
         let client = try RedisClient(loop: loop, host: address.host, port: address.port, user: address.user,
-                                     password: address.password, connectTimeout: 5)
+                                     password: address.password, connectTimeout: .seconds(5))
         // A process that cannot renew its lease in time gives up: by then the
         // others may take its jobs back.
-        client.replyTimeout = max(lease, 1)
+        client.replyTimeout = max(lease, .seconds(1))
         self.address = address
         send = client.send
         closeConnection = client.close
-        after = { seconds, work in loop.schedule(after: seconds, work) }
-        leaseSeconds = lease
+        after = { delay, work in loop.schedule(after: delay, work) }
+        self.lease = lease
         self.resume = resume
         var name = [UInt8](repeating: 0, count: 256)
         gethostname(&name, name.count - 1)
@@ -227,7 +227,7 @@ final class RedisFrontier {
         }
     }
 
-    private var leaseMilliseconds: String { "\(Int(leaseSeconds * 1000))" }
+    private var leaseMilliseconds: String { "\(Int((lease / .milliseconds(1)).rounded()))" }
 
     /// Each script's SHA1 once Redis has it (`SCRIPT LOAD` at open): then a
     /// step sends `EVALSHA` and the digest, not the script.
@@ -297,7 +297,7 @@ final class RedisFrontier {
     }
 
     private func beat() {
-        heartbeat = after(leaseSeconds / 3) { [weak self] in
+        heartbeat = after(lease / 3) { [weak self] in
             guard let self, !isOver else { return }
             run(.renew, keys: [key("leases")], [id, leaseMilliseconds]) { _ in }
             beat()
@@ -348,7 +348,7 @@ final class RedisFrontier {
                 }
             }
             if !jobs.isEmpty {
-                pollDelay = 0.005
+                pollDelay = .milliseconds(5)
                 crawl.received(jobs)
                 claim()
             } else if fields.count > 2 {
@@ -359,7 +359,7 @@ final class RedisFrontier {
             } else if crawl.localJobs == 0 {
                 // Others (or our own fetches) may still find links: ask again soon.
                 poll = after(pollDelay) { [weak self] in self?.claim() }
-                pollDelay = min(pollDelay * 2, 0.2)
+                pollDelay = min(pollDelay * 2, .milliseconds(200))
             }
         }
     }
@@ -401,7 +401,7 @@ final class RedisFrontier {
     private func scheduleFlush() {
         guard !flushScheduled, !isOver else { return }
         flushScheduled = true
-        _ = after(0) { [weak self] in self?.flush() }
+        _ = after(.zero) { [weak self] in self?.flush() }
     }
 
     private func flush() {

@@ -28,7 +28,7 @@ enum ThreadsHTTPEngine {
             for listener in listeners { listener.close() }
             // The connections notice within half a second, finish what they
             // are doing and close.
-            let deadline = monotonicNow() + options.stopTimeout
+            let deadline = monotonicNow() + options.stopTimeout.inSeconds
             while shared.state.withLock({ !$0.clients.isEmpty }) && monotonicNow() < deadline { usleep(2_000) }
             for fd in shared.state.withLock({ $0.clients }) { shutdown(fd, Int32(SHUT_RDWR)) }
             while shared.state.withLock({ !$0.clients.isEmpty }) { usleep(2_000) }
@@ -45,16 +45,16 @@ enum ThreadsHTTPEngine {
             guard let client = AcceptBackoff.acceptBlocking(on: listener, stopping: { shared.stopping },
                                                             log: options.log) else { break }
             shared.state.withLock { state in
-                state.clients.insert(client)
+                state.clients.insert(client.fd)
                 state.stats.opened()
             }
             do {
-                try PlainThread(stackSize: PlainThread.smallStackSize) { serve(client, options, shared) }.detach()
+                try PlainThread(stackSize: PlainThread.smallStackSize) { serve(client.fd, options, shared) }.detach()
             } catch {
                 options.log("\(error); closing the client")
-                Glibc.close(client)
+                client.close()
                 shared.state.withLock { state in
-                    state.clients.remove(client)
+                    state.clients.remove(client.fd)
                     state.stats.closed()
                 }
             }
@@ -100,7 +100,7 @@ enum ThreadsHTTPEngine {
             // What is pending goes out within the idle timeout in all: a peer
             // that takes a little now and then is no reprieve (the blocking
             // send's own timeout, SO_SNDTIMEO, restarted with every partial send).
-            let sendDeadline = monotonicNow() + options.limits.idleTimeout
+            let sendDeadline = monotonicNow() + options.limits.idleTimeout.inSeconds
             while http.hasOutput {
                 guard case .ready = waitFor(fd, POLLOUT, seconds: sendDeadline - monotonicNow()) else { return }
                 let sent = http.withPendingOutput { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
@@ -115,7 +115,7 @@ enum ThreadsHTTPEngine {
         // A lingering close (see CallbackConnection.linger()), at most the
         // linger timeout in all, whatever the peer sends meanwhile.
         shutdown(fd, Int32(SHUT_WR))
-        let lingerDeadline = monotonicNow() + options.limits.lingerTimeout
+        let lingerDeadline = monotonicNow() + options.limits.lingerTimeout.inSeconds
         while case .ready = waitFor(fd, POLLIN, seconds: lingerDeadline - monotonicNow()) {
             let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
             if count == 0 || count < 0 && errno != EINTR && errno != EAGAIN { return }

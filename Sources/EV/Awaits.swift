@@ -5,33 +5,30 @@ import Glibc
 // The async awaits of a libev loop. Each arms a watcher on the loop's thread
 // and resumes exactly once: on the event; with `CancellationError` when the
 // task is cancelled (the watcher is stopped at once, on the loop's thread);
-// with `TimeoutError` when the `withTimeout` deadline passes; with
-// `EVError.loopClosed` when the loop is destroyed. Called from a task that
+// with `EventLoopError` when the `withTimeout` deadline passes or the loop
+// is closed. Called from a task that
 // is not on the loop, they move it there (task executor preference) first.
 
 extension LoopExecutorCore where L == EV.Loop {
-    /// Suspends until the wall clock (``Loop/now``'s, seconds since the
-    /// epoch) reaches `time`. It waits on an `ev_periodic`, which follows the
-    /// real-time clock: if the clock is set forward past `time`, the sleep
-    /// ends then; set back, it waits on until the clock reaches `time`.
-    /// (A `sleep(seconds:)` counts elapsed time, whatever the clock says.)
+    /// Suspends until the wall clock (``Loop/now``'s) reaches `time`. It
+    /// waits on an `ev_periodic`, which follows the real-time clock: if the
+    /// clock is set forward past `time`, the sleep ends then; set back, it
+    /// waits on until the clock reaches `time`. (A `sleep(for:)` counts
+    /// elapsed time, whatever the clock says.)
     ///
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for NaN or
-    ///   infinite, and as the other awaits.
+    /// - Throws: as the other awaits.
     ///
     /// The corresponding C function is `ev_periodic_start`.
-    public func sleep(until time: Double) async throws {
-        guard time.isFinite else { throw EVError.invalidInterval(parameter: "time", value: time) }
+    public func sleep(until time: WallClock.Instant) async throws {
         try await suspend { (suspension: Suspension<Void, Loop>, loop) in
-            let periodic = try PeriodicWatcher(loop: loop, offset: time) { _ in suspension.finish(.success(())) }
-            periodic.start()
+            let periodic = loop.periodic(at: time) { _ in suspension.finish(.success(())) }
             suspension.cleanup = { periodic.stop() }
         }
     }
 
     /// Waits for the next delivery of `signal`.
     ///
-    /// - Throws: ``EVError/invalidSignal(_:)``, ``EVError/signalOwnedByAnotherLoop(_:)``, and as the other awaits.
+    /// - Throws: ``/EventCore/EventLoopError`` for an invalid signal or one another loop owns, and as the other awaits.
     ///
     /// The corresponding C function is `ev_signal_start`.
     public func signal(_ signal: Int32) async throws {
@@ -50,7 +47,7 @@ extension LoopExecutorCore where L == EV.Loop {
 
     /// Waits until the child `pid` exits or is killed, and returns how.
     ///
-    /// - Throws: ``EVError/childWatcherNeedsDefaultLoop`` unless this is the default loop's executor.
+    /// - Throws: ``/EventCore/EventLoopError/Code/childWatcherNeedsDefaultLoop`` unless this is the default loop's executor.
     ///
     /// The corresponding C function is `ev_child_start`.
     public func childExit(_ pid: pid_t) async throws -> ChildWatcher.Status {
@@ -65,8 +62,8 @@ extension LoopExecutorCore where L == EV.Loop {
     /// after which the sequence ends. The watcher stays active while the
     /// sequence is iterated, so no change between two `next()` calls is lost.
     ///
-    /// Only the default loop watches children (``EVError/childWatcherNeedsDefaultLoop``
-    /// otherwise): run it on a thread of its own with ``EventCore/EventLoopThread/defaultLoop(setUp:)``.
+    /// Only the default loop watches children (``/EventCore/EventLoopError/Code/childWatcherNeedsDefaultLoop``
+    /// otherwise): run it on a thread of its own with ``/EventCore/EventLoopThread/defaultLoop(setUp:)``.
     public func childStatuses(_ pid: pid_t) -> ChildStatusSequence {
         ChildStatusSequence(executor: self, pid: pid)
     }
@@ -76,8 +73,8 @@ extension LoopExecutorCore where L == EV.Loop {
     ///
     /// - Parameters:
     ///   - path: the file or directory to watch; it need not exist yet.
-    ///   - interval: polling interval in seconds; 0 lets libev choose.
-    public func fileChanges(_ path: String, interval: Double = 0) -> FileChangeSequence {
+    ///   - interval: the polling interval; zero lets libev choose.
+    public func fileChanges(_ path: String, interval: Duration = .zero) -> FileChangeSequence {
         FileChangeSequence(executor: self, path: path, interval: interval)
     }
 }

@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 
 // libev's constants, converted once into Swift option sets and enums.
 

@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 
 /// Which ``Loop/run(_:)-(RunMode)`` calls ``Loop/break(_:)`` ends.
 public enum BreakMode: Sendable {

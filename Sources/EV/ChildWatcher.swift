@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 import Glibc
 
 /// Calls back when a child process changes status: exits, is killed, and with
@@ -95,11 +96,11 @@ public final class ChildWatcher: Watcher {
 
     /// Starts watching.
     ///
-    /// - Throws: ``EVError/childWatcherNeedsDefaultLoop`` unless the loop is the default loop.
+    /// - Throws: ``/EventCore/EventLoopError/Code/childWatcherNeedsDefaultLoop`` unless the loop is the default loop.
     ///
     /// The corresponding C function is `ev_child_start`.
-    public func start() throws(EVError) {
-        guard core.isDefault else { throw .childWatcherNeedsDefaultLoop }
+    public func start() throws(EventLoopError) {
+        guard core.isDefault else { throw EventLoopError(.childWatcherNeedsDefaultLoop, operation: "child") }
         startChecked()
     }
 
@@ -120,11 +121,11 @@ extension Loop {
     /// ```
     ///
     /// - Returns: the started watcher; it stays alive until stopped, so the result can be ignored.
-    /// - Throws: ``EVError/childWatcherNeedsDefaultLoop`` unless this is the default loop.
+    /// - Throws: ``/EventCore/EventLoopError/Code/childWatcherNeedsDefaultLoop`` unless this is the default loop.
     ///
     /// The corresponding C functions are `ev_child_init` and `ev_child_start`.
     @discardableResult
-    public func child(_ pid: pid_t, trace: Bool = false, _ callback: @escaping ChildWatcher.Callback) throws(EVError) -> ChildWatcher {
+    public func child(_ pid: pid_t, trace: Bool = false, _ callback: @escaping ChildWatcher.Callback) throws(EventLoopError) -> ChildWatcher {
         let watcher = ChildWatcher(loop: self, pid: pid, trace: trace, callback)
         try watcher.start()
         return watcher

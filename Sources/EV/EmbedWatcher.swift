@@ -30,12 +30,13 @@ public final class EmbedWatcher: Watcher {
     ///   - loop: the outer loop.
     ///   - other: the loop to embed; its backend must be embeddable.
     ///   - callback: called when `other` needs a sweep; nil lets libev sweep automatically.
-    /// - Throws: ``EVError/notEmbeddable(_:)`` if `other`'s backend is not embeddable,
-    ///   ``EVError/cannotEmbedItself`` if `other` is `loop`, ``EVError/epollCycle(_:)``
-    ///   if `other` already watches or embeds `loop` (directly or through others).
+    /// - Throws: ``/EventCore/EventLoopError``: ``/EventCore/EventLoopError/Code/notEmbeddable``
+    ///   if `other`'s backend is not embeddable or `other` is `loop`;
+    ///   ``/EventCore/EventLoopError/BadDescriptor/epollCycle`` if `other` already watches or
+    ///   embeds `loop` (directly or through others).
     ///
     /// The corresponding C macro is `ev_embed_init`.
-    public init(loop: Loop, embedding other: Loop, _ callback: Callback? = nil) throws(EVError) {
+    public init(loop: Loop, embedding other: Loop, _ callback: Callback? = nil) throws(EventLoopError) {
         try Self.check(other, into: loop)
         embed = loop.core.memory.allocate()
         embedded = other
@@ -49,7 +50,7 @@ public final class EmbedWatcher: Watcher {
     /// - Throws: as ``init(loop:embedding:_:)``; the watcher is unchanged then.
     ///
     /// The corresponding C macro is `ev_embed_set`.
-    public func set(embedding other: Loop) throws(EVError) {
+    public func set(embedding other: Loop) throws(EventLoopError) {
         guard let loop = self.loop else { throw .loopClosed }
         try Self.check(other, into: loop)
         restart { CLibev_embed_set(embed, other.core.checkedLoop()) }
@@ -58,9 +59,12 @@ public final class EmbedWatcher: Watcher {
 
     /// Refuses what libev would abort on: a loop embedding itself, a
     /// backend that cannot be embedded, and a cycle of epoll instances.
-    private static func check(_ other: Loop, into loop: Loop) throws(EVError) {
-        guard other !== loop else { throw .cannotEmbedItself }
-        guard Backend.embeddable.contains(other.backend) else { throw .notEmbeddable(other.backend) }
+    private static func check(_ other: Loop, into loop: Loop) throws(EventLoopError) {
+        guard other !== loop else { throw EventLoopError(.notEmbeddable, operation: "embed", detail: "a loop cannot embed itself") }
+        guard Backend.embeddable.contains(other.backend) else {
+            throw EventLoopError(.notEmbeddable, operation: "embed",
+                                 detail: "a loop using \(other.backend) cannot be embedded; embeddable backends here: \(Backend.embeddable)")
+        }
         // Embedding watches `other`'s epoll instance from this loop's: refuse a cycle.
         if let fd = other.core.backendDescriptor {
             try loop.core.checkWatchable(fd, try FileIdentity.checked(fd))
@@ -97,11 +101,11 @@ extension Loop {
     /// ```
     ///
     /// - Returns: the started watcher; it stays alive until stopped, so the result can be ignored.
-    /// - Throws: ``EVError/notEmbeddable(_:)`` or ``EVError/cannotEmbedItself``.
+    /// - Throws: ``/EventCore/EventLoopError/Code/notEmbeddable``, or an epoll cycle.
     ///
     /// The corresponding C functions are `ev_embed_init` and `ev_embed_start`.
     @discardableResult
-    public func embed(_ other: Loop, _ callback: EmbedWatcher.Callback? = nil) throws(EVError) -> EmbedWatcher {
+    public func embed(_ other: Loop, _ callback: EmbedWatcher.Callback? = nil) throws(EventLoopError) -> EmbedWatcher {
         let watcher = try EmbedWatcher(loop: self, embedding: other, callback)
         watcher.start()
         return watcher

@@ -2,33 +2,39 @@ import CLibev
 import EventCore
 
 extension Loop: EventLoop {
-    /// Watches `fd` with an ``IOWatcher``, for the loops' common protocol.
-    public func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> IOWatcher {
-        try io(fd, Events(interest)) { _, events in callback(Interest(events)) }
+    /// Watches `descriptor` with an ``IOWatcher``, for the loops' common protocol.
+    public func watchReadiness(_ descriptor: FileDescriptor, _ interest: Interest,
+                               _ callback: @escaping (Interest) -> Void) throws(EventLoopError) -> IOWatcher {
+        try io(descriptor, Events(interest)) { _, events in callback(Interest(events)) }
     }
 
-    /// Watches `fd` with an ``IOWatcher`` that calls `handler`, for the loops' common protocol.
-    public func watchReadiness(_ fd: Int32, _ interest: Interest, handler: any ReadinessHandler) throws -> IOWatcher {
-        let watcher = IOWatcher(loop: self, fd: fd, events: Events(interest), handler: handler)
+    /// Watches `descriptor` with an ``IOWatcher`` that calls `handler`, for the loops' common protocol.
+    public func watchReadiness(_ descriptor: FileDescriptor, _ interest: Interest,
+                               handler: any ReadinessHandler) throws(EventLoopError) -> IOWatcher {
+        let watcher = IOWatcher(loop: self, fd: descriptor.rawValue, events: Events(interest), handler: handler)
         try watcher.start()
         return watcher
     }
 
-    /// A one-shot ``TimerWatcher``, for the loops' common protocol; the
-    /// delay counts from ``now``, as libev's timers do.
-    public func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable {
-        try! timer(after: seconds.isNaN ? 0 : min(seconds, 1e9)) { _ in callback() }
-    }
-
-    /// A one-shot ``TimerWatcher`` due when the monotonic clock reaches
-    /// `instant`, for the loops' common protocol: the loop's cached time is
-    /// brought up to date first (``updateNow()``), so the delay counts from now.
+    /// A one-shot ``TimerWatcher`` `delay` from now, for the loops' common
+    /// protocol: the loop's cached time is brought up to date first
+    /// (``updateNow()``), so the delay counts from the current time, as on
+    /// the epoll loop (libev's own timers count from ``now``).
     ///
     /// The corresponding C functions are `ev_now_update` and `ev_timer_start`.
-    public func schedule(at instant: Double, _ callback: @escaping () -> Void) -> any Cancellable {
+    @discardableResult
+    public func schedule(after delay: Duration, _ callback: @escaping () -> Void) -> any Cancellable {
         updateNow()
-        let delay = instant - monotonicNow()
-        return try! timer(after: delay.isNaN ? 0 : min(delay, 1e9)) { _ in callback() }
+        return try! timer(after: delay) { _ in callback() } // a timer without a repeat cannot fail
+    }
+
+    /// A one-shot ``TimerWatcher`` at `deadline`, for the loops' common
+    /// protocol (``schedule(after:_:)`` with the time from now to it).
+    ///
+    /// The corresponding C functions are `ev_now_update` and `ev_timer_start`.
+    @discardableResult
+    public func schedule(at deadline: ContinuousClock.Instant, _ callback: @escaping () -> Void) -> any Cancellable {
+        schedule(after: ContinuousClock.now.duration(to: deadline), callback)
     }
 
     /// Runs until ``stop()``, even with no active watcher (asyncio's `run_forever`).
@@ -74,8 +80,8 @@ extension IOWatcher: IOWatching {
     /// Sets the events and starts or stops the watcher accordingly.
     ///
     /// - Throws: what ``start()`` throws when the watcher must start again
-    ///   (``EVError/badDescriptor(_:_:)`` for a descriptor closed meanwhile).
-    public func setInterest(_ interest: Interest) throws {
+    ///   (``/EventCore/EventLoopError/Code/badDescriptor(_:)`` for a descriptor closed meanwhile).
+    public func setInterest(_ interest: Interest) throws(EventLoopError) {
         if interest.isEmpty { return stop() }
         events = Events(interest)
         if !isActive { try start() }

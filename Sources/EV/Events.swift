@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 
 /// The events a watcher can receive: libev's `revents` bits.
 ///

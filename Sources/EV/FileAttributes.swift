@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 import Glibc
 
 /// The attributes of a path as `stat(2)` reports them.
@@ -18,11 +19,11 @@ public struct FileAttributes: Equatable, Sendable {
     /// The owner's group id (`st_gid`).
     public var groupID: UInt32
     /// Last access, in seconds since the epoch (`st_atim`).
-    public var accessTime: Double
+    public var accessTime: WallClock.Instant
     /// Last modification, in seconds since the epoch.
-    public var modificationTime: Double
+    public var modificationTime: WallClock.Instant
     /// Last status change, in seconds since the epoch.
-    public var statusChangeTime: Double
+    public var statusChangeTime: WallClock.Instant
 
     /// Converts libev's `stat` data; nil when its link count is 0, libev's sign for "missing".
     init?(_ status: stat) {
@@ -34,8 +35,8 @@ public struct FileAttributes: Equatable, Sendable {
         linkCount = UInt64(status.st_nlink)
         userID = status.st_uid
         groupID = status.st_gid
-        accessTime = Double(status.st_atim.tv_sec) + Double(status.st_atim.tv_nsec) / 1e9
-        modificationTime = Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9
-        statusChangeTime = Double(status.st_ctim.tv_sec) + Double(status.st_ctim.tv_nsec) / 1e9
+        accessTime = WallClock.Instant(sinceEpoch: .seconds(status.st_atim.tv_sec) + .nanoseconds(status.st_atim.tv_nsec))
+        modificationTime = WallClock.Instant(sinceEpoch: .seconds(status.st_mtim.tv_sec) + .nanoseconds(status.st_mtim.tv_nsec))
+        statusChangeTime = WallClock.Instant(sinceEpoch: .seconds(status.st_ctim.tv_sec) + .nanoseconds(status.st_ctim.tv_nsec))
     }
 }

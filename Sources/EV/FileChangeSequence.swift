@@ -7,12 +7,12 @@ public struct FileChangeSequence: AsyncSequence, Sendable {
     public typealias Element = (previous: FileAttributes?, current: FileAttributes?)
     let executor: LoopExecutor
     let path: String
-    let interval: Double
+    let interval: Duration
 
     public func makeAsyncIterator() -> Iterator {
         let path = path, interval = interval
         return Iterator(source: PersistentWatch(executor: executor, element: { $0 }) { loop, deliver in
-            try loop.stat(path, interval: interval) { watcher in deliver((watcher.previous, watcher.current)) }
+            loop.stat(path, interval: interval) { watcher in deliver((watcher.previous, watcher.current)) }
         })
     }
 

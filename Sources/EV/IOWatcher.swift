@@ -12,9 +12,10 @@ import Glibc
 /// ## The special problem of closed descriptors
 /// Stop a watcher before closing its descriptor - ``stopAndClose()`` does
 /// both. The wrapper also protects a program that forgets:
-/// - starting on a descriptor that is not open throws ``EVError/badDescriptor(_:_:)``
-///   (Debian's libev would abort), as does one libev cannot hand to its backend
-///   (the loop's own epoll instance, an epoll instance that watches the loop);
+/// - starting on a descriptor that is not open throws
+///   ``/EventCore/EventLoopError/Code/badDescriptor(_:)`` (Debian's libev would
+///   abort), as does one libev cannot hand to its backend (the loop's own
+///   epoll instance, an epoll instance that watches the loop);
 /// - a descriptor closed while its watchers are active is caught before libev
 ///   hands it to the kernel again (after the callbacks of each iteration, and
 ///   at the start of `run`): the watchers are stopped and receive
@@ -49,13 +50,13 @@ public final class IOWatcher: Watcher {
     ///
     /// - Parameters:
     ///   - loop: the loop that will run it.
-    ///   - fd: the descriptor to watch; checked when the watcher starts.
+    ///   - descriptor: the descriptor to watch; checked when the watcher starts.
     ///   - events: the readiness to wait for.
     ///   - callback: called with the watcher and what became ready.
     ///
     /// The corresponding C macro is `ev_io_init`.
-    public convenience init(loop: Loop, fd: Int32, events: Events, _ callback: @escaping Callback) {
-        self.init(loop: loop, fd: fd, events: events, target: .closure(callback))
+    public convenience init(loop: Loop, descriptor: FileDescriptor, events: Events, _ callback: @escaping Callback) {
+        self.init(loop: loop, fd: descriptor.rawValue, events: events, target: .closure(callback))
     }
 
     /// A watcher that calls `handler.ready(_:)`; it holds `handler` strongly.
@@ -74,7 +75,10 @@ public final class IOWatcher: Watcher {
     private var io: UnsafeMutablePointer<ev_io> { cWatcher.assumingMemoryBound(to: ev_io.self) }
 
     /// The descriptor watched.
-    public var fd: Int32 { io.pointee.fd }
+    public var descriptor: FileDescriptor { FileDescriptor(rawValue: io.pointee.fd) }
+
+    /// The descriptor's number (libev's `fd`).
+    var fd: Int32 { io.pointee.fd }
 
     /// The readiness waited for: ``Events/read``, ``Events/write`` or both.
     /// Setting it restarts an active watcher.
@@ -89,13 +93,12 @@ public final class IOWatcher: Watcher {
 
     /// Starts watching.
     ///
-    /// - Throws: ``EVError/badDescriptor(_:_:)`` if the descriptor is not open;
-    ///   ``EVError/ownBackendDescriptor(_:)`` or ``EVError/epollCycle(_:)`` for
-    ///   an epoll instance the loop's epoll cannot hold (its own, or one that
-    ///   watches it). libev would abort on each.
+    /// - Throws: ``/EventCore/EventLoopError`` (``/EventCore/EventLoopError/Code/badDescriptor(_:)``)
+    ///   if the descriptor is not open, or is an epoll instance the loop's
+    ///   epoll cannot hold (its own, or one that watches it). libev would abort on each.
     ///
     /// The corresponding C function is `ev_io_start`.
-    public func start() throws(EVError) {
+    public func start() throws(EventLoopError) {
         guard !isActive else { return }
         let identity = try FileIdentity.checked(fd)
         try core.checkWatchable(fd, identity)
@@ -105,14 +108,14 @@ public final class IOWatcher: Watcher {
 
     /// Changes the descriptor and the events, restarting the watcher if it was active.
     ///
-    /// - Throws: ``EVError/badDescriptor(_:_:)`` if the watcher was active and
-    ///   the new descriptor is not open; the watcher is then stopped.
+    /// - Throws: ``/EventCore/EventLoopError`` if the watcher was active and the
+    ///   new descriptor cannot be watched; the watcher is then stopped.
     ///
     /// The corresponding C macro is `ev_io_set`.
-    public func set(fd: Int32, events: Events) throws(EVError) {
+    public func set(descriptor: FileDescriptor, events: Events) throws(EventLoopError) {
         let wasActive = isActive
         stop()
-        CLibev_io_set(io, fd, events.intersection([.read, .write]).rawValue)
+        CLibev_io_set(io, descriptor.rawValue, events.intersection([.read, .write]).rawValue)
         if wasActive { try start() }
     }
 
@@ -120,15 +123,15 @@ public final class IOWatcher: Watcher {
     /// same descriptor, then closes the descriptor: the one safe way to close a
     /// watched descriptor.
     ///
-    /// - Throws: ``/EventCore/SystemCallError`` if `close` fails (the descriptor is closed anyway on Linux).
-    public func stopAndClose() throws(SystemCallError) {
+    /// - Throws: ``/EventCore/EventLoopError`` if `close` fails (the descriptor is closed anyway on Linux).
+    public func stopAndClose() throws(EventLoopError) {
         let fd = self.fd
         stop()
         for case let other as IOWatcher in core.heldWatchers() where other.isStarted && other.fd == fd {
             other.stop()
         }
         if close(fd) == -1 {
-            throw SystemCallError(call: "close(\(fd))")
+            throw EventLoopError.system("close", descriptor: FileDescriptor(rawValue: fd))
         }
     }
 
@@ -173,22 +176,22 @@ public final class IOWatcher: Watcher {
 }
 
 extension Loop {
-    /// Starts watching `fd` for `events` and calls `callback` each time it is ready.
+    /// Starts watching `descriptor` for `events` and calls `callback` each time it is ready.
     ///
     /// ```swift
     /// try loop.io(socket, .read) { watcher, events in
-    ///     let n = read(watcher.fd, &buffer, buffer.count)
+    ///     let n = read(watcher.descriptor.rawValue, &buffer, buffer.count)
     ///     if n == 0 { try? watcher.stopAndClose() }
     /// }
     /// ```
     ///
     /// - Returns: the started watcher; it stays alive until stopped, so the result can be ignored.
-    /// - Throws: ``EVError/badDescriptor(_:_:)`` if `fd` is not open.
+    /// - Throws: ``/EventCore/EventLoopError/Code/badDescriptor(_:)`` if `descriptor` is not open.
     ///
     /// The corresponding C functions are `ev_io_init` and `ev_io_start`.
     @discardableResult
-    public func io(_ fd: Int32, _ events: Events, _ callback: @escaping IOWatcher.Callback) throws(EVError) -> IOWatcher {
-        let watcher = IOWatcher(loop: self, fd: fd, events: events, callback)
+    public func io(_ descriptor: FileDescriptor, _ events: Events, _ callback: @escaping IOWatcher.Callback) throws(EventLoopError) -> IOWatcher {
+        let watcher = IOWatcher(loop: self, descriptor: descriptor, events: events, callback)
         try watcher.start()
         return watcher
     }

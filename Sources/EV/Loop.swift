@@ -28,10 +28,23 @@ import Glibc
 /// traps with a message that says so (in release builds too). ``LoopThread`` runs a loop
 /// on a thread of its own.
 ///
-/// ## Errors
-/// Creating the first loop installs, once per process, a handler for libev's
-/// fatal system errors (`ev_set_syserr_cb`) that names the failed call before
-/// it stops the program, and sets `SIGPIPE` to be ignored.
+/// ## Time
+/// libev counts in `ev_tstamp`s, `Double` seconds; the wrapper takes Swift's
+/// types and converts them in one place (`LoopTime`): a `Duration` for every
+/// delay, interval and timeout (negative means "at once"; beyond 10^15 s,
+/// never), a `ContinuousClock.Instant` for a monotonic deadline, and a
+/// ``/EventCore/WallClock/Instant`` where libev counts on the wall clock
+/// (``now``, ``PeriodicWatcher``, `sleep(until:)`).
+///
+/// ## Process-wide effects
+/// Creating the first loop changes two things for the whole process, once:
+/// it installs a handler for libev's fatal system errors (`ev_set_syserr_cb`)
+/// that names the failed call before it stops the program - libev's own
+/// would abort without a word - and it sets `SIGPIPE` to be ignored (see
+/// ``/EventCore/ProcessSettings``, which turns that off; the package's own
+/// sends never need it). libev itself takes `SIGCHLD` for the default loop
+/// (``defaultLoop(flags:backends:)``), and a signal another loop watches
+/// (``SignalWatcher``).
 public final class Loop {
     let core: LoopCore
 
@@ -41,14 +54,14 @@ public final class Loop {
     ///   - backends: the backends libev may choose from; empty (the default)
     ///     lets libev pick the best recommended one (epoll on Linux).
     ///   - flags: further options.
-    /// - Throws: ``EVError/loopCreationFailed(backends:flags:)`` if libev cannot create
-    ///   such a loop (for example, only unsupported backends were asked for).
+    /// - Throws: ``/EventCore/EventLoopError`` (``/EventCore/EventLoopError/Code/loopCreationFailed``)
+    ///   if libev cannot create such a loop (for example, only unsupported backends were asked for).
     ///
     /// The corresponding C function is `ev_loop_new`.
-    public init(backends: Backend = [], flags: LoopFlags = []) throws(EVError) {
+    public init(backends: Backend = [], flags: LoopFlags = []) throws(EventLoopError) {
         LibevSystemError.installHandler()
         guard let raw = ev_loop_new(backends.rawValue | flags.rawValue) else {
-            throw .loopCreationFailed(backends: backends, flags: flags)
+            throw Self.creationFailed(backends: backends, flags: flags)
         }
         core = LoopCore(raw: raw, isDefault: false)
         core.forkChecking = flags.contains(.forkCheck)
@@ -66,7 +79,7 @@ public final class Loop {
     }
 
     /// Destroys the loop now, as dropping its last reference would: pending
-    /// awaits end with ``EVError/loopClosed``, work already submitted runs,
+    /// awaits end with ``/EventCore/EventLoopError/loopClosed``, work already submitted runs,
     /// every watcher stops (releasing its closure), cleanup watchers run and
     /// the C loop is freed. Harmless twice; any other use afterwards traps.
     ///
@@ -74,7 +87,7 @@ public final class Loop {
     ///
     /// The corresponding C function is `ev_loop_destroy`.
     public func close() {
-        checkUsage(core.runningThread == nil, "EV: close() was called while the loop runs; break out of run() first.")
+        core.lifecycle.checkNotRunning("close()", "break out of run() first")
         if isDefault {
             DefaultLoop.lock.withLock { _ in
                 if DefaultLoop.object === self { DefaultLoop.object = nil }
@@ -92,20 +105,20 @@ public final class Loop {
     /// - Parameters:
     ///   - flags: options, used only when the default loop is created.
     ///   - backends: allowed backends, used only when the default loop is created.
-    /// - Throws: ``EVError/loopCreationFailed(backends:flags:)``, or
-    ///   ``EVError/signalOwnedByAnotherLoop(_:)`` if another loop watches `SIGCHLD`.
+    /// - Throws: ``/EventCore/EventLoopError``: ``/EventCore/EventLoopError/Code/loopCreationFailed``,
+    ///   or ``/EventCore/EventLoopError/Code/signalOwnedByAnotherLoop`` if another loop watches `SIGCHLD`.
     ///
     /// The corresponding C function is `ev_default_loop`.
-    public static func defaultLoop(flags: LoopFlags = [], backends: Backend = []) throws(EVError) -> Loop {
+    public static func defaultLoop(flags: LoopFlags = [], backends: Backend = []) throws(EventLoopError) -> Loop {
         LibevSystemError.installHandler()
-        return try DefaultLoop.lock.withLock { (_: inout Void) throws(EVError) -> Loop in
+        return try DefaultLoop.lock.withLock { (_: inout Void) throws(EventLoopError) -> Loop in
             if let existing = DefaultLoop.object { return existing }
             guard let raw = ev_default_loop(backends.rawValue | flags.rawValue) else {
-                throw .loopCreationFailed(backends: backends, flags: flags)
+                throw creationFailed(backends: backends, flags: flags)
             }
             let core = LoopCore(raw: raw, isDefault: true)
             core.forkChecking = flags.contains(.forkCheck)
-            do throws(EVError) {
+            do throws(EventLoopError) {
                 try SignalOwnership.claim(signal: SIGCHLD, core: core)
             } catch {
                 core.teardown()
@@ -115,6 +128,12 @@ public final class Loop {
             DefaultLoop.object = loop
             return loop
         }
+    }
+
+    /// The error for a loop libev could not create.
+    private static func creationFailed(backends: Backend, flags: LoopFlags) -> EventLoopError {
+        EventLoopError(.loopCreationFailed, operation: "ev_loop_new",
+                       detail: "backends \(backends) (supported here: \(Backend.supported)), flags 0x\(String(flags.rawValue, radix: 16))")
     }
 
     /// Watchers the loop holds now (active or pending), and its pending
@@ -149,10 +168,7 @@ public final class Loop {
     @discardableResult
     public func run(_ mode: RunMode = .untilDone) -> Bool {
         let loop = core.checkedLoop()
-        let outer = core.runningThread
-        core.runningThread = pthread_self()
-        defer { core.runningThread = outer }
-        return CurrentLoop.with(core.executor) { ev_run(loop, mode.flags) != 0 }
+        return core.lifecycle.run("run(_:)") { ev_run(loop, mode.flags) != 0 }
     }
 
     /// Makes ``run(_:)-(RunMode)`` return once the current iteration's callbacks have run.
@@ -165,21 +181,21 @@ public final class Loop {
         ev_break(core.checkedLoop(), how.how)
     }
 
-    /// The loop's idea of the current time, in seconds since the epoch: the
-    /// time it last woke up. Timers count from it.
+    /// The loop's idea of the current time on the wall clock: the time it
+    /// last woke up. Timers count from it.
     ///
     /// The corresponding C function is `ev_now`.
-    public var now: Double { ev_now(core.checkedLoop()) }
+    public var now: WallClock.Instant { WallClock.Instant(secondsSinceEpoch: ev_now(core.checkedLoop())) }
 
     /// Sets ``now`` to the real current time, for code that ran long inside a callback.
     ///
     /// The corresponding C function is `ev_now_update`.
     public func updateNow() { ev_now_update(core.checkedLoop()) }
 
-    /// The current time, in seconds since the epoch, read from the system.
+    /// The current time on the wall clock, read from the system.
     ///
     /// The corresponding C function is `ev_time`.
-    public static func time() -> Double { ev_time() }
+    public static func time() -> WallClock.Instant { WallClock.Instant(secondsSinceEpoch: ev_time()) }
 
     /// Stops the loop's clock, for a process about to be suspended for a long time.
     /// Pair with ``resume()``; timers then resume where they were, periodics reschedule.
@@ -212,10 +228,7 @@ public final class Loop {
     /// The corresponding C function is `ev_invoke_pending`.
     public func invokePending() {
         let loop = core.checkedLoop()
-        let outer = core.runningThread
-        core.runningThread = pthread_self()
-        defer { core.runningThread = outer }
-        CurrentLoop.with(core.executor) { ev_invoke_pending(loop) }
+        core.lifecycle.run("invokePending()") { ev_invoke_pending(loop) }
     }
 
     /// Checks libev's internal data structures and aborts if they are
@@ -229,31 +242,33 @@ public final class Loop {
     /// next iteration. Call it in the child only (or create the loop with
     /// ``LoopFlags/forkCheck`` to have it done automatically).
     ///
+    /// It does not throw: libev makes its new kernel state at the next
+    /// iteration, where a failure is one of its fatal system errors. It is
+    /// declared `throws` as the epoll loop's is, so that code written for
+    /// either loop handles both alike.
+    ///
     /// The corresponding C function is `ev_loop_fork`.
-    public func reinitializeAfterFork() {
+    public func reinitializeAfterFork() throws(EventLoopError) {
         ev_loop_fork(core.checkedLoop())
         // libev hands every descriptor to the new kernel state: check them all first.
         core.checkEveryDescriptorBeforeReify()
     }
 
-    /// Lets the loop sleep at least `seconds` before handling io events, to
-    /// collect more of them per iteration (default 0: handle at once).
-    ///
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for a negative, NaN or infinite value.
+    /// Lets the loop sleep at least `interval` before handling io events, to
+    /// collect more of them per iteration (default zero: handle at once; a
+    /// negative interval is zero).
     ///
     /// The corresponding C function is `ev_set_io_collect_interval`.
-    public func setIOCollectInterval(_ seconds: Double) throws(EVError) {
-        ev_set_io_collect_interval(core.checkedLoop(), try validInterval(seconds, "io collect interval"))
+    public func setIOCollectInterval(_ interval: Duration) {
+        ev_set_io_collect_interval(core.checkedLoop(), interval.libevInterval)
     }
 
-    /// Lets the loop delay timers by up to `seconds` to handle more of them per
-    /// iteration (default 0).
-    ///
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for a negative, NaN or infinite value.
+    /// Lets the loop delay timers by up to `interval` to handle more of them
+    /// per iteration (default zero; a negative interval is zero).
     ///
     /// The corresponding C function is `ev_set_timeout_collect_interval`.
-    public func setTimeoutCollectInterval(_ seconds: Double) throws(EVError) {
-        ev_set_timeout_collect_interval(core.checkedLoop(), try validInterval(seconds, "timeout collect interval"))
+    public func setTimeoutCollectInterval(_ interval: Duration) {
+        ev_set_timeout_collect_interval(core.checkedLoop(), interval.libevInterval)
     }
 
     /// libev's version, such as `(4, 33)`.
@@ -286,7 +301,7 @@ enum LibevSystemError {
     /// continue after one, so this stops the program with a message that says
     /// which call failed and why, instead of libev's bare `abort()`.
     static func report(_ message: String) -> Never {
-        let reason = SystemCallError(call: message)
-        fatalError("EV: libev cannot continue: the system call \(reason)")
+        let reason = EventLoopError.system(message)
+        misuse("EV: libev cannot continue: the system call \(reason)")
     }
 }

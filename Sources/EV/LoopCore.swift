@@ -22,14 +22,11 @@ final class LoopCore {
     unowned(unsafe) var owner: Loop? {
         didSet { executor.loop = owner }
     }
-    /// The thread inside `run`, if any; a loop is used only from that thread while it runs.
-    var runningThread: pthread_t?
-    /// True while `ev_loop_destroy` runs the cleanup watchers.
-    private(set) var isDestroying = false
-    /// True from the start of teardown: new awaits fail with ``EVError/loopClosed``.
-    private(set) var isClosing = false
     /// The cross-thread entry point.
     let executor: LoopExecutor
+    /// The loop's life: open, running on a thread, closing, closed (the
+    /// executor's, one mechanism for both loops).
+    var lifecycle: LoopLifecycle { executor.lifecycle }
     /// The executor's libev side: its wake-up, prepare and idle watchers.
     let waker: LibevWaker
     /// Whether io events are checked against the file each watcher was started on.
@@ -66,56 +63,34 @@ final class LoopCore {
         self.verifiesDescriptorsOnEvent = Backend(rawValue: ev_backend(raw)) != .epoll
         self.checksEveryDescriptor = Backend(rawValue: ev_backend(raw)) == .poll
         waker = LibevWaker(loop: raw)
-        self.executor = LoopExecutor(waker: waker)
-        self.runningThread = nil
+        self.executor = LoopExecutor(waker: waker, name: "EV")
         waker.start(for: executor)
         Trampoline.installPendingHook(raw, self)
     }
 
     /// The C loop for an operation that needs it: traps with a clear message
-    /// if the loop is gone, or if another thread is running it.
+    /// if the loop is closed (or being released: a cleanup callback may only
+    /// stop watchers), or if another thread is running it - in release
+    /// builds too (see ``LoopLifecycle/checkThread(_:)``).
     @inline(__always)
     func checkedLoop(_ function: StaticString = #function) -> OpaquePointer {
-        guard let raw, !isDestroying else { useAfterDestroy(function) }
-        checkThread(function)
-        return raw
+        lifecycle.checkUsable(function)
+        return raw.unsafelyUnwrapped // non-nil until the lifecycle is closed
     }
 
     /// The C loop if it still exists; for operations that are harmless no-ops
-    /// on a destroyed loop (stopping a watcher).
+    /// on a closed loop, and allowed while it is released (stopping a watcher).
     @inline(__always)
     func loopIfAlive(_ function: StaticString = #function) -> OpaquePointer? {
         guard let raw else { return nil }
-        checkThread(function)
+        lifecycle.checkThread(function)
         return raw
     }
 
-    /// Traps when called from a thread other than the one running the loop -
-    /// in release builds too: libev is not thread-safe, and a loop used from
-    /// two threads at once crashes somewhere inside it, far from the cause.
-    /// (A load of the running thread and a compare; `make bench` showed no
-    /// cost beyond its noise, see the README's performance section.)
+    /// Traps when called from a thread other than the one running the loop.
     @inline(__always)
     func checkThread(_ function: StaticString) {
-        if let running = runningThread, pthread_equal(running, pthread_self()) == 0 {
-            wrongThread(function, running: running)
-        }
-    }
-
-    @inline(never)
-    private func wrongThread(_ function: StaticString, running: pthread_t) -> Never {
-        fatalError("""
-            EV: \(function) was called on thread \(pthread_self()) while thread \(running) is running this loop. \
-            A loop and its watchers belong to the thread that runs them; from other threads use \
-            loop.executor.execute { } or an AsyncWatcher's sender.
-            """)
-    }
-
-    @inline(never)
-    private func useAfterDestroy(_ function: StaticString) -> Never {
-        fatalError(isDestroying
-            ? "EV: \(function) was called while its loop is being destroyed (from a cleanup callback); only stop() is allowed then."
-            : "EV: \(function) was called after its loop was destroyed (closed, or the last reference to the Loop was dropped).")
+        lifecycle.checkThread(function)
     }
 
     // MARK: held watchers
@@ -138,15 +113,16 @@ final class LoopCore {
     /// sees the nesting at once, so two loops on two threads that start
     /// watching each other at the same moment cannot both pass the check
     /// before either registers.
-    func checkWatchable(_ fd: Int32, _ identity: FileIdentity) throws(EVError) {
+    func checkWatchable(_ fd: Int32, _ identity: FileIdentity) throws(EventLoopError) {
         guard let raw, ev_backend(raw) == UInt32(EVBACKEND_EPOLL), identity.isAnonymous,
               FileIdentity.anonymousKind(of: fd) == "[eventpoll]" else { return }
-        guard let own = backendDescriptor else { throw .epollCycle(fd) }
-        if fd == own { throw .ownBackendDescriptor(fd) }
+        let descriptor = FileDescriptor(rawValue: fd)
+        guard let own = backendDescriptor else { throw EventLoopError(.badDescriptor(.epollCycle), descriptor: descriptor) }
+        if fd == own { throw EventLoopError(.badDescriptor(.ownBackend), descriptor: descriptor) }
         var event = epoll_event()
         event.events = 0
         if epoll_ctl(own, EPOLL_CTL_ADD, fd, &event) == 0 || errno == EEXIST { return }
-        if errno == ELOOP || errno == EINVAL { throw .epollCycle(fd) }
+        if errno == ELOOP || errno == EINVAL { throw EventLoopError(.badDescriptor(.epollCycle), descriptor: descriptor) }
         // Anything else (ENOSPC: max_user_watches) libev reports itself, as an error event.
     }
 
@@ -196,7 +172,7 @@ final class LoopCore {
     /// watchers are retired now (stopped, and sent ``Events/error``), as are
     /// those of a number that was closed and reused for another file.
     func checkDescriptorsBeforeReify() {
-        guard raw != nil, !isDestroying else { return }
+        guard raw != nil, !lifecycle.isClosingOrClosed else { return }
         if checksEveryDescriptor || checkEveryDescriptorOnce || checkedInProcess != getpidIfForkChecking() {
             checkEveryDescriptorOnce = false
             checkedInProcess = getpidIfForkChecking()
@@ -239,32 +215,29 @@ final class LoopCore {
 
     // MARK: teardown
 
-    /// Destroys the C loop: ends every pending await with ``EVError/loopClosed``,
-    /// runs the work already accepted (from other threads and tasks) until
-    /// none is left, stops every watcher (releasing them), lets cleanup
-    /// watchers run, then frees the loop.
-    func teardown() {
+    /// Closes the C loop through the lifecycle: pending awaits end with
+    /// ``/EventCore/EventLoopError/loopClosed``, the work already accepted
+    /// (from other threads and tasks) runs until none is left, every watcher
+    /// stops (releasing it); then cleanup watchers run and the loop is freed.
+    /// Harmless twice.
+    func teardown(_ function: StaticString = #function) {
         guard let raw else { return }
-        isClosing = true
-        CurrentLoop.with(executor) {
-            executor.closeAfterDraining {
-                for watcher in heldWatchers() where !(watcher is CleanupWatcher) {
-                    watcher.detachForTeardown(raw)
-                }
-                OnceTimer.dropAll(self, stoppingOn: raw)
+        executor.close(function, dropWatches: {
+            for watcher in heldWatchers() where !watcher.isCleanup {
+                watcher.detachForTeardown(raw)
             }
-        }
-        waker.stopWatchers()
-        isDestroying = true
-        CurrentLoop.with(executor) { ev_loop_destroy(raw) }
-        for watcher in heldWatchers() {
-            watcher.detachAfterDestroy()
-        }
-        // A once that a cleanup watcher or a released closure started meanwhile.
-        OnceTimer.dropAll(self, stoppingOn: nil)
-        isDestroying = false
-        self.raw = nil
-        if isDefault { SignalOwnership.release(signal: SIGCHLD, core: self) }
+            OnceTimer.dropAll(self, stoppingOn: raw)
+        }, release: {
+            waker.stopWatchers()
+            ev_loop_destroy(raw)
+            for watcher in heldWatchers() {
+                watcher.detachAfterDestroy()
+            }
+            // A once that a cleanup watcher or a released closure started meanwhile.
+            OnceTimer.dropAll(self, stoppingOn: nil)
+            self.raw = nil
+            if isDefault { SignalOwnership.release(signal: SIGCHLD, core: self) }
+        })
     }
 }
 
@@ -273,16 +246,4 @@ final class LoopCore {
 struct DescriptorRecord {
     var fingerprint: UInt64 = 0
     var watchers: Int32 = 0
-}
-
-extension FileIdentity {
-    /// The identity of the file open as `fd`.
-    /// - Throws: ``EVError/badDescriptor(_:_:)`` if `fd` is not open.
-    static func checked(_ fd: Int32) throws(EVError) -> FileIdentity {
-        do {
-            return try FileIdentity.of(fd)
-        } catch {
-            throw .badDescriptor(fd, error)
-        }
-    }
 }

@@ -3,7 +3,7 @@ import EventCore
 import Glibc
 
 /// The `Sendable` face of a ``Loop``: other threads hand it work, tasks run
-/// on it, and the async awaits (`sleep(seconds:)`, `readable(_:)`,
+/// on it, and the async awaits (`sleep(for:)`, `readable(_:)`,
 /// ``EventCore/LoopExecutorCore/signal(_:)``, ...) live on it.
 ///
 /// It is ``/EventCore/LoopExecutorCore`` for libev - the executor both loops
@@ -85,12 +85,6 @@ final class LibevWaker: LoopWaker, @unchecked Sendable {
     /// (or, before the loop blocks, in the round the prepare watcher causes).
     func localWorkQueued() {
         ev_feed_event(loop, cAsync, Int32(truncatingIfNeeded: EV_CUSTOM))
-    }
-
-    var loopClosedError: any Error { EVError.loopClosed }
-
-    func invalidInterval(parameter: String, value: Double) -> any Error {
-        EVError.invalidInterval(parameter: parameter, value: value)
     }
 
     /// The wake-up callback: runs what other threads submitted and what the

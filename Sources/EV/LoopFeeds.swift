@@ -2,13 +2,13 @@ import CLibev
 import EventCore
 
 extension Loop {
-    /// Makes every io watcher on `fd` pending with `events`, as if the
-    /// descriptor had become ready: a way to plug in event sources libev does
-    /// not know, or to test handlers without real io.
+    /// Makes every io watcher on `descriptor` pending with `events`, as if
+    /// the descriptor had become ready: a way to plug in event sources libev
+    /// does not know, or to test handlers without real io.
     ///
     /// The corresponding C function is `ev_feed_fd_event`.
-    public func feedDescriptorEvent(_ fd: Int32, _ events: Events) {
-        ev_feed_fd_event(core.checkedLoop(), fd, Int32(events.intersection([.read, .write]).rawValue))
+    public func feedDescriptorEvent(_ descriptor: FileDescriptor, _ events: Events) {
+        ev_feed_fd_event(core.checkedLoop(), descriptor.rawValue, Int32(events.intersection([.read, .write]).rawValue))
     }
 
     /// Makes the signal watchers of `signal` on this loop pending, as if the
@@ -24,15 +24,15 @@ extension Loop {
     /// of your own included (it is async-signal-safe): the loop watching it
     /// runs its signal watchers as if the kernel had delivered it.
     ///
-    /// - Throws: ``EVError/invalidSignal(_:)`` for a number outside
+    /// - Throws: ``/EventCore/EventLoopError/Code/invalidArgument`` for a number outside
     ///   1..<65, which libev would use as an index into its signal table
     ///   unchecked (`ev_feed_signal(0)` reads before the table and crashes
     ///   or corrupts memory). The check is a comparison and the error a
     ///   value, so a signal handler may still call it.
     ///
     /// The corresponding C function is `ev_feed_signal`.
-    public static func feedSignal(_ signal: Int32) throws(EVError) {
-        guard signal > 0, signal < signalNumberLimit else { throw .invalidSignal(signal) }
+    public static func feedSignal(_ signal: Int32) throws(EventLoopError) {
+        guard signal > 0, signal < signalNumberLimit else { throw InvalidArgument.signal(signal, operation: "ev_feed_signal") }
         ev_feed_signal(signal)
     }
 
@@ -61,47 +61,44 @@ extension Loop {
         return try body(raw)
     }
 
-    /// Calls `callback` once, when `fd` is ready for `events` or after
-    /// `timeout` seconds, whichever comes first - ``Events/timer`` says a
-    /// timeout. With `fd` -1, only the timeout; with a negative timeout,
-    /// only the descriptor. Nothing to keep or stop.
+    /// Calls `callback` once, `timeout` from ``now`` (zero or negative: the
+    /// next iteration). Nothing to keep or stop.
     ///
-    /// It does what libev's `ev_once` does. With a descriptor it is built
-    /// on an io and a timer watcher, so that the wrapper's descriptor checks
-    /// apply to it. With only a timeout it is the cheapest timer the wrapper
-    /// has: libev's `ev_timer` and the callback side by side in a slot of
-    /// the loop's watcher memory, no watcher object - so nothing is
-    /// allocated beyond what the closure itself needs, and firing touches
-    /// only memory libev has just touched. The loop's teardown drops a
-    /// pending once, uncalled.
-    ///
-    /// - Throws: ``EVError/badDescriptor(_:_:)`` for a descriptor that is not
-    ///   open, ``EVError/invalidInterval(parameter:value:)`` for a NaN timeout.
+    /// It does what libev's `ev_once` does with only a timeout, and is the
+    /// cheapest timer the wrapper has: libev's `ev_timer` and the callback
+    /// side by side in a slot of the loop's watcher memory, no watcher
+    /// object - so nothing is allocated beyond what the closure itself needs,
+    /// and firing touches only memory libev has just touched. The loop's
+    /// teardown drops a pending once, uncalled.
     ///
     /// The corresponding C function is `ev_once`.
-    public func once(fd: Int32 = -1, events: Events = .read, timeout: Double, _ callback: __owned @escaping (Events) -> Void) throws(EVError) {
-        guard !timeout.isNaN else { throw .invalidInterval(parameter: "timeout", value: timeout) }
-        if fd < 0 {
-            guard timeout >= 0 else { return }
-            OnceTimer.start(core, after: timeout.isFinite ? timeout : 1e9, callback)
-            return
-        }
+    public func once(after timeout: Duration, _ callback: __owned @escaping (Events) -> Void) {
+        OnceTimer.start(core, after: timeout.libevInterval, callback)
+    }
+
+    /// Calls `callback` once, when `descriptor` is ready for `events` or
+    /// after `timeout`, whichever comes first - ``Events/timer`` says a
+    /// timeout; with no timeout, only the descriptor. Nothing to keep or stop.
+    ///
+    /// It does what libev's `ev_once` does, on an io and a timer watcher, so
+    /// that the wrapper's descriptor checks apply to it.
+    ///
+    /// - Throws: ``/EventCore/EventLoopError/Code/badDescriptor(_:)`` for a
+    ///   descriptor that is not open.
+    ///
+    /// The corresponding C function is `ev_once`.
+    public func once(_ descriptor: FileDescriptor, events: Events = .read, timeout: Duration? = nil,
+                     _ callback: __owned @escaping (Events) -> Void) throws(EventLoopError) {
         let once = OnceWatch(callback)
-        if fd >= 0 {
-            once.io = try io(fd, events) { [once] _, got in once.fire(got) }
-        }
-        if timeout >= 0 {
-            do {
-                once.timer = try timer(after: timeout.isFinite ? timeout : 1e9) { [once] _ in once.fire(.timer) }
-            } catch {
-                once.io?.stop()
-                throw error
-            }
+        once.io = try io(descriptor, events) { [once] _, got in once.fire(got) }
+        if let timeout {
+            // A timer without a repeat cannot fail.
+            once.timer = try! timer(after: timeout) { [once] _ in once.fire(.timer) }
         }
     }
 }
 
-/// The io and timer watchers of one ``Loop/once(fd:events:timeout:_:)``.
+/// The io and timer watchers of one ``Loop/once(_:events:timeout:_:)``.
 ///
 /// The loop holds its active watchers and their closures hold this object;
 /// it holds them weakly, so a loop closed with a once pending lets all of it go.
@@ -123,7 +120,7 @@ private final class OnceWatch {
     }
 }
 
-/// A ``Loop/once(fd:events:timeout:_:)`` with only a timeout: libev's
+/// A ``Loop/once(after:_:)``: libev's
 /// `ev_timer` and then the callback, in one slot of the loop's
 /// ``WatcherMemory``, marked live (``WatcherMemory/markLive(_:)``) from its
 /// start until it fires or the loop closes. There is no object to keep or

@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 
 /// Options for creating a ``Loop``, beside its backend.
 public struct LoopFlags: OptionSet, Sendable, Hashable {

@@ -26,7 +26,7 @@ extension Loop {
     /// - Throws: what `body` throws.
     public func run<T: Sendable>(_ body: sending @escaping (LoopExecutor) async throws -> T) throws -> T {
         _ = core.checkedLoop()
-        checkUsage(core.runningThread == nil, "EV: Loop.run(_:) with a task cannot be called while the loop runs; await the work instead")
+        core.lifecycle.checkNotRunning("Loop.run(_:) with a task", "await the work instead")
         return try executor.runTask(on: self, body)
     }
 }

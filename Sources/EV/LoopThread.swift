@@ -22,7 +22,7 @@ extension EventLoopThread where L == Loop {
     ///   - backends: the backends the loop may use (see ``Loop/init(backends:flags:)``).
     ///   - flags: options for the loop.
     ///   - setUp: called on the new thread with the new loop.
-    /// - Throws: ``EVError/loopCreationFailed(backends:flags:)`` if the loop cannot be created.
+    /// - Throws: ``/EventCore/EventLoopError`` (``/EventCore/EventLoopError/Code/loopCreationFailed``) if the loop cannot be created.
     public convenience init(backends: Backend = [], flags: LoopFlags = [],
                             setUp: @escaping @Sendable (Loop) -> Void = { _ in }) throws {
         try self.init({ try Loop(backends: backends, flags: flags) }, setUp: setUp)

@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 
 /// How long ``Loop/run(_:)-(RunMode)`` runs.
 public enum RunMode: Sendable {

@@ -10,7 +10,7 @@ import Glibc
 ///
 /// ## The special problem of signals and loops
 /// libev lets one loop own each signal: once a loop watches `SIGUSR1`, starting
-/// a watcher for it on another loop throws ``EVError/signalOwnedByAnotherLoop(_:)``
+/// a watcher for it on another loop throws ``/EventCore/EventLoopError/Code/signalOwnedByAnotherLoop``
 /// (libev would abort). The default loop owns `SIGCHLD` for its child watchers.
 /// A signal is free again when its last watcher on the owning loop stops.
 ///
@@ -28,10 +28,11 @@ public final class SignalWatcher: Watcher {
     ///   - loop: the loop that will run it.
     ///   - signal: the signal number, such as `SIGINT`.
     ///   - callback: called with the watcher each time the signal arrives.
-    /// - Throws: ``EVError/invalidSignal(_:)`` for a number outside 1..<65, or `SIGKILL` / `SIGSTOP`.
+    /// - Throws: ``/EventCore/EventLoopError/Code/invalidArgument`` for a number
+    ///   outside 1..<65, or `SIGKILL` / `SIGSTOP`.
     ///
     /// The corresponding C macro is `ev_signal_init`.
-    public init(loop: Loop, signal: Int32, _ callback: @escaping Callback) throws(EVError) {
+    public init(loop: Loop, signal: Int32, _ callback: @escaping Callback) throws(EventLoopError) {
         try Self.validate(signal)
         cSignal = loop.core.memory.allocate()
         self.callback = callback
@@ -39,10 +40,8 @@ public final class SignalWatcher: Watcher {
         super.init(core: loop.core, cStruct: cSignal)
     }
 
-    private static func validate(_ signal: Int32) throws(EVError) {
-        guard signal > 0, signal < signalNumberLimit, signal != SIGKILL, signal != SIGSTOP else {
-            throw .invalidSignal(signal)
-        }
+    private static func validate(_ signal: Int32) throws(EventLoopError) {
+        if let error = EventLoopError.unwatchable(signal: signal, operation: "signal") { throw error }
     }
 
     /// The signal watched.
@@ -50,10 +49,10 @@ public final class SignalWatcher: Watcher {
 
     /// Starts watching.
     ///
-    /// - Throws: ``EVError/signalOwnedByAnotherLoop(_:)`` if another loop watches this signal.
+    /// - Throws: ``/EventCore/EventLoopError/Code/signalOwnedByAnotherLoop`` if another loop watches this signal.
     ///
     /// The corresponding C function is `ev_signal_start`.
-    public func start() throws(EVError) {
+    public func start() throws(EventLoopError) {
         guard !isActive else { return }
         try SignalOwnership.claim(signal: signal, core: core)
         startChecked()
@@ -61,11 +60,12 @@ public final class SignalWatcher: Watcher {
 
     /// Changes the signal, restarting the watcher if it was active.
     ///
-    /// - Throws: ``EVError/invalidSignal(_:)``, or ``EVError/signalOwnedByAnotherLoop(_:)``
-    ///   if the watcher was active and another loop owns the new signal (the watcher is then stopped).
+    /// - Throws: ``/EventCore/EventLoopError``: an invalid signal, or
+    ///   ``/EventCore/EventLoopError/Code/signalOwnedByAnotherLoop`` if the watcher was
+    ///   active and another loop owns the new signal (the watcher is then stopped).
     ///
     /// The corresponding C macro is `ev_signal_set`.
-    public func set(signal: Int32) throws(EVError) {
+    public func set(signal: Int32) throws(EventLoopError) {
         try Self.validate(signal)
         let wasActive = isActive
         stop()
@@ -89,14 +89,14 @@ enum SignalOwnership {
 
     private static let owners = LockedValue<[Int32: Owner]>([:])
 
-    static func claim(signal: Int32, core: LoopCore) throws(EVError) {
+    static func claim(signal: Int32, core: LoopCore) throws(EventLoopError) {
         let id = ObjectIdentifier(core)
         let claimed = owners.withLock { owners in
             if let owner = owners[signal], owner.core != id { return false }
             owners[signal, default: Owner(core: id, watchers: 0)].watchers += 1
             return true
         }
-        guard claimed else { throw .signalOwnedByAnotherLoop(signal) }
+        guard claimed else { throw InvalidArgument.signalOwned(signal) }
     }
 
     static func release(signal: Int32, core: LoopCore) {
@@ -118,11 +118,11 @@ extension Loop {
     /// ```
     ///
     /// - Returns: the started watcher; it stays alive until stopped, so the result can be ignored.
-    /// - Throws: ``EVError/invalidSignal(_:)`` or ``EVError/signalOwnedByAnotherLoop(_:)``.
+    /// - Throws: ``/EventCore/EventLoopError``: an invalid signal, or one another loop owns.
     ///
     /// The corresponding C functions are `ev_signal_init` and `ev_signal_start`.
     @discardableResult
-    public func signal(_ signal: Int32, _ callback: @escaping SignalWatcher.Callback) throws(EVError) -> SignalWatcher {
+    public func signal(_ signal: Int32, _ callback: @escaping SignalWatcher.Callback) throws(EventLoopError) -> SignalWatcher {
         let watcher = try SignalWatcher(loop: self, signal: signal, callback)
         try watcher.start()
         return watcher

@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 import Glibc
 
 /// Calls back when a path's attributes change: created, written, renamed
@@ -29,17 +30,16 @@ public final class StatWatcher: Watcher {
     /// - Parameters:
     ///   - loop: the loop that will run it.
     ///   - path: the file or directory to watch; it need not exist.
-    ///   - interval: seconds between polls; 0 (the default) lets libev choose (about 5 s, immediate with inotify).
+    ///   - interval: between polls; zero (the default, and for a negative one)
+    ///     lets libev choose (about 5 s, immediate with inotify).
     ///   - callback: called with the watcher at each change.
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for a negative, NaN or infinite interval.
     ///
     /// The corresponding C macro is `ev_stat_init`.
-    public init(loop: Loop, path: String, interval: Double = 0, _ callback: @escaping Callback) throws(EVError) {
-        let interval = try validInterval(interval, "interval")
+    public init(loop: Loop, path: String, interval: Duration = .zero, _ callback: @escaping Callback) {
         cStat = loop.core.memory.allocate()
         cPath = strdup(path)
         self.callback = callback
-        CLibev_stat_init(cStat, Trampoline.callback, cPath, interval)
+        CLibev_stat_init(cStat, Trampoline.callback, cPath, interval.libevInterval)
         super.init(core: loop.core, cStruct: cStat)
     }
 
@@ -47,8 +47,8 @@ public final class StatWatcher: Watcher {
 
     /// The path watched.
     public var path: String { String(cString: cPath) }
-    /// The polling interval libev uses, in seconds.
-    public var interval: Double { cStat.pointee.interval }
+    /// The polling interval libev uses.
+    public var interval: Duration { LoopTime.duration(cStat.pointee.interval) }
 
     /// The attributes at the latest check; nil if the path did not exist.
     public var current: FileAttributes? { FileAttributes(cStat.pointee.attr) }
@@ -62,16 +62,13 @@ public final class StatWatcher: Watcher {
 
     /// Changes the path and interval, restarting the watcher if it was active.
     ///
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` as the initialiser does; nothing changes then.
-    ///
     /// The corresponding C macro is `ev_stat_set`.
-    public func set(path: String, interval: Double = 0) throws(EVError) {
-        let interval = try validInterval(interval, "interval")
+    public func set(path: String, interval: Duration = .zero) {
         let wasActive = isActive
         stop()
         free(cPath)
         cPath = strdup(path)
-        CLibev_stat_set(cStat, cPath, interval)
+        CLibev_stat_set(cStat, cPath, interval.libevInterval)
         if wasActive { start() }
     }
 
@@ -97,12 +94,11 @@ extension Loop {
     /// ```
     ///
     /// - Returns: the started watcher; it stays alive until stopped, so the result can be ignored.
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for a negative, NaN or infinite interval.
     ///
     /// The corresponding C functions are `ev_stat_init` and `ev_stat_start`.
     @discardableResult
-    public func stat(_ path: String, interval: Double = 0, _ callback: @escaping StatWatcher.Callback) throws(EVError) -> StatWatcher {
-        let watcher = try StatWatcher(loop: self, path: path, interval: interval, callback)
+    public func stat(_ path: String, interval: Duration = .zero, _ callback: @escaping StatWatcher.Callback) -> StatWatcher {
+        let watcher = StatWatcher(loop: self, path: path, interval: interval, callback)
         watcher.start()
         return watcher
     }

@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 
 /// Calls back after a delay, and then optionally at a fixed repeat interval (`ev_timer`).
 ///
@@ -8,7 +9,7 @@ import CLibev
 /// worked a while calls ``Loop/updateNow()`` first if it needs the real
 /// time). The async awaits (`sleep`, `withTimeout`) count from the current
 /// time instead. A negative
-/// delay fires in the next iteration. For an inactivity timeout that is
+/// delay fires in the next iteration (see `Loop`'s section on time). For an inactivity timeout that is
 /// pushed back on every event, set ``repeat`` and call ``again()``, the cheap
 /// way libev recommends.
 ///
@@ -23,55 +24,53 @@ public final class TimerWatcher: Watcher {
     ///
     /// - Parameters:
     ///   - loop: the loop that will run it.
-    ///   - after: seconds until the first expiry; negative means the next iteration.
-    ///   - repeat: seconds between later expiries; 0 (the default) fires once.
+    ///   - after: the time until the first expiry; zero or negative means the next iteration.
+    ///   - repeat: the time between later expiries; zero (the default) fires once.
     ///   - callback: called with the watcher at each expiry.
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` if `after` is NaN
-    ///   or infinite, or `repeat` is negative, NaN or infinite.
+    /// - Throws: ``/EventCore/EventLoopError/Code/invalidArgument`` if `repeat`
+    ///   is negative (libev asserts against it).
     ///
     /// The corresponding C macro is `ev_timer_init`.
-    public init(loop: Loop, after: Double, repeat: Double = 0, _ callback: @escaping Callback) throws(EVError) {
-        let after = try Self.validAfter(after)
-        let `repeat` = try validInterval(`repeat`, "repeat")
+    public init(loop: Loop, after: Duration, repeat: Duration = .zero, _ callback: @escaping Callback) throws(EventLoopError) {
+        let `repeat` = try Self.validRepeat(`repeat`, "ev_timer_init")
         timer = loop.core.memory.allocate()
         self.callback = callback
-        CLibev_timer_init(timer, Trampoline.callback, after, `repeat`)
+        CLibev_timer_init(timer, Trampoline.callback, after.libevInterval, `repeat`)
         super.init(core: loop.core, cStruct: timer)
     }
 
-    private static func validAfter(_ after: Double) throws(EVError) -> Double {
-        guard after.isFinite else { throw .invalidInterval(parameter: "after", value: after) }
-        return max(after, 0)
+    private static func validRepeat(_ value: Duration, _ operation: String) throws(EventLoopError) -> Double {
+        guard value >= .zero else { throw InvalidArgument.negative("repeat", value, operation: operation) }
+        return value.libevInterval
     }
 
-    /// The repeat interval in seconds; 0 for a one-shot timer.
-    public var `repeat`: Double { timer.pointee.repeat }
+    /// The repeat interval; zero for a one-shot timer.
+    public var `repeat`: Duration { LoopTime.duration(timer.pointee.repeat) }
 
     /// Changes the repeat interval without restarting the timer; it takes
     /// effect at the next expiry or ``again()`` (libev allows this at any time).
     ///
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for a negative, NaN or infinite value.
-    public func setRepeat(_ seconds: Double) throws(EVError) {
-        timer.pointee.repeat = try validInterval(seconds, "repeat")
+    /// - Throws: ``/EventCore/EventLoopError/Code/invalidArgument`` for a negative interval.
+    public func setRepeat(_ interval: Duration) throws(EventLoopError) {
+        timer.pointee.repeat = try Self.validRepeat(interval, "setRepeat")
     }
 
-    /// Starts the timer: it expires `after` seconds from ``Loop/now``.
+    /// Starts the timer: it expires `after` from ``Loop/now``.
     ///
     /// The corresponding C function is `ev_timer_start`.
     public func start() { startChecked() }
 
     /// Changes the delay and the repeat interval, restarting the timer if it was active.
     ///
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` as the initialiser does; nothing changes then.
+    /// - Throws: as the initialiser does; nothing changes then.
     ///
     /// The corresponding C macro is `ev_timer_set`.
-    public func set(after: Double, repeat: Double = 0) throws(EVError) {
-        let after = try Self.validAfter(after)
-        let `repeat` = try validInterval(`repeat`, "repeat")
-        restart { CLibev_timer_set(timer, after, `repeat`) }
+    public func set(after: Duration, repeat: Duration = .zero) throws(EventLoopError) {
+        let `repeat` = try Self.validRepeat(`repeat`, "ev_timer_set")
+        restart { CLibev_timer_set(timer, after.libevInterval, `repeat`) }
     }
 
-    /// Restarts a repeating timer to expire `repeat` seconds from now; stops a
+    /// Restarts a repeating timer to expire ``repeat`` from now; stops a
     /// non-repeating one. The cheap way to push back a timeout.
     ///
     /// The corresponding C function is `ev_timer_again`.
@@ -88,11 +87,11 @@ public final class TimerWatcher: Watcher {
         }
     }
 
-    /// Seconds until the timer expires; for a stopped timer, its delay.
+    /// The time until the timer expires; for a stopped timer, its delay.
     ///
     /// The corresponding C function is `ev_timer_remaining`.
-    public var remaining: Double {
-        ev_timer_remaining(core.checkedLoop(), timer)
+    public var remaining: Duration {
+        LoopTime.duration(ev_timer_remaining(core.checkedLoop(), timer))
     }
 
     override func cStart(_ loop: OpaquePointer) { ev_timer_start(loop, timer) }
@@ -102,22 +101,21 @@ public final class TimerWatcher: Watcher {
 }
 
 extension Loop {
-    /// Calls `callback` after `after` seconds, then every `repeat` seconds if `repeat > 0`.
+    /// Calls `callback` after `after`, then every `repeat` if it is not zero.
     ///
     /// ```swift
-    /// try loop.timer(after: 0.5) { _ in print("half a second later") }
-    /// try loop.timer(after: 1, repeat: 1) { timer in
+    /// try loop.timer(after: .milliseconds(500)) { _ in print("half a second later") }
+    /// try loop.timer(after: .seconds(1), repeat: .seconds(1)) { timer in
     ///     if done { timer.stop() }
     /// }
     /// ```
     ///
     /// - Returns: the started timer; it stays alive until it stops, so the result can be ignored.
-    /// - Throws: ``EVError/invalidInterval(parameter:value:)`` for a NaN or infinite
-    ///   delay, or a negative, NaN or infinite repeat.
+    /// - Throws: ``/EventCore/EventLoopError/Code/invalidArgument`` for a negative repeat.
     ///
     /// The corresponding C functions are `ev_timer_init` and `ev_timer_start`.
     @discardableResult
-    public func timer(after: Double, repeat: Double = 0, _ callback: @escaping TimerWatcher.Callback) throws(EVError) -> TimerWatcher {
+    public func timer(after: Duration, repeat: Duration = .zero, _ callback: @escaping TimerWatcher.Callback) throws(EventLoopError) -> TimerWatcher {
         let watcher = try TimerWatcher(loop: self, after: after, repeat: `repeat`, callback)
         watcher.start()
         return watcher

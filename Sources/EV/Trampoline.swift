@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 
 // Every Unmanaged and @convention(c) step of the wrapper lives in this file.
 

@@ -1,4 +1,5 @@
 import CLibev
+import EventCore
 
 /// What every libev watcher has in common: start and stop, active and pending,
 /// priority, keep-alive, and feeding or invoking events by hand.
@@ -63,6 +64,9 @@ public class Watcher {
     func didStop() {}
     /// Calls the watcher's closure.
     func fire(_ events: Events) { fatalError("abstract") }
+    /// Whether this is a cleanup watcher: the loop's teardown leaves it to
+    /// libev, which runs it as it destroys the loop.
+    var isCleanup: Bool { false }
 
     // MARK: common controls
 

@@ -38,10 +38,4 @@ final class EpollWaker: LoopWaker, Sendable {
 
     /// Nothing to do: the loop runs local work at the end of each iteration.
     func localWorkQueued() {}
-
-    var loopClosedError: any Error { EpollError.loopClosed }
-
-    func invalidInterval(parameter: String, value: Double) -> any Error {
-        EpollError.invalidInterval(parameter: parameter, value: value)
-    }
 }

@@ -26,7 +26,7 @@ import Glibc
 /// A registered watch, a pending timer, a pending ``callSoon(_:)`` callback,
 /// a signal watch and a task on the loop keep ``run()`` running. When the
 /// last reference to the loop goes - or at ``close()`` - pending awaits end
-/// with ``EpollError/loopClosed``, queued work runs, watches and timers are
+/// with ``/EventCore/EventLoopError/loopClosed``, queued work runs, watches and timers are
 /// dropped, and the descriptors are closed. A callback that captures the
 /// loop makes a reference cycle; ``close()`` breaks it (asyncio's `loop.close()`).
 public final class EpollLoop {
@@ -43,6 +43,9 @@ public final class EpollLoop {
     private var soon: [() -> Void] = []
     private var soonBatch: [() -> Void] = []
     private var isStopping = false
+    /// The loop's life (``/EventCore/LoopLifecycle``, kept by its executor):
+    /// the running thread every entry point checks, and the teardown's order.
+    private var lifecycle: LoopLifecycle { executor.lifecycle }
     private var wakeFD: Int32
     /// The executor's epoll side: the eventfd other threads wake the loop with.
     private let waker: EpollWaker
@@ -52,24 +55,27 @@ public final class EpollLoop {
     @exclusivity(unchecked) private var userWork = 0
     /// Watches, timers and signal watches registered now: the tests' leak check.
     package var heldWatcherCount: Int { userWork }
-    /// References that keep ``run()`` running with nothing else to do (tasks of ``run(_:)``).
-    var keepAlive = 0
-    var runningThread: pthread_t?
-    private(set) var isClosing = false
-    /// True once ``close()`` (or deinit) has released the kernel state.
-    private var isClosed = false
 
     /// Creates a loop: an epoll instance and an eventfd for wake-ups.
     ///
-    /// - Throws: ``/EventCore/SystemCallError`` if the kernel refuses either.
-    public init() throws(SystemCallError) {
+    /// Like `EV.Loop`, the first loop made ignores `SIGPIPE` for the process
+    /// (see ``/EventCore/ProcessSettings/ignoresSIGPIPE``).
+    ///
+    /// - Throws: ``/EventCore/EventLoopError`` (``/EventCore/EventLoopError/Code/system(_:)``)
+    ///   if the kernel refuses either (`EMFILE`, say).
+    public init() throws(EventLoopError) {
         ignoreSIGPIPE()
         selector = try Selector()
-        wakeFD = try systemCall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+        do {
+            wakeFD = try systemCall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+        } catch {
+            selector.close()
+            throw error
+        }
         waker = EpollWaker(wakeFD: wakeFD)
-        executor = EpollExecutor(waker: waker)
+        executor = EpollExecutor(waker: waker, name: "Epoll")
         executor.loop = self
-        try registerWakeup()
+        registerWakeup()
     }
 
     deinit {
@@ -77,44 +83,44 @@ public final class EpollLoop {
     }
 
     /// Closes the loop now, as dropping its last reference would: pending
-    /// awaits end with ``EpollError/loopClosed``, queued work runs, watches,
+    /// awaits end with ``/EventCore/EventLoopError/loopClosed``, queued work runs, watches,
     /// timers and callbacks are dropped (releasing their closures) and the
     /// descriptors are closed. Harmless twice; any other use afterwards traps.
     ///
     /// Call it after ``run()`` returns, not from inside it.
     public func close() {
-        checkUsage(runningThread == nil, "Epoll: close() was called while the loop runs; stop() it first.")
         teardown()
     }
 
     // MARK: watches
 
-    /// Calls `callback` whenever `fd` is ready for `interest` (level-triggered:
-    /// for as long as it stays ready), until the watch is cancelled.
+    /// Calls `callback` whenever `descriptor` is ready for `interest`
+    /// (level-triggered: for as long as it stays ready), until the watch is cancelled.
     ///
     /// - Returns: the watch; registered until cancelled, so the result can be ignored.
-    /// - Throws: ``SelectorError`` if `fd` is not open or already watched.
+    /// - Throws: ``/EventCore/EventLoopError`` naming the descriptor if it is
+    ///   not open, already watched by this loop, or refused by epoll (see
+    ///   ``Selector/register(_:_:data:)``).
     @discardableResult
-    public func watch(_ fd: Int32, _ interest: Interest, _ callback: @escaping (IOWatch, Interest) -> Void) throws(SelectorError) -> IOWatch {
-        try register(IOWatch(fd: fd, interest: interest, loop: self, target: .closure(callback)))
+    public func watch(_ descriptor: FileDescriptor, _ interest: Interest,
+                      _ callback: @escaping (IOWatch, Interest) -> Void) throws(EventLoopError) -> IOWatch {
+        try register(IOWatch(fd: descriptor.rawValue, interest: interest, loop: self, target: .closure(callback)))
     }
 
-    /// Calls `handler.ready(_:)` whenever `fd` is ready for `interest`, until
-    /// the watch is cancelled: ``watch(_:_:_:)`` without a closure context.
-    /// The watch holds `handler` strongly (see ``/EventCore/EventLoop/watchReadiness(_:_:handler:)``).
+    /// Calls `handler.ready(_:)` whenever `descriptor` is ready for
+    /// `interest`, until the watch is cancelled: ``watch(_:_:_:)`` without a
+    /// closure context. The watch holds `handler` strongly (see
+    /// ``/EventCore/EventLoop/watchReadiness(_:_:handler:)``).
     ///
-    /// - Throws: ``SelectorError`` if `fd` is not open or already watched.
+    /// - Throws: what ``watch(_:_:_:)`` throws.
     @discardableResult
-    public func watch(_ fd: Int32, _ interest: Interest, handler: any ReadinessHandler) throws(SelectorError) -> IOWatch {
-        try register(IOWatch(fd: fd, interest: interest, loop: self, target: .handler(handler)))
+    public func watch(_ descriptor: FileDescriptor, _ interest: Interest, handler: any ReadinessHandler) throws(EventLoopError) -> IOWatch {
+        try register(IOWatch(fd: descriptor.rawValue, interest: interest, loop: self, target: .handler(handler)))
     }
 
-    private func register(_ watch: IOWatch) throws(SelectorError) -> IOWatch {
-        checkThread()
-        checkOpen()
-        let fd = watch.fd
-        let interest = watch.interest
-        if let stale = try selector.register(fd, interest, data: watch) {
+    private func register(_ watch: IOWatch, _ function: StaticString = #function) throws(EventLoopError) -> IOWatch {
+        lifecycle.checkUsable(function)
+        if let stale = try selector.register(watch.descriptor, watch.interest, data: watch) {
             // The number's earlier file was closed without cancelling its
             // watch: that watch must never see the new file's events.
             stale.data.invalidate()
@@ -126,20 +132,23 @@ public final class EpollLoop {
         return watch
     }
 
-    func update(_ watch: IOWatch) {
-        checkThread()
+    /// Hands a watch's new interest to epoll; a watch whose descriptor was
+    /// closed under it is retired (cancelled, and sent the error) and the
+    /// error thrown.
+    func update(_ watch: IOWatch, _ function: StaticString = #function) throws(EventLoopError) {
+        lifecycle.checkUsable(function)
         do {
-            try selector.modify(watch.fd, watch.interest, data: watch)
+            try selector.modify(watch.descriptor, watch.interest, data: watch)
         } catch {
-            // Closed under the watch: end it, and tell its owner.
             retire(watch)
+            throw error
         }
     }
 
-    func cancel(_ watch: IOWatch) {
-        checkThread()
+    func cancel(_ watch: IOWatch, _ function: StaticString = #function) {
+        lifecycle.checkThread(function)
         guard selector.key(for: watch.fd)?.data === watch else { return }
-        _ = try? selector.unregister(watch.fd)
+        _ = try? selector.unregister(watch.descriptor)
         userWork -= 1
     }
 
@@ -151,21 +160,32 @@ public final class EpollLoop {
 
     // MARK: timers and callbacks
 
-    /// Calls `callback` once, `seconds` from now (negative: at the next iteration).
+    /// Calls `callback` once, `delay` from now (asyncio's `call_later`).
+    ///
+    /// A delay of zero or less fires in the next iteration, after the io
+    /// callbacks; a delay beyond 10^15 seconds (`.seconds(Int64.max)`, say)
+    /// never fires, but keeps the loop running until cancelled.
     ///
     /// - Returns: the timer, for ``LoopTimer/cancel()``; it fires even if the result is ignored.
     @discardableResult
-    public func callLater(_ seconds: Double, _ callback: @escaping () -> Void) -> LoopTimer {
-        callAt(monotonicNow() + (seconds.isFinite ? max(seconds, 0) : .greatestFiniteMagnitude), callback)
+    public func callLater(_ delay: Duration, _ callback: @escaping () -> Void) -> LoopTimer {
+        schedule(due: monotonicNow() + LoopTime.delay(delay), callback)
     }
 
-    /// Calls `callback` once at `deadline` on the monotonic clock (``/EventCore/monotonicNow()``).
+    /// Calls `callback` once at `deadline` (asyncio's `call_at`); a deadline
+    /// in the past fires in the next iteration.
+    ///
+    /// - Returns: the timer, for ``LoopTimer/cancel()``; it fires even if the result is ignored.
     @discardableResult
-    public func callAt(_ deadline: Double, _ callback: @escaping () -> Void) -> LoopTimer {
-        checkThread()
-        checkOpen()
+    public func callAt(_ deadline: ContinuousClock.Instant, _ callback: @escaping () -> Void) -> LoopTimer {
+        schedule(due: LoopTime.monotonicSeconds(of: deadline), callback)
+    }
+
+    /// A timer due at `due` seconds of ``/EventCore/monotonicNow()``.
+    private func schedule(due: Double, _ callback: @escaping () -> Void, _ function: StaticString = #function) -> LoopTimer {
+        lifecycle.checkUsable(function)
         timerSequence += 1
-        let timer = LoopTimer(deadline: deadline, sequence: timerSequence, loop: self, callback: callback)
+        let timer = LoopTimer(due: due, sequence: timerSequence, loop: self, callback: callback)
         timers.insert(timer)
         userWork += 1
         return timer
@@ -178,8 +198,7 @@ public final class EpollLoop {
 
     /// Calls `callback` in the next iteration, after the io callbacks (asyncio's `call_soon`).
     public func callSoon(_ callback: @escaping () -> Void) {
-        checkThread()
-        checkOpen()
+        lifecycle.checkUsable("callSoon(_:)")
         soon.append(callback)
     }
 
@@ -193,20 +212,28 @@ public final class EpollLoop {
     /// starting them), or the kernel may deliver it to one of them instead.
     ///
     /// - Returns: the watch, for ``SignalWatch/cancel()``.
-    /// - Throws: ``EpollError/invalidSignal(_:)``, or ``/EventCore/SystemCallError``.
+    /// - Throws: ``/EventCore/EventLoopError``: ``/EventCore/EventLoopError/Code/invalidArgument``
+    ///   for a number outside 1..<65, `SIGKILL` or `SIGSTOP`; ``/EventCore/EventLoopError/Code/system(_:)``
+    ///   if the kernel refuses the signalfd.
     @discardableResult
-    public func onSignal(_ signal: Int32, _ callback: @escaping (Int32) -> Void) throws -> SignalWatch {
-        checkThread()
-        checkOpen()
-        guard signal > 0, signal < signalNumberLimit, signal != SIGKILL, signal != SIGSTOP else { throw EpollError.invalidSignal(signal) }
+    public func onSignal(_ signal: Int32, _ callback: @escaping (Int32) -> Void) throws(EventLoopError) -> SignalWatch {
+        lifecycle.checkUsable("onSignal(_:_:)")
+        if let error = EventLoopError.unwatchable(signal: signal, operation: "onSignal") { throw error }
         let watch = SignalWatch(signal: signal, loop: self, callback: callback)
         signalWatches[signal, default: []].append(watch)
-        try updateSignals()
+        do {
+            try updateSignals()
+        } catch {
+            signalWatches[signal]?.removeLast()
+            if signalWatches[signal]?.isEmpty == true { signalWatches[signal] = nil }
+            throw error
+        }
         userWork += 1
         return watch
     }
 
     func cancel(_ watch: SignalWatch) {
+        lifecycle.checkThread("SignalWatch.cancel()")
         guard var list = signalWatches[watch.signal], let index = list.firstIndex(where: { $0 === watch }) else { return }
         list.remove(at: index)
         signalWatches[watch.signal] = list.isEmpty ? nil : list
@@ -214,7 +241,7 @@ public final class EpollLoop {
         try? updateSignals()
     }
 
-    private func updateSignals() throws {
+    private func updateSignals() throws(EventLoopError) {
         var set = sigset_t()
         sigemptyset(&set)
         for signal in signalWatches.keys { sigaddset(&set, signal) }
@@ -222,8 +249,19 @@ public final class EpollLoop {
         let fd = try systemCall("signalfd") { signalfd(signalFD, &set, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
         if signalFD < 0 {
             signalFD = fd
-            let watch = IOWatch(fd: fd, interest: .read, loop: self, target: .closure { [unowned(unsafe) self] _, _ in readSignals() })
-            try selector.register(fd, .read, data: watch)
+            registerInternal(fd) { [unowned(unsafe) self] in readSignals() }
+        }
+    }
+
+    /// Registers one of the loop's own descriptors (eventfd, signalfd), which
+    /// is open and new to the selector: the registration cannot fail but for
+    /// a kernel out of memory, which the loop cannot run without.
+    private func registerInternal(_ fd: Int32, _ ready: @escaping () -> Void) {
+        let watch = IOWatch(fd: fd, interest: .read, loop: self, target: .closure { _, _ in ready() })
+        do {
+            try selector.register(watch.descriptor, .read, data: watch)
+        } catch {
+            fatalError("Epoll: the loop cannot watch its own descriptor: \(error)")
         }
     }
 
@@ -240,7 +278,6 @@ public final class EpollLoop {
     /// Runs until ``stop()``, or until nothing is left to wait for: no watch,
     /// timer, callback, signal watch or task of ``run(_:)``.
     public func run() {
-        checkOpen()
         runLoop(forever: false)
     }
 
@@ -252,7 +289,6 @@ public final class EpollLoop {
 
     /// Runs until ``stop()`` (asyncio's `run_forever`), even with nothing to do.
     public func runForever() {
-        checkOpen()
         runLoop(forever: true)
     }
 
@@ -261,15 +297,14 @@ public final class EpollLoop {
         isStopping = true
     }
 
-    /// Runs one iteration: waits for events at most `timeout` seconds (nil:
-    /// until the next timer, or without limit), then handles what came.
-    public func runOnce(timeout: Double? = nil) {
-        checkOpen()
-        withRunningThread { iterate(maximumWait: timeout) }
+    /// Runs one iteration: waits for events at most `timeout` (nil: until
+    /// the next timer, or without limit; zero: not at all), then handles what came.
+    public func runOnce(timeout: Duration? = nil) {
+        lifecycle.run("runOnce(timeout:)") { iterate(maximumWait: timeout.map(LoopTime.seconds)) }
     }
 
-    private func runLoop(forever: Bool) {
-        withRunningThread {
+    private func runLoop(forever: Bool, _ function: StaticString = #function) {
+        lifecycle.run(function) {
             isStopping = false
             while !isStopping && (forever || hasWork) {
                 iterate(maximumWait: nil)
@@ -278,16 +313,8 @@ public final class EpollLoop {
         }
     }
 
-    private func withRunningThread(_ body: () -> Void) {
-        checkThread()
-        let outer = runningThread
-        runningThread = pthread_self()
-        defer { runningThread = outer }
-        CurrentLoop.with(executor, body)
-    }
-
     private var hasWork: Bool {
-        userWork > 0 || keepAlive > 0 || !soon.isEmpty || executor.hasLocalWork || !executor.waits.isEmpty
+        userWork > 0 || !soon.isEmpty || executor.hasLocalWork || !executor.waits.isEmpty
     }
 
     /// One turn of the loop: poll, then timers, callbacks and tasks.
@@ -306,7 +333,7 @@ public final class EpollLoop {
             if executor.hasSubmittedWork { timeout = 0 }
         }
         do {
-            try selector.select(timeout: timeout) { key, events in
+            try selector.select(seconds: timeout) { key, events in
                 key.data.dispatch(events)
             }
         } catch {
@@ -330,77 +357,58 @@ public final class EpollLoop {
         executor.runBatches()
     }
 
-    private func registerWakeup() throws(SystemCallError) {
+    private func registerWakeup() {
         let fd = wakeFD
-        let watch = IOWatch(fd: fd, interest: .read, loop: self, target: .closure { _, _ in
+        registerInternal(fd) {
             var value: UInt64 = 0
             _ = read(fd, &value, EpollWaker.eventfdIncrement)
-        })
-        do {
-            try selector.register(fd, .read, data: watch)
-        } catch {
-            if case .system(let error) = error { throw error }
         }
     }
 
     /// Gives a forked child its own kernel state: a new epoll instance with
     /// every watch registered again, a new eventfd and signalfd. Call it in
     /// the child, before running the loop there.
-    public func reinitializeAfterFork() throws(SystemCallError) {
+    ///
+    /// - Throws: ``/EventCore/EventLoopError`` if the kernel refuses the new
+    ///   epoll instance, eventfd or signalfd, or a watch's registration (a
+    ///   descriptor the child closed: cancel its watch first).
+    public func reinitializeAfterFork() throws(EventLoopError) {
+        lifecycle.checkUsable("reinitializeAfterFork()")
         try selector.reinitialize()
-        _ = try? selector.unregister(wakeFD)
+        let fresh = try systemCall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+        _ = try? selector.unregister(FileDescriptor(rawValue: wakeFD))
         Glibc.close(wakeFD)
-        wakeFD = try systemCall("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+        wakeFD = fresh
         waker.wakeFD.withLock { $0 = wakeFD }
-        try registerWakeup()
+        registerWakeup()
         if signalFD >= 0 {
-            _ = try? selector.unregister(signalFD)
+            _ = try? selector.unregister(FileDescriptor(rawValue: signalFD))
             Glibc.close(signalFD)
             signalFD = -1
-            try? updateSignals()
+            try updateSignals()
         }
     }
 
-    // MARK: threads and teardown
+    // MARK: teardown
 
-    /// Traps when called from a thread other than the one running the loop,
-    /// in release builds too (see `EV.LoopCore.checkThread`).
-    @inline(__always)
-    func checkThread(_ function: StaticString = #function) {
-        if let running = runningThread, pthread_equal(running, pthread_self()) == 0 {
-            misuse("Epoll: \(function) was called on a thread other than the one running this loop; from other threads use loop.executor.execute { }.")
-        }
-    }
-
-    private func teardown() {
-        guard !isClosed else { return }
-        isClosing = true
-        CurrentLoop.with(executor) {
-            executor.closeAfterDraining {
-                for timer in timers.removeAll() { timer.callback = nil }
-                soon.removeAll()
+    /// Closes the loop through its lifecycle: pending awaits end with
+    /// ``/EventCore/EventLoopError/loopClosed``, the work already accepted
+    /// runs until none is left, watches, timers and callbacks are dropped
+    /// (their closures released); then the descriptors are closed.
+    private func teardown(_ function: StaticString = #function) {
+        executor.close(function, dropWatches: {
+            for timer in timers.removeAll() { timer.callback = nil }
+            soon.removeAll()
+            for key in selector.allKeys {
+                key.data.invalidate()
+                key.data.release()
             }
-        }
-        executor.loop = nil
-        for key in selector.allKeys {
-            key.data.invalidate()
-            key.data.release()
-        }
-        for watch in signalWatches.values.joined() { watch.loop = nil }
-        if signalFD >= 0 { Glibc.close(signalFD) }
-        Glibc.close(wakeFD)
-        selector.close()
-        isClosed = true
-    }
-
-    /// Traps with a clear message if the loop was closed.
-    @inline(__always)
-    func checkOpen(_ function: StaticString = #function) {
-        if isClosed { closedUse(function) }
-    }
-
-    @inline(never)
-    private func closedUse(_ function: StaticString) -> Never {
-        fatalError("Epoll: \(function) was called after the loop was closed.")
+            for watch in signalWatches.values.joined() { watch.loop = nil }
+        }, release: {
+            executor.loop = nil
+            if signalFD >= 0 { Glibc.close(signalFD) }
+            Glibc.close(wakeFD)
+            selector.close()
+        })
     }
 }

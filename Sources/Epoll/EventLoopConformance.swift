@@ -2,23 +2,27 @@ import EventCore
 
 extension EpollLoop: EventLoop {
     /// ``watch(_:_:_:)`` for the loops' common protocol.
-    public func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> IOWatch {
-        try watch(fd, interest) { _, events in callback(events) }
+    public func watchReadiness(_ descriptor: FileDescriptor, _ interest: Interest,
+                               _ callback: @escaping (Interest) -> Void) throws(EventLoopError) -> IOWatch {
+        try watch(descriptor, interest) { _, events in callback(events) }
     }
 
     /// ``watch(_:_:handler:)`` for the loops' common protocol.
-    public func watchReadiness(_ fd: Int32, _ interest: Interest, handler: any ReadinessHandler) throws -> IOWatch {
-        try watch(fd, interest, handler: handler)
+    public func watchReadiness(_ descriptor: FileDescriptor, _ interest: Interest,
+                               handler: any ReadinessHandler) throws(EventLoopError) -> IOWatch {
+        try watch(descriptor, interest, handler: handler)
     }
 
     /// ``callLater(_:_:)`` for the loops' common protocol.
-    public func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable {
-        callLater(seconds, callback)
+    @discardableResult
+    public func schedule(after delay: Duration, _ callback: @escaping () -> Void) -> any Cancellable {
+        callLater(delay, callback)
     }
 
     /// ``callAt(_:_:)`` for the loops' common protocol.
-    public func schedule(at instant: Double, _ callback: @escaping () -> Void) -> any Cancellable {
-        callAt(instant, callback)
+    @discardableResult
+    public func schedule(at deadline: ContinuousClock.Instant, _ callback: @escaping () -> Void) -> any Cancellable {
+        callAt(deadline, callback)
     }
 }
 

@@ -16,31 +16,49 @@ public final class IOWatch: IOWatching {
     // then the descriptor and interest in its padding (56 bytes in all, one
     // 64-byte malloc chunk per watch).
     private(set) var target: Target
-    /// The descriptor watched.
-    public let fd: Int32
-    /// What the watch waits for; empty pauses it. Setting it takes effect at once.
+    /// The descriptor watched (its number).
+    let fd: Int32
+    /// What the watch waits for; empty pauses it. Setting it takes effect at
+    /// once; a watch whose descriptor was closed meanwhile is cancelled and
+    /// receives ``/EventCore/Interest/error`` (``setInterest(_:)`` throws instead).
     public var interest: Interest {
-        didSet {
-            guard interest != oldValue, let loop else { return }
-            loop.update(self)
+        get { currentInterest }
+        set {
+            do {
+                try setInterest(newValue)
+            } catch {
+                // Retired by the loop, which sends the error.
+            }
         }
     }
+    private var currentInterest: Interest
     /// The loop the watch is registered with; nil once cancelled (or the loop is gone).
     public internal(set) unowned(unsafe) var loop: EpollLoop?
 
     init(fd: Int32, interest: Interest, loop: EpollLoop, target: Target) {
         self.target = target
         self.fd = fd
-        self.interest = interest
+        currentInterest = interest
         self.loop = loop
     }
+
+    /// The descriptor watched.
+    public var descriptor: FileDescriptor { FileDescriptor(rawValue: fd) }
 
     /// Whether the watch is registered.
     public var isActive: Bool { loop.map { $0.selector.key(for: fd)?.data === self } ?? false }
 
-    /// Sets ``interest``; a watch whose descriptor went bad reports it with ``/EventCore/Interest/error``.
-    public func setInterest(_ interest: Interest) throws {
-        self.interest = interest
+    /// Sets ``interest``.
+    ///
+    /// - Throws: ``/EventCore/EventLoopError`` naming the descriptor if epoll
+    ///   no longer knows it (it was closed under the watch); the watch is
+    ///   then cancelled, and its callback receives ``/EventCore/Interest/error``
+    ///   in the next iteration.
+    public func setInterest(_ interest: Interest) throws(EventLoopError) {
+        guard interest != currentInterest else { return }
+        currentInterest = interest
+        guard let loop else { return }
+        try loop.update(self)
     }
 
     /// Unregisters the watch and lets go of its closure or handler; call

@@ -1,13 +1,15 @@
-import CLinux
 import EventCore
-import Glibc
 
 /// A descriptor registered with a ``Selector``: Python's `selectors.SelectorKey`.
 public struct SelectorKey<Data> {
     /// The descriptor.
-    public let fd: Int32
+    public let descriptor: FileDescriptor
     /// The readiness it is registered for.
     public var events: Interest
     /// What the registration carries: for the tutorial, the callback to run.
     public var data: Data
+
+    /// The descriptor's number.
+    @inline(__always)
+    var fd: Int32 { descriptor.rawValue }
 }

@@ -1,17 +1,22 @@
+import EventCore
+
 /// A timer of an ``EpollLoop``: calls back once, at its deadline, unless cancelled.
 public final class LoopTimer {
-    /// When it fires, on the monotonic clock (seconds).
-    public let deadline: Double
+    /// When it fires, in seconds of ``/EventCore/monotonicNow()``.
+    let due: Double
     let sequence: UInt64
     var callback: (() -> Void)?
     unowned(unsafe) var loop: EpollLoop?
 
-    init(deadline: Double, sequence: UInt64, loop: EpollLoop, callback: @escaping () -> Void) {
-        self.deadline = deadline
+    init(due: Double, sequence: UInt64, loop: EpollLoop, callback: @escaping () -> Void) {
+        self.due = due
         self.sequence = sequence
         self.loop = loop
         self.callback = callback
     }
+
+    /// When it fires.
+    public var deadline: ContinuousClock.Instant { LoopTime.instant(monotonicSeconds: due) }
 
     /// Whether it is still waiting to fire.
     public var isPending: Bool { callback != nil }
@@ -59,7 +64,7 @@ struct TimerHeap {
     }
 
     mutating func insert(_ timer: LoopTimer) {
-        heap.append(Entry(deadline: timer.deadline, sequence: timer.sequence, timer: timer))
+        heap.append(Entry(deadline: timer.due, sequence: timer.sequence, timer: timer))
         siftUp(heap.count - 1)
     }
 

@@ -9,11 +9,11 @@ import SystemPackage
 /// `EMFILE` and simply waited for readiness again would be woken at once,
 /// forever, at 100 % CPU. So, as asyncio (`ACCEPT_RETRY_DELAY`) and SwiftNIO
 /// (`AcceptBackoffHandler`) do, a server stops accepting for
-/// ``seconds`` when it runs out of descriptors, buffers or memory, and goes
+/// ``delay`` when it runs out of descriptors, buffers or memory, and goes
 /// on serving the clients it has; they free the resources it lacks.
 public enum AcceptBackoff {
     /// How long to stop accepting after a failure: 1 s, asyncio's and SwiftNIO's default.
-    public static let seconds = 1.0
+    public static let delay = Duration.seconds(1)
 
     /// Whether the failed accept can be retried at once: Linux hands the
     /// network errors already pending on a new connection to `accept`
@@ -21,8 +21,8 @@ public enum AcceptBackoff {
     /// gone and the next one may be fine. Every other error - out of
     /// descriptors (`EMFILE`, `ENFILE`), buffers (`ENOBUFS`) or memory
     /// (`ENOMEM`), or anything unexpected - calls for the back-off.
-    public static func retriesAtOnce(_ error: SystemCallError) -> Bool {
-        switch error.errno.rawValue {
+    public static func retriesAtOnce(_ error: EventLoopError) -> Bool {
+        switch error.errno?.rawValue {
         case ECONNABORTED, EINTR, EPROTO, ENOPROTOOPT, ENETDOWN, ENETUNREACH,
              EHOSTDOWN, EHOSTUNREACH, ENONET, EOPNOTSUPP, EPERM:
             true
@@ -38,11 +38,11 @@ public enum AcceptBackoff {
     /// when their listener is readable.
     ///
     /// - Throws: the error that calls for the back-off (`EMFILE` and the
-    ///   like): stop watching the listener for ``seconds``.
+    ///   like): stop watching the listener for ``delay``.
     public static func acceptWaiting(on listener: SocketDescriptor, while more: () -> Bool = { true },
-                                     _ accepted: (SocketDescriptor) -> Void) throws(SystemCallError) {
+                                     _ accepted: (SocketDescriptor) -> Void) throws(EventLoopError) {
         while more() {
-            do throws(SystemCallError) {
+            do throws(EventLoopError) {
                 guard case .processed(let (client, _)) = try listener.accept() else { return }
                 accepted(client)
             } catch where retriesAtOnce(error) {
@@ -52,27 +52,27 @@ public enum AcceptBackoff {
     }
 
     /// The line a server logs when it backs off.
-    public static func message(_ error: SystemCallError) -> String {
-        "\(error); accepting again in \(seconds) s"
+    public static func message(_ error: EventLoopError) -> String {
+        "\(error); accepting again in \(LoopTime.describe(delay))"
     }
 
     /// Waits for the next connection on a blocking `listener`, as a
     /// thread-per-client server must: skips a new connection's network
     /// errors, and when accept fails for want of resources hands `log` the
-    /// line to log and sleeps ``seconds`` instead of spinning.
+    /// line to log and sleeps ``delay`` instead of spinning.
     ///
     /// - Returns: the new connection; nil when accept failed because the
     ///   server is stopping (`stopping()`; shutting the listener down wakes it).
-    public static func acceptBlocking(on listener: SocketDescriptor, stopping: () -> Bool,
-                                      log: (String) -> Void) -> Int32? {
+    package static func acceptBlocking(on listener: SocketDescriptor, stopping: () -> Bool,
+                                       log: (String) -> Void) -> SocketDescriptor? {
         while true {
             let client = Glibc.accept(listener.fd, nil, nil)
-            if client >= 0 { return client }
-            let error = SystemCallError(call: "accept")
+            if client >= 0 { return SocketDescriptor(client) }
+            let error = EventLoopError.system("accept", descriptor: listener.descriptor)
             if stopping() { return nil }
             if retriesAtOnce(error) { continue }
             log(message(error))
-            sleepSeconds(seconds)
+            sleepBlocking(delay)
         }
     }
 }

@@ -1,38 +1,57 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A listening TCP socket that accepts connections from async code on an event loop.
-public final class AsyncListener {
+/// A listening TCP socket that accepts connections from async code on an
+/// event loop.
+///
+/// ```swift
+/// let listener = try AsyncListener(on: SocketAddress(parsing: "127.0.0.1:8080"), loop: executor)
+/// while true {
+///     let client = try await listener.acceptBackingOff { error in print(error) }
+///     Task(executorPreference: executor) { await serve(client) }
+/// }
+/// ```
+///
+/// `Sendable`, as ``AsyncSocket`` is: one task accepts at a time (a second
+/// waiting at once traps with a message).
+public final class AsyncListener: @unchecked Sendable {
+    // Sendable because its one mutable field is an atomic, the rest are
+    // immutable, and the readiness touches its own state only on the loop's
+    // thread (see AsyncSocket).
+
     /// The listening descriptor.
     public let descriptor: SocketDescriptor
     /// The address it listens on (with the port chosen, if port 0 was asked for).
     public let localAddress: SocketAddress
     private let readiness: any DescriptorReadiness
-    private let loop: any AsyncEventLoop
-    private var isClosed = false
+    private let loop: any EventLoopExecutor
+    private let closed = Atomic(false)
 
     /// Listens on `address` (port 0 picks a free port).
     ///
     /// - Parameters:
     ///   - address: where to listen.
-    ///   - loop: the loop accepted sockets will use.
+    ///   - loop: the executor of the loop the accepted sockets will use.
     ///   - backlog: the kernel's queue of connections not yet accepted.
     ///   - reusePort: set `SO_REUSEPORT`, for one listener per loop on one port.
-    public init(on address: SocketAddress, loop: any AsyncEventLoop, backlog: Int32 = SocketDescriptor.maximumBacklog, reusePort: Bool = false) throws {
+    /// - Throws: ``EventLoopError`` naming the call that failed (`bind(ADDRESS)`: `EADDRINUSE`, ...).
+    public init(on address: SocketAddress, loop: any EventLoopExecutor, backlog: Int32 = SocketDescriptor.maximumBacklog,
+                reusePort: Bool = false) throws(EventLoopError) {
         descriptor = try SocketDescriptor.listening(on: address, backlog: backlog, reusePort: reusePort)
         localAddress = (try? descriptor.localAddress()) ?? address
         self.loop = loop
-        readiness = loop.readiness(for: descriptor.fd)
+        readiness = loop.readiness(for: descriptor.descriptor)
     }
 
     /// Adopts a listening socket made elsewhere (one of several `SO_REUSEPORT`
-    /// listeners, say); the new object owns and closes it.
-    public init(adopting descriptor: SocketDescriptor, loop: any AsyncEventLoop) {
+    /// listeners, say), making it non-blocking; the new object owns and closes it.
+    public init(adopting descriptor: SocketDescriptor, loop: any EventLoopExecutor) {
         self.descriptor = descriptor
         localAddress = (try? descriptor.localAddress()) ?? (try! SocketAddress(ipv4: "0.0.0.0", port: 0))
         self.loop = loop
-        readiness = loop.readiness(for: descriptor.fd)
+        readiness = loop.readiness(for: descriptor.descriptor)
         _ = fcntl(descriptor.fd, F_SETFL, fcntl(descriptor.fd, F_GETFL) | O_NONBLOCK)
     }
 
@@ -40,10 +59,11 @@ public final class AsyncListener {
 
     /// Waits for the next connection.
     ///
-    /// - Returns: the connection, non-blocking, with `TCP_NODELAY`; `sending`,
-    ///   so it can be handed to a task of its own.
-    nonisolated(nonsending) public func accept() async throws -> sending AsyncSocket {
-        if isClosed { throw DescriptorClosedError(fd: descriptor.fd) }
+    /// - Returns: the connection, non-blocking, with `TCP_NODELAY`.
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/descriptorClosed``
+    ///   after ``close()``, the errors `accept` reports), `CancellationError`.
+    nonisolated(nonsending) public func accept() async throws -> AsyncSocket {
+        if closed.load(ordering: .acquiring) { throw EventLoopError(.descriptorClosed, descriptor: descriptor.descriptor) }
         while true {
             switch try descriptor.accept() {
             case .processed(let (client, peer)):
@@ -58,26 +78,26 @@ public final class AsyncListener {
     /// Waits for the next connection as a server must: the network errors a
     /// new connection may bring are skipped, and when accept fails for want
     /// of descriptors, buffers or memory, `log` gets the error and accepting
-    /// pauses for ``AcceptBackoff/seconds`` instead of spinning.
+    /// pauses for ``AcceptBackoff/delay`` instead of spinning.
     ///
-    /// - Throws: only what ends accepting: cancellation, a closing loop.
-    nonisolated(nonsending) public func acceptBackingOff(log: (SystemCallError) -> Void) async throws -> sending AsyncSocket {
+    /// - Throws: only what ends accepting: cancellation, a closing loop, the
+    ///   listener closed.
+    nonisolated(nonsending) public func acceptBackingOff(log: (EventLoopError) -> Void) async throws -> AsyncSocket {
         while true {
             do {
                 return try await accept()
-            } catch let error as SystemCallError {
+            } catch let error as EventLoopError where error.errno != nil {
                 if AcceptBackoff.retriesAtOnce(error) { continue }
                 log(error)
-                try await loop.sleep(seconds: AcceptBackoff.seconds)
+                try await loop.sleep(for: AcceptBackoff.delay)
             }
         }
     }
 
     /// Stops accepting and closes the listening socket. Harmless when closed
-    /// already; ``accept()`` afterwards throws ``DescriptorClosedError``.
+    /// already; ``accept()`` afterwards throws ``EventLoopError/Code/descriptorClosed``.
     public func close() {
-        guard !isClosed else { return }
-        isClosed = true
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         readiness.cancel()
         descriptor.close()
     }

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,16 +7,38 @@ import Glibc
 ///
 /// Every operation follows asyncio's three steps: try the system call; on
 /// would-block, await the descriptor's readiness on the loop; try again.
-/// Errors are ``SystemCallError``s naming the call and, for connects, the
-/// address. Writes never raise `SIGPIPE` (a vanished peer is `EPIPE`).
+/// Errors are ``EventLoopError``s that name the call, the descriptor and the
+/// peer (`read (descriptor 7, peer 127.0.0.1:8000) failed: Connection reset
+/// by peer (ECONNRESET)`). Writes never raise `SIGPIPE` (a vanished peer is
+/// `EPIPE`).
 ///
-/// Use a socket from one task running on its loop's executor (inside
-/// `loop.run { }`, or a task with the loop's executor preference). It is not
-/// `Sendable`. ``close()`` stops the loop's watchers first, then closes the
-/// descriptor; closing twice is harmless, every operation after it throws
-/// ``DescriptorClosedError``, and a socket closes itself when the last
-/// reference goes.
-public final class AsyncSocket {
+/// ## Tasks
+/// A socket is `Sendable`: one task may read while another writes - the
+/// fan-out a server needs, a task per client reading and others writing to
+/// it - and each waits on the loop without blocking the other. One reader
+/// and one writer at a time: a second task waiting to read (or to write)
+/// while one does traps with a message, since two readers would share the
+/// bytes by chance (queue writes from several tasks through one writer).
+/// Tasks on the loop's executor (`loop.run { }`, `Task(executorPreference:)`)
+/// use it without a hop; from another executor each wait hops to the loop
+/// and back.
+///
+/// ## Closing
+/// ``close()`` stops the loop's watchers first, then closes the descriptor;
+/// closing twice is harmless, every operation after it throws
+/// ``EventLoopError/Code/descriptorClosed`` (the number may already be
+/// another file's), and a socket closes itself when the last reference
+/// goes. ``closeLingering(timeout:)`` closes so that the peer reads what was
+/// written last. Close it from one of the tasks that use it: an operation
+/// of another task, racing the close, fails.
+public final class AsyncSocket: @unchecked Sendable {
+    // Sendable because every mutable field is an atomic (the open flag,
+    // the read hints, the reads-per-turn setting), the descriptor and peer
+    // are immutable, and the readiness touches its own state only on the
+    // loop's thread (a wait from another thread begins there as a job, and
+    // `cancel` hops there too) - so two tasks, a reader and a writer, may
+    // use the socket at once, from any executor.
+
     /// What ``read(maximum:)`` asks for by default: 64 KiB, about what a
     /// socket's receive buffer holds between two reads.
     public static let defaultReadSize = 64 * 1024
@@ -25,13 +48,15 @@ public final class AsyncSocket {
     /// The other end, when known.
     public let peer: SocketAddress?
     private let readiness: any DescriptorReadiness
-    private var isClosed = false
+    private let loop: any EventLoopExecutor
+    private let closed = Atomic(false)
     /// Whether the last read filled less than its buffer: the socket is then
     /// most likely drained, so the next read waits for readiness first
     /// instead of trying a `read` that would only say `EAGAIN`.
-    private var probablyDrained = false
+    private let probablyDrained = Atomic(false)
     /// Reads in a row that found data without waiting (see ``maximumReadsPerTurn``).
-    private var readsWithoutWaiting = 0
+    private let readsWithoutWaiting = Atomic(0)
+    private let readsPerTurn = Atomic(4)
 
     /// How many reads in a row may find data without letting the loop turn:
     /// the next one waits for the loop's next poll first, so that a peer
@@ -39,8 +64,9 @@ public final class AsyncSocket {
     /// keep this task running while every other connection of the loop
     /// waits. 4 by default, SwiftNIO's `maxMessagesPerRead`; 1 is the
     /// callback engines' one read per readiness event.
-    public var maximumReadsPerTurn = 4 {
-        didSet { maximumReadsPerTurn = max(maximumReadsPerTurn, 1) }
+    public var maximumReadsPerTurn: Int {
+        get { readsPerTurn.load(ordering: .relaxed) }
+        set { readsPerTurn.store(max(newValue, 1), ordering: .relaxed) }
     }
 
     /// Adopts a connected non-blocking socket.
@@ -48,11 +74,12 @@ public final class AsyncSocket {
     /// - Parameters:
     ///   - descriptor: the connected socket; the new object owns and closes it.
     ///   - peer: the other end, for messages.
-    ///   - loop: the loop whose readiness waits it uses.
-    public init(adopting descriptor: SocketDescriptor, peer: SocketAddress?, loop: any AsyncEventLoop) {
+    ///   - loop: the executor of the loop whose readiness waits it uses.
+    public init(adopting descriptor: SocketDescriptor, peer: SocketAddress?, loop: any EventLoopExecutor) {
         self.descriptor = descriptor
         self.peer = peer
-        self.readiness = loop.readiness(for: descriptor.fd)
+        self.loop = loop
+        self.readiness = loop.readiness(for: descriptor.descriptor)
     }
 
     deinit { close() }
@@ -61,20 +88,23 @@ public final class AsyncSocket {
     ///
     /// - Parameters:
     ///   - address: where to connect.
-    ///   - loop: the loop to wait on.
-    ///   - timeout: seconds to wait for the connection; nil waits as long as the kernel does.
+    ///   - loop: the executor of the loop to wait on.
+    ///   - timeout: how long to wait for the connection; nil waits as long as
+    ///     the kernel does (and the task's own deadline, if it has one).
     /// - Returns: the connected socket (with `TCP_NODELAY`).
-    /// - Throws: ``SystemCallError`` naming `connect(ADDRESS)`: `ECONNREFUSED`, `ETIMEDOUT` on timeout, ...
-    nonisolated(nonsending) public static func connect(to address: SocketAddress, on loop: any AsyncEventLoop, timeout: Double? = nil) async throws -> sending AsyncSocket {
+    /// - Throws: ``EventLoopError`` naming `connect(ADDRESS)`: `ECONNREFUSED`,
+    ///   ``EventLoopError/Code/timedOut`` at the timeout, ...; `CancellationError`.
+    nonisolated(nonsending) public static func connect(to address: SocketAddress, on loop: any EventLoopExecutor,
+                                                       timeout: Duration? = nil) async throws -> AsyncSocket {
         let descriptor = try SocketDescriptor.tcp(address.family)
         let socket = AsyncSocket(adopting: descriptor, peer: address, loop: loop)
         try? descriptor.setNoDelay()
         if case .wouldBlock = try descriptor.connect(to: address) {
             do {
                 try await withTimeout(timeout) { try await socket.readiness.waitWritable() }
-            } catch let error as TimeoutError {
-                _ = error
-                throw SystemCallError(call: "connect(\(address))", errno: .timedOut)
+            } catch let error as EventLoopError where error.code == .timedOut {
+                throw EventLoopError(.timedOut, descriptor: descriptor.descriptor, operation: "connect(\(address))",
+                                     peer: address, detail: error.detail)
             }
             try descriptor.connectResult(to: address)
         }
@@ -83,23 +113,23 @@ public final class AsyncSocket {
 
     /// Reads what is available into `buffer`, waiting until something is.
     ///
-    /// The ``Deadline`` of ``withTimeout(_:_:)`` holds whether the read waits
+    /// The deadline of ``withTimeout(_:_:)`` holds whether the read waits
     /// or not: data that is already there does not extend it.
     ///
     /// - Returns: the number of bytes read; 0 at end of stream.
-    /// - Throws: ``SystemCallError`` (such as `ECONNRESET`), ``TimeoutError``, `CancellationError`.
+    /// - Throws: ``EventLoopError`` (such as `ECONNRESET`, a timeout), `CancellationError`.
     nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         try checkOpen()
-        if probablyDrained || readsWithoutWaiting >= maximumReadsPerTurn {
+        if mustWaitBeforeReading {
             try await waitForReadiness()
         } else {
             try Deadline.checkCurrent()
         }
         while true {
-            switch try descriptor.read(into: buffer) {
+            switch try annotated({ () throws(EventLoopError) in try descriptor.read(into: buffer) }) {
             case .processed(let count):
-                probablyDrained = count < buffer.count
-                readsWithoutWaiting += 1
+                probablyDrained.store(count < buffer.count, ordering: .relaxed)
+                readsWithoutWaiting.add(1, ordering: .relaxed)
                 return count
             case .wouldBlock:
                 try await waitForReadiness()
@@ -107,25 +137,32 @@ public final class AsyncSocket {
         }
     }
 
+    /// Whether the next read should wait for readiness first: the last one
+    /// drained the socket, or this task has read its share of the turn.
+    private var mustWaitBeforeReading: Bool {
+        probablyDrained.load(ordering: .relaxed)
+            || readsWithoutWaiting.load(ordering: .relaxed) >= readsPerTurn.load(ordering: .relaxed)
+    }
+
     /// Waits until the socket can be read without blocking (the next read
     /// returns data, or 0 at end of stream).
     nonisolated(nonsending) public func waitReadable() async throws {
         try checkOpen()
         try await waitForReadiness()
-        probablyDrained = false
+        probablyDrained.store(false, ordering: .relaxed)
     }
 
     /// Waits for the loop to report the socket readable: at least one turn
     /// of the loop, in which every other ready task and callback runs.
     nonisolated(nonsending) private func waitForReadiness() async throws {
-        try await readiness.waitReadable()
-        readsWithoutWaiting = 0
+        try await annotated { try await readiness.waitReadable() }
+        readsWithoutWaiting.store(0, ordering: .relaxed)
     }
 
     /// Waits until the socket can be written without blocking.
     nonisolated(nonsending) public func waitWritable() async throws {
         try checkOpen()
-        try await readiness.waitWritable()
+        try await annotated { try await readiness.waitWritable() }
     }
 
     /// Reads what is available, up to `maximum` bytes, waiting until something is.
@@ -138,26 +175,26 @@ public final class AsyncSocket {
     nonisolated(nonsending) public func read(maximum: Int = AsyncSocket.defaultReadSize) async throws -> [UInt8] {
         try checkOpen()
         while true {
-            if probablyDrained || readsWithoutWaiting >= maximumReadsPerTurn {
+            if mustWaitBeforeReading {
                 try await waitForReadiness()
-                probablyDrained = false
+                probablyDrained.store(false, ordering: .relaxed)
             } else {
                 try Deadline.checkCurrent()
             }
             var count = 0
             var bytes = try [UInt8](unsafeUninitializedCapacity: maximum) { buffer, initialized in
-                switch try descriptor.read(into: UnsafeMutableRawBufferPointer(buffer)) {
+                switch try annotated({ () throws(EventLoopError) in try descriptor.read(into: UnsafeMutableRawBufferPointer(buffer)) }) {
                 case .processed(let read): count = read
                 case .wouldBlock: count = -1
                 }
                 initialized = max(count, 0)
             }
             guard count >= 0 else {
-                probablyDrained = true // and the buffer goes before the wait
+                probablyDrained.store(true, ordering: .relaxed) // and the buffer goes before the wait
                 continue
             }
-            probablyDrained = count < maximum
-            readsWithoutWaiting += 1
+            probablyDrained.store(count < maximum, ordering: .relaxed)
+            readsWithoutWaiting.add(1, ordering: .relaxed)
             if count < maximum / 2 { bytes = Array(bytes[...]) } // a copy of its own size: not the big buffer
             return bytes
         }
@@ -165,7 +202,8 @@ public final class AsyncSocket {
 
     /// Reads until the peer ends the stream.
     ///
-    /// - Parameter limit: the most bytes to accept; more is an `EMSGSIZE` error.
+    /// - Parameter limit: the most bytes to accept; more is an error
+    ///   (``EventLoopError/Code/system(_:)`` with `EMSGSIZE`) that names the limit.
     /// - Returns: everything the peer sent.
     nonisolated(nonsending) public func readToEnd(limit: Int = .max) async throws -> [UInt8] {
         var result: [UInt8] = []
@@ -173,7 +211,7 @@ public final class AsyncSocket {
             let chunk = try await read()
             if chunk.isEmpty { return result }
             guard result.count + chunk.count <= limit else {
-                throw SystemCallError(call: "read(more than \(limit) bytes from \(peer.map(String.init(describing:)) ?? "peer"))", errno: .messageTooLong)
+                throw EventLoopError.system("read(more than \(limit) bytes)", .messageTooLong, descriptor: descriptor.descriptor, peer: peer)
             }
             result.append(contentsOf: chunk)
         }
@@ -187,9 +225,9 @@ public final class AsyncSocket {
         try Deadline.checkCurrent()
         var offset = 0
         while offset < bytes.count {
-            switch try descriptor.write(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
+            switch try annotated({ () throws(EventLoopError) in try descriptor.write(UnsafeRawBufferPointer(rebasing: bytes[offset...])) }) {
             case .processed(let count): offset += count
-            case .wouldBlock: try await readiness.waitWritable()
+            case .wouldBlock: try await annotated { try await readiness.waitWritable() }
             }
         }
     }
@@ -208,10 +246,12 @@ public final class AsyncSocket {
         try Deadline.checkCurrent()
         var offset = bytes.startIndex
         while offset < bytes.endIndex {
-            let result = try bytes[offset...].withUnsafeBytes { try descriptor.write($0) }
-            switch result {
+            let result = bytes[offset...].withUnsafeBytes { bytes in
+                Result { () throws(EventLoopError) in try descriptor.write(bytes) }
+            }
+            switch try annotated({ () throws(EventLoopError) in try result.get() }) {
             case .processed(let count): offset += count
-            case .wouldBlock: try await readiness.waitWritable()
+            case .wouldBlock: try await annotated { try await readiness.waitWritable() }
             }
         }
     }
@@ -222,25 +262,62 @@ public final class AsyncSocket {
     }
 
     /// Ends the sending direction: the peer reads end of stream; reading still works.
-    public func shutdownWrite() throws {
+    ///
+    /// - Throws: ``EventLoopError``.
+    public func shutdownWrite() throws(EventLoopError) {
         try checkOpen()
-        try descriptor.shutdownWrite()
+        try annotated { () throws(EventLoopError) in try descriptor.shutdownWrite() }
     }
 
     /// Throws the closed error once ``close()`` has been called: the number
     /// may already belong to another file, which no operation may touch.
     @inline(__always)
-    private func checkOpen() throws(DescriptorClosedError) {
-        if isClosed { throw DescriptorClosedError(fd: descriptor.fd) }
+    private func checkOpen() throws(EventLoopError) {
+        if closed.load(ordering: .acquiring) {
+            throw EventLoopError(.descriptorClosed, descriptor: descriptor.descriptor, peer: peer)
+        }
+    }
+
+    /// `body`'s error, naming this socket's descriptor and peer.
+    @inline(__always)
+    private func annotated<T>(_ body: () throws(EventLoopError) -> T) throws(EventLoopError) -> T {
+        do { return try body() } catch { throw error.about(descriptor: descriptor.descriptor, peer: peer) }
+    }
+
+    /// `body`'s error, naming this socket's descriptor and peer (an await).
+    nonisolated(nonsending) private func annotated<T>(_ body: nonisolated(nonsending) () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as EventLoopError {
+            throw error.about(descriptor: descriptor.descriptor, peer: peer)
+        }
     }
 
     /// Stops the loop's watchers for the socket, then closes it. Harmless
     /// when closed already; every operation afterwards throws
-    /// ``DescriptorClosedError`` (the number may be another file's by then).
+    /// ``EventLoopError/Code/descriptorClosed`` (the number may be another
+    /// file's by then).
     public func close() {
-        guard !isClosed else { return }
-        isClosed = true
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         readiness.cancel()
         descriptor.close()
+    }
+
+    /// Closes so that the peer reads what was written last - nginx's
+    /// lingering close: the sending side is shut down (the peer reads end
+    /// of stream), then what the peer still sends is read and dropped until
+    /// it closes too, for at most `timeout`; then the socket is closed.
+    /// Closing at once with unread bytes queued would make the kernel send a
+    /// reset, which can overtake the last answer and destroy it.
+    ///
+    /// Never throws: whatever happens, the socket ends closed.
+    nonisolated(nonsending) public func closeLingering(timeout: Duration = .seconds(2)) async {
+        defer { close() }
+        guard (try? shutdownWrite()) != nil else { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
+        defer { buffer.deallocate() }
+        _ = try? await withTimeout(timeout) {
+            while try await read(into: buffer) > 0 {}
+        }
     }
 }

@@ -1,5 +1,4 @@
-/// The tasks waiting in ``LoopExecutorCore/readable(_:)`` and
-/// ``LoopExecutorCore/writable(_:)`` for one descriptor of one loop: one
+/// The tasks waiting in `readable(_:)` and `writable(_:)` for one descriptor of one loop: one
 /// watch, however many tasks wait, and each wait a node of a list that it
 /// leaves in constant time - on the event, a timeout, a cancellation or the
 /// loop's close.
@@ -66,7 +65,7 @@ final class DescriptorWaiters<L: EventLoop> {
             if watch.interest != wanted { try watch.setInterest(wanted) }
         } else {
             // unowned(unsafe): the watch is cancelled (dropWatch) before this object goes.
-            watch = try loop.watchReadiness(fd, wanted) { [unowned(unsafe) self] events in fired(events) }
+            watch = try loop.watchReadiness(FileDescriptor(rawValue: fd), wanted) { [unowned(unsafe) self] events in fired(events) }
         }
     }
 
@@ -81,7 +80,7 @@ final class DescriptorWaiters<L: EventLoop> {
     /// or its number reused) and ends every wait with the closed error.
     private func fired(_ events: Interest) {
         if events.contains(.error) && events.isDisjoint(with: [.read, .write]) {
-            let error = DescriptorClosedError(fd: fd)
+            let error = EventLoopError(.descriptorClosed, descriptor: FileDescriptor(rawValue: fd))
             for waiter in readers.takeAll() + writers.takeAll() { waiter.suspension.finish(.failure(error)) }
         } else {
             let ready = (events.contains(.read) ? readers.takeAll() : []) + (events.contains(.write) ? writers.takeAll() : [])
@@ -142,8 +141,7 @@ final class WaiterList<L: EventLoop> {
 }
 
 extension LoopExecutorCore {
-    /// Waits until `fd` can be read without blocking (loop thread for the
-    /// watch; the task may run anywhere).
+    /// Waits until `descriptor` can be read without blocking.
     ///
     /// However many tasks wait on one descriptor, the loop keeps one watch
     /// for them, and each wait leaves it in constant time (see
@@ -151,16 +149,16 @@ extension LoopExecutorCore {
     /// is ready. For repeated waits by one owner, ``readiness(for:)`` keeps
     /// its watch armed between waits, as ``AsyncSocket`` does.
     ///
-    /// - Throws: the loop's error if `fd` is not open; ``DescriptorClosedError``
-    ///   if it is closed under the wait; `CancellationError`, ``TimeoutError``,
-    ///   or the loop's `loopClosed`.
-    public func readable(_ fd: Int32) async throws {
-        try await waitForDescriptor(fd, .read)
+    /// - Throws: ``EventLoopError``: a descriptor the loop cannot watch, one
+    ///   closed under the wait (``EventLoopError/Code/descriptorClosed``), the
+    ///   task's deadline, the loop's close; or `CancellationError`.
+    public func readable(_ descriptor: FileDescriptor) async throws {
+        try await waitForDescriptor(descriptor.rawValue, .read)
     }
 
-    /// Waits until `fd` can be written without blocking; see ``readable(_:)``.
-    public func writable(_ fd: Int32) async throws {
-        try await waitForDescriptor(fd, .write)
+    /// Waits until `descriptor` can be written without blocking; see ``readable(_:)``.
+    public func writable(_ descriptor: FileDescriptor) async throws {
+        try await waitForDescriptor(descriptor.rawValue, .write)
     }
 
     private func waitForDescriptor(_ fd: Int32, _ direction: Interest) async throws {

@@ -3,14 +3,16 @@ import Glibc
 #endif
 
 /// An event loop as the package's servers and clients use it: readiness
-/// callbacks, timers, cross-thread submission and an executor. Both loops -
-/// libev's `EV.Loop` and the hand-written `Epoll.EpollLoop` - conform, so the
-/// HTTP server and the web crawler run unchanged on either, and a comparison
-/// changes only the loop.
+/// callbacks, timers, its life, and an executor for everything else. Both
+/// loops - libev's `EV.Loop` and the hand-written `Epoll.EpollLoop` -
+/// conform, so the HTTP server, the web crawler and an app's own code run
+/// unchanged on either, and a comparison changes only the loop.
 ///
-/// A loop belongs to the thread that runs it: call these methods there.
+/// A loop belongs to the thread that runs it: call these methods there
+/// (a call from another thread while it runs traps, naming the call). Other
+/// threads and tasks use its ``executor``.
 public protocol EventLoop: AnyObject, SendableMetatype {
-    /// The loop's `Sendable` executor: cross-thread submission, tasks, awaits.
+    /// The loop's `Sendable` executor: cross-thread work, tasks, awaits.
     associatedtype Executor: EventLoopExecutor where Executor.Loop == Self
 
     /// The loop's executor.
@@ -21,33 +23,45 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     associatedtype Watch: IOWatching
 
     /// Calls `callback` with what is ready (``Interest/read``, ``Interest/write``,
-    /// ``Interest/error``) whenever `fd` is ready for `interest`, until cancelled.
+    /// ``Interest/error``) whenever `descriptor` is ready for `interest`,
+    /// until cancelled.
     ///
-    /// - Throws: if `fd` is not open.
-    func watchReadiness(_ fd: Int32, _ interest: Interest, _ callback: @escaping (Interest) -> Void) throws -> Watch
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/badDescriptor(_:)``)
+    ///   for a descriptor the loop cannot watch - where the loop registers at
+    ///   once (the epoll loop). libev registers descriptors with the kernel at
+    ///   the next turn of the loop: there a descriptor that is not open is
+    ///   reported with ``Interest/error`` instead, as libev itself reports it
+    ///   (`EV_ERROR`). Code written for either handles both.
+    func watchReadiness(_ descriptor: FileDescriptor, _ interest: Interest,
+                        _ callback: @escaping (Interest) -> Void) throws(EventLoopError) -> Watch
 
-    /// Calls `handler.ready(_:)` with what is ready whenever `fd` is ready for
-    /// `interest`, until cancelled: ``watchReadiness(_:_:_:)`` without a
-    /// closure, for servers that keep thousands of watches (no closure
-    /// context per watch: the handler is usually the connection itself).
+    /// Calls `handler.ready(_:)` with what is ready whenever `descriptor` is
+    /// ready for `interest`, until cancelled: ``watchReadiness(_:_:_:)``
+    /// without a closure, for servers that keep thousands of watches (no
+    /// closure context per watch: the handler is usually the connection itself).
     ///
     /// The watch holds `handler` strongly, as a closure capturing it would:
     /// a handler that keeps its watch makes a cycle that ends when the
     /// handler drops the watch after cancelling it (or the loop closes).
     ///
-    /// - Throws: if `fd` is not open.
-    func watchReadiness(_ fd: Int32, _ interest: Interest, handler: any ReadinessHandler) throws -> Watch
+    /// - Throws: as ``watchReadiness(_:_:_:)``.
+    func watchReadiness(_ descriptor: FileDescriptor, _ interest: Interest,
+                        handler: any ReadinessHandler) throws(EventLoopError) -> Watch
 
-    /// Calls `callback` once, `seconds` from now, unless cancelled first.
+    /// Calls `callback` once, `delay` from now, unless cancelled first.
     ///
-    /// "Now" is the loop's idea of it: for libev, the time it last woke up
-    /// (libev's `ev_now`, which callbacks see); the epoll loop reads the clock.
-    func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> any Cancellable
+    /// "Now" is the current time on both loops (libev's cached `ev_now` is
+    /// brought up to date first); a delay that is negative or zero means the
+    /// next turn of the loop (see ``LoopTime`` in the docs for the whole
+    /// table). libev's own `TimerWatcher` keeps libev's meaning, counting
+    /// from the time the loop last woke.
+    @discardableResult
+    func schedule(after delay: Duration, _ callback: @escaping () -> Void) -> any Cancellable
 
-    /// Calls `callback` once when the monotonic clock (``monotonicNow()``)
-    /// reaches `instant`, unless cancelled first: a deadline counted from
-    /// the current time, whatever the loop's cached one says.
-    func schedule(at instant: Double, _ callback: @escaping () -> Void) -> any Cancellable
+    /// Calls `callback` once at `deadline`, unless cancelled first; a
+    /// deadline in the past means the next turn of the loop.
+    @discardableResult
+    func schedule(at deadline: ContinuousClock.Instant, _ callback: @escaping () -> Void) -> any Cancellable
 
     /// Runs the loop until ``stop()`` (asyncio's `run_forever`).
     func runForever()
@@ -67,7 +81,12 @@ public protocol EventLoop: AnyObject, SendableMetatype {
 
     /// Gives the loop its own kernel state in a forked child; call it there
     /// before running the loop.
-    func reinitializeAfterFork() throws
+    ///
+    /// - Throws: ``EventLoopError`` if the kernel refuses a new epoll
+    ///   instance or eventfd (the epoll loop makes them at once; libev makes
+    ///   its own at the next iteration, where a failure is one of libev's
+    ///   fatal system errors - so on libev this does not throw).
+    func reinitializeAfterFork() throws(EventLoopError)
 
     /// Runs `body` as a task on the loop, on the current thread, until it
     /// returns (asyncio's `run`); the loop keeps running meanwhile.

@@ -15,7 +15,7 @@ import Glibc
 ///     try executor.execute { loop in serve(listener, on: loop) }
 /// }
 /// group.onGracefulShutdown { loop in stopAccepting(on: loop) }
-/// try await group.shutdownGracefully(timeout: 10)
+/// try await group.shutdownGracefully(timeout: .seconds(10))
 /// ```
 ///
 /// Where it differs from SwiftNIO's group: there are no channels, so a
@@ -28,7 +28,7 @@ import Glibc
 /// and hands connections to the others.
 public final class EventLoopGroup<L: EventLoop>: Sendable {
     /// The loops' threads, in order.
-    public let threads: [EventLoopThread<L>]
+    package let threads: [EventLoopThread<L>]
     private let nextIndex = Atomic(0)
     private let shutdownHandlers = LockedValue<[@Sendable (L) -> Void]>([])
     private let isShutDown = Atomic(false)
@@ -41,7 +41,7 @@ public final class EventLoopGroup<L: EventLoop>: Sendable {
     /// - Parameters:
     ///   - count: how many loops; by default one per online CPU.
     ///   - make: makes a loop (on its thread).
-    /// - Throws: what `make` throws, or ``SystemCallError``; the loops already started are stopped.
+    /// - Throws: what `make` throws, or ``EventLoopError``; the loops already started are stopped.
     public init(loops count: Int = EventLoopGroup.coreCount, _ make: @escaping @Sendable () throws -> L) throws {
         checkUsage(count >= 1, "EventLoopGroup needs at least one loop")
         var threads: [EventLoopThread<L>] = []
@@ -72,8 +72,8 @@ public final class EventLoopGroup<L: EventLoop>: Sendable {
     /// when there are several): give each loop its own and the kernel spreads
     /// the connections. Port 0 picks one free port for all of them.
     ///
-    /// - Throws: ``SystemCallError`` if the address cannot be bound.
-    public func listeners(on address: SocketAddress, backlog: Int32 = SocketDescriptor.maximumBacklog) throws -> [SocketDescriptor] {
+    /// - Throws: ``EventLoopError`` if the address cannot be bound.
+    public func listeners(on address: SocketAddress, backlog: Int32 = SocketDescriptor.maximumBacklog) throws(EventLoopError) -> [SocketDescriptor] {
         try SocketDescriptor.listeningGroup(of: threads.count, on: address, backlog: backlog)
     }
 
@@ -87,16 +87,17 @@ public final class EventLoopGroup<L: EventLoop>: Sendable {
     /// Shuts the group down gracefully: on each loop, runs the handlers of
     /// ``onGracefulShutdown(_:)``, lets the loop run until nothing is left
     /// for it to wait for, closes it and joins its thread. A loop still busy
-    /// after `timeout` seconds is stopped then (its connections cut).
+    /// after `timeout` is stopped then (its connections cut).
     ///
-    /// - Throws: ``EventLoopGroupError/alreadyShutDown`` the second time;
-    ///   ``EventLoopGroupError/timedOut(seconds:loopsStopped:)`` if loops had to be stopped.
-    public func shutdownGracefully(timeout: Double = 10) async throws {
+    /// - Throws: ``EventLoopError``: ``EventLoopError/Code/loopClosed`` the
+    ///   second time; ``EventLoopError/Code/shutdownTimedOut`` if loops had to
+    ///   be stopped (its detail says how many).
+    public func shutdownGracefully(timeout: Duration = .seconds(10)) async throws(EventLoopError) {
         // The waits block: a thread of their own, not the cooperative pool's.
-        let outcome: Result<Void, any Error> = await withCheckedContinuation { continuation in
-            do {
+        let outcome: Result<Void, EventLoopError> = await withCheckedContinuation { continuation in
+            do throws(EventLoopError) {
                 try PlainThread { [self] in
-                    continuation.resume(returning: Result { try syncShutdownGracefully(timeout: timeout) })
+                    continuation.resume(returning: Result { () throws(EventLoopError) in try syncShutdownGracefully(timeout: timeout) })
                 }.detach()
             } catch {
                 continuation.resume(returning: .failure(error))
@@ -106,19 +107,24 @@ public final class EventLoopGroup<L: EventLoop>: Sendable {
     }
 
     /// ``shutdownGracefully(timeout:)``, blocking the calling thread (not one of the group's).
-    public func syncShutdownGracefully(timeout: Double = 10) throws {
-        guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else { throw EventLoopGroupError.alreadyShutDown }
+    public func syncShutdownGracefully(timeout: Duration = .seconds(10)) throws(EventLoopError) {
+        guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else {
+            throw EventLoopError(.loopClosed, operation: "shutdownGracefully", detail: "the group was shut down already")
+        }
         let handlers = shutdownHandlers.withLock { $0 }
         for thread in threads {
             thread.stopWhenDone { loop in handlers.forEach { $0(loop) } }
         }
-        let deadline = monotonicNow() + timeout
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         var stopped = 0
-        for thread in threads where !thread.join(timeout: max(deadline - monotonicNow(), 0)) {
+        for thread in threads where !thread.join(timeout: ContinuousClock.now.duration(to: deadline)) {
             thread.stop()
             thread.join()
             stopped += 1
         }
-        if stopped > 0 { throw EventLoopGroupError.timedOut(seconds: timeout, loopsStopped: stopped) }
+        if stopped > 0 {
+            throw EventLoopError(.shutdownTimedOut, operation: "shutdownGracefully",
+                                 detail: "\(stopped) loop\(stopped == 1 ? "" : "s") still had work after \(LoopTime.describe(timeout))")
+        }
     }
 }

@@ -12,7 +12,7 @@ import Dispatch
 ///
 /// ```swift
 /// let thread = try EventLoopThread { try EpollLoop() }
-/// try thread.executor.execute { loop in loop.schedule(after: 0.1) { print("tick") } }
+/// try thread.executor.execute { loop in loop.schedule(after: .milliseconds(100)) { print("tick") } }
 /// thread.stop()
 /// thread.join()
 /// ```
@@ -27,7 +27,7 @@ public final class EventLoopThread<L: EventLoop>: Sendable {
     /// Starts a thread that makes a loop with `make`, runs `setUp` with it
     /// as the loop's first job, then runs it until it is stopped.
     ///
-    /// - Throws: what `make` throws, or ``SystemCallError`` if the thread cannot start.
+    /// - Throws: what `make` throws, or ``EventLoopError`` if the thread cannot start.
     public init(_ make: @escaping @Sendable () throws -> L,
                 setUp: @escaping @Sendable (L) -> Void = { _ in }) throws {
         let handshake = LockedValue<Result<L.Executor, any Error>?>(nil)
@@ -86,9 +86,9 @@ public final class EventLoopThread<L: EventLoop>: Sendable {
         thread.join()
     }
 
-    /// Waits at most `seconds` for the loop's thread to end; whether it did.
-    public func join(timeout seconds: Double) -> Bool {
-        guard ended.wait(timeout: .now() + seconds) == .success else { return false }
+    /// Waits at most `timeout` for the loop's thread to end; whether it did.
+    public func join(timeout: Duration) -> Bool {
+        guard ended.wait(timeout: .now() + LoopTime.delay(timeout)) == .success else { return false }
         ended.signal() // for the next waiter
         thread.join()
         return true

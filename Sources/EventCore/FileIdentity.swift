@@ -7,16 +7,16 @@ import Glibc
 ///
 /// Files that share one anonymous inode (eventfd, timerfd, signalfd, epoll)
 /// cannot be told apart this way.
-public struct FileIdentity: Hashable, Sendable {
+package struct FileIdentity: Hashable, Sendable {
     /// The device of the file.
-    public var device: UInt64
+    package var device: UInt64
     /// The inode of the file.
-    public var inode: UInt64
+    package var inode: UInt64
     /// Whether the file is one of the kernel's anonymous inodes (epoll,
     /// eventfd, timerfd, signalfd, io_uring): no file type in its mode.
-    public var isAnonymous: Bool
+    package var isAnonymous: Bool
 
-    public init(device: UInt64, inode: UInt64, isAnonymous: Bool = false) {
+    package init(device: UInt64, inode: UInt64, isAnonymous: Bool = false) {
         self.device = device
         self.inode = inode
         self.isAnonymous = isAnonymous
@@ -27,25 +27,40 @@ public struct FileIdentity: Hashable, Sendable {
     /// fingerprint; files on one device (every socket, every pipe) never
     /// share one, since their inodes differ; files on different devices
     /// would need inodes that differ by exactly the devices' mixed bits.
-    public var fingerprint: UInt64 { inode ^ (device &* 0x9E37_79B9_7F4A_7C15) }
+    package var fingerprint: UInt64 { inode ^ (device &* 0x9E37_79B9_7F4A_7C15) }
 
     /// The identity of the file open as `fd`.
     ///
-    /// - Throws: ``SystemCallError`` (`fstat`, `EBADF`) if `fd` is not open.
-    public static func of(_ fd: Int32) throws(SystemCallError) -> FileIdentity {
+    /// - Throws: ``EventLoopError`` (`fstat`, `EBADF`) if `fd` is not open.
+    package static func of(_ fd: Int32) throws(EventLoopError) -> FileIdentity {
         var status = stat()
-        _ = try systemCall("fstat(\(fd))") { fstat(fd, &status) }
+        _ = try systemCall("fstat", descriptor: FileDescriptor(rawValue: fd)) { fstat(fd, &status) }
         return FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino),
                             isAnonymous: status.st_mode & S_IFMT == 0)
     }
 
     /// What kind of anonymous inode `fd` is (`[eventpoll]`, `[eventfd]`,
     /// `[io_uring]`, ...), from its `/proc/self/fd` link; nil if it is not one.
-    public static func anonymousKind(of fd: Int32) -> String? {
+    package static func anonymousKind(of fd: Int32) -> String? {
         var link = [CChar](repeating: 0, count: 64)
         let count = readlink("/proc/self/fd/\(fd)", &link, link.count - 1)
         guard count > 0 else { return nil }
         let text = String(decoding: link[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return text.hasPrefix("anon_inode:") ? String(text.dropFirst("anon_inode:".count)) : nil
+    }
+}
+
+extension FileIdentity {
+    /// The identity of the file open as `fd`, for a loop about to watch it.
+    ///
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/badDescriptor(_:)``,
+    ///   ``EventLoopError/BadDescriptor/notOpen``) if `fd` is not open.
+    package static func checked(_ fd: Int32, operation: String = "watch") throws(EventLoopError) -> FileIdentity {
+        do {
+            return try FileIdentity.of(fd)
+        } catch {
+            throw EventLoopError(.badDescriptor(.notOpen), descriptor: FileDescriptor(rawValue: fd), operation: operation,
+                                 detail: error.errno.map { "fstat: \($0.symbolicName)" })
+        }
     }
 }

@@ -7,12 +7,12 @@ import Glibc
 /// which ThreadSanitizer cannot see: every access it protects would be
 /// reported as a race. ThreadSanitizer intercepts `pthread_mutex_lock`, so
 /// with this lock `make test`'s TSan run checks the real synchronisation.
-public final class LockedValue<Value> {
+package final class LockedValue<Value> {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     @usableFromInline var value: Value
 
     /// Creates a lock guarding `value`.
-    public init(_ value: Value) {
+    package init(_ value: Value) {
         self.value = value
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -30,7 +30,7 @@ public final class LockedValue<Value> {
     /// - Returns: what `body` returns.
     /// - Throws: what `body` throws; the lock is released either way.
     @inlinable
-    public func withLock<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
+    package func withLock<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)

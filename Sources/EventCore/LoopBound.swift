@@ -1,15 +1,15 @@
 /// A value that only its loop's thread may touch, in a `Sendable` wrapper -
 /// SwiftNIO's `NIOLoopBound`: it can be captured by `Sendable` closures and
-/// tasks, carried to the loop (``CrossThreadSubmitting/submit(_:)``), and
+/// tasks, carried to the loop (``EventLoopExecutor/execute(_:)-(()->Void)``), and
 /// read there; reading it anywhere else traps.
 ///
 /// ```swift
 /// let state = LoopBound(ConnectionTable(), loop: executor)   // ConnectionTable is not Sendable
-/// try executor.submit { state.value.closeIdle() }            // checked: on the loop, fine
+/// try executor.execute { state.value.closeIdle() }            // checked: on the loop, fine
 /// ```
 ///
 /// Every access checks that the calling thread is running the loop now
-/// (``AsyncEventLoop/isCurrent``), in debug and release builds alike: a
+/// (``EventLoopExecutor/isCurrent``), in debug and release builds alike: a
 /// thread-local read and a compare, a few nanoseconds. A value shared by
 /// several closures and changed by them is a class (the wrapper holds the
 /// reference; its properties change through ``value``).
@@ -21,10 +21,10 @@ public struct LoopBound<Value>: @unchecked Sendable {
     // is handed over (`sending`), so its old thread keeps no way to it.
     private var storage: Value
     /// The loop the value belongs to.
-    public let loop: any AsyncEventLoop
+    public let loop: any EventLoopExecutor
 
     /// Wraps `value`, which belongs to `loop`; call it on the loop's thread (checked).
-    public init(_ value: Value, loop: any AsyncEventLoop) {
+    public init(_ value: Value, loop: any EventLoopExecutor) {
         storage = value
         self.loop = loop
         check()
@@ -32,7 +32,7 @@ public struct LoopBound<Value>: @unchecked Sendable {
 
     /// Wraps `value` for `loop` from any thread, handing it over: the
     /// calling thread gives it up (`sending`).
-    public init(sending value: sending Value, loop: any AsyncEventLoop) {
+    public init(sending value: sending Value, loop: any EventLoopExecutor) {
         storage = value
         self.loop = loop
     }
@@ -41,7 +41,7 @@ public struct LoopBound<Value>: @unchecked Sendable {
     /// core, whose suspending task keeps a reference but touches the value
     /// only while it runs on the loop, or not at all once it has sent the
     /// value there. Every access is checked all the same.
-    package init(unchecked value: Value, loop: any AsyncEventLoop) {
+    package init(unchecked value: Value, loop: any EventLoopExecutor) {
         storage = value
         self.loop = loop
     }
@@ -65,7 +65,7 @@ public struct LoopBound<Value>: @unchecked Sendable {
 
     @inline(never)
     private func wrongThread() -> Never {
-        misuse("LoopBound<\(Value.self)>: the value was touched off its loop's thread; reach it through loop.submit { } or a task on the loop")
+        misuse("LoopBound<\(Value.self)>: the value was touched off its loop's thread; reach it through executor.execute { } or a task on the loop")
     }
 }
 
@@ -91,16 +91,16 @@ public final class LoopBoundBox<Value>: Sendable {
     }
 
     /// The loop the value belongs to.
-    public var loop: any AsyncEventLoop { bound.loop }
+    public var loop: any EventLoopExecutor { bound.loop }
 
     /// Boxes `value`, which belongs to `loop`; call it on the loop's thread (checked).
-    public init(_ value: Value, loop: any AsyncEventLoop) {
+    public init(_ value: Value, loop: any EventLoopExecutor) {
         bound = LoopBound(Cell(value), loop: loop)
     }
 
     /// Boxes `value` for `loop` from any thread, handing it over: the
     /// calling thread gives it up (`sending`).
-    public init(sending value: sending Value, loop: any AsyncEventLoop) {
+    public init(sending value: sending Value, loop: any EventLoopExecutor) {
         bound = LoopBound(sending: Cell(value), loop: loop)
     }
 

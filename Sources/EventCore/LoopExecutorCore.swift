@@ -22,25 +22,26 @@
 /// cannot starve io.
 ///
 /// ## Lifetime
-/// Nothing accepted is lost: when the loop is destroyed it first ends every
-/// pending await with its `loopClosed` error, runs everything already
+/// Nothing accepted is lost: when the loop is closed it first ends every
+/// pending await with ``EventLoopError/loopClosed``, runs everything already
 /// queued, then refuses new work with that error. Enqueueing a *task job*
 /// after that traps with a message, since a job that cannot run would leave
-/// its task suspended forever.
+/// its task suspended forever. The loop's life - open, running, closing,
+/// closed - is its ``LoopLifecycle``, kept here, one for both loops.
 ///
 /// ## The awaits
-/// ``sleep(seconds:)``, ``readiness(for:)`` (and, on ``AsyncEventLoop``,
-/// `sleep(for:)`, `yield()`, `readable(_:)`, `writable(_:)`) are the await
-/// core's, written once for both loops: each arms a watch or a timer on the
-/// loop's thread and resumes exactly once - on the event, with
-/// `CancellationError` when the task is cancelled (the watch is removed at
-/// once, on the loop's thread), with ``TimeoutError`` at the ``withTimeout(_:_:)``
-/// deadline (counted from the current time), or with the loop's `loopClosed`.
-public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubmitting, AsyncEventLoop, LoopWorkSink, @unchecked Sendable {
+/// ``sleep(for:)``, ``sleep(until:)``, ``readiness(for:)``, ``readable(_:)``
+/// and ``writable(_:)`` are the await core's, written once for both loops:
+/// each arms a watch or a timer on the loop's thread and resumes exactly
+/// once - on the event; with `CancellationError` when the task is cancelled
+/// (the watch is removed at once, on the loop's thread); with
+/// ``EventLoopError`` at the ``withTimeout(_:_:)`` deadline (counted from the
+/// current time) or when the loop closes.
+public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @unchecked Sendable {
     // Sendable because every field other threads touch is immutable (the
     // serial executor, the waker, whose wake-up is thread-safe by contract)
     // or the work queue's inbox side, behind its lock and an atomic
-    // (`submit`, `hasSubmittedWork`). `loop`, `isClosing`, `waits` and the
+    // (`execute`, `hasSubmittedWork`). `loop`, `lifecycle`, `waits` and the
     // queue's local side are touched only on the loop's thread: by the
     // awaits, which run there, by the loop, and by its teardown - and the
     // doors that change them check it (`checkOnLoop`: `loopForAwaits`,
@@ -52,33 +53,40 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     // handed to anyone, and when it is destroyed, by the thread destroying
     // it, as the rest of the loop-thread state is in teardown - and read
     // otherwise only by work running on the loop (`execute(_:)` with the
-    // loop) or through `loopForAwaits`, which checks.
+    // loop) or through `loopForAwaits`, which checks; `lifecycle`, whose
+    // state the loop changes on its thread only (its own checks enforce it).
 
     private let queue = LoopWorkQueue()
     private let serialExecutor = LoopSerialExecutor()
     private let unownedSerial: UnownedSerialExecutor
     /// How the loop is woken and told about local work.
     package let waker: any LoopWaker
+    /// The loop's life: open, running, closing, closed (loop thread).
+    package let lifecycle: LoopLifecycle
     /// The loop, while it exists (loop thread); not retained: a task
     /// waiting on a loop must not keep it alive.
     package unowned(unsafe) var loop: L?
-    /// Set at the start of the loop's teardown: awaits then fail.
-    package var isClosing = false
     /// The loop's pending awaits, which its teardown ends (loop thread only).
     package let waits = PendingWaitList()
     /// The descriptors tasks wait on through ``readable(_:)`` and
     /// ``writable(_:)``, one entry while any task waits (loop thread only).
     private var waitersByDescriptor: [Int32: DescriptorWaiters<L>] = [:]
 
-    /// An executor for the loop `waker` belongs to.
-    package init(waker: any LoopWaker) {
+    /// An executor for the loop `waker` belongs to, named `name` (`EV`,
+    /// `Epoll`) in the lifecycle's messages.
+    package init(waker: any LoopWaker, name: StaticString) {
         self.waker = waker
+        lifecycle = LoopLifecycle(name: name)
         unownedSerial = UnownedSerialExecutor(ordinary: serialExecutor)
         serialExecutor.attach(self)
+        lifecycle.executor = self
     }
 
     /// Whether the calling thread is running this loop right now.
     public var isCurrent: Bool { CurrentLoop.isCurrent(self) }
+
+    /// Whether the loop is closing or closed: awaits then fail.
+    package var isClosing: Bool { lifecycle.isClosingOrClosed }
 
     /// The loop, while it takes awaits; nil once it is closing (loop thread only).
     package var loopForAwaits: L? {
@@ -115,42 +123,38 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     ///
     /// - Parameter work: the closure to run; `Sendable`, since it is made on
     ///   one thread and runs on another.
-    /// - Throws: the loop's `loopClosed` (`EVError`, `EpollError`) if it has
-    ///   been destroyed; the work does not run.
-    public func execute(_ work: @escaping @Sendable () -> Void) throws {
+    /// - Throws: ``EventLoopError/loopClosed`` if the loop has been closed;
+    ///   the work does not run.
+    public func execute(_ work: @escaping @Sendable () -> Void) throws(EventLoopError) {
         if isCurrent {
             enqueueLocal(.closure(work))
         } else if !queue.submit(.closure(work), wake: waker.wakeFromOtherThread) {
-            throw waker.loopClosedError
+            throw .loopClosed
         }
-    }
-
-    /// ``execute(_:)-(()->Void)``, for ``CrossThreadSubmitting``.
-    public func submit(_ work: @escaping @Sendable () -> Void) throws {
-        try execute(work)
     }
 
     /// Runs `work` on the loop's thread, after the work submitted before it,
     /// handing it the loop (which is not `Sendable`, so it cannot be
     /// captured; unless the loop is already gone, when `work` does not run).
     ///
-    /// - Throws: the loop's `loopClosed` if it has been destroyed.
-    public func execute(_ work: @escaping @Sendable (L) -> Void) throws {
+    /// - Throws: ``EventLoopError/loopClosed`` if the loop has been closed.
+    public func execute(_ work: @escaping @Sendable (L) -> Void) throws(EventLoopError) {
         try execute { [self] in
             if let loop { work(loop) }
         }
     }
 
-    /// Runs `work` on the loop's thread `seconds` from now (on the monotonic
-    /// clock, from this call), unless the returned handle cancels it first -
-    /// from any thread. A loop that closes before the work is due drops it,
-    /// and the handle's ``ScheduledWork/outcome`` says so.
+    /// Runs `work` on the loop's thread `delay` from now (counted from this
+    /// call), unless the returned handle cancels it first - from any thread.
+    /// A loop that closes before the work is due drops it, and the handle's
+    /// ``ScheduledWork/outcome`` says so.
     ///
-    /// - Throws: the loop's `loopClosed` if it has been closed; the work does not run.
+    /// - Throws: ``EventLoopError/loopClosed`` if the loop has been closed;
+    ///   the work does not run.
     @discardableResult
-    public func schedule(after seconds: Double, _ work: @escaping @Sendable (L) -> Void) throws -> ScheduledWork {
+    public func schedule(after delay: Duration, _ work: @escaping @Sendable (L) -> Void) throws(EventLoopError) -> ScheduledWork {
         let handle = ScheduledWork()
-        let instant = monotonicNow() + (seconds.isFinite ? max(seconds, 0) : 1e9)
+        let deadline = ContinuousClock.now.advanced(by: delay)
         let arm: @Sendable () -> Void = { [self] in
             guard let loop = loopForAwaits else { return handle.drop() }
             guard !handle.isCancelled else { return }
@@ -159,17 +163,17 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
             // nothing is left in a cycle when the work runs, is cancelled or
             // the loop closes first (then the notice marks it dropped).
             let notice = DropNotice(handle)
-            let timer = loop.schedule(at: instant) { [weak loop] in
+            let timer = loop.schedule(at: deadline) { [weak loop] in
                 if let loop, notice.handle.claimRun() { work(loop) }
             }
             let bound = LoopBound(WeakCancellable(timer), loop: self)
             handle.setRemoval { [self] in onLoop({ bound.value.target?.cancel() }, failed: { _ in }) }
         }
         if isCurrent {
-            if isClosing { throw waker.loopClosedError }
+            if isClosing { throw .loopClosed }
             arm()
         } else {
-            try submit(arm)
+            try execute(arm)
         }
         return handle
     }
@@ -185,7 +189,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
         if isCurrent {
             enqueueLocal(work)
         } else if !queue.submit(work, wake: waker.wakeFromOtherThread) {
-            fatalError("a task job was enqueued on the executor of a destroyed loop; the task could never resume. Keep the loop (or its thread) alive until its tasks are done.")
+            misuse("a task job was enqueued on the executor of a closed loop; the task could never resume. Keep the loop (or its thread) alive until its tasks are done.")
         }
     }
 
@@ -202,24 +206,30 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
     /// Runs `body` on the loop's thread: at once if the caller is there,
     /// else as a job (the caller goes on). The loop's refusal goes to `failed`.
     @inline(__always)
-    package func onLoop(_ body: @escaping @Sendable () -> Void, failed: (any Error) -> Void) {
+    package func onLoop(_ body: @escaping @Sendable () -> Void, failed: (EventLoopError) -> Void) {
         if isCurrent {
             body()
         } else {
-            do { try submit(body) } catch { failed(error) }
+            do throws(EventLoopError) { try execute(body) } catch { failed(error) }
         }
     }
 
     // MARK: the awaits (the await core's, for both loops)
 
-    /// Suspends for `seconds`, counted from the call (0 lets everything else
-    /// ready now run first, io included).
+    /// Suspends for `duration`, counted from the call (zero or negative lets
+    /// everything else ready now run first, io included).
     ///
-    /// - Throws: `CancellationError`, ``TimeoutError``, the loop's `loopClosed`,
-    ///   and its `invalidInterval` for NaN or infinite.
-    public func sleep(seconds: Double) async throws {
-        guard seconds.isFinite else { throw waker.invalidInterval(parameter: "seconds", value: seconds) }
-        let deadline = monotonicNow() + max(seconds, 0)
+    /// - Throws: `CancellationError`; ``EventLoopError``: the task's deadline
+    ///   (``EventLoopError/Code/timedOut``), the loop's close.
+    public func sleep(for duration: Duration) async throws {
+        try await sleep(until: ContinuousClock.now.advanced(by: duration))
+    }
+
+    /// Suspends until `deadline` (in the past: lets everything else ready
+    /// now run first, io included).
+    ///
+    /// - Throws: as ``sleep(for:)``.
+    public func sleep(until deadline: ContinuousClock.Instant) async throws {
         try await suspend { (suspension: Suspension<Void, L>, loop) in
             let timer = loop.schedule(at: deadline) { suspension.finish(.success(())) }
             suspension.cleanup = { timer.cancel() }
@@ -239,10 +249,10 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
         if waitersByDescriptor[waiters.fd] === waiters { waitersByDescriptor[waiters.fd] = nil }
     }
 
-    /// Readiness waits on `fd` that keep one watch armed between waits
+    /// Readiness waits on `descriptor` that keep one watch armed between waits
     /// (see ``DescriptorReadiness``).
-    public func readiness(for fd: Int32) -> any DescriptorReadiness {
-        Readiness(executor: self, fd: fd)
+    public func readiness(for descriptor: FileDescriptor) -> any DescriptorReadiness {
+        Readiness(executor: self, fd: descriptor.rawValue)
     }
 
     // MARK: running work (loop thread)
@@ -273,21 +283,24 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, CrossThreadSubm
         }
     }
 
-    /// The loop's teardown, up to refusing new work: ends every pending
-    /// await with `loopClosed`, runs the work already accepted (from other
-    /// threads and tasks) and `dropWatches` (which lets the loop's watches
-    /// and timers go), round after round, until nothing is queued or
-    /// pending, then refuses new submissions. Call it with the loop current.
-    package func closeAfterDraining(_ dropWatches: () -> Void) {
-        checkOnLoop()
-        isClosing = true
-        repeat {
+    /// Closes the loop: its ``lifecycle`` closes, draining here - every
+    /// pending await ends with ``EventLoopError/loopClosed``, the work
+    /// already accepted (from other threads and tasks) runs and
+    /// `dropWatches` lets the loop's watches and timers go, round after
+    /// round, until nothing is queued or pending, then new submissions are
+    /// refused - and `release` frees the loop's kernel state. Harmless twice.
+    ///
+    /// - Precondition: the loop is not running.
+    package func close(_ function: StaticString, dropWatches: () -> Void, release: () -> Void) {
+        lifecycle.close(function, drain: {
             repeat {
-                waits.failAll(waker.loopClosedError)
-                queue.drain(run)
-                dropWatches()
-            } while queue.hasLocalWork || !waits.isEmpty
-        } while !queue.closeIfIdle()
+                repeat {
+                    waits.failAll(EventLoopError.loopClosed)
+                    queue.drain(run)
+                    dropWatches()
+                } while queue.hasLocalWork || !waits.isEmpty
+            } while !queue.closeIfIdle()
+        }, release: release)
     }
 }
 
@@ -295,7 +308,7 @@ extension LoopExecutorCore: EventLoopExecutor {
     public typealias Loop = L
 }
 
-/// What a loop gives its ``LoopExecutorCore``: how to wake it, and its errors.
+/// What a loop gives its ``LoopExecutorCore``: how to wake it.
 package protocol LoopWaker: AnyObject, Sendable {
     /// Wakes the loop from another thread; called under the work queue's
     /// lock when the inbox was empty. Thread-safe and non-blocking.
@@ -303,10 +316,6 @@ package protocol LoopWaker: AnyObject, Sendable {
     /// Work was queued on the loop's thread outside a batch: the loop should
     /// run a batch in this round of callbacks.
     func localWorkQueued()
-    /// What work and awaits get once the loop is closed.
-    var loopClosedError: any Error { get }
-    /// What a sleep of a NaN or infinite time gets.
-    func invalidInterval(parameter: String, value: Double) -> any Error
 }
 
 /// A weak reference to a loop's timer (see ``LoopExecutorCore/schedule(after:_:)``).

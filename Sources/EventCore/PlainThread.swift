@@ -12,14 +12,14 @@ import Glibc
 /// let worker = try PlainThread { compute() }
 /// worker.join()
 /// ```
-public final class PlainThread: Sendable {
+package final class PlainThread: Sendable {
     private let thread: pthread_t
     private let joinedOrDetached = LockedValue(false)
 
     /// 256 KiB: enough for a blocking server's per-client thread, and a
     /// server of thousands of them reserves 256 KiB of address space for
     /// each instead of the default 8 MiB.
-    public static let smallStackSize = 256 * 1024
+    package static let smallStackSize = 256 * 1024
 
     /// Starts a thread that runs `body`.
     ///
@@ -27,8 +27,8 @@ public final class PlainThread: Sendable {
     ///   - stackSize: the thread's stack, in bytes; nil for the system's default (8 MiB).
     ///   - cpu: a CPU to pin the thread to (benchmarks), or nil.
     ///   - body: what the thread runs; it ends when `body` returns.
-    /// - Throws: ``SystemCallError`` naming `pthread_create` (`EAGAIN`: a limit of threads reached).
-    public init(stackSize: Int? = nil, cpu: Int32? = nil, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
+    /// - Throws: ``EventLoopError`` naming `pthread_create` (`EAGAIN`: a limit of threads reached).
+    package init(stackSize: Int? = nil, cpu: Int32? = nil, _ body: @escaping @Sendable () -> Void) throws(EventLoopError) {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
@@ -44,13 +44,13 @@ public final class PlainThread: Sendable {
         }, context.toOpaque())
         guard result == 0 else {
             context.release()
-            throw SystemCallError(call: "pthread_create", errno: .init(rawValue: result))
+            throw .system("pthread_create", Errno(rawValue: result))
         }
         self.thread = thread
     }
 
     /// Waits until the thread's body has returned. Harmless twice; not after ``detach()``.
-    public func join() {
+    package func join() {
         joinedOrDetached.withLock { done in
             guard !done else { return }
             pthread_join(thread, nil)
@@ -59,7 +59,7 @@ public final class PlainThread: Sendable {
     }
 
     /// Lets the thread end on its own, never joined (a server's per-client thread).
-    public func detach() {
+    package func detach() {
         joinedOrDetached.withLock { done in
             guard !done else { return }
             pthread_detach(thread)

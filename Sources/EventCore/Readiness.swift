@@ -52,8 +52,8 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
             if executor.isCurrent {
                 begin(write: write, continuation, deadline, cancelled: cancelled)
             } else {
-                do {
-                    try executor.submit { bound.value.begin(write: write, continuation, deadline, cancelled: cancelled) }
+                do throws(EventLoopError) {
+                    try executor.execute { bound.value.begin(write: write, continuation, deadline, cancelled: cancelled) }
                 } catch {
                     continuation.resume(throwing: error)
                 }
@@ -71,12 +71,13 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
     ///   end; it is sticky, so look again now (one from another thread comes later, as a job).
     private func begin(write: Bool, _ continuation: UnsafeContinuation<Void, any Error>, _ deadline: Deadline?, cancelled: Bool) {
         guard !cancelled else { return continuation.resume(throwing: CancellationError()) }
-        guard !isCancelled else { return continuation.resume(throwing: DescriptorClosedError(fd: fd)) }
-        guard let loop = executor.loopForAwaits else { return continuation.resume(throwing: executor.waker.loopClosedError) }
-        if let deadline, deadline.remaining <= 0 {
-            return continuation.resume(throwing: TimeoutError(seconds: deadline.timeout))
+        guard !isCancelled else { return continuation.resume(throwing: closedError) }
+        guard let loop = executor.loopForAwaits else { return continuation.resume(throwing: EventLoopError.loopClosed) }
+        let remaining = deadline?.remaining ?? 1
+        if let deadline, remaining <= 0 {
+            return continuation.resume(throwing: deadline.error)
         }
-        checkUsage((write ? writer : reader) == nil, "two tasks wait on descriptor \(fd) for the same readiness")
+        checkUsage((write ? writer : reader) == nil, "two tasks wait on descriptor \(fd) for the same readiness (one reader and one writer at a time)")
         var waiting = Waiting(continuation: continuation, deadline: nil)
         if write { writer = waiting } else { reader = waiting }
         if !isRegistered {
@@ -90,8 +91,8 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
         }
         guard let deadline else { return }
         // unowned(unsafe): the timer is cancelled in `end` before this wait can finish.
-        waiting.deadline = loop.schedule(at: deadline.instant) { [unowned(unsafe) self] in
-            end(write: write, .failure(TimeoutError(seconds: deadline.timeout)))
+        waiting.deadline = loop.schedule(after: LoopTime.duration(remaining)) { [unowned(unsafe) self] in
+            end(write: write, .failure(deadline.error))
         }
         if write { writer = waiting } else { reader = waiting }
     }
@@ -108,6 +109,11 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
         waiting.continuation.resume(with: result)
     }
 
+    /// What a wait on a descriptor closed under it (or after ``cancel()``) gets.
+    private var closedError: EventLoopError {
+        EventLoopError(.descriptorClosed, descriptor: FileDescriptor(rawValue: fd))
+    }
+
     /// The loop is being destroyed.
     override package func fail(_ error: any Error) {
         end(write: false, .failure(error))
@@ -122,7 +128,7 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
         } else {
             // unowned(unsafe): the watch is this object's, and is cancelled in
             // `cancel` and `deinit`, so its callback never outlives the object.
-            watch = try loop.watchReadiness(fd, interest) { [unowned(unsafe) self] events in fired(events) }
+            watch = try loop.watchReadiness(FileDescriptor(rawValue: fd), interest) { [unowned(unsafe) self] events in fired(events) }
         }
     }
 
@@ -132,8 +138,8 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
     private func fired(_ events: Interest) {
         guard let watch else { return }
         if events.contains(.error) && events.isDisjoint(with: [.read, .write]) {
-            end(write: false, .failure(DescriptorClosedError(fd: fd)))
-            end(write: true, .failure(DescriptorClosedError(fd: fd)))
+            end(write: false, .failure(closedError))
+            end(write: true, .failure(closedError))
             return
         }
         // Read first, then write (left to right).
@@ -181,8 +187,8 @@ package final class Readiness<L: EventLoop>: PendingWait, DescriptorReadiness {
     private func cancelOnLoop() {
         guard !isCancelled else { return }
         isCancelled = true
-        end(write: false, .failure(DescriptorClosedError(fd: fd)))
-        end(write: true, .failure(DescriptorClosedError(fd: fd)))
+        end(write: false, .failure(closedError))
+        end(write: true, .failure(closedError))
         watch?.cancel()
         watch = nil
     }

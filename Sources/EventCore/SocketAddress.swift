@@ -22,14 +22,10 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     /// IPv4 or IPv6.
     public let family: Family
 
-    /// The port number.
+    /// The port number. (`sin_port` and `sin6_port` sit at the same offset.)
     public var port: UInt16 {
-        withSockaddr { pointer, _ in
-            switch family {
-            case .ipv4: pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
-            case .ipv6: pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
-            }
-        }
+        get { UInt16(bigEndian: storage.sin6_port) }
+        set { storage.sin6_port = newValue.bigEndian }
     }
 
     /// The address without the port, `"127.0.0.1"` or `"::1"`.
@@ -58,11 +54,13 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The IPv4 address `a.b.c.d` with `port`.
-    public init(ipv4 host: String, port: UInt16) throws(AddressError) {
+    ///
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/invalidAddress``) naming the host.
+    public init(ipv4 host: String, port: UInt16) throws(EventLoopError) {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw .invalidHost(host) }
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw Self.invalidHost(host) }
         storage = sockaddr_in6()
         family = .ipv4
         withUnsafeBytes(of: address) { source in
@@ -71,11 +69,13 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The IPv6 address `host` (without brackets) with `port`.
-    public init(ipv6 host: String, port: UInt16) throws(AddressError) {
+    ///
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/invalidAddress``) naming the host.
+    public init(ipv6 host: String, port: UInt16) throws(EventLoopError) {
         var address = sockaddr_in6()
         address.sin6_family = sa_family_t(AF_INET6)
         address.sin6_port = port.bigEndian
-        guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw .invalidHost(host) }
+        guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw Self.invalidHost(host) }
         storage = sockaddr_in6()
         family = .ipv6
         withUnsafeBytes(of: address) { source in
@@ -99,33 +99,38 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     /// Parses `"PORT"`, `"HOST:PORT"` or `"[IPV6]:PORT"`; a bare port or an
     /// empty host means `defaultHost` (127.0.0.1 unless given).
     ///
-    /// - Throws: ``AddressError`` naming what was wrong: the port, the host, or the form.
-    public init(parsing text: String, defaultHost: String = "127.0.0.1") throws(AddressError) {
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/invalidAddress``)
+    ///   naming what was wrong: the port, the host, or the form.
+    public init(parsing text: String, defaultHost: String = "127.0.0.1") throws(EventLoopError) {
+        let malformed = EventLoopError(.invalidAddress, detail: "\"\(text)\" is not an address: expected PORT, HOST:PORT or [IPV6]:PORT")
         let host: String
         let portText: Substring
         if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { throw .malformed(text) }
+            guard let close = text.firstIndex(of: "]") else { throw malformed }
             host = String(text[text.index(after: text.startIndex)..<close])
             let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":") else { throw .malformed(text) }
+            guard rest.hasPrefix(":") else { throw malformed }
             portText = rest.dropFirst()
         } else if let colon = text.lastIndex(of: ":") {
             let before = text[..<colon]
-            guard !before.contains(":") else { throw .malformed(text) } // bare IPv6 needs brackets
+            guard !before.contains(":") else { throw malformed } // bare IPv6 needs brackets
             host = before.isEmpty ? defaultHost : String(before)
             portText = text[text.index(after: colon)...]
         } else {
             host = defaultHost
             portText = text[...]
         }
-        guard let port = UInt16(portText), !portText.isEmpty else { throw .invalidPort(String(portText), in: text) }
+        guard let port = UInt16(portText), !portText.isEmpty else {
+            throw EventLoopError(.invalidAddress, detail: "invalid port \"\(portText)\" in \"\(text)\": expected a number from 0 to 65535")
+        }
         try self.init(host: host, port: port)
     }
 
     /// The address of `host` (numeric, or a name to look up) with `port`.
     ///
-    /// - Throws: ``AddressError/invalidHost(_:)`` if the name does not resolve.
-    public init(host: String, port: UInt16) throws(AddressError) {
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/invalidAddress``)
+    ///   if the name does not resolve.
+    public init(host: String, port: UInt16) throws(EventLoopError) {
         if let address = try? SocketAddress(ipv4: host, port: port) {
             self = address
         } else if let address = try? SocketAddress(ipv6: host, port: port) {
@@ -135,13 +140,18 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    private static func resolve(_ host: String, port: UInt16) throws(AddressError) -> SocketAddress {
+    /// The error for a host that is neither a numeric address nor a name that resolves.
+    private static func invalidHost(_ host: String) -> EventLoopError {
+        EventLoopError(.invalidAddress, detail: "invalid host \"\(host)\": not a numeric address, and the name does not resolve")
+    }
+
+    private static func resolve(_ host: String, port: UInt16) throws(EventLoopError) -> SocketAddress {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_NUMERICSERV
         var result: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else {
-            throw .invalidHost(host)
+            throw invalidHost(host)
         }
         defer { freeaddrinfo(result) }
         var entry: UnsafeMutablePointer<addrinfo>? = first
@@ -153,7 +163,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
             }
             entry = current.pointee.ai_next
         }
-        guard let fallback else { throw .invalidHost(host) }
+        guard let fallback else { throw invalidHost(host) }
         return fallback
     }
 

@@ -6,21 +6,29 @@ import Glibc
 /// A non-blocking socket descriptor and the system calls the package makes on it.
 ///
 /// A plain value: it does not close itself. Each method is one system call,
-/// made through `systemCall(_:_:)` or `nonBlockingCall(_:_:)`, so every
-/// failure is a ``SystemCallError`` that names the call and, where it helps,
-/// the address (`"connect(127.0.0.1:8000)"`). Writes use `send` with
-/// `MSG_NOSIGNAL`: a peer that went away gives `EPIPE`, never `SIGPIPE`.
+/// made through the package's one helper, so every failure is an
+/// ``EventLoopError`` (``EventLoopError/Code/system(_:)``) that names the
+/// call, the descriptor and, where it helps, the address
+/// (`"connect(127.0.0.1:8000)"`). Writes use `send` with `MSG_NOSIGNAL`: a
+/// peer that went away gives `EPIPE`, never `SIGPIPE`.
 public struct SocketDescriptor: Hashable, Sendable {
-    /// The descriptor number.
-    public let fd: Int32
+    /// The descriptor.
+    public let descriptor: FileDescriptor
 
-    /// Wraps an open descriptor.
-    public init(_ fd: Int32) { self.fd = fd }
+    /// The descriptor's number, for the system calls.
+    @inline(__always)
+    package var fd: Int32 { descriptor.rawValue }
+
+    /// Wraps an open socket descriptor.
+    public init(_ descriptor: FileDescriptor) { self.descriptor = descriptor }
+
+    /// Wraps the descriptor numbered `fd` (the package's own calls).
+    package init(_ fd: Int32) { descriptor = FileDescriptor(rawValue: fd) }
 
     /// A new non-blocking, close-on-exec TCP socket.
     ///
     /// The corresponding C function is `socket`.
-    public static func tcp(_ family: SocketAddress.Family) throws(SystemCallError) -> SocketDescriptor {
+    public static func tcp(_ family: SocketAddress.Family) throws(EventLoopError) -> SocketDescriptor {
         let domain = family == .ipv4 ? AF_INET : AF_INET6
         let fd = try systemCall("socket") {
             socket(domain, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
@@ -32,12 +40,12 @@ public struct SocketDescriptor: Hashable, Sendable {
     /// (wait for writability, then check ``connectResult(to:)``).
     ///
     /// The corresponding C function is `connect`.
-    public func connect(to address: SocketAddress) throws(SystemCallError) -> IOResult<Void> {
+    public func connect(to address: SocketAddress) throws(EventLoopError) -> IOResult<Void> {
         let result = address.withSockaddr { pointer, length in Glibc.connect(fd, pointer, length) }
         if result == 0 { return .processed(()) }
         let error = Glibc.errno
         if error == EINPROGRESS || error == EAGAIN || error == EINTR { return .wouldBlock }
-        throw SystemCallError(call: "connect(\(address))", errno: .init(rawValue: error))
+        throw .system("connect(\(address))", Errno(rawValue: error), descriptor: descriptor, peer: address)
     }
 
     /// The outcome of a non-blocking connect, once the socket is writable.
@@ -45,18 +53,18 @@ public struct SocketDescriptor: Hashable, Sendable {
     /// - Throws: the connect's error, such as `ECONNREFUSED`, naming `address`.
     ///
     /// The corresponding C function is `getsockopt(SO_ERROR)`.
-    public func connectResult(to address: SocketAddress) throws(SystemCallError) {
+    public func connectResult(to address: SocketAddress) throws(EventLoopError) {
         var error: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        _ = try systemCall("getsockopt(SO_ERROR)") { getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) }
-        if error != 0 { throw SystemCallError(call: "connect(\(address))", errno: .init(rawValue: error)) }
+        _ = try systemCall("getsockopt(SO_ERROR)", descriptor: descriptor) { getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) }
+        if error != 0 { throw .system("connect(\(address))", Errno(rawValue: error), descriptor: descriptor, peer: address) }
     }
 
     /// Binds to `address`.
     ///
     /// The corresponding C function is `bind`.
-    public func bind(to address: SocketAddress) throws(SystemCallError) {
-        _ = try systemCall("bind(\(address))") {
+    public func bind(to address: SocketAddress) throws(EventLoopError) {
+        _ = try systemCall("bind(\(address))", descriptor: descriptor) {
             address.withSockaddr { pointer, length in Glibc.bind(fd, pointer, length) }
         }
     }
@@ -64,8 +72,8 @@ public struct SocketDescriptor: Hashable, Sendable {
     /// Starts listening.
     ///
     /// The corresponding C function is `listen`.
-    public func listen(backlog: Int32) throws(SystemCallError) {
-        _ = try systemCall("listen") { Glibc.listen(fd, backlog) }
+    public func listen(backlog: Int32) throws(EventLoopError) {
+        _ = try systemCall("listen", descriptor: descriptor) { Glibc.listen(fd, backlog) }
     }
 
     /// Accepts a connection as a non-blocking, close-on-exec socket, or ``IOResult/wouldBlock``.
@@ -74,7 +82,7 @@ public struct SocketDescriptor: Hashable, Sendable {
     /// would-block: there is nothing to accept, try again when readable.
     ///
     /// The corresponding C function is `accept4`.
-    public func accept() throws(SystemCallError) -> IOResult<(SocketDescriptor, SocketAddress?)> {
+    public func accept() throws(EventLoopError) -> IOResult<(SocketDescriptor, SocketAddress?)> {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         while true {
@@ -90,29 +98,29 @@ public struct SocketDescriptor: Hashable, Sendable {
             let error = Glibc.errno
             if error == EINTR { continue }
             if error == EAGAIN || error == EWOULDBLOCK || error == ECONNABORTED { return .wouldBlock }
-            throw SystemCallError(call: "accept", errno: .init(rawValue: error))
+            throw .system("accept", Errno(rawValue: error), descriptor: descriptor)
         }
     }
 
     /// Reads into `buffer`: the byte count (0 at end of stream) or ``IOResult/wouldBlock``.
     ///
     /// The corresponding C function is `read`.
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> IOResult<Int> {
-        try nonBlockingCall("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(EventLoopError) -> IOResult<Int> {
+        try nonBlockingCall("read", descriptor: descriptor) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
     }
 
     /// Writes from `buffer`: the byte count written (maybe fewer than asked) or ``IOResult/wouldBlock``.
     ///
     /// The corresponding C function is `send` with `MSG_NOSIGNAL`.
-    public func write(_ buffer: UnsafeRawBufferPointer) throws(SystemCallError) -> IOResult<Int> {
-        try nonBlockingCall("send") { send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+    public func write(_ buffer: UnsafeRawBufferPointer) throws(EventLoopError) -> IOResult<Int> {
+        try nonBlockingCall("send", descriptor: descriptor) { send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
     }
 
     /// Ends the sending direction (the peer reads end-of-stream); reading still works.
     ///
     /// The corresponding C function is `shutdown(SHUT_WR)`.
-    public func shutdownWrite() throws(SystemCallError) {
-        _ = try systemCall("shutdown") { shutdown(fd, Int32(SHUT_WR)) }
+    public func shutdownWrite() throws(EventLoopError) {
+        _ = try systemCall("shutdown(SHUT_WR)", descriptor: descriptor) { shutdown(fd, Int32(SHUT_WR)) }
     }
 
     /// Closes the descriptor.
@@ -126,24 +134,24 @@ public struct SocketDescriptor: Hashable, Sendable {
     /// Sets an integer socket option.
     ///
     /// The corresponding C function is `setsockopt`.
-    public func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws(SystemCallError) {
+    public func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws(EventLoopError) {
         var value = value
-        _ = try systemCall("setsockopt(\(label))") {
+        _ = try systemCall("setsockopt(\(label))", descriptor: descriptor) {
             setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
         }
     }
 
     /// `SO_REUSEADDR`: rebind a port whose old connections linger in TIME_WAIT.
-    public func setReuseAddress() throws(SystemCallError) { try setOption(SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR") }
+    public func setReuseAddress() throws(EventLoopError) { try setOption(SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR") }
     /// `SO_REUSEPORT`: several sockets, one per loop, listen on one port.
-    public func setReusePort() throws(SystemCallError) { try setOption(SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT") }
+    public func setReusePort() throws(EventLoopError) { try setOption(SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT") }
     /// `TCP_NODELAY`: send small writes at once.
-    public func setNoDelay() throws(SystemCallError) { try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY") }
+    public func setNoDelay() throws(EventLoopError) { try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY") }
 
     /// `SO_LINGER` 0: closing sends a reset instead of a FIN (for tests of resets).
-    public func setResetOnClose() throws(SystemCallError) {
+    public func setResetOnClose() throws(EventLoopError) {
         var value = linger(l_onoff: 1, l_linger: 0)
-        _ = try systemCall("setsockopt(SO_LINGER)") {
+        _ = try systemCall("setsockopt(SO_LINGER)", descriptor: descriptor) {
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &value, socklen_t(MemoryLayout<linger>.size))
         }
     }
@@ -151,16 +159,16 @@ public struct SocketDescriptor: Hashable, Sendable {
     /// The address the socket is bound to.
     ///
     /// The corresponding C function is `getsockname`.
-    public func localAddress() throws(SystemCallError) -> SocketAddress {
+    public func localAddress() throws(EventLoopError) -> SocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = try systemCall("getsockname") {
+        _ = try systemCall("getsockname", descriptor: descriptor) {
             withUnsafeMutablePointer(to: &storage) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
             }
         }
         guard let address = withUnsafeBytes(of: &storage, { SocketAddress($0.baseAddress!, length: Int(length)) }) else {
-            throw SystemCallError(call: "getsockname", errno: .addressFamilyNotSupported)
+            throw .system("getsockname", .addressFamilyNotSupported, descriptor: descriptor)
         }
         return address
     }
@@ -194,7 +202,7 @@ extension SocketDescriptor {
     ///     the system's maximum (``maximumBacklog``).
     ///   - reusePort: sets `SO_REUSEPORT`, so that several listeners (one
     ///     per loop) share the address and the kernel spreads connections.
-    public static func listening(on address: SocketAddress, backlog: Int32 = maximumBacklog, reusePort: Bool = false) throws(SystemCallError) -> SocketDescriptor {
+    public static func listening(on address: SocketAddress, backlog: Int32 = maximumBacklog, reusePort: Bool = false) throws(EventLoopError) -> SocketDescriptor {
         let socket = try tcp(address.family)
         do {
             try socket.setReuseAddress()
@@ -212,22 +220,20 @@ extension SocketDescriptor {
     /// several; the kernel spreads the connections): the first binds
     /// `address` (port 0 picks a free port), the others its port.
     ///
-    /// - Throws: ``SystemCallError``; the sockets already made are closed.
+    /// - Throws: ``EventLoopError``; the sockets already made are closed.
     public static func listeningGroup(of count: Int, on address: SocketAddress,
-                                      backlog: Int32 = maximumBacklog) throws(SystemCallError) -> [SocketDescriptor] {
+                                      backlog: Int32 = maximumBacklog) throws(EventLoopError) -> [SocketDescriptor] {
         let reusePort = count > 1
         var sockets = [try listening(on: address, backlog: backlog, reusePort: reusePort)]
-        do {
-            let bound = try SocketAddress(host: address.host, port: try sockets[0].localAddress().port)
+        do throws(EventLoopError) {
+            var bound = address
+            bound.port = try sockets[0].localAddress().port
             while sockets.count < count {
                 sockets.append(try listening(on: bound, backlog: backlog, reusePort: true))
             }
-        } catch let error as SystemCallError {
-            sockets.forEach { $0.close() }
-            throw error
         } catch {
             sockets.forEach { $0.close() }
-            throw SystemCallError(call: "listen(\(address))", errno: .invalidArgument)
+            throw error
         }
         return sockets
     }

@@ -36,11 +36,11 @@ package final class Suspension<Value: Sendable, L: EventLoop>: PendingWait {
         }
         guard let loop = executor.loopForAwaits else {
             state = .finished
-            return continuation.resume(throwing: executor.waker.loopClosedError)
+            return continuation.resume(throwing: EventLoopError.loopClosed)
         }
         if let deadline, deadline.remaining <= 0 {
             state = .finished
-            return continuation.resume(throwing: TimeoutError(seconds: deadline.timeout))
+            return continuation.resume(throwing: deadline.error)
         }
         state = .waiting(continuation)
         executor.waits.insert(self)
@@ -51,8 +51,8 @@ package final class Suspension<Value: Sendable, L: EventLoop>: PendingWait {
         }
         guard case .waiting = state, let deadline else { return }
         // unowned(unsafe): the timer is cancelled in `finish`, before this object can go.
-        deadlineTimer = loop.schedule(at: deadline.instant) { [unowned(unsafe) self] in
-            finish(.failure(TimeoutError(seconds: deadline.timeout)))
+        deadlineTimer = loop.schedule(after: LoopTime.duration(deadline.remaining)) { [unowned(unsafe) self] in
+            finish(.failure(deadline.error))
         }
     }
 
@@ -106,8 +106,8 @@ extension LoopExecutorCore {
                 suspension.begin(continuation, deadline: deadline, arm: arm)
             } else {
                 let job = LoopBound(unchecked: arm, loop: self)
-                do {
-                    try submit { bound.value.begin(continuation, deadline: deadline, arm: job.value) }
+                do throws(EventLoopError) {
+                    try execute { bound.value.begin(continuation, deadline: deadline, arm: job.value) }
                 } catch {
                     continuation.resume(throwing: error)
                 }

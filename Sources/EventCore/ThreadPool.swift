@@ -24,7 +24,7 @@ import Glibc
 /// starts never runs; work that has started runs to its end (a blocking
 /// call cannot be interrupted), and ``run(_:)`` then returns its result.
 /// After ``shutdown(cancellingPending:)`` new work is refused with
-/// ``ThreadPoolError/shutDown``.
+/// ``EventLoopError/Code/loopClosed`` (the pool is closed to work).
 ///
 /// Threads start when work first needs them and live until ``shutdown(cancellingPending:)``
 /// (or the pool's last reference goes, which shuts it down).
@@ -48,8 +48,9 @@ public final class ThreadPool: Sendable {
     ///
     /// - Throws: what `work` throws; `CancellationError` if the task is
     ///   cancelled before the work starts (it then never runs);
-    ///   ``ThreadPoolError/shutDown`` if the pool is shut down (or shuts
-    ///   down with `cancellingPending` before the work starts).
+    ///   ``EventLoopError`` (``EventLoopError/Code/loopClosed``) if the pool
+    ///   is shut down (or shuts down with `cancellingPending` before the
+    ///   work starts).
     public func run<Result: Sendable>(_ work: @escaping @Sendable () throws -> Result) async throws -> Result {
         try Task.checkCancellation()
         let job = PoolJob()
@@ -61,7 +62,7 @@ public final class ThreadPool: Sendable {
                 switch outcome {
                 case .run: continuation.resume(with: Swift.Result { try work() })
                 case .cancelled: continuation.resume(throwing: CancellationError())
-                case .refused: continuation.resume(throwing: ThreadPoolError.shutDown)
+                case .refused: continuation.resume(throwing: ThreadPool.shutDownError)
                 }
             }
             queue.enqueue(job)
@@ -74,31 +75,31 @@ public final class ThreadPool: Sendable {
     /// the loop of `executor`, handed the loop: the callback form of ``run(_:)``.
     ///
     /// - Returns: a handle that cancels the work if it has not started.
-    /// - Throws: ``ThreadPoolError/shutDown`` if the pool is shut down.
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/loopClosed``) if the pool is shut down.
     @discardableResult
     public func submit<Result: Sendable, Executor: EventLoopExecutor>(
         _ work: @escaping @Sendable () throws -> Result, deliveringTo executor: Executor,
         _ completion: @escaping @Sendable (Executor.Loop, Swift.Result<Result, any Error>) -> Void
-    ) throws -> PoolWork {
+    ) throws(EventLoopError) -> PoolWork {
         let job = PoolJob()
         job.body = { outcome in
             let result: Swift.Result<Result, any Error>
             switch outcome {
             case .run: result = Swift.Result { try work() }
             case .cancelled: result = .failure(CancellationError())
-            case .refused: result = .failure(ThreadPoolError.shutDown)
+            case .refused: result = .failure(ThreadPool.shutDownError)
             }
             // A closed loop takes nothing: the result has nowhere to go.
             try? executor.execute { loop in completion(loop, result) }
         }
-        guard queue.enqueue(job, refusingWhenShutDown: true) else { throw ThreadPoolError.shutDown }
+        guard queue.enqueue(job, refusingWhenShutDown: true) else { throw ThreadPool.shutDownError }
         return PoolWork(job: job, queue: queue)
     }
 
     /// Stops taking work and ends the threads once the queue is done.
     ///
     /// - Parameter cancellingPending: end the work that has not started with
-    ///   ``ThreadPoolError/shutDown`` instead of running it. Work already
+    ///   ``EventLoopError/Code/loopClosed`` instead of running it. Work already
     ///   running runs to its end either way.
     ///
     /// Waits for the threads; call it from outside the pool's own work.
@@ -108,15 +109,9 @@ public final class ThreadPool: Sendable {
 
     /// Work queued or running now (tests, metrics).
     public var pendingCount: Int { queue.pendingCount }
-}
 
-/// Why a ``ThreadPool`` refused work.
-public enum ThreadPoolError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The pool was shut down: it takes no work, and ends the work it had
-    /// not started when shut down with `cancellingPending`.
-    case shutDown
-
-    public var description: String { "the thread pool is shut down and takes no work" }
+    /// What work gets from a pool that was shut down.
+    static let shutDownError = EventLoopError(.loopClosed, operation: "ThreadPool", detail: "the pool is shut down and takes no work")
 }
 
 /// Submitted work of a ``ThreadPool``: cancels it unless it has started.

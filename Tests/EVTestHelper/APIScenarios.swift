@@ -83,16 +83,16 @@ func wallClockJump(_ arguments: [String]) throws -> Int32 {
     let wall = Loop.time()
     // Keeps the loop iterating, so that it sees the faked jump (a real one
     // wakes it through the kernel's timerfd notification).
-    try loop.timer(after: 0.05, repeat: 0.05) { _ in }.keepAlive = false
-    try loop.timer(after: 0.5) { _ in
+    try loop.timer(after: .milliseconds(50), repeat: .milliseconds(50)) { _ in }.keepAlive = false
+    try loop.timer(after: .milliseconds(500)) { _ in
         writeFile(file, "+120")
     }
     try failAfter(30, on: loop, "the wall-clock sleep")
     let slept = try loop.run { executor in
-        try await executor.sleep(until: wall + 60)
+        try await executor.sleep(until: wall.advanced(by: .seconds(60)))
         return monotonicNow() - start
     }
-    print("woke after \(slept < 5 ? "less than 5" : String(slept)) s; wall clock moved \(Int((Loop.time() - wall) / 60)) min")
+    print("woke after \(slept < 5 ? "less than 5" : String(slept)) s; wall clock moved \(Int(wall.duration(to: Loop.time()) / .seconds(60))) min")
     return 0
 }
 
@@ -130,7 +130,7 @@ func sendFromSignalHandler(_ arguments: [String]) throws -> Int32 {
     var interval = itimerval(it_interval: timeval(tv_sec: 0, tv_usec: 1000), it_value: timeval(tv_sec: 0, tv_usec: 1000))
     setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &interval, nil)
     var toggles = 0
-    try loop.timer(after: 0.001, repeat: 0.001) { timer in
+    try loop.timer(after: .milliseconds(1), repeat: .milliseconds(1)) { timer in
         watcher.stop()
         watcher.start()
         toggles += 1

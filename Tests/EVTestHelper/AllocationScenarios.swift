@@ -46,14 +46,14 @@ func allocationCounts(_ arguments: [String]) throws -> Int32 {
     // A one-shot timer made, started and fired: the benchmark's timer.
     report("ev.timer.new-start-fire", allocationsPerOperation(count) { count in
         var fired = 0
-        for _ in 0..<count { _ = try! loop.timer(after: 0) { _ in fired += 1 } }
+        for _ in 0..<count { _ = try! loop.timer(after: .zero) { _ in fired += 1 } }
         loop.run()
         precondition(fired == count)
     })
     // One timer watcher kept and restarted with again(): libev's own advice.
     report("ev.timer.kept-again-fire", allocationsPerOperation(count) { count in
         var fired = 0
-        let timer = try! TimerWatcher(loop: loop, after: 0, repeat: 0) { _ in fired += 1 }
+        let timer = try! TimerWatcher(loop: loop, after: .zero, repeat: .zero) { _ in fired += 1 }
         for _ in 0..<count {
             timer.start()
             loop.run()
@@ -66,7 +66,7 @@ func allocationCounts(_ arguments: [String]) throws -> Int32 {
     report("ev.once.timeout-fire", allocationsPerOperation(count) { count in
         var fired = 0
         for _ in 0..<max(1, count / 1000) {
-            for _ in 0..<1000 { try! loop.once(timeout: 0) { _ in fired += 1 } }
+            for _ in 0..<1000 { loop.once(after: .zero) { _ in fired += 1 } }
             loop.run()
         }
         precondition(fired == max(1, count / 1000) * 1000)
@@ -74,7 +74,7 @@ func allocationCounts(_ arguments: [String]) throws -> Int32 {
     // The epoll loop's timer.
     report("epoll.timer.new-start-fire", allocationsPerOperation(count) { count in
         var fired = 0
-        for _ in 0..<count { epoll.callLater(0) { fired += 1 } }
+        for _ in 0..<count { epoll.callLater(.zero) { fired += 1 } }
         epoll.run()
         precondition(fired == count)
     })
@@ -85,14 +85,14 @@ func allocationCounts(_ arguments: [String]) throws -> Int32 {
         defer { close(a); close(b) }
         var left = count
         var byte: UInt8 = 0
-        let ping = try! loop.io(a, .read) { watcher, _ in
-            precondition(read(watcher.fd, &byte, 1) == 1)
+        let ping = try! loop.io(FileDescriptor(rawValue: a), .read) { watcher, _ in
+            precondition(read(watcher.descriptor.rawValue, &byte, 1) == 1)
             left -= 1
             if left == 0 { return watcher.stop() }
-            precondition(write(watcher.fd, &byte, 1) == 1)
+            precondition(write(watcher.descriptor.rawValue, &byte, 1) == 1)
         }
-        let pong = try! loop.io(b, .read) { watcher, _ in
-            if read(watcher.fd, &byte, 1) == 1 { precondition(write(watcher.fd, &byte, 1) == 1) }
+        let pong = try! loop.io(FileDescriptor(rawValue: b), .read) { watcher, _ in
+            if read(watcher.descriptor.rawValue, &byte, 1) == 1 { precondition(write(watcher.descriptor.rawValue, &byte, 1) == 1) }
         }
         precondition(write(a, "x", 1) == 1)
         while ping.isActive { loop.run(.once) }
@@ -104,13 +104,13 @@ func allocationCounts(_ arguments: [String]) throws -> Int32 {
         var left = count
         var byte: UInt8 = 0
         var done = false
-        let ping = try! epoll.watch(a, .read) { watch, _ in
+        let ping = try! epoll.watch(FileDescriptor(rawValue: a), .read) { watch, _ in
             precondition(read(a, &byte, 1) == 1)
             left -= 1
             if left == 0 { done = true; return watch.cancel() }
             precondition(write(a, &byte, 1) == 1)
         }
-        let pong = try! epoll.watch(b, .read) { _, _ in
+        let pong = try! epoll.watch(FileDescriptor(rawValue: b), .read) { _, _ in
             if read(b, &byte, 1) == 1 { precondition(write(b, &byte, 1) == 1) }
         }
         precondition(write(a, "x", 1) == 1)

@@ -23,7 +23,7 @@ let misuseScenarios: KeyValuePairs<String, (message: String, body: @Sendable () 
         let loop = try EpollLoop()
         let (a, _) = try makeSocketPair()
         try loop.run { executor in
-            let readiness = executor.readiness(for: a)
+            let readiness = executor.readiness(for: FileDescriptor(rawValue: a))
             let bound = LoopBound(unchecked: readiness, loop: executor)
             let first = Task(executorPreference: executor) { try await bound.value.waitReadable() }
             try await executor.yield()
@@ -32,9 +32,9 @@ let misuseScenarios: KeyValuePairs<String, (message: String, body: @Sendable () 
         }
     }),
     // A task run on the loop from inside one of the loop's callbacks.
-    "run-inside-a-callback": ("Loop.run(_:) with a task cannot be called while the loop runs", {
+    "run-inside-a-callback": ("Loop.run(_:) with a task was called while the loop runs", {
         let loop = try Loop()
-        try loop.timer(after: 0) { timer in
+        try loop.timer(after: .zero) { timer in
             _ = try? timer.loop!.run { _ in 1 }
         }
         loop.run()
@@ -48,27 +48,27 @@ let misuseScenarios: KeyValuePairs<String, (message: String, body: @Sendable () 
     // Another thread using a libev loop while it runs: a hammer of timers.
     "libev-from-another-thread": ("is running this loop", {
         let loop = try Loop()
-        try loop.timer(after: 30) { _ in }
+        try loop.timer(after: .seconds(30)) { _ in }
         let box = UncheckedBox(loop)
         let runner = try PlainThread { box.value.run() }
         usleep(50_000) // the runner is inside run() now
-        for _ in 0..<1_000_000 { try box.value.timer(after: 1) { _ in } }
+        for _ in 0..<1_000_000 { try box.value.timer(after: .seconds(1)) { _ in } }
         runner.join()
     }),
     // The same on the epoll loop.
-    "epoll-from-another-thread": ("on a thread other than the one running this loop", {
+    "epoll-from-another-thread": ("is running this loop", {
         let loop = try EpollLoop()
-        loop.callLater(30) {}
+        loop.callLater(.seconds(30)) {}
         let box = UncheckedBox(loop)
         let runner = try PlainThread { box.value.run() }
         usleep(50_000)
-        for _ in 0..<1_000_000 { box.value.callLater(1) {} }
+        for _ in 0..<1_000_000 { box.value.callLater(.seconds(1)) {} }
         runner.join()
     }),
     // C code given the loop from another thread while it runs.
     "raw-loop-from-another-thread": ("withUnsafeEVLoop(_:) was called on thread", {
         let loop = try Loop()
-        try loop.timer(after: 30) { _ in }
+        try loop.timer(after: .seconds(30)) { _ in }
         let box = UncheckedBox(loop)
         let runner = try PlainThread { box.value.run() }
         usleep(50_000)

@@ -6,7 +6,7 @@ import TestSupport
 
 /// A timer that ends the process if a scenario hangs.
 func failAfter(_ seconds: Double, on loop: Loop, _ what: String) throws {
-    let watchdog = try loop.timer(after: seconds) { _ in
+    let watchdog = try loop.timer(after: .seconds(seconds)) { _ in
         print("timeout: \(what)")
         exit(3)
     }
@@ -26,7 +26,7 @@ func forkEcho(_ arguments: [String]) throws -> Int32 {
     var parentReads = 0
     var parentSpurious = 0
     var parentBytes = 0
-    let parentWatcher = try loop.io(pa, .read) { watcher, _ in
+    let parentWatcher = try loop.io(FileDescriptor(rawValue: pa), .read) { watcher, _ in
         let text = readAvailable(pa)
         if text.isEmpty { parentSpurious += 1 } else { parentReads += 1; parentBytes += text.utf8.count }
         if parentBytes == 20 { watcher.stop() }
@@ -36,14 +36,14 @@ func forkEcho(_ arguments: [String]) throws -> Int32 {
 
     let child = fork()
     if child == 0 {
-        loop.reinitializeAfterFork()
+        try loop.reinitializeAfterFork()
         parentWatcher.stop()
         var echoed = false
-        try loop.timer(after: 0.05) { _ in writeString(x, "ping") }
-        try loop.io(y, .read) { _, _ in
+        try loop.timer(after: .milliseconds(50)) { _ in writeString(x, "ping") }
+        try loop.io(FileDescriptor(rawValue: y), .read) { _, _ in
             if readAvailable(y) == "ping" { writeString(y, "pong") }
         }
-        try loop.io(x, .read) { watcher, _ in
+        try loop.io(FileDescriptor(rawValue: x), .read) { watcher, _ in
             if readAvailable(x) == "pong" {
                 echoed = true
                 watcher.loop?.break(.all)
@@ -59,7 +59,7 @@ func forkEcho(_ arguments: [String]) throws -> Int32 {
     }
 
     var sent = 0
-    try loop.timer(after: 0.01, repeat: 0.01) { timer in
+    try loop.timer(after: .milliseconds(10), repeat: .milliseconds(10)) { timer in
         writeString(pb, "m")
         sent += 1
         if sent == 20 { timer.stop() }
@@ -163,12 +163,12 @@ func defaultLoopRecreated(_ arguments: [String]) throws -> Int32 {
     do {
         let loop = try Loop.defaultLoop()
         dropped = loop
-        try loop.timer(after: 0) { _ in }
+        try loop.timer(after: .zero) { _ in }
         loop.run()
     }
     let fresh = try Loop.defaultLoop()
     var ran = false
-    try fresh.timer(after: 0) { _ in ran = true }
+    try fresh.timer(after: .zero) { _ in ran = true }
     fresh.run()
     print("dropped-destroyed=\(dropped == nil) fresh-runs=\(ran)")
     return 0
@@ -178,7 +178,7 @@ func defaultLoopRecreated(_ arguments: [String]) throws -> Int32 {
 /// show the message of the system-error handler.
 func systemErrorHandler(_ arguments: [String]) throws -> Int32 {
     let loop = try Loop(backends: .epoll)
-    try loop.timer(after: 0.01) { _ in }
+    try loop.timer(after: .milliseconds(10)) { _ in }
     loop.run(.noWait) // apply every pending epoll_ctl first, so epoll_wait is what fails
     // libev's epoll descriptor is the one /proc shows as an eventpoll instance.
     for fd in 3..<64 {
@@ -207,7 +207,7 @@ func childExitAwait(_ arguments: [String]) throws -> Int32 {
             while true { pause() }
         }
         let waiter = Task(executorPreference: executor) { try await executor.childExit(killed) }
-        try await executor.sleep(seconds: 0.02)
+        try await executor.sleep(for: .milliseconds(20))
         kill(killed, SIGKILL)
         let second = try await waiter.value
         return [first, second]
@@ -225,11 +225,11 @@ func forkCommon(_ arguments: [String]) throws -> Int32 {
     let (pa, pb) = try makeSocketPair()
     var parentReads = 0
     var parentSpurious = 0
-    let watch = try loop.watchReadiness(pa, .read) { _ in
+    let watch = try loop.watchReadiness(FileDescriptor(rawValue: pa), .read) { _ in
         if readAvailable(pa).isEmpty { parentSpurious += 1 } else { parentReads += 1 }
     }
     // One iteration first, so the kernel state exists before the fork.
-    _ = loop.schedule(after: 0) { loop.stop() }
+    _ = loop.schedule(after: .zero) { loop.stop() }
     loop.runForever()
 
     let child = fork()
@@ -237,17 +237,17 @@ func forkCommon(_ arguments: [String]) throws -> Int32 {
         try loop.reinitializeAfterFork()
         watch.cancel()
         var echoed = false
-        _ = try loop.watchReadiness(y, .read) { _ in
+        _ = try loop.watchReadiness(FileDescriptor(rawValue: y), .read) { _ in
             if readAvailable(y) == "ping" { writeString(y, "pong") }
         }
-        _ = try loop.watchReadiness(x, .read) { _ in
+        _ = try loop.watchReadiness(FileDescriptor(rawValue: x), .read) { _ in
             if readAvailable(x) == "pong" {
                 echoed = true
                 loop.stop()
             }
         }
-        _ = loop.schedule(after: 0.05) { writeString(x, "ping") }
-        _ = loop.schedule(after: 5) { loop.stop() }
+        _ = loop.schedule(after: .milliseconds(50)) { writeString(x, "ping") }
+        _ = loop.schedule(after: .seconds(5)) { loop.stop() }
         loop.runForever()
         print("child echoed=\(echoed)")
         fflush(nil)
@@ -258,14 +258,14 @@ func forkCommon(_ arguments: [String]) throws -> Int32 {
     func send() {
         writeString(pb, "m")
         sent += 1
-        if sent < 20 { _ = loop.schedule(after: 0.01, send) }
+        if sent < 20 { _ = loop.schedule(after: .milliseconds(10), send) }
     }
-    _ = loop.schedule(after: 0.01, send)
+    _ = loop.schedule(after: .milliseconds(10), send)
     func check() {
-        if parentReads == 20 { loop.stop() } else { _ = loop.schedule(after: 0.005, check) }
+        if parentReads == 20 { loop.stop() } else { _ = loop.schedule(after: .milliseconds(5), check) }
     }
     check()
-    let safety = loop.schedule(after: 10) { loop.stop() }
+    let safety = loop.schedule(after: .seconds(10)) { loop.stop() }
     loop.runForever()
     safety.cancel() // the closure holds the loop: cancel, or loop and timer keep each other alive
     watch.cancel()

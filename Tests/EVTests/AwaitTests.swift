@@ -9,12 +9,12 @@ import TestSupport
 struct AwaitTests {
     @Test func sleepUntilALoopTime() throws {
         let loop = try Loop()
-        let target = loop.now + 0.05
+        let target = loop.now + .milliseconds(50)
         let reached = try loop.run { executor in
             try await executor.sleep(until: target)
             return Loop.time()
         }
-        #expect(reached >= target - 0.005)
+        #expect(reached >= target - .milliseconds(5))
     }
 
     /// `sleep(until:)` is on the wall clock (an `ev_periodic`): the helper
@@ -55,15 +55,15 @@ struct SignalAwaitTests {
     @Test func theNextSignalAndAStreamOfThem() throws {
         let loop = try Loop()
         let received = try loop.run { executor in
-            try await executor.sleep(seconds: 0)
+            try await executor.sleep(for: .zero)
             async let one: Void = executor.signal(SIGURG)
-            try await executor.sleep(seconds: 0.01)
+            try await executor.sleep(for: .milliseconds(10))
             kill(getpid(), SIGURG)
             try await one
             var seen: [Int32] = []
             let sender = Task(executorPreference: executor) {
                 for _ in 0..<3 {
-                    try await executor.sleep(seconds: 0.02)
+                    try await executor.sleep(for: .milliseconds(20))
                     kill(getpid(), SIGURG)
                 }
             }
@@ -83,15 +83,15 @@ struct SignalAwaitTests {
         let path = temporaryPath("changes")
         let sizes = try loop.run { executor in
             let writer = Task(executorPreference: executor) {
-                try await executor.sleep(seconds: 0.05)
+                try await executor.sleep(for: .milliseconds(50))
                 let fd = open(path, O_CREAT | O_WRONLY, 0o644)
                 writeString(fd, "12345")
                 close(fd)
-                try await executor.sleep(seconds: 0.1)
+                try await executor.sleep(for: .milliseconds(100))
                 unlink(path)
             }
             var sizes: [Int64?] = []
-            for try await change in executor.fileChanges(path, interval: 0.01) {
+            for try await change in executor.fileChanges(path, interval: .milliseconds(10)) {
                 sizes.append(change.current?.size)
                 if change.current == nil { break }
             }

@@ -10,7 +10,7 @@ struct CleanupWatcherTests {
         weak var watcherAfter: CleanupWatcher?
         do {
             let loop = try Loop()
-            let timer = try loop.timer(after: 60) { _ in log.append("timer") }
+            let timer = try loop.timer(after: .seconds(60)) { _ in log.append("timer") }
             let cleanup = loop.cleanup { cleanup in
                 log.append("cleanup active=\(cleanup.isActive) loop-gone=\(cleanup.loop == nil)")
             }

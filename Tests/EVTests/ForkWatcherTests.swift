@@ -22,7 +22,7 @@ struct ForkWatcherTests {
         watcher.keepAlive = false
         loop.run(.noWait)
         #expect(forks == 0)
-        loop.reinitializeAfterFork()
+        try loop.reinitializeAfterFork()
         loop.run(.noWait)
         #expect(forks == 1, "libev runs fork watchers in the iteration after ev_loop_fork")
         watcher.stop()

@@ -11,9 +11,9 @@ struct IOWatcherTests {
         try withSocketPair { a, b in
             var received = ""
             var events: Events = []
-            try loop.io(a, .read) { watcher, revents in
+            try loop.io(FileDescriptor(rawValue: a), .read) { watcher, revents in
                 events = revents
-                received += readAvailable(watcher.fd)
+                received += readAvailable(watcher.descriptor.rawValue)
                 watcher.stop()
             }
             runLoop(loop, for: 0.05)
@@ -29,12 +29,12 @@ struct IOWatcherTests {
         let loop = try Loop()
         try withPipe { readEnd, writeEnd in
             var chunks: [String] = []
-            try loop.io(readEnd, .read) { watcher, _ in
-                chunks.append(readAvailable(watcher.fd))
+            try loop.io(FileDescriptor(rawValue: readEnd), .read) { watcher, _ in
+                chunks.append(readAvailable(watcher.descriptor.rawValue))
                 if chunks.joined() == "chunk1chunk2chunk3" { watcher.stop() }
             }
             var sent = 0
-            try loop.timer(after: 0.005, repeat: 0.005) { timer in
+            try loop.timer(after: .milliseconds(5), repeat: .milliseconds(5)) { timer in
                 sent += 1
                 writeString(writeEnd, "chunk\(sent)")
                 if sent == 3 { timer.stop() }
@@ -49,7 +49,7 @@ struct IOWatcherTests {
         let loop = try Loop()
         try withSocketPair { a, b in
             var seen: [Events] = []
-            let watcher = try loop.io(a, [.read, .write]) { watcher, revents in
+            let watcher = try loop.io(FileDescriptor(rawValue: a), [.read, .write]) { watcher, revents in
                 seen.append(revents)
                 watcher.stop()
             }
@@ -64,7 +64,7 @@ struct IOWatcherTests {
         let loop = try Loop()
         try withSocketPair { a, b in
             var seen: [Events] = []
-            let watcher = try loop.io(a, .read) { watcher, revents in
+            let watcher = try loop.io(FileDescriptor(rawValue: a), .read) { watcher, revents in
                 seen.append(revents)
                 watcher.stop()
             }
@@ -82,13 +82,13 @@ struct IOWatcherTests {
         try withSocketPair { a, b in
             try withSocketPair { c, d in
                 var from: Int32 = -1
-                let watcher = try loop.io(a, .read) { watcher, _ in
-                    from = watcher.fd
-                    _ = readAvailable(watcher.fd)
+                let watcher = try loop.io(FileDescriptor(rawValue: a), .read) { watcher, _ in
+                    from = watcher.descriptor.rawValue
+                    _ = readAvailable(watcher.descriptor.rawValue)
                     watcher.stop()
                 }
-                try watcher.set(fd: c, events: .read)
-                #expect(watcher.isActive && watcher.fd == c)
+                try watcher.set(descriptor: FileDescriptor(rawValue: c), events: .read)
+                #expect(watcher.isActive && watcher.descriptor.rawValue == c)
                 writeString(b, "to a")
                 writeString(d, "to c")
                 #expect(runUntilDone(loop))
@@ -101,10 +101,10 @@ struct IOWatcherTests {
         let loop = try Loop()
         try withSocketPair { a, b in
             var calls = 0
-            try loop.io(a, .read) { watcher, _ in
+            try loop.io(FileDescriptor(rawValue: a), .read) { watcher, _ in
                 calls += 1
                 var byte: UInt8 = 0
-                _ = read(watcher.fd, &byte, 1) // one byte per callback: level-triggered
+                _ = read(watcher.descriptor.rawValue, &byte, 1) // one byte per callback: level-triggered
                 if calls == 5 { watcher.stop() }
             }
             writeString(b, "12345")
@@ -120,27 +120,22 @@ struct IOWatcherTests {
         let (a, b) = try makeReservedSocketPair() // stays closed: no other test is handed the number
         close(a)
         close(b)
-        #expect(throws: EVError.self) { try loop.io(a, .read) { _, _ in } }
-        do {
-            try loop.io(a, .read) { _, _ in }
-        } catch let error {
-            guard case .badDescriptor(let fd, let cause) = error else { Issue.record("\(error)"); return }
-            #expect(fd == a)
-            #expect(cause.errno == .badFileDescriptor)
-            #expect(error.description.contains("descriptor \(a)"))
-        }
-        #expect(throws: EVError.self) { try loop.io(-1, .read) { _, _ in } }
-        #expect(throws: EVError.self) { try loop.io(1 << 20, .write) { _, _ in } }
+        let error = caughtError { try loop.io(FileDescriptor(rawValue: a), .read) { _, _ in } }
+        #expect(error?.code == .badDescriptor(.notOpen))
+        #expect(error?.descriptor == FileDescriptor(rawValue: a))
+        #expect(error?.description.contains("descriptor \(a) cannot be watched: it is not open") == true, "\(String(describing: error))")
+        #expect(caughtError { try loop.io(FileDescriptor(rawValue: -1), .read) { _, _ in } }?.code == .badDescriptor(.notOpen))
+        #expect(caughtError { try loop.io(FileDescriptor(rawValue: 1 << 20), .write) { _, _ in } }?.code == .badDescriptor(.notOpen))
     }
 
     @Test func aRefusedWatcherStaysStoppedAndTheLoopStaysHealthy() throws {
         let loop = try Loop()
-        let watcher = IOWatcher(loop: loop, fd: reservedDescriptorNumber(), events: .read) { _, _ in }
-        #expect(throws: EVError.self) { try watcher.start() }
+        let watcher = IOWatcher(loop: loop, descriptor: FileDescriptor(rawValue: reservedDescriptorNumber()), events: .read) { _, _ in }
+        #expect(caughtError { try watcher.start() }?.code == .badDescriptor(.notOpen))
         #expect(!watcher.isActive)
         loop.verify()
         var fired = false
-        try loop.timer(after: 0) { _ in fired = true }
+        try loop.timer(after: .zero) { _ in fired = true }
         #expect(runUntilDone(loop))
         #expect(fired)
     }
@@ -155,9 +150,9 @@ struct IOWatcherTests {
         let (oldA, oldB) = try makeSocketPair()
         var oldEvents: [Events] = []
         var oldData = ""
-        let old = try loop.io(oldA, .read) { watcher, events in
+        let old = try loop.io(FileDescriptor(rawValue: oldA), .read) { watcher, events in
             oldEvents.append(events)
-            if !events.contains(.error) { oldData += readAvailable(watcher.fd) }
+            if !events.contains(.error) { oldData += readAvailable(watcher.descriptor.rawValue) }
         }
         loop.run(.noWait)
         // The mistake: the descriptor is closed without stopping the watcher,
@@ -169,8 +164,8 @@ struct IOWatcherTests {
             close(newB)
         }
         var newData = ""
-        let fresh = try loop.io(newA, .read) { watcher, _ in
-            newData += readAvailable(watcher.fd)
+        let fresh = try loop.io(FileDescriptor(rawValue: newA), .read) { watcher, _ in
+            newData += readAvailable(watcher.descriptor.rawValue)
             watcher.stop()
         }
         writeString(newB, "for the new socket")
@@ -190,7 +185,7 @@ struct IOWatcherTests {
         let loop = try Loop(backends: backend)
         let (oldA, oldB) = try makeSocketPair()
         var oldEvents: [Events] = []
-        let old = try loop.io(oldA, .read) { _, events in oldEvents.append(events) }
+        let old = try loop.io(FileDescriptor(rawValue: oldA), .read) { _, events in oldEvents.append(events) }
         loop.run(.noWait)
         close(oldB)
         let (newA, newB) = try reuseNumber(oldA)
@@ -219,8 +214,8 @@ struct IOWatcherTests {
         let loop = try Loop()
         let (a, b) = try makeReservedSocketPair() // looked at after it is closed
         defer { close(b) }
-        let reader = try loop.io(a, .read) { _, _ in }
-        let writer = try loop.io(a, .write) { _, _ in }
+        let reader = try loop.io(FileDescriptor(rawValue: a), .read) { _, _ in }
+        let writer = try loop.io(FileDescriptor(rawValue: a), .write) { _, _ in }
         try reader.stopAndClose()
         #expect(!reader.isActive)
         #expect(!writer.isActive)
@@ -248,7 +243,7 @@ struct IOWatcherTests {
         // (another test's new socket took a low one once, and the watcher started on it).
         let (a, b) = try makeReservedSocketPair()
         var seen: [Events] = []
-        let watcher = try loop.io(a, .read) { watcher, events in
+        let watcher = try loop.io(FileDescriptor(rawValue: a), .read) { watcher, events in
             seen.append(events)
             watcher.stop()
         }
@@ -256,7 +251,7 @@ struct IOWatcherTests {
         #expect(!watcher.isActive)
         close(a)
         close(b)
-        #expect(throws: EVError.self) { try watcher.setInterest(.read) }
+        #expect(caughtError { try watcher.setInterest(.read) }?.code == .badDescriptor(.notOpen))
         watcher.interest = .read
         #expect(!watcher.isActive)
         #expect(runLoop(loop, until: { !seen.isEmpty }, timeout: 5))

@@ -11,9 +11,9 @@ struct IdleWatcherTests {
             var log: [String] = []
             // Three bytes, one read per callback: the reader is pending for
             // three iterations, and the idle watcher must wait until it is not.
-            try loop.io(a, .read) { watcher, _ in
+            try loop.io(FileDescriptor(rawValue: a), .read) { watcher, _ in
                 var byte: UInt8 = 0
-                if read(watcher.fd, &byte, 1) == 1 { log.append("read") }
+                if read(watcher.descriptor.rawValue, &byte, 1) == 1 { log.append("read") }
             }
             loop.idle { idle in
                 log.append("idle")
@@ -28,7 +28,7 @@ struct IdleWatcherTests {
     @Test func anActiveIdleWatcherKeepsTheLoopFromBlocking() throws {
         let loop = try Loop()
         var idles = 0
-        try loop.timer(after: 10) { _ in }
+        try loop.timer(after: .seconds(10)) { _ in }
         loop.idle { idle in
             idles += 1
             if idles == 1000 { idle.loop!.break(.all) }

@@ -7,7 +7,7 @@ import TestSupport
 struct KeepAliveTests {
     @Test func aWatcherThatDoesNotKeepTheLoopAliveLetsRunReturn() throws {
         let loop = try Loop()
-        let timer = try loop.timer(after: 60) { _ in }
+        let timer = try loop.timer(after: .seconds(60)) { _ in }
         timer.keepAlive = false
         let start = monotonicSeconds()
         #expect(loop.run() == false)
@@ -19,9 +19,9 @@ struct KeepAliveTests {
     @Test func itStillFiresWhileOtherWatchersKeepTheLoopRunning() throws {
         let loop = try Loop()
         var helperFired = false
-        let helper = try loop.timer(after: 0.01) { _ in helperFired = true }
+        let helper = try loop.timer(after: .milliseconds(10)) { _ in helperFired = true }
         helper.keepAlive = false
-        try loop.timer(after: 0.05) { _ in }
+        try loop.timer(after: .milliseconds(50)) { _ in }
         loop.run()
         #expect(helperFired)
     }
@@ -31,13 +31,13 @@ struct KeepAliveTests {
         // libev stops a fired one-shot timer itself; the wrapper must restore
         // the reference it removed, or the loop's count would drift.
         for _ in 0..<3 {
-            let helper = try loop.timer(after: 0.001) { _ in }
+            let helper = try loop.timer(after: .milliseconds(1)) { _ in }
             helper.keepAlive = false
-            try loop.timer(after: 0.01) { _ in }
+            try loop.timer(after: .milliseconds(10)) { _ in }
             loop.run()
         }
         var keeperFired = false
-        try loop.timer(after: 0.01) { _ in keeperFired = true }
+        try loop.timer(after: .milliseconds(10)) { _ in keeperFired = true }
         #expect(runUntilDone(loop), "a count drifted up would keep the loop running")
         #expect(keeperFired, "a count drifted down would end the loop before the keeper fired")
         loop.verify()
@@ -45,7 +45,7 @@ struct KeepAliveTests {
 
     @Test func togglingWhileActiveAndAfterStop() throws {
         let loop = try Loop()
-        let timer = try loop.timer(after: 60) { _ in }
+        let timer = try loop.timer(after: .seconds(60)) { _ in }
         timer.keepAlive = false
         timer.keepAlive = true
         timer.keepAlive = false

@@ -10,7 +10,7 @@ struct LifetimeTests {
     @Test func aFireAndForgetTimerStillFires() throws {
         let loop = try Loop()
         var fired = false
-        try loop.timer(after: 0.001) { _ in fired = true } // result dropped
+        try loop.timer(after: .milliseconds(1)) { _ in fired = true } // result dropped
         #expect(runUntilDone(loop))
         #expect(fired)
     }
@@ -19,7 +19,7 @@ struct LifetimeTests {
         let loop = try Loop()
         weak var seen: TimerWatcher?
         var count = 0
-        try loop.timer(after: 0.001, repeat: 0.001) { timer in
+        try loop.timer(after: .milliseconds(1), repeat: .milliseconds(1)) { timer in
             seen = timer
             count += 1
             if count == 3 { timer.stop() }
@@ -36,7 +36,7 @@ struct LifetimeTests {
         do {
             let token = Token()
             weakCapture = token
-            let timer = try loop.timer(after: 60) { _ in _ = token }
+            let timer = try loop.timer(after: .seconds(60)) { _ in _ = token }
             weakWatcher = timer
         }
         #expect(weakWatcher != nil, "an active watcher is kept alive by its loop")
@@ -49,7 +49,7 @@ struct LifetimeTests {
         let loop = try Loop()
         weak var weakWatcher: TimerWatcher?
         do {
-            weakWatcher = try loop.timer(after: 0.001) { _ in }
+            weakWatcher = try loop.timer(after: .milliseconds(1)) { _ in }
         }
         #expect(weakWatcher != nil)
         #expect(runUntilDone(loop))
@@ -73,8 +73,8 @@ struct LifetimeTests {
             let token = Token()
             weakCapture = token
             // Closures that capture the loop weakly, as they should.
-            weakTimer = try loop.timer(after: 60, repeat: 1) { [weak loop] _ in _ = (token, loop) }
-            weakIO = try loop.io(a, .read) { _, _ in }
+            weakTimer = try loop.timer(after: .seconds(60), repeat: .seconds(1)) { [weak loop] _ in _ = (token, loop) }
+            weakIO = try loop.io(FileDescriptor(rawValue: a), .read) { _, _ in }
             survivor = try loop.signal(SIGWINCH) { _ in }
             loop.run(.noWait)
         }
@@ -94,7 +94,7 @@ struct LifetimeTests {
         do {
             let loop = try Loop()
             weakLoop = loop
-            try loop.timer(after: 0.001) { _ in _ = loop }
+            try loop.timer(after: .milliseconds(1)) { _ in _ = loop }
             #expect(runUntilDone(loop))
         }
         #expect(weakLoop == nil, "a one-shot timer stops by itself, which breaks the cycle")
@@ -108,8 +108,8 @@ struct LifetimeTests {
             weakLoop = loop
             try withSocketPair { a, b in
                 for round in 0..<50 {
-                    let timer = try TimerWatcher(loop: loop, after: 0.0001 * Double(round % 5)) { _ in }
-                    let io = IOWatcher(loop: loop, fd: a, events: .write) { io, _ in io.stop() }
+                    let timer = try TimerWatcher(loop: loop, after: .seconds(0.0001 * Double(round % 5))) { _ in }
+                    let io = IOWatcher(loop: loop, descriptor: FileDescriptor(rawValue: a), events: .write) { io, _ in io.stop() }
                     let idle = IdleWatcher(loop: loop) { idle in idle.stop() }
                     weak let t = timer, i = io, d = idle
                     weakWatchers.append { t }
@@ -137,11 +137,11 @@ struct MisuseTests {
     @Test func usingALoopFromAnotherThreadWhileItRunsTraps() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let loop = try! Loop()
-            try! loop.timer(after: 30) { _ in }
+            try! loop.timer(after: .seconds(30)) { _ in }
             let running = Atomic(false)
             // Set from inside run(), so the check below happens while it runs
             // (a fixed sleep was a guess a loaded machine could beat).
-            try! loop.timer(after: 0) { _ in running.store(true, ordering: .releasing) }
+            try! loop.timer(after: .zero) { _ in running.store(true, ordering: .releasing) }
             let box = UncheckedLoop(loop)
             let runner = try PlainThread { box.loop.run() }
             while !running.load(ordering: .acquiring) { usleep(1000) }
@@ -157,12 +157,12 @@ struct MisuseTests {
     @Test func startingAWatcherAfterItsLoopIsGoneTraps() async {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             var loop: Loop? = try! Loop()
-            let timer = try! TimerWatcher(loop: loop!, after: 1) { _ in }
+            let timer = try! TimerWatcher(loop: loop!, after: .seconds(1)) { _ in }
             loop = nil
             timer.start()
         }.map { result in
             let text = String(decoding: result.standardErrorContent, as: UTF8.self)
-            #expect(text.contains("after its loop was destroyed"))
+            #expect(text.contains("after its loop was closed"), "\(text)")
         }
     }
 

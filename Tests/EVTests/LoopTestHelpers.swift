@@ -10,7 +10,7 @@ import TestSupport
 @discardableResult
 func runLoop(_ loop: Loop, until condition: () -> Bool, timeout: Double = 10) -> Bool {
     let deadline = monotonicSeconds() + timeout
-    let tick = try! loop.timer(after: 0.01, repeat: 0.01) { _ in }
+    let tick = try! loop.timer(after: .milliseconds(10), repeat: .milliseconds(10)) { _ in }
     tick.keepAlive = false
     defer { tick.stop() }
     while !condition() {
@@ -32,7 +32,7 @@ func runLoop(_ loop: Loop, for seconds: Double) {
 @discardableResult
 func runUntilDone(_ loop: Loop, timeout: Double = 10) -> Bool {
     var timedOut = false
-    let watchdog = try! loop.timer(after: timeout) { timer in
+    let watchdog = try! loop.timer(after: .seconds(timeout)) { timer in
         timedOut = true
         timer.loop?.break(.all)
     }

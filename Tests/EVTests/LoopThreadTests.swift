@@ -9,7 +9,7 @@ struct LoopThreadTests {
     @Test func runsWithoutWatchersUntilStoppedFromOutside() throws {
         let ticks = Atomic(0)
         let thread = try LoopThread { loop in
-            try! loop.timer(after: 0.005, repeat: 0.005) { _ in ticks.add(1, ordering: .relaxed) }
+            try! loop.timer(after: .milliseconds(5), repeat: .milliseconds(5)) { _ in ticks.add(1, ordering: .relaxed) }
         }
         while ticks.load(ordering: .relaxed) < 3 { usleep(1000) }
         thread.stop()
@@ -18,7 +18,7 @@ struct LoopThreadTests {
         usleep(30_000)
         let ticksValue = ticks.load(ordering: .relaxed)
         #expect(ticksValue == after, "the loop is gone: no more ticks")
-        #expect(throws: EVError.loopClosed) { try thread.executor.execute {} }
+        #expect(caughtError { try thread.executor.execute {} }?.code == .loopClosed)
     }
 
     @Test func anIdleLoopThreadStillTakesWork() throws {
@@ -36,8 +36,6 @@ struct LoopThreadTests {
     }
 
     @Test func aLoopThatCannotBeCreatedIsAnError() {
-        #expect(throws: EVError.loopCreationFailed(backends: .kqueue, flags: [])) {
-            try LoopThread(backends: .kqueue)
-        }
+        #expect(caughtError { _ = try LoopThread(backends: .kqueue) }?.code == .loopCreationFailed)
     }
 }

@@ -7,21 +7,21 @@ import TestSupport
 struct PeriodicWatcherTests {
     @Test func firesAtAWallClockTime() throws {
         let loop = try Loop()
-        let at = Loop.time() + 0.05
-        var firedAt = 0.0
-        let periodic = try loop.periodic(offset: at) { _ in firedAt = Loop.time() }
-        #expect(abs(periodic.at - at) < 0.001)
+        let at = Loop.time().advanced(by: .milliseconds(50))
+        var firedAt = WallClock.Instant(sinceEpoch: .zero)
+        let periodic = loop.periodic(at: at) { _ in firedAt = Loop.time() }
+        #expect((.milliseconds(-1) ... .milliseconds(1)).contains(periodic.at.duration(to: at)))
         #expect(runUntilDone(loop))
-        #expect(firedAt >= at - 0.002)
-        #expect(firedAt < at + 5)
-        #expect(!periodic.isActive, "interval 0 fires once")
+        #expect(firedAt >= at.advanced(by: .milliseconds(-2)))
+        #expect(firedAt < at.advanced(by: .seconds(5)))
+        #expect(!periodic.isActive, "an absolute time fires once")
     }
 
     @Test func firesOnTheGridOfAnInterval() throws {
         let loop = try Loop()
         var firings: [(now: Double, next: Double)] = []
-        try loop.periodic(offset: 0, interval: 0.02) { periodic in
-            firings.append((periodic.loop!.now, periodic.at))
+        try loop.periodic(every: .milliseconds(20)) { periodic in
+            firings.append((periodic.loop!.now.secondsSinceEpoch, periodic.at.secondsSinceEpoch))
             if firings.count == 4 { periodic.stop() }
         }
         #expect(runUntilDone(loop))
@@ -37,14 +37,25 @@ struct PeriodicWatcherTests {
         }
     }
 
+    @Test func anOffsetShiftsTheGrid() throws {
+        let loop = try Loop()
+        let periodic = try loop.periodic(every: .seconds(3600), offset: .seconds(1800)) { _ in }
+        defer { periodic.stop() }
+        // Every hour at half past: the next time is 30 minutes past an hour.
+        let minutes = (periodic.at.secondsSinceEpoch / 60).rounded()
+        #expect(Int(minutes) % 60 == 30)
+        #expect(periodic.interval == .seconds(3600))
+        #expect(periodic.offset == .seconds(1800))
+    }
+
     @Test func aRescheduleClosureChoosesTheTimes() throws {
         let loop = try Loop()
         let start = Loop.time()
-        var asked: [Double] = []
+        var asked: [WallClock.Instant] = []
         var fired = 0
         loop.periodic(reschedule: { _, now in
             asked.append(now)
-            return now + 0.01
+            return now.advanced(by: .milliseconds(10))
         }) { periodic in
             fired += 1
             if fired == 3 { periodic.stop() }
@@ -52,62 +63,64 @@ struct PeriodicWatcherTests {
         #expect(runUntilDone(loop))
         #expect(fired == 3)
         #expect(asked.count >= 3, "asked at start and after each firing")
-        #expect(Loop.time() - start >= 0.025)
+        #expect(start.duration(to: Loop.time()) >= .milliseconds(25))
     }
 
-    @Test func aRescheduleAnswerInThePastOrNaNMeansNow() throws {
+    @Test func aRescheduleAnswerInThePastMeansNowAndNilMeansNever() throws {
         let loop = try Loop()
         var fired = 0
-        var answers: [Double] = [.nan, -1e9]
-        loop.periodic(reschedule: { _, now in
-            answers.isEmpty ? .infinity : answers.removeFirst()
-        }) { periodic in
+        var answers: [WallClock.Instant?] = [WallClock.Instant(secondsSinceEpoch: -1e9), WallClock.Instant(sinceEpoch: .zero)]
+        let periodic = loop.periodic(reschedule: { _, _ in
+            answers.isEmpty ? nil : answers.removeFirst()
+        }) { _ in
             fired += 1
-            if fired == 2 { periodic.stop() }
         }
-        #expect(runUntilDone(loop, timeout: 5))
-        #expect(fired == 2)
+        try loop.timer(after: .milliseconds(200)) { timer in timer.loop?.break(.all) }
+        #expect(runUntilDone(loop))
+        #expect(fired == 2, "two answers in the past: two firings at once")
+        #expect(periodic.isActive, "nil: active, but never due")
+        #expect(periodic.at > Loop.time() + .seconds(1e9))
+        periodic.stop()
     }
 
     @Test func setChangesTheScheduleAndLeavesManualMode() throws {
         let loop = try Loop()
         var fired = false
-        let periodic = try loop.periodic(offset: Loop.time() + 3600) { _ in fired = true }
-        try periodic.set(offset: Loop.time() + 0.01)
+        let periodic = loop.periodic(at: Loop.time().advanced(by: .seconds(3600))) { _ in fired = true }
+        periodic.set(at: Loop.time().advanced(by: .milliseconds(10)))
         #expect(periodic.isActive)
         #expect(runUntilDone(loop))
         #expect(fired)
-        #expect(throws: EVError.self) { try periodic.set(offset: 0, interval: -1) }
+        #expect(throws: EventLoopError.self) { try periodic.set(every: .seconds(-1)) }
     }
 
-    @Test func badSchedulesAreRefused() throws {
+    @Test(arguments: [Duration.zero, .seconds(-2), .nanoseconds(-1)])
+    func anIntervalThatIsNotPositiveIsRefusedByName(_ interval: Duration) throws {
         let loop = try Loop()
-        #expect(throws: EVError.invalidInterval(parameter: "interval", value: -2)) {
-            try loop.periodic(offset: 0, interval: -2) { _ in }
-        }
-        #expect(throws: EVError.self) { try loop.periodic(offset: .nan) { _ in } }
-        #expect(throws: EVError.self) { try loop.periodic(offset: 0, interval: .infinity) { _ in } }
+        let error = #expect(throws: EventLoopError.self) { try loop.periodic(every: interval) { _ in } }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.description.contains("the interval must be positive") == true)
     }
 
     @Test func setRescheduleSwitchesAnActiveWatcherToManualMode() throws {
         let loop = try Loop()
         var fired = 0
         var asked = 0
-        let periodic = try loop.periodic(offset: Loop.time() + 3600) { periodic in
+        let periodic = loop.periodic(at: Loop.time().advanced(by: .seconds(3600))) { periodic in
             fired += 1
             if fired == 2 { periodic.stop() }
         }
         periodic.set(reschedule: { _, now in
             asked += 1
-            return now + 0.01
+            return now.advanced(by: .milliseconds(10))
         })
         #expect(periodic.isActive, "an active watcher stays active")
-        #expect(periodic.at < Loop.time() + 1, "the next time is the closure's, not an hour away")
+        #expect(periodic.at < Loop.time().advanced(by: .seconds(1)), "the next time is the closure's, not an hour away")
         #expect(runUntilDone(loop, timeout: 5))
         #expect(fired == 2)
         #expect(asked >= 2)
-        // And back: set(offset:) leaves manual mode.
-        try periodic.set(offset: Loop.time() + 0.01)
+        // And back: set(at:) leaves manual mode.
+        periodic.set(at: Loop.time().advanced(by: .milliseconds(10)))
         let before = asked
         #expect(runUntilDone(loop))
         #expect(asked == before, "the closure is no longer asked")

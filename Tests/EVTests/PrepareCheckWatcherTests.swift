@@ -10,8 +10,8 @@ struct PrepareCheckWatcherTests {
         var log: [String] = []
         let prepare = loop.prepare { _ in log.append("prepare") }
         let check = loop.check { _ in log.append("check") }
-        try loop.timer(after: 0.02) { _ in log.append("timer") }
-        try loop.timer(after: 0.04) { _ in log.append("timer2") }
+        try loop.timer(after: .milliseconds(20)) { _ in log.append("timer") }
+        try loop.timer(after: .milliseconds(40)) { _ in log.append("timer2") }
         prepare.keepAlive = false
         check.keepAlive = false
         #expect(runUntilDone(loop))
@@ -35,7 +35,7 @@ struct PrepareCheckWatcherTests {
         check.keepAlive = false
         let before = loop.iteration
         var ticks = 0
-        try loop.timer(after: 0.001, repeat: 0.001) { timer in
+        try loop.timer(after: .milliseconds(1), repeat: .milliseconds(1)) { timer in
             ticks += 1
             if ticks == 10 { timer.stop() }
         }

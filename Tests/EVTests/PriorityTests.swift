@@ -23,7 +23,7 @@ struct PriorityTests {
         let loop = try Loop()
         try withSocketPair { a, b in
             var fired = false
-            let watcher = try loop.io(a, .read) { watcher, _ in
+            let watcher = try loop.io(FileDescriptor(rawValue: a), .read) { watcher, _ in
                 fired = true
                 watcher.stop()
             }
@@ -54,7 +54,7 @@ struct PriorityTests {
         weak var weakWatcher: TimerWatcher?
         var received: Events = []
         do {
-            let timer = try TimerWatcher(loop: loop, after: 60) { timer in received = timer.receivedEvents }
+            let timer = try TimerWatcher(loop: loop, after: .seconds(60)) { timer in received = timer.receivedEvents }
             timer.feed([.timer, .custom])
             #expect(timer.isPending)
             #expect(!timer.isActive)
@@ -70,7 +70,7 @@ struct PriorityTests {
         let loop = try Loop()
         var calls: [Events] = []
         let watcher = try withSocketPair { a, _ in
-            let watcher = IOWatcher(loop: loop, fd: a, events: .read) { _, events in calls.append(events) }
+            let watcher = IOWatcher(loop: loop, descriptor: FileDescriptor(rawValue: a), events: .read) { _, events in calls.append(events) }
             watcher.invoke(.write)
             return watcher
         }

@@ -16,7 +16,7 @@ struct SignalWatcherTests {
             watcher.stop()
         }
         #expect(watcher.signal == SIGUSR1)
-        try loop.timer(after: 0.01) { _ in kill(getpid(), SIGUSR1) }
+        try loop.timer(after: .milliseconds(10)) { _ in kill(getpid(), SIGUSR1) }
         #expect(runUntilDone(loop))
         #expect(received == [SIGUSR1])
     }
@@ -42,13 +42,12 @@ struct SignalWatcherTests {
         let second = try Loop()
         let watcher = try first.signal(SIGUSR1) { _ in }
         let alsoFirst = try first.signal(SIGUSR1) { _ in }
-        #expect(throws: EVError.signalOwnedByAnotherLoop(SIGUSR1)) {
-            try second.signal(SIGUSR1) { _ in }
-        }
+        let owned = caughtError { try second.signal(SIGUSR1) { _ in } }
+        #expect(owned?.code == .signalOwnedByAnotherLoop)
+        #expect(owned?.description.contains("signal \(SIGUSR1)") == true)
         watcher.stop()
-        #expect(throws: EVError.signalOwnedByAnotherLoop(SIGUSR1), "still owned while one watcher is left") {
-            try second.signal(SIGUSR1) { _ in }
-        }
+        #expect(caughtError { try second.signal(SIGUSR1) { _ in } }?.code == .signalOwnedByAnotherLoop,
+                "still owned while one watcher is left")
         alsoFirst.stop()
         let moved = try second.signal(SIGUSR1) { _ in }
         #expect(moved.isActive, "free again once the first loop's watchers stopped")
@@ -69,9 +68,10 @@ struct SignalWatcherTests {
     @Test func badSignalNumbersAreRefused() throws {
         let loop = try Loop()
         for number: Int32 in [0, -1, 65, 1000, SIGKILL, SIGSTOP] {
-            #expect(throws: EVError.invalidSignal(number)) { try loop.signal(number) { _ in } }
+            let error = caughtError { try loop.signal(number) { _ in } }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.description.contains("signal \(number) cannot be watched") == true, "\(String(describing: error))")
         }
-        #expect(EVError.invalidSignal(65).description.contains("signal 65"))
     }
 
     @Test func aSignalWatcherNeedNotKeepTheLoopAlive() throws {

@@ -39,7 +39,7 @@ final class CurlOnLoop {
         self.loop = loop
         guard let multi = curl_multi_init() else { throw CurlError("curl_multi_init failed") }
         self.multi = multi
-        timer = try TimerWatcher(loop: loop, after: 0) { [unowned self] _ in
+        timer = try TimerWatcher(loop: loop, after: .zero) { [unowned self] _ in
             self.act(on: CCurl_socket_timeout, events: 0)
         }
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -95,12 +95,12 @@ final class CurlOnLoop {
             return
         }
         do {
-            sockets[socket] = try loop.io(socket, events) { [unowned self] watcher, got in
+            sockets[socket] = try loop.io(FileDescriptor(rawValue: socket), events) { [unowned self] watcher, got in
                 var flags: Int32 = 0
                 if got.contains(.read) { flags |= CURL_CSELECT_IN }
                 if got.contains(.write) { flags |= CURL_CSELECT_OUT }
                 if got.contains(.error) { flags |= CURL_CSELECT_ERR }
-                self.act(on: watcher.fd, events: flags)
+                self.act(on: watcher.descriptor.rawValue, events: flags)
             }
             mostSockets = max(mostSockets, sockets.count)
         } catch {
@@ -112,7 +112,7 @@ final class CurlOnLoop {
     private func arm(_ milliseconds: Int) {
         timer.stop()
         guard milliseconds >= 0 else { return }
-        try! timer.set(after: Double(milliseconds) / 1000)
+        try! timer.set(after: .seconds(Double(milliseconds) / 1000))
         timer.start()
     }
 
@@ -162,12 +162,12 @@ struct CurlOnTheLoopTests {
 
         // Swift on the same loop meanwhile: a repeating timer and a task.
         var ticks = 0
-        let tick = try loop.timer(after: 0.001, repeat: 0.001) { _ in ticks += 1 }
+        let tick = try loop.timer(after: .milliseconds(1), repeat: .milliseconds(1)) { _ in ticks += 1 }
         let executor = loop.executor
         let taskSleeps = Atomic(0)
         Task(executorPreference: executor) {
             for _ in 0..<5 {
-                try await executor.sleep(seconds: 0.002)
+                try await executor.sleep(for: .milliseconds(2))
                 taskSleeps.add(1, ordering: .relaxed)
             }
         }
@@ -179,7 +179,7 @@ struct CurlOnTheLoopTests {
         // curl keeps its connections (and their watchers) open: run until
         // the downloads and the task are done, 30 s at most.
         let deadline = monotonicNow() + 30
-        try loop.timer(after: 0.05, repeat: 0.05) { _ in }.keepAlive = false
+        try loop.timer(after: .milliseconds(50), repeat: .milliseconds(50)) { _ in }.keepAlive = false
         while !(finished && taskSleeps.load(ordering: .relaxed) == 5), monotonicNow() < deadline {
             loop.run(.once)
         }

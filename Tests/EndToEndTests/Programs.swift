@@ -28,7 +28,7 @@ final class PoetryServerProcess {
         guard let range = banner.range(of: #"port (\d+)"#, options: .regularExpression),
               let port = UInt16(banner[range].dropFirst(5)) else {
             process.send(SIGKILL)
-            throw SystemCallError(call: "server banner: \(banner)", errno: .ioError)
+            throw EventLoopError.system("server banner: \(banner)", .ioError)
         }
         self.port = port
     }

@@ -23,7 +23,7 @@ final class HTTPServerProcess {
         guard let range = banner.range(of: #":(\d+)/"#, options: .regularExpression),
               let port = UInt16(banner[range].dropFirst().dropLast()) else {
             process.send(SIGKILL)
-            throw SystemCallError(call: "server banner: \(banner)", errno: .ioError)
+            throw EventLoopError.system("server banner: \(banner)", .ioError)
         }
         self.port = port
     }
@@ -81,7 +81,7 @@ struct WebCrawlReport: Decodable {
         do {
             return try JSONDecoder().decode(WebCrawlReport.self, from: Data(output.standardOutput.utf8))
         } catch {
-            throw SystemCallError(call: "crawler web --json printed no report: \(output)", errno: .ioError)
+            throw EventLoopError.system("crawler web --json printed no report: \(output)", .ioError)
         }
     }
 
@@ -110,7 +110,7 @@ func probe(_ port: UInt16, _ arguments: [String], timeout: Double = 60) throws -
     let output = try runProcess("/usr/bin/env", ["python3", probeScript, "\(port)"] + arguments, timeout: timeout)
     let line = output.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
     guard let json = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-        throw SystemCallError(call: "http_probe \(arguments): \(output)", errno: .ioError)
+        throw EventLoopError.system("http_probe \(arguments): \(output)", .ioError)
     }
     return json
 }

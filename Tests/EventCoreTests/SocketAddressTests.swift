@@ -25,16 +25,17 @@ struct SocketAddressTests {
     }
 
     @Test(arguments: [
-        ("http", AddressError.invalidPort("http", in: "http")),
-        ("127.0.0.1:70000", .invalidPort("70000", in: "127.0.0.1:70000")),
-        ("127.0.0.1:", .invalidPort("", in: "127.0.0.1:")),
-        ("::1:80", .malformed("::1:80")),
-        ("[::1]80", .malformed("[::1]80")),
-        ("no.such.host.invalid:80", .invalidHost("no.such.host.invalid")),
+        ("http", "invalid port \"http\" in \"http\""),
+        ("127.0.0.1:70000", "invalid port \"70000\" in \"127.0.0.1:70000\""),
+        ("127.0.0.1:", "invalid port \"\" in \"127.0.0.1:\""),
+        ("::1:80", "\"::1:80\" is not an address"),
+        ("[::1]80", "\"[::1]80\" is not an address"),
+        ("no.such.host.invalid:80", "invalid host \"no.such.host.invalid\""),
     ])
-    func badAddressesNameWhatIsWrong(_ text: String, _ error: AddressError) {
-        #expect(throws: error) { try SocketAddress(parsing: text) }
-        #expect(error.description.contains("\""))
+    func badAddressesNameWhatIsWrong(_ text: String, _ says: String) {
+        let error = #expect(throws: EventLoopError.self) { try SocketAddress(parsing: text) }
+        #expect(error?.code == .invalidAddress)
+        #expect(error?.description.contains(says) == true, "\(String(describing: error))")
     }
 
     @Test func equalityIgnoresTheSpelling() throws {

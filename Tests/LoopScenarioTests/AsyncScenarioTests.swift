@@ -24,11 +24,11 @@ struct AsyncScenarioTests {
                 let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
                 let waiter = SocketTask(socket: socket)
                 let task = Task(executorPreference: executor) { try await waiter.socket.read() }
-                try await executor.sleep(seconds: 0.02)
+                try await executor.sleep(for: .milliseconds(20))
                 task.cancel()
                 let result = await task.result
                 writeString(b, "unread")
-                try await executor.sleep(seconds: 0.02)
+                try await executor.sleep(for: .milliseconds(20))
                 socket.close()
                 switch result {
                 case .success: return "resumed"
@@ -47,12 +47,12 @@ struct AsyncScenarioTests {
                 defer { socket.close() }
                 var timedOut = false
                 do {
-                    _ = try await withTimeout(0.03) { try await socket.read() }
-                } catch is TimeoutError {
+                    _ = try await withTimeout(.milliseconds(30)) { try await socket.read() }
+                } catch let error as EventLoopError where error.code == .timedOut {
                     timedOut = true
                 }
                 let start = monotonicSeconds()
-                try await executor.sleep(seconds: 0.02)
+                try await executor.sleep(for: .milliseconds(20))
                 return (timedOut, monotonicSeconds() - start)
             }
             #expect(timedOut)
@@ -68,16 +68,16 @@ struct AsyncScenarioTests {
             let (slept, timedOutAfter) = try kind.run { executor in
                 let socket = AsyncSocket(adopting: SocketDescriptor(try dupDescriptor(a)), peer: nil, loop: executor)
                 defer { socket.close() }
-                try await executor.sleep(seconds: 0) // the loop's clock is now fresh
+                try await executor.sleep(for: .zero) // the loop's clock is now fresh
                 work(1)
                 var start = monotonicSeconds()
-                try await executor.sleep(seconds: 1.5)
+                try await executor.sleep(for: .milliseconds(1500))
                 let slept = monotonicSeconds() - start
                 work(1)
                 start = monotonicSeconds()
                 do {
-                    _ = try await withTimeout(1.5) { try await socket.read() }
-                } catch is TimeoutError {}
+                    _ = try await withTimeout(.milliseconds(1500)) { try await socket.read() }
+                } catch let error as EventLoopError where error.code == .timedOut {}
                 return (slept, monotonicSeconds() - start)
             }
             #expect(slept >= 1.45 && slept < 5, "\(kind): slept \(slept) s of 1.5")
@@ -104,11 +104,11 @@ struct AsyncScenarioTests {
                 let start = monotonicSeconds()
                 var bytes = 0
                 do {
-                    try await withTimeout(0.5) {
+                    try await withTimeout(.milliseconds(500)) {
                         // (Bounded, so that a regression fails instead of hanging.)
                         while monotonicSeconds() - start < 10 { bytes += try await socket.read(maximum: 1).count }
                     }
-                } catch is TimeoutError {
+                } catch let error as EventLoopError where error.code == .timedOut {
                     return (true, monotonicSeconds() - start, bytes)
                 }
                 return (false, monotonicSeconds() - start, bytes)
@@ -186,7 +186,7 @@ struct AsyncScenarioTests {
                     group.addTask {
                         // A sleep counts from its call: its deadline is then + delay.
                         let deadline = monotonicSeconds() + delay
-                        try await executor.sleep(seconds: delay)
+                        try await executor.sleep(for: .seconds(delay))
                         return deadline
                     }
                 }
@@ -212,19 +212,82 @@ struct AsyncScenarioTests {
         #expect(elapsed >= 0.045 && elapsed < 5, "\(kind)")
     }
 
+    /// Issue 22, 3a: every time an app can pass means one thing on both
+    /// loops - negative, zero or past: at once; beyond 10^15 s: never - and
+    /// none is an error, a trap or a hang.
     @Test(arguments: LoopKind.allCases)
-    func aNaNSleepIsAnErrorNotAHang(_ kind: LoopKind) throws {
-        let outcome = try kind.run { executor in await Result.catching { try await executor.sleep(seconds: .nan) } }
-        #expect(outcome.error != nil && !(outcome.error is TimeoutError), "\(kind): \(outcome)")
+    func everyDurationMeansOneThingOnBothLoops(_ kind: LoopKind) throws {
+        let (immediate, never, timeouts) = try kind.run { executor in
+            // At once: each ends within the first turns of the loop.
+            var immediate: [String] = []
+            for (name, duration) in [("negative", Duration.seconds(-5)), ("zero", .zero), ("Int64.min s", .seconds(Int64.min)),
+                                     ("1 attosecond", .nanoseconds(1) / 1_000_000_000)] {
+                let start = monotonicSeconds()
+                try await executor.sleep(for: duration)
+                if monotonicSeconds() - start < 1 { immediate.append(name) }
+            }
+            let start = monotonicSeconds()
+            try await executor.sleep(until: .now - .seconds(3600))
+            try await executor.sleep(until: ContinuousClock.now.advanced(by: .seconds(Int64.min)))
+            if monotonicSeconds() - start < 1 { immediate.append("instants in the past") }
+            // Never: a sleep for Int64.max seconds is still waiting when a 50 ms timeout ends it.
+            var never: [String] = []
+            for (name, duration) in [("Int64.max s", Duration.seconds(Int64.max)), ("10^16 s", .seconds(10_000_000_000_000_000))] {
+                let outcome: Result<Void, any Error> = await .catching {
+                    try await withTimeout(.milliseconds(50)) { try await executor.sleep(for: duration) }
+                }
+                if (outcome.error as? EventLoopError)?.code == .timedOut { never.append(name) }
+            }
+            // A timeout that is negative or zero ends the body at its first await.
+            var timeouts: [String] = []
+            for (name, duration) in [("negative timeout", Duration.seconds(-1)), ("zero timeout", .zero)] {
+                let outcome: Result<Void, any Error> = await .catching {
+                    try await withTimeout(duration) { try await executor.sleep(for: .seconds(10)) }
+                }
+                if (outcome.error as? EventLoopError)?.code == .timedOut { timeouts.append(name) }
+            }
+            let huge: Result<Void, any Error> = await .catching {
+                try await withTimeout(.seconds(Int64.max)) { try await executor.sleep(for: .milliseconds(1)) }
+            }
+            if huge.error == nil { timeouts.append("Int64.max s timeout") }
+            return (immediate, never, timeouts)
+        }
+        #expect(immediate == ["negative", "zero", "Int64.min s", "1 attosecond", "instants in the past"], "\(kind)")
+        #expect(never == ["Int64.max s", "10^16 s"], "\(kind)")
+        #expect(timeouts == ["negative timeout", "zero timeout", "Int64.max s timeout"], "\(kind)")
+    }
+
+    /// The same table for the loops' callbacks: `schedule(after:)` and
+    /// `schedule(at:)` of the common protocol.
+    @Test(arguments: LoopKind.allCases)
+    func everyDurationMeansOneThingToTheCallbacksToo(_ kind: LoopKind) throws {
+        let loop = try kind.make()
+        var fired: [String] = []
+        let cases: [(String, Duration)] = [("negative", .seconds(-5)), ("zero", .zero), ("Int64.min s", .seconds(Int64.min)),
+                                           ("Int64.max s", .seconds(Int64.max))]
+        var never: [any Cancellable] = []
+        for (name, delay) in cases {
+            let timer = loop.schedule(after: delay) { fired.append(name) }
+            if delay > .seconds(1) { never.append(timer) }
+        }
+        loop.schedule(at: .now - .seconds(60)) { fired.append("past instant") }
+        never.append(loop.schedule(at: ContinuousClock.now.advanced(by: .seconds(Int64.max))) { fired.append("far instant") })
+        #expect(loop.runUntil(timeout: 5) { fired.count >= 4 })
+        loop.schedule(after: .milliseconds(50)) { loop.stop() }
+        loop.runForever()
+        #expect(Set(fired) == ["negative", "zero", "Int64.min s", "past instant"], "\(kind): \(fired), none of the far ones")
+        #expect(fired.count == 4, "each once")
+        never.forEach { $0.cancel() }
+        loop.close()
     }
 
     @Test(arguments: LoopKind.allCases)
     func readableAndWritable(_ kind: LoopKind) throws {
         try withSocketPair { a, b in
             let (text, watches, waitsLeft) = try kind.runChecked { executor in
-                try await executor.writable(b)
+                try await executor.writable(FileDescriptor(rawValue: b))
                 writeString(b, "ready")
-                try await executor.readable(a)
+                try await executor.readable(FileDescriptor(rawValue: a))
                 return readAvailable(a)
             }
             #expect(text == "ready")
@@ -235,7 +298,7 @@ struct AsyncScenarioTests {
     @Test(arguments: LoopKind.allCases)
     func readableOnAClosedDescriptorIsAnError(_ kind: LoopKind) throws {
         let closed = reservedDescriptorNumber() // closed, and no other test's
-        let outcome = try kind.run { executor in await Result.catching { try await executor.readable(closed) } }
+        let outcome = try kind.run { executor in await Result.catching { try await executor.readable(FileDescriptor(rawValue: closed)) } }
         #expect(outcome.error != nil, "\(kind)")
     }
 
@@ -244,15 +307,15 @@ struct AsyncScenarioTests {
         try withSocketPair { a, b in
             let (outcome, watches, waitsLeft) = try kind.runChecked { executor in
                 let waiter = Task(executorPreference: executor) {
-                    try await executor.readable(a)
+                    try await executor.readable(FileDescriptor(rawValue: a))
                     return "woke up"
                 }
-                try await executor.sleep(seconds: 0.02) // the waiter is now suspended
+                try await executor.sleep(for: .milliseconds(20)) // the waiter is now suspended
                 waiter.cancel()
                 let result = await waiter.result
                 // The watch is gone before the task resumed: data now wakes no one.
                 writeString(b, "too late")
-                try await executor.sleep(seconds: 0.02)
+                try await executor.sleep(for: .milliseconds(20))
                 return result
             }
             #expect(throws: CancellationError.self) { try outcome.get() }
@@ -274,13 +337,13 @@ struct AsyncScenarioTests {
                 let woken = LoopBoundBox(0, loop: executor)
                 let readers = (0..<1000).map { _ in
                     Task(executorPreference: executor) {
-                        try await executor.readable(a)
+                        try await executor.readable(FileDescriptor(rawValue: a))
                         woken.value += 1
                     }
                 }
-                let cancelled = (0..<1000).map { _ in Task(executorPreference: executor) { try await executor.readable(a) } }
-                let writers = (0..<10).map { _ in Task(executorPreference: executor) { try await executor.writable(a) } }
-                try await executor.sleep(seconds: 0.05) // all of them wait now
+                let cancelled = (0..<1000).map { _ in Task(executorPreference: executor) { try await executor.readable(FileDescriptor(rawValue: a)) } }
+                let writers = (0..<10).map { _ in Task(executorPreference: executor) { try await executor.writable(FileDescriptor(rawValue: a)) } }
+                try await executor.sleep(for: .milliseconds(50)) // all of them wait now
                 let held = executor.runningLoopHeldWatches
                 for task in cancelled { task.cancel() }
                 var cancellations = 0
@@ -310,7 +373,7 @@ struct AsyncScenarioTests {
                 holder.value?.cancel()
             }
             let (result, watches, waitsLeft) = try kind.runChecked { executor in
-                let waiter = Task(executorPreference: executor) { try await executor.readable(a) }
+                let waiter = Task(executorPreference: executor) { try await executor.readable(FileDescriptor(rawValue: a)) }
                 holder.value = waiter
                 ready.store(true, ordering: .releasing)
                 return await waiter.result
@@ -326,7 +389,7 @@ struct AsyncScenarioTests {
         let (result, watches, _) = try kind.runChecked { executor in
             let task = Task(executorPreference: executor) {
                 withUnsafeCurrentTask { $0?.cancel() }
-                try await executor.sleep(seconds: 10)
+                try await executor.sleep(for: .seconds(10))
             }
             return await task.result
         }
@@ -338,12 +401,12 @@ struct AsyncScenarioTests {
     func aTimeoutEndsTheWaitAndOnlyIt(_ kind: LoopKind) throws {
         try withSocketPair { a, _ in
             let ((first, second), watches, waitsLeft) = try kind.runChecked { executor in
-                let first: Result<Void, any Error> = await .catching { try await withTimeout(0.05) { try await executor.readable(a) } }
+                let first: Result<Void, any Error> = await .catching { try await withTimeout(.milliseconds(50)) { try await executor.readable(FileDescriptor(rawValue: a)) } }
                 // The task is not cancelled: the next await works.
-                let second: Result<Void, any Error> = await .catching { try await executor.sleep(seconds: 0.001) }
+                let second: Result<Void, any Error> = await .catching { try await executor.sleep(for: .milliseconds(1)) }
                 return (first, second)
             }
-            #expect(throws: TimeoutError(seconds: 0.05)) { try first.get() }
+            #expect(timeout(in: first) == "50 ms", "\(kind): \(first)")
             #expect(throws: Never.self) { try second.get() }
             #expect(watches == 0 && !waitsLeft, "\(kind)")
         }
@@ -355,13 +418,13 @@ struct AsyncScenarioTests {
             writeString(b, "data is there")
             let (outcome, watches, _) = try kind.runChecked { executor in
                 await Result.catching {
-                    try await withTimeout(0.01) {
+                    try await withTimeout(.milliseconds(10)) {
                         work(0.05)
-                        try await executor.readable(a)
+                        try await executor.readable(FileDescriptor(rawValue: a))
                     }
                 }
             }
-            #expect(throws: TimeoutError(seconds: 0.01)) { try outcome.get() }
+            #expect(timeout(in: outcome) == "10 ms", "\(kind): \(outcome)")
             #expect(watches == 0, "\(kind): the wait was never armed")
         }
     }
@@ -370,12 +433,12 @@ struct AsyncScenarioTests {
     func nestedTimeoutsKeepTheEarliestDeadline(_ kind: LoopKind) throws {
         let result = try kind.run { executor in
             await Result.catching {
-                try await withTimeout(0.03) {
-                    try await withTimeout(10) { try await executor.sleep(seconds: 5) }
+                try await withTimeout(.milliseconds(30)) {
+                    try await withTimeout(.seconds(10)) { try await executor.sleep(for: .seconds(5)) }
                 }
             }
         }
-        #expect(throws: TimeoutError(seconds: 0.03)) { try result.get() }
+        #expect(timeout(in: result) == "30 ms", "\(kind): \(result)")
     }
 
     @Test(arguments: LoopKind.allCases)
@@ -398,7 +461,7 @@ struct AsyncScenarioTests {
         let executor = thread.executor
         // This test runs on Swift's global executor, not on the loop.
         #expect(!executor.isCurrent)
-        try await executor.sleep(seconds: 0.001)
+        try await executor.sleep(for: .milliseconds(1))
         let onLoop = await withTaskExecutorPreference(executor) { @concurrent in executor.isCurrent }
         #expect(onLoop, "\(kind)")
         thread.stop()
@@ -420,7 +483,7 @@ struct AsyncScenarioTests {
             var results: [Bool] = []
             for _ in 0..<10 {
                 results.append(await isOnLoop(executor))
-                try await executor.sleep(seconds: 0)
+                try await executor.sleep(for: .zero)
                 results.append(executor.isCurrent)
             }
             return results
@@ -445,7 +508,7 @@ struct AsyncScenarioTests {
             var fds: [Int32] = [-1, -1]
             precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
             defer { close(fds[0]); close(fds[1]) }
-            let readiness = executor.readiness(for: fds[0])
+            let readiness = executor.readiness(for: FileDescriptor(rawValue: fds[0]))
             defer { readiness.cancel() }
             func interest() -> Interest {
                 (readiness as? Readiness<Loop>)?.armedInterest ?? (readiness as? Readiness<EpollLoop>)?.armedInterest ?? []
@@ -560,7 +623,7 @@ struct AsyncScenarioTests {
                 }
                 return spins
             }
-            try await executor.sleep(seconds: 0.05)
+            try await executor.sleep(for: .milliseconds(50))
             spinner.cancel()
             return await spinner.value
         }
@@ -573,10 +636,10 @@ struct AsyncScenarioTests {
         let outcome = Confined<(any Error)?>(nil)
         let thread = try kind.thread()
         let executor = thread.executor
-        try executor.submit {
+        try executor.execute {
             Task(executorPreference: executor) {
                 do {
-                    try await executor.sleep(seconds: 3600)
+                    try await executor.sleep(for: .seconds(3600))
                 } catch {
                     outcome.value = error
                 }
@@ -598,14 +661,15 @@ struct AsyncScenarioTests {
             var held: [AsyncSocket] = []
             for _ in 0..<16 {
                 do {
-                    held.append(try await AsyncSocket.connect(to: address, on: executor, timeout: 0.3))
+                    held.append(try await AsyncSocket.connect(to: address, on: executor, timeout: .milliseconds(300)))
                 } catch {
                     return Result<Void, any Error>.failure(error)
                 }
             }
             return .success(())
         }
-        #expect(throws: SystemCallError(call: "connect(\(address))", errno: .timedOut)) { try outcome.get() }
+        #expect(timeout(in: outcome) == "300 ms", "\(kind): \(outcome)")
+        #expect(outcome.error.map { "\($0)" }?.hasPrefix("connect(\(address))") == true, "\(kind): \(outcome)")
         #expect(watches == 0, "\(kind): the timed-out connect left no watch behind")
     }
 
@@ -616,11 +680,11 @@ struct AsyncScenarioTests {
             let client = try await AsyncSocket.connect(to: listener.localAddress, on: executor)
             let server = try await listener.accept()
             server.close()
-            var failures: [SystemCallError] = []
+            var failures: [EventLoopError] = []
             for _ in 0..<20 {
                 do {
                     try await client.write([UInt8](repeating: 7, count: 65536))
-                } catch let error as SystemCallError {
+                } catch let error as EventLoopError {
                     failures.append(error)
                     if failures.count >= 2 { break }
                 }
@@ -640,7 +704,7 @@ struct AsyncScenarioTests {
             // socket under a pending read: checked on each access.
             let server = LoopBound(try await listener.accept(), loop: executor)
             let reader = Task(executorPreference: executor) { try await server.value.read() }
-            try await executor.sleep(seconds: 0.01)
+            try await executor.sleep(for: .milliseconds(10))
             server.value.close()
             server.value.close()
             client.close()
@@ -648,7 +712,7 @@ struct AsyncScenarioTests {
             listener.close()
             return await reader.result
         }
-        #expect(throws: DescriptorClosedError.self) { try result.get() }
+        #expect((result.error as? EventLoopError)?.code == .descriptorClosed, "\(kind): \(result)")
         #expect(watches == 0 && !waitsLeft, "\(kind)")
     }
 
@@ -676,8 +740,8 @@ struct AsyncScenarioTests {
                 do {
                     try await operation()
                     errors.append("\(name): no error")
-                } catch let error as DescriptorClosedError {
-                    errors.append("\(name): closed \(error.fd == number)")
+                } catch let error as EventLoopError where error.code == .descriptorClosed {
+                    errors.append("\(name): closed \(error.descriptor?.rawValue == number)")
                 } catch {
                     errors.append("\(name): \(error)")
                 }
@@ -713,19 +777,21 @@ struct AsyncScenarioTests {
             server.close()
             return await Result.catching { try await client.readToEnd(limit: 1000) }
         }
-        #expect(throws: SystemCallError.self) { try outcome.get() }
+        let error = outcome.error as? EventLoopError
+        #expect(error?.errno == .messageTooLong, "\(kind): \(outcome)")
+        #expect(error?.description.contains("more than 1000 bytes") == true)
     }
 
 }
 
 /// An actor whose executor is a loop: its methods run on the loop's thread.
 actor LoopCounter {
-    let executor: any AsyncEventLoop
+    let executor: any EventLoopExecutor
     let serial: UnownedSerialExecutor
     private(set) var count = 0
     nonisolated var unownedExecutor: UnownedSerialExecutor { serial }
 
-    init(_ executor: any AsyncEventLoop, _ serial: UnownedSerialExecutor) {
+    init(_ executor: any EventLoopExecutor, _ serial: UnownedSerialExecutor) {
         self.executor = executor
         self.serial = serial
     }
@@ -739,11 +805,11 @@ actor LoopCounter {
 
 /// An actor on a loop that sleeps and waits for readiness there.
 actor LoopAwaiter {
-    let executor: any AsyncEventLoop & CrossThreadSubmitting
+    let executor: any EventLoopExecutor
     let serial: UnownedSerialExecutor
     nonisolated var unownedExecutor: UnownedSerialExecutor { serial }
 
-    init(_ executor: any AsyncEventLoop & CrossThreadSubmitting, _ serial: UnownedSerialExecutor) {
+    init(_ executor: any EventLoopExecutor, _ serial: UnownedSerialExecutor) {
         self.executor = executor
         self.serial = serial
     }
@@ -752,7 +818,7 @@ actor LoopAwaiter {
     /// `rounds` times (the `first` side sends first); returns how often its
     /// readiness watch was disarmed.
     func bounce(_ fd: Int32, rounds: Int, first: Bool) async throws -> Int {
-        let readiness = executor.readiness(for: fd)
+        let readiness = executor.readiness(for: FileDescriptor(rawValue: fd))
         defer { readiness.cancel() }
         var byte: UInt8 = 1
         if first { precondition(write(fd, &byte, 1) == 1) }
@@ -775,7 +841,7 @@ actor LoopAwaiter {
         let writer = fds[1]
         var offLoop = 0
         for _ in 0..<rounds {
-            try await executor.sleep(seconds: 0)
+            try await executor.sleep(for: .zero)
             if !executor.isCurrent { offLoop += 1 }
             let sender = Task.detached {
                 usleep(200)
@@ -800,7 +866,7 @@ final class AtomicCounter: Sendable {
 }
 
 /// A nonisolated async function: it runs on the task's executor preference.
-func isOnLoop(_ executor: any AsyncEventLoop) async -> Bool {
+func isOnLoop(_ executor: any EventLoopExecutor) async -> Bool {
     executor.isCurrent
 }
 
@@ -815,4 +881,13 @@ extension Result where Failure == any Error {
         if case .failure(let error) = self { return error }
         return nil
     }
+}
+
+/// What a timeout error says after "timed out after " ("50 ms"), or why
+/// the outcome is not one.
+func timeout(in outcome: Result<some Any, any Error>) -> String {
+    guard case .failure(let error) = outcome else { return "no error" }
+    guard let error = error as? EventLoopError, error.code == .timedOut else { return "another error: \(error)" }
+    let parts = error.description.split(separator: "timed out after ", maxSplits: 1, omittingEmptySubsequences: false)
+    return parts.count == 2 ? String(parts[1]) : error.description
 }

@@ -18,14 +18,14 @@ enum LoopKind: String, CaseIterable, Sendable, CustomStringConvertible {
     }
 
     /// Runs `body` as a task on a new loop of this kind (asyncio's `run`).
-    func run<T: Sendable>(_ body: sending @escaping (any AsyncEventLoop & TaskExecutor) async throws -> T) throws -> T {
+    func run<T: Sendable>(_ body: sending @escaping (any EventLoopExecutor) async throws -> T) throws -> T {
         try runChecked(body).result
     }
 
     /// ``run(_:)``, and what the loop still holds afterwards: watches and
     /// timers, and whether an await is still pending - both none, unless
     /// something leaked.
-    func runChecked<T: Sendable>(_ body: sending @escaping (any AsyncEventLoop & TaskExecutor) async throws -> T) throws
+    func runChecked<T: Sendable>(_ body: sending @escaping (any EventLoopExecutor) async throws -> T) throws
         -> (result: T, watches: Int, waitsLeft: Bool) {
         switch self {
         case .libev:
@@ -39,12 +39,9 @@ enum LoopKind: String, CaseIterable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Whether `error` is this kind's "the loop is closed".
+    /// Whether `error` is "the loop is closed" (the same error on both kinds).
     func isLoopClosed(_ error: (any Error)?) -> Bool {
-        switch self {
-        case .libev: error as? EVError == .loopClosed
-        case .epoll: error as? EpollError == .loopClosed
-        }
+        (error as? EventLoopError)?.code == .loopClosed
     }
 
     /// A loop of this kind on a thread of its own.
@@ -64,7 +61,7 @@ enum LoopKind: String, CaseIterable, Sendable, CustomStringConvertible {
 
 /// A loop running on its own thread, whichever kind.
 struct LoopOnThread: Sendable {
-    let executor: any CrossThreadSubmitting & AsyncEventLoop & TaskExecutor
+    let executor: any EventLoopExecutor
     /// The loop as an actor's executor.
     let serialExecutor: UnownedSerialExecutor
     let stop: @Sendable () -> Void
@@ -78,7 +75,7 @@ extension EventLoop {
         var timedOut = false
         var finished = false
         var pending: (any Cancellable)?
-        let deadline = schedule(after: timeout) { [unowned self] in
+        let deadline = schedule(after: .seconds(timeout)) { [unowned self] in
             timedOut = true
             stop()
         }
@@ -87,7 +84,7 @@ extension EventLoop {
                 finished = true
                 stop()
             } else {
-                pending = schedule(after: 0.001, check)
+                pending = schedule(after: .milliseconds(1), check)
             }
         }
         check()
@@ -101,7 +98,7 @@ extension EventLoop {
     }
 }
 
-extension AsyncEventLoop {
+extension EventLoopExecutor {
     /// The watches and timers the loop holds now (the leak check), from a
     /// task running on it.
     var runningLoopHeldWatches: Int {

@@ -14,7 +14,7 @@ struct LoopScenarioTests {
         try withSocketPair { a, b in
             var received = ""
             var seen: Interest = []
-            let watch = try loop.watchReadiness(a, .read) { events in
+            let watch = try loop.watchReadiness(FileDescriptor(rawValue: a), .read) { events in
                 seen = events
                 received += readAvailable(a)
             }
@@ -31,8 +31,8 @@ struct LoopScenarioTests {
         let loop = try kind.make()
         try withPipe { readEnd, writeEnd in
             var received = ""
-            let watch = try loop.watchReadiness(readEnd, .read) { _ in received += readAvailable(readEnd) }
-            _ = loop.schedule(after: 0.005) { writeString(writeEnd, "through the pipe") }
+            let watch = try loop.watchReadiness(FileDescriptor(rawValue: readEnd), .read) { _ in received += readAvailable(readEnd) }
+            _ = loop.schedule(after: .milliseconds(5)) { writeString(writeEnd, "through the pipe") }
             #expect(loop.runUntil { received == "through the pipe" })
             watch.cancel()
         }
@@ -43,7 +43,7 @@ struct LoopScenarioTests {
         let loop = try kind.make()
         try withSocketPair { a, b in
             var seen: [Interest] = []
-            let watch = try loop.watchReadiness(a, .write) { events in seen.append(events) }
+            let watch = try loop.watchReadiness(FileDescriptor(rawValue: a), .write) { events in seen.append(events) }
             #expect(loop.runUntil { !seen.isEmpty })
             #expect(seen.first == .write)
             watch.interest = .read
@@ -75,7 +75,7 @@ struct LoopScenarioTests {
         try withSocketPair { a, b in
             let reader = Reader(a)
             weakReader = reader
-            reader.watch = try loop.watchReadiness(a, .read, handler: reader)
+            reader.watch = try loop.watchReadiness(FileDescriptor(rawValue: a), .read, handler: reader)
             writeString(b, "to the handler")
             #expect(loop.runUntil { reader.received == "to the handler" })
             #expect(reader.seen.allSatisfy { $0 == .read })
@@ -101,7 +101,7 @@ struct LoopScenarioTests {
             let reader = Reader(a)
             weakReader = reader
             // The reader holds its watch, the watch its reader: a cycle until the loop closes.
-            reader.watch = try loop.watchReadiness(a, .read, handler: reader)
+            reader.watch = try loop.watchReadiness(FileDescriptor(rawValue: a), .read, handler: reader)
             loop.close()
         }
         #expect(weakReader == nil, "close() dropped the watch and with it the handler")
@@ -112,9 +112,9 @@ struct LoopScenarioTests {
         let loop = try kind.make()
         var order: [Int] = []
         for (index, delay) in [0.03, 0.01, 0.02, 0.0].enumerated() {
-            _ = loop.schedule(after: delay) { order.append(index) }
+            _ = loop.schedule(after: .seconds(delay)) { order.append(index) }
         }
-        let cancelled = loop.schedule(after: 0.015) { order.append(99) }
+        let cancelled = loop.schedule(after: .milliseconds(15)) { order.append(99) }
         cancelled.cancel()
         cancelled.cancel()
         #expect(loop.runUntil { order.count == 4 })
@@ -127,9 +127,9 @@ struct LoopScenarioTests {
         var ticks = 0
         func tick() {
             ticks += 1
-            if ticks == 5 { loop.stop() } else { _ = loop.schedule(after: 0.001, tick) }
+            if ticks == 5 { loop.stop() } else { _ = loop.schedule(after: .milliseconds(1), tick) }
         }
-        _ = loop.schedule(after: 0.001, tick)
+        _ = loop.schedule(after: .milliseconds(1), tick)
         let start = monotonicSeconds()
         loop.runForever()
         #expect(ticks == 5)
@@ -145,7 +145,7 @@ struct LoopScenarioTests {
         let submitters = (0..<2).map { index in
             try! PlainThread {
                 for n in 0..<1_000_000 {
-                    try! executor.submit {
+                    try! executor.execute {
                         if counts.value[index] != n { ordered.value = false }
                         counts.value[index] += 1
                     }
@@ -177,12 +177,12 @@ struct LoopScenarioTests {
         let stopper = Confined(loop)
         let rescue = try makePipe(nonBlocking: true)
         defer { rescue.forEach { close($0) } }
-        let rescueWatch = try loop.watchReadiness(rescue[0], .read) { _ in _ = readAvailable(rescue[0]) }
+        let rescueWatch = try loop.watchReadiness(FileDescriptor(rawValue: rescue[0]), .read) { _ in _ = readAvailable(rescue[0]) }
         let count = 50_000
         let sender = try PlainThread {
             for n in 1...count {
                 let start = monotonicNow()
-                try! executor.submit {
+                try! executor.execute {
                     ran.value += 1
                     progress.withLock { $0 = ran.value }
                 }
@@ -197,7 +197,7 @@ struct LoopScenarioTests {
                 }
                 if rescued { break } // one loss is the verdict; more would only cost 30 s each
             }
-            try! executor.submit { stopper.value.stop() }
+            try! executor.execute { stopper.value.stop() }
             if lost.withLock({ $0 }) > 0 { writeString(rescue[1], "x") } // the stop may be lost too
         }
         loop.runForever()
@@ -214,7 +214,7 @@ struct LoopScenarioTests {
         let (oldA, oldB) = try makeSocketPair()
         var oldEvents: [Interest] = []
         var oldData = ""
-        _ = try loop.watchReadiness(oldA, .read) { events in
+        _ = try loop.watchReadiness(FileDescriptor(rawValue: oldA), .read) { events in
             oldEvents.append(events)
             if !events.contains(.error) { oldData += readAvailable(oldA) }
         }
@@ -228,7 +228,7 @@ struct LoopScenarioTests {
             close(newB)
         }
         var newData = ""
-        let watch = try loop.watchReadiness(oldA, .read) { _ in newData += readAvailable(oldA) }
+        let watch = try loop.watchReadiness(FileDescriptor(rawValue: oldA), .read) { _ in newData += readAvailable(oldA) }
         writeString(newB, "for the new socket")
         #expect(loop.runUntil { !newData.isEmpty })
         _ = loop.runUntil(timeout: 0.05) { false }
@@ -255,8 +255,8 @@ struct LoopScenarioTests {
             weakLoop = loop
             let probe = DeinitProbe(released)
             // Each closure holds the loop; the loop holds the closures.
-            _ = try loop.watchReadiness(a, .read) { _ in _ = (loop, probe) }
-            _ = loop.schedule(after: 60) { _ = (loop, probe) }
+            _ = try loop.watchReadiness(FileDescriptor(rawValue: a), .read) { _ in _ = (loop, probe) }
+            _ = loop.schedule(after: .seconds(60)) { _ = (loop, probe) }
             loop.close()
             loop.close() // harmless twice
         }
@@ -270,7 +270,7 @@ struct LoopScenarioTests {
         func runAndStop<L: EventLoop>(_ make: @escaping @Sendable () throws -> L, _ fd: Int32) throws {
             let thread = try EventLoopThread<L>(make) { loop in
                 let probe = DeinitProbe(released)
-                _ = try? loop.watchReadiness(fd, .read) { _ in _ = (loop, probe) }
+                _ = try? loop.watchReadiness(FileDescriptor(rawValue: fd), .read) { _ in _ = (loop, probe) }
             }
             thread.stop()
             thread.join()

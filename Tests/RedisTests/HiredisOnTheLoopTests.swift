@@ -45,13 +45,13 @@ final class ScenarioRun {
         let run = ScenarioRun(
             makeClient: { port, replyTimeout in
                 let client = try RedisClient(loop: loop, host: "127.0.0.1", port: port, password: password,
-                                             connectTimeout: 5, limits: limits)
-                client.replyTimeout = replyTimeout
+                                             connectTimeout: .seconds(5), limits: limits)
+                client.replyTimeout = replyTimeout.map { .seconds($0) }
                 return AnyClient(send: client.send, close: client.close, onClose: { client.onClose = $0 }, keep: client)
             },
             stop: { loop.stop() },
-            after: { seconds, work in _ = loop.schedule(after: seconds, work) })
-        let guardTimer = loop.schedule(after: 30) { run.log.append("scenario timed out"); loop.stop() }
+            after: { seconds, work in _ = loop.schedule(after: .seconds(seconds), work) })
+        let guardTimer = loop.schedule(after: .seconds(30)) { run.log.append("scenario timed out"); loop.stop() }
         do {
             try scenario(run)
         } catch {
@@ -202,7 +202,7 @@ struct HiredisOnTheLoopTests {
             }
         }
         let seconds = monotonicSeconds() - start
-        #expect(log == ["PING: timeout", "GET: timeout", "closed: redis://127.0.0.1:\(port) stopped answering: no reply within 0.3 s"],
+        #expect(log == ["PING: timeout", "GET: timeout", "closed: redis://127.0.0.1:\(port) stopped answering: no reply within 300 ms"],
                 "\(attachment)")
         #expect(seconds > 0.25 && seconds < 10, "gave up after \(seconds) s")
     }

@@ -135,3 +135,15 @@ public func makeReservedSocketPair() throws -> (Int32, Int32) {
 public func makeReservedPipe(nonBlocking: Bool) throws -> [Int32] {
     try makePipe(nonBlocking: nonBlocking).map(movedToReservedNumber)
 }
+
+/// The ``EventLoopError`` `body` throws; nil when it throws nothing or
+/// another error - so `#expect(caughtError { ... }?.code == .loopClosed)`
+/// fails for both.
+public func caughtError(_ body: () throws -> Void) -> EventLoopError? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return error as? EventLoopError
+    }
+}

@@ -49,7 +49,7 @@ public final class RedisServer {
         guard banner.contains("Ready to accept connections") else {
             server.send(SIGKILL)
             let output = try server.wait(timeout: 5)
-            throw SystemCallError(call: "redis-server did not start: \(output)", errno: .init(rawValue: EIO))
+            throw EventLoopError.system("redis-server did not start: \(output)", .ioError)
         }
         process = server
     }

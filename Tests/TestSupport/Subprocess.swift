@@ -71,7 +71,7 @@ public final class SpawnedProcess {
         guard result == 0 else {
             close(out[0])
             close(err[0])
-            throw SystemCallError(call: "posix_spawn(\(path))", errno: .init(rawValue: result))
+            throw EventLoopError.system("posix_spawn(\(path))", Errno(rawValue: result))
         }
         pid = child
         outputs = [out[0], err[0]]

@@ -3,6 +3,7 @@ import EV
 import Epoll
 import EventCore
 import Glibc
+import Synchronization
 
 // Async ping-pong: the callback ping-pong's work written with async/await -
 // two tasks, each awaiting readability, reading a byte, writing it back
@@ -45,10 +46,10 @@ func makeSocketPair() -> (Int32, Int32) {
 /// The timed part of every async ping-pong: `count` round trips between a
 /// task serving on `a` and one echoing on `b`, their sockets on `executor`
 /// (each caller decides where the two tasks run); returns the seconds.
-func timedPingPong(_ a: Int32, _ b: Int32, count: Int, on executor: any AsyncEventLoop) async throws -> Double {
-    let ping = AsyncSocket(adopting: SocketDescriptor(a), peer: nil, loop: executor)
+func timedPingPong(_ a: Int32, _ b: Int32, count: Int, on executor: any EventLoopExecutor) async throws -> Double {
+    let ping = AsyncSocket(adopting: SocketDescriptor(FileDescriptor(rawValue: a)), peer: nil, loop: executor)
     let start = cbench_now()
-    async let other: Void = echo(AsyncSocket(adopting: SocketDescriptor(b), peer: nil, loop: executor))
+    async let other: Void = echo(AsyncSocket(adopting: SocketDescriptor(FileDescriptor(rawValue: b)), peer: nil, loop: executor))
     try await serve(ping, count: count)
     let elapsed = cbench_now() - start
     ping.close() // ends the echo side
@@ -70,8 +71,8 @@ public func asyncPingPongOnGlobalExecutor(count: Int, loopCPU: Int32) -> Double 
     let (a, b) = makeSocketPair()
     let thread = try! LoopThread { _ in cbench_pin_to_cpu(loopCPU) }
     let executor = thread.executor
-    let result = LockedValue<Double?>(nil)
-    let done = LockedValue(false)
+    let result = Mutex<Double?>(nil)
+    let done = Mutex(false)
     Task.detached {
         let elapsed = try await timedPingPong(a, b, count: count, on: executor)
         result.withLock { $0 = elapsed }
@@ -104,7 +105,7 @@ public func idleAwaitingConnectionBytes(count: Int) -> Double {
                 connection.close()
             })
         }
-        try await executor.sleep(seconds: 0.2) // every task reaches its read
+        try await executor.sleep(for: .milliseconds(200)) // every task reaches its read
         try client.waitForLine("ready")
         let after = residentBytes()
         client.finish()
@@ -164,7 +165,7 @@ public final class SpawnedClient {
         posix_spawn_file_actions_destroy(&actions)
         close(toChild[0])
         close(fromChild[1])
-        guard result == 0 else { throw SystemCallError(call: "posix_spawn(\(command[0]))", errno: .init(rawValue: result)) }
+        guard result == 0 else { throw EventLoopError.system("posix_spawn(\(command[0]))", Errno(rawValue: result)) }
         self.pid = pid
         input = toChild[1]
         output = fromChild[0]
@@ -175,7 +176,7 @@ public final class SpawnedClient {
         var text = ""
         var byte: UInt8 = 0
         while !text.hasSuffix(line + "\n") {
-            guard read(output, &byte, 1) == 1 else { throw SystemCallError(call: "read(helper stdout)") }
+            guard read(output, &byte, 1) == 1 else { throw EventLoopError.system("read(helper stdout)") }
             text.append(Character(UnicodeScalar(byte)))
         }
     }
@@ -210,7 +211,7 @@ actor LoopActor {
     init(_ executor: LoopExecutor) { self.executor = executor }
 
     func serve(fd: Int32, count: Int) async throws -> Double {
-        let socket = AsyncSocket(adopting: SocketDescriptor(fd), peer: nil, loop: executor)
+        let socket = AsyncSocket(adopting: SocketDescriptor(FileDescriptor(rawValue: fd)), peer: nil, loop: executor)
         let start = cbench_now()
         try await MicroWorkloads.serve(socket, count: count)
         let elapsed = cbench_now() - start
@@ -219,7 +220,7 @@ actor LoopActor {
     }
 
     func echo(fd: Int32) async throws {
-        try await MicroWorkloads.echo(AsyncSocket(adopting: SocketDescriptor(fd), peer: nil, loop: executor))
+        try await MicroWorkloads.echo(AsyncSocket(adopting: SocketDescriptor(FileDescriptor(rawValue: fd)), peer: nil, loop: executor))
     }
 }
 
@@ -256,9 +257,9 @@ public func cancelledWaits(count: Int, oneDescriptor: Bool, epoll: Bool) -> Doub
         close(a)
         close(b)
     }
-    func body(_ executor: any AsyncEventLoop & TaskExecutor) async -> Double {
-        let tasks = descriptors.map { fd in Task(executorPreference: executor) { try await executor.readable(fd) } }
-        do { try await executor.sleep(seconds: 0.01) } catch {} // all of them wait now
+    func body(_ executor: any EventLoopExecutor) async -> Double {
+        let tasks = descriptors.map { fd in Task(executorPreference: executor) { try await executor.readable(FileDescriptor(rawValue: fd)) } }
+        do { try await executor.sleep(for: .milliseconds(10)) } catch {} // all of them wait now
         let start = cbench_now()
         for task in tasks { task.cancel() }
         var refused = false

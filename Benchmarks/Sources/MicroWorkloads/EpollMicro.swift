@@ -12,7 +12,7 @@ public func epollLoopTimers(count: Int, seed: UInt32) -> Double {
     var fired = 0
     let start = cbench_now()
     for _ in 0..<count {
-        loop.callLater(cbench_timer_delay(&state)) { fired += 1 }
+        loop.callLater(.seconds(cbench_timer_delay(&state))) { fired += 1 }
     }
     loop.run()
     let elapsed = cbench_now() - start
@@ -30,18 +30,18 @@ public func epollLoopPingPong(count: Int) -> Double {
     let loop = try! EpollLoop()
     var left = count
     var byte: UInt8 = 0
-    let ping = try! loop.watch(fds[0], .read) { watch, _ in
-        precondition(read(watch.fd, &byte, 1) == 1)
+    let ping = try! loop.watch(FileDescriptor(rawValue: fds[0]), .read) { watch, _ in
+        precondition(read(watch.descriptor.rawValue, &byte, 1) == 1)
         left -= 1
         if left == 0 {
             watch.loop?.stop()
             return
         }
-        precondition(write(watch.fd, &byte, 1) == 1)
+        precondition(write(watch.descriptor.rawValue, &byte, 1) == 1)
     }
-    let pong = try! loop.watch(fds[1], .read) { watch, _ in
-        precondition(read(watch.fd, &byte, 1) == 1)
-        precondition(write(watch.fd, &byte, 1) == 1)
+    let pong = try! loop.watch(FileDescriptor(rawValue: fds[1]), .read) { watch, _ in
+        precondition(read(watch.descriptor.rawValue, &byte, 1) == 1)
+        precondition(write(watch.descriptor.rawValue, &byte, 1) == 1)
     }
     let start = cbench_now()
     precondition(write(fds[0], "x", 1) == 1)

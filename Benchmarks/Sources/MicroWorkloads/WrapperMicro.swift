@@ -7,9 +7,9 @@ import Synchronization
 
 /// How the wrapper's timer benchmarks start each timer.
 public enum TimerStart {
-    /// `loop.timer(after:)`: a watcher made per timer.
+    /// `loop.timer(after:.seconds())`: a watcher made per timer.
     case watcher
-    /// `loop.once(timeout:)`: libev's timer and the callback in a slot of
+    /// `loop.once(timeout:.seconds())`: libev's timer and the callback in a slot of
     /// the loop's watcher memory, no watcher object.
     case once
 }
@@ -24,8 +24,8 @@ public func wrapperTimers(count: Int, batches: Int = 1, seed: UInt32, start kind
     for _ in 0..<batches {
         for _ in 0..<count {
             switch kind {
-            case .watcher: try! loop.timer(after: cbench_timer_delay(&state)) { _ in fired += 1 }
-            case .once: try! loop.once(timeout: cbench_timer_delay(&state)) { _ in fired += 1 }
+            case .watcher: try! loop.timer(after: .seconds(cbench_timer_delay(&state))) { _ in fired += 1 }
+            case .once: loop.once(after: .seconds(cbench_timer_delay(&state))) { _ in fired += 1 }
             }
         }
         loop.run()
@@ -46,18 +46,18 @@ public func wrapperPingPong(count: Int) -> Double {
     let loop = try! Loop(backends: .epoll)
     var left = count
     var byte: UInt8 = 0
-    let ping = try! loop.io(fds[0], .read) { watcher, _ in
-        precondition(read(watcher.fd, &byte, 1) == 1)
+    let ping = try! loop.io(FileDescriptor(rawValue: fds[0]), .read) { watcher, _ in
+        precondition(read(watcher.descriptor.rawValue, &byte, 1) == 1)
         left -= 1
         if left == 0 {
             watcher.loop!.break(.all)
             return
         }
-        precondition(write(watcher.fd, &byte, 1) == 1)
+        precondition(write(watcher.descriptor.rawValue, &byte, 1) == 1)
     }
-    let pong = try! loop.io(fds[1], .read) { watcher, _ in
-        precondition(read(watcher.fd, &byte, 1) == 1)
-        precondition(write(watcher.fd, &byte, 1) == 1)
+    let pong = try! loop.io(FileDescriptor(rawValue: fds[1]), .read) { watcher, _ in
+        precondition(read(watcher.descriptor.rawValue, &byte, 1) == 1)
+        precondition(write(watcher.descriptor.rawValue, &byte, 1) == 1)
     }
     let start = cbench_now()
     precondition(write(fds[0], "x", 1) == 1)

@@ -185,5 +185,5 @@ print("\nmachine noise: a fixed CPU loop took \(fixed(noiseSummary.median * 1000
 
 func writeProgress(_ line: String?) {
     let text = line.map { "\r\u{1B}[K\($0)" } ?? "\r\u{1B}[K"
-    if isatty(2) != 0 { writeStandardError(text) }
+    if isatty(2) != 0 { _ = text.withCString { write(2, $0, strlen($0)) } }
 }

@@ -14,7 +14,7 @@ import Glibc
 /// What the command line asks for.
 struct Options {
     var port: UInt16 = 7000
-    var idleTimeout = 10.0
+    var idleTimeout = Duration.seconds(10)
     var selfTest = false
 
     init(_ arguments: [String]) throws(UsageError) {
@@ -28,7 +28,7 @@ struct Options {
                 guard let value = words.popFirst(), let seconds = Double(value), seconds > 0, seconds.isFinite else {
                     throw UsageError("--idle-timeout needs a positive number of seconds")
                 }
-                idleTimeout = seconds
+                idleTimeout = .seconds(seconds)
             case "--self-test":
                 selfTest = true
             default:
@@ -53,8 +53,8 @@ enum Ending: String, Sendable {
 }
 
 /// Echoes `socket`'s lines until the client closes, stays silent for
-/// `idleTimeout` seconds or sends a line over the limit.
-nonisolated(nonsending) func serve(_ socket: AsyncSocket, idleTimeout: Double) async -> Ending {
+/// `idleTimeout` or sends a line over the limit.
+nonisolated(nonsending) func serve(_ socket: AsyncSocket, idleTimeout: Duration) async -> Ending {
     defer { socket.close() }
     var pending: [UInt8] = []
     do {
@@ -62,8 +62,8 @@ nonisolated(nonsending) func serve(_ socket: AsyncSocket, idleTimeout: Double) a
             let chunk: [UInt8]
             do {
                 chunk = try await withTimeout(idleTimeout) { try await socket.read(maximum: maximumLineBytes) }
-            } catch is TimeoutError {
-                try? await withTimeout(1) { try await socket.write("bye: idle for \(idleTimeout) s\n") }
+            } catch let error as EventLoopError where error.code == .timedOut {
+                try? await withTimeout(.seconds(1)) { try await socket.write("bye: idle for \(idleTimeout)\n") }
                 return .idle
             }
             if chunk.isEmpty { return .closed }
@@ -73,8 +73,10 @@ nonisolated(nonsending) func serve(_ socket: AsyncSocket, idleTimeout: Double) a
                 pending.removeSubrange(...newline)
             }
             if pending.count > maximumLineBytes {
-                try? await withTimeout(1) { try await socket.write("error: a line is longer than \(maximumLineBytes) bytes\n") }
-                await closeLingering(socket)
+                try? await withTimeout(.seconds(1)) { try await socket.write("error: a line is longer than \(maximumLineBytes) bytes\n") }
+                // So that the client reads the answer: closing with its unread
+                // bytes queued would reset the connection (nginx's lingering close).
+                await socket.closeLingering(timeout: .seconds(1))
                 return .lineTooLong
             }
         }
@@ -83,21 +85,9 @@ nonisolated(nonsending) func serve(_ socket: AsyncSocket, idleTimeout: Double) a
     }
 }
 
-/// Ends the connection so that the client reads what was written last:
-/// closing with its unread bytes still queued would make the kernel send a
-/// reset, which can overtake the answer (nginx's lingering close). Shuts
-/// down the sending side, then reads and drops what the client still sends,
-/// for at most a second.
-nonisolated(nonsending) func closeLingering(_ socket: AsyncSocket) async {
-    guard (try? socket.shutdownWrite()) != nil else { return }
-    _ = try? await withTimeout(1) {
-        while try await !socket.read(maximum: 64 * 1024).isEmpty {}
-    }
-}
-
 /// Accepts clients until cancelled, each served by a task of its own on the
 /// loop; closes the listener then.
-nonisolated(nonsending) func acceptClients(_ listener: AsyncListener, on executor: LoopExecutor, idleTimeout: Double,
+nonisolated(nonsending) func acceptClients(_ listener: AsyncListener, on executor: LoopExecutor, idleTimeout: Duration,
                                            ended: @escaping @Sendable (Ending) -> Void) async {
     defer { listener.close() }
     while !Task.isCancelled {
@@ -117,7 +107,7 @@ func runServer(_ options: Options) throws {
     let loop = try Loop()
     try loop.run { executor in
         let listener = try AsyncListener(on: SocketAddress(parsing: "127.0.0.1:\(options.port)"), loop: executor)
-        print("echo-app: listening on \(listener.localAddress), idle timeout \(options.idleTimeout) s")
+        print("echo-app: listening on \(listener.localAddress), idle timeout \(options.idleTimeout)")
         let served = LoopBoundBox(0, loop: executor)
         let accepting = Task(executorPreference: executor) {
             await acceptClients(listener, on: executor, idleTimeout: options.idleTimeout) { ending in
@@ -144,7 +134,7 @@ func runServer(_ options: Options) throws {
 /// all on one loop: echoes, an idle client dropped, a long line refused.
 func runSelfTest() throws -> Bool {
     let loop = try Loop()
-    let idleTimeout = 0.3
+    let idleTimeout = Duration.milliseconds(300)
     return try loop.run { executor in
         let listener = try AsyncListener(on: SocketAddress(parsing: "127.0.0.1:0"), loop: executor)
         let address = listener.localAddress
@@ -162,12 +152,12 @@ func runSelfTest() throws -> Bool {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             for client in 0..<10 {
                 group.addTask(executorPreference: executor) {
-                    let socket = try await AsyncSocket.connect(to: address, on: executor, timeout: 5)
+                    let socket = try await AsyncSocket.connect(to: address, on: executor, timeout: .seconds(5))
                     defer { socket.close() }
                     let lines = (0..<20).map { "client \(client) line \($0)\n" }.joined()
                     try await socket.write(lines)
                     try socket.shutdownWrite()
-                    let echoed = try await withTimeout(5) { try await socket.readToEnd(limit: 1 << 20) }
+                    let echoed = try await withTimeout(.seconds(5)) { try await socket.readToEnd(limit: 1 << 20) }
                     return String(decoding: echoed, as: UTF8.self) == lines
                 }
             }
@@ -176,21 +166,21 @@ func runSelfTest() throws -> Bool {
             check(all, "10 clients at once get their 20 lines back, in order")
         }
         // A silent client is told why, and closed.
-        let silent = try await AsyncSocket.connect(to: address, on: executor, timeout: 5)
-        let start = monotonicNow()
-        let bye = try await withTimeout(5) { try await silent.readToEnd(limit: 1024) }
+        let silent = try await AsyncSocket.connect(to: address, on: executor, timeout: .seconds(5))
+        let start = ContinuousClock.now
+        let bye = try await withTimeout(.seconds(5)) { try await silent.readToEnd(limit: 1024) }
         silent.close()
-        let waited = monotonicNow() - start
-        check(String(decoding: bye, as: UTF8.self) == "bye: idle for \(idleTimeout) s\n" && waited >= idleTimeout * 0.9 && waited < 3,
-              "a silent client is dropped after the idle timeout (\((waited * 100).rounded() / 100) s)")
+        let waited = start.duration(to: .now)
+        check(String(decoding: bye, as: UTF8.self) == "bye: idle for \(idleTimeout)\n" && waited >= idleTimeout * 0.9 && waited < .seconds(3),
+              "a silent client is dropped after the idle timeout (\(Int(waited / .milliseconds(1))) ms)")
         // A line over the limit is refused, naming the limit.
-        let long = try await AsyncSocket.connect(to: address, on: executor, timeout: 5)
+        let long = try await AsyncSocket.connect(to: address, on: executor, timeout: .seconds(5))
         try await long.write([UInt8](repeating: UInt8(ascii: "x"), count: maximumLineBytes * 3))
-        let refusal = try await withTimeout(5) { try await long.readToEnd(limit: 1024) }
+        let refusal = try await withTimeout(.seconds(5)) { try await long.readToEnd(limit: 1024) }
         long.close()
         check(String(decoding: refusal, as: UTF8.self) == "error: a line is longer than \(maximumLineBytes) bytes\n",
               "a line over \(maximumLineBytes) bytes is refused")
-        try await executor.sleep(seconds: 0.05)
+        try await executor.sleep(for: .milliseconds(50))
         let counted = endings.value
         check(counted.filter { $0 == .closed }.count == 10 && counted.contains(.idle) && counted.contains(.lineTooLong),
               "the server saw every ending: \(counted.map(\.rawValue))")

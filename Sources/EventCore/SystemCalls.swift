@@ -3,41 +3,13 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Synchronization
 import SystemPackage
 
-/// A failed system call: which call failed, and the `errno` it set.
-///
-/// Every system call of the package goes through `systemCall(_:_:)` or
-/// `nonBlockingCall(_:_:)`, so every failure reaches the caller as this one
-/// type, named after the call (`"connect(127.0.0.1:8000)"`, `"fstat(7)"`).
-/// The errno is swift-system's `Errno`, whose cases carry readable names
-/// (`.connectionRefused`) and whose description is `strerror`'s text.
-public struct SystemCallError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The call that failed, with the argument that identifies it where that helps.
-    public let call: String
-    /// The error number the call set.
-    public let errno: Errno
-
-    /// Creates an error for `call` failing with `errno`.
-    public init(call: String, errno: Errno) {
-        self.call = call
-        self.errno = errno
-    }
-
-    /// Creates an error for `call` from the thread's current `errno`.
-    public init(call: String) {
-        self.init(call: call, errno: Errno(rawValue: Glibc.errno))
-    }
-
-    /// `"connect(127.0.0.1:8000) failed: Connection refused (ECONNREFUSED)"`.
-    public var description: String {
-        "\(call) failed: \(errno) (\(errno.symbolicName))"
-    }
-}
-
 extension Errno {
-    /// The C name of the error (`ECONNREFUSED`), or `errno N` for a value this table lacks.
-    public var symbolicName: String {
+    /// The C name of the error (`ECONNREFUSED`), or `errno N` for a value
+    /// this table lacks: the package's error messages show both names.
+    package var symbolicName: String {
         switch self {
         case .permissionDenied: "EACCES"
         case .notPermitted: "EPERM"
@@ -85,23 +57,27 @@ extension Errno {
     }
 }
 
-/// Runs a system call that returns -1 on failure, retrying on `EINTR`.
+/// Runs a system call that returns -1 on failure, retrying on `EINTR`:
+/// every system call of the package goes through here or
+/// ``nonBlockingCall(_:descriptor:_:)``, so every failure reaches the caller as
+/// one ``EventLoopError`` (``EventLoopError/Code/system(_:)``) that names the call.
 ///
 /// - Parameters:
 ///   - call: the name the error carries if the call fails.
+///   - descriptor: the descriptor the call is about, for the error.
 ///   - body: the call itself; it alone touches libc.
 /// - Returns: what the call returned.
-/// - Throws: ``SystemCallError`` naming `call` with the errno it set.
+/// - Throws: ``EventLoopError`` naming `call` with the errno it set.
 @inlinable
 package func systemCall<Result: FixedWidthInteger>(
-    _ call: @autoclosure () -> String, _ body: () -> Result
-) throws(SystemCallError) -> Result {
+    _ call: @autoclosure () -> String, descriptor: FileDescriptor? = nil, _ body: () -> Result
+) throws(EventLoopError) -> Result {
     while true {
         let result = body()
         if result != -1 { return result }
         let error = Glibc.errno
         if error == EINTR { continue }
-        throw SystemCallError(call: call(), errno: Errno(rawValue: error))
+        throw EventLoopError.system(call(), Errno(rawValue: error), descriptor: descriptor)
     }
 }
 
@@ -110,30 +86,54 @@ package func systemCall<Result: FixedWidthInteger>(
 ///
 /// - Parameters:
 ///   - call: the name the error carries if the call fails.
+///   - descriptor: the descriptor the call is about, for the error.
 ///   - body: the call itself; it alone touches libc.
 /// - Returns: ``IOResult/processed(_:)`` with the call's result, or ``IOResult/wouldBlock``.
-/// - Throws: ``SystemCallError`` naming `call` for every other errno.
+/// - Throws: ``EventLoopError`` naming `call` for every other errno.
 @inlinable
 package func nonBlockingCall<Result: FixedWidthInteger>(
-    _ call: @autoclosure () -> String, _ body: () -> Result
-) throws(SystemCallError) -> IOResult<Result> {
+    _ call: @autoclosure () -> String, descriptor: FileDescriptor? = nil, _ body: () -> Result
+) throws(EventLoopError) -> IOResult<Result> {
     while true {
         let result = body()
         if result != -1 { return .processed(result) }
         let error = Glibc.errno
         if error == EINTR { continue }
         if error == EAGAIN || error == EWOULDBLOCK { return .wouldBlock }
-        throw SystemCallError(call: call(), errno: Errno(rawValue: error))
+        throw EventLoopError.system(call(), Errno(rawValue: error), descriptor: descriptor)
     }
 }
 
-/// Sets `SIGPIPE` to be ignored, once per process, so that writing to a peer
-/// that has gone away returns `EPIPE` instead of killing the program (exit 141).
+/// The package's one process-wide change, and how to opt out of it.
 ///
-/// Every loop of the package calls this when it is created; call it yourself
-/// before writing to sockets without a loop. The package's sends also pass
-/// `MSG_NOSIGNAL`, so a program that restores `SIGPIPE` is still safe there.
-public func ignoreSIGPIPE() {
+/// Writing to a peer that has gone away raises `SIGPIPE`, whose default
+/// action ends the program (exit 141). The package's own sockets never
+/// raise it - every send passes `MSG_NOSIGNAL` (Linux has no `SO_NOSIGPIPE`)
+/// - but a program's own `write` to a socket or pipe would, and so would
+/// C libraries on the loop; so the first loop the package makes sets
+/// `SIGPIPE` to be ignored, as SwiftNIO does on Linux. Child processes
+/// inherit an ignored signal: a program that spawns children (shell
+/// pipelines, `head`) may want the default back.
+///
+/// Set ``ignoresSIGPIPE`` to false before the first loop is made to leave
+/// `SIGPIPE` as it is; the package works the same (its sends use
+/// `MSG_NOSIGNAL`).
+public enum ProcessSettings {
+    private static let ignoring = Atomic(true)
+
+    /// Whether the package sets `SIGPIPE` to be ignored when it makes its
+    /// first loop (true unless set to false before then).
+    public static var ignoresSIGPIPE: Bool {
+        get { ignoring.load(ordering: .acquiring) }
+        set { ignoring.store(newValue, ordering: .releasing) }
+    }
+}
+
+/// Sets `SIGPIPE` to be ignored, once per process, unless
+/// ``ProcessSettings/ignoresSIGPIPE`` says not to: every loop calls it when
+/// it is made.
+package func ignoreSIGPIPE() {
+    guard ProcessSettings.ignoresSIGPIPE else { return }
     _ = sigpipeIgnored
 }
 
@@ -143,7 +143,7 @@ private let sigpipeIgnored: Void = {
 
 /// Writes `text` to standard error, unbuffered (for diagnostics that must
 /// not wait in a buffer, and without touching C's global `stderr`).
-public func writeStandardError(_ text: String) {
+package func writeStandardError(_ text: String) {
     var text = text
     text.withUTF8 { bytes in
         var offset = 0
@@ -161,3 +161,14 @@ public func writeStandardError(_ text: String) {
 /// One past the highest signal number: glibc's `NSIG` (65), which Swift
 /// cannot import. Both loops refuse signals outside 1..<signalNumberLimit.
 package let signalNumberLimit: Int32 = 65
+
+extension EventLoopError {
+    /// Nil when `signal` can be watched (1..<``signalNumberLimit``, not
+    /// `SIGKILL` or `SIGSTOP`, which cannot be caught); else the error both
+    /// loops throw for it, naming the number.
+    package static func unwatchable(signal: Int32, operation: String) -> EventLoopError? {
+        if signal > 0, signal < signalNumberLimit, signal != SIGKILL, signal != SIGSTOP { return nil }
+        return EventLoopError(.invalidArgument, operation: operation,
+                              detail: "signal \(signal) cannot be watched: it must be in 1..<\(signalNumberLimit) and not SIGKILL or SIGSTOP")
+    }
+}
