@@ -2,6 +2,7 @@
 #
 #   make demo   the package's main job: the tutorial's experiment, every way, a table and a timeline
 #   make test   the app package's build and self-test, the documentation (warnings are errors),
+#               every Swift snippet of the docs compiled, the public API against API.txt,
 #               the allocation guards (release builds), the whole suite, then again under ThreadSanitizer and AddressSanitizer,
 #               then a minute of libFuzzer on the HTTP request path, the response parser, the URL resolver
 #               and the link extractor (the tests use curl and python3)
@@ -19,7 +20,7 @@ SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
 
-.PHONY: all deps build app docs allocations test test-debug test-tsan test-asan stress-test fuzz demo tour bench bench-quick bench-build bench-micro clean
+.PHONY: all deps build app docs snippets api api-update allocations test test-debug test-tsan test-asan stress-test fuzz demo tour bench bench-quick bench-build bench-micro clean
 
 all: build
 
@@ -40,7 +41,7 @@ build: deps
 	@if grep -E "^$(OWN_PATHS).*warning:" .build-log.txt; then \
 	  echo "make: the warnings above are errors here"; exit 1; fi
 
-test: build app docs allocations test-debug test-tsan test-asan fuzz
+test: build app docs snippets api allocations test-debug test-tsan test-asan fuzz
 
 test-debug:
 	$(SWIFT) test --disable-xctest
@@ -100,6 +101,21 @@ docs: deps
 	@test -d $(CURDIR)/.build-docs/swift-libev.doccarchive/data || \
 	  { echo "make: the combined documentation archive was not written"; exit 1; }
 
+# Every Swift snippet of the README and the DocC catalogs, compiled as a
+# consumer's code (a package of its own in .build-snippets that links the
+# products): Rust's doctests, so the docs cannot drift from the API.
+snippets: deps
+	python3 Tests/Docs/check_snippets.py
+
+# The public API of EV, EventCore and Epoll against API.txt: a change to
+# the surface fails here until API.txt is updated with it (make api-update)
+# and the diff reviewed.
+api: deps
+	python3 Tests/API/public_api.py
+
+api-update: deps
+	python3 Tests/API/public_api.py --update
+
 # libFuzzer on the server's request path, the crawler's response parser, its
 # URL resolver and its link extractor: Fuzz/HTTPFuzzer.swift with the sources
 # of Examples/HTTP, under AddressSanitizer, one binary run once per target
@@ -134,7 +150,8 @@ tour: deps
 	$(SWIFT) run -c release ev-tour
 
 clean:
-	rm -rf .build .build-tsan .build-asan .build-log.txt
+	rm -rf .build .build-tsan .build-asan .build-app .build-docs .build-alloc .build-fuzz .build-snippets \
+	  .build-stress .build-bench-* .build-log.txt .build-app-log.txt Benchmarks/.build
 
 # Benchmarks (a nested package): everything built first in release (nothing
 # compiles during the run), then Benchmarks/scripts/bench.py runs the micro

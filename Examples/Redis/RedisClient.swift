@@ -27,7 +27,7 @@ import Glibc
 /// `AUTH` goes first (Redis 6's ACL form when a user is given); a refusal
 /// ends the connection with ``RedisError/Kind/authentication``. Use a client
 /// on its loop's thread only (it is not `Sendable`).
-public final class RedisClient<L: EventLoop> {
+public final class RedisClient<L: EventLoop>: ConnectionDelegate {
     /// The loop the client runs on.
     public let loop: L
     /// The server, as `redis://HOST:PORT` (never with credentials).
@@ -48,21 +48,24 @@ public final class RedisClient<L: EventLoop> {
     }
 
     private let address: SocketAddress
-    private var socket: SocketDescriptor?
-    private var watch: L.Watch?
+    /// The connection, until it ends (it holds this client meanwhile, as
+    /// its delegate: an open connection stays alive, as a started watcher
+    /// does, whether or not the app keeps a reference).
+    private var connection: Connection<L>?
     private let reader: RedisReader
-    /// Formatted commands not yet written, from `outputStart`.
-    private var output: [UInt8] = []
-    private var outputStart = 0
+    /// Formatted commands not yet handed to the connection: a turn's
+    /// commands go out in one write.
+    private var pending: [UInt8] = []
+    private var flushScheduled = false
     /// The callbacks of the commands sent, in order, from `first`.
     private var handlers: [(Result<RedisReply, RedisError>) -> Void] = []
     private var first = 0
     private var closing = false
     private var ended = false
-    private var connectTimer: (any Cancellable)?
     private var watchdog: (any Cancellable)?
     /// When the last reply came (or the first command of a wait was sent).
     private var lastReply = 0.0
+    private let connectTimeout: Duration
 
     /// Starts connecting to `host` (an IPv4 or IPv6 address, or a name
     /// resolved here, blocking) at `port`; commands may be sent at once and
@@ -82,25 +85,11 @@ public final class RedisClient<L: EventLoop> {
         self.loop = loop
         server = "redis://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         reader = RedisReader(limits: limits)
+        self.connectTimeout = connectTimeout
         do {
             address = try SocketAddress(host: host, port: port)
         } catch {
             throw RedisError(.connect, server: server, "\(error)")
-        }
-        let socket: SocketDescriptor
-        do {
-            socket = try SocketDescriptor.tcp(address.family)
-        } catch {
-            throw RedisError(.connect, server: server, error.errno.map { "\($0)" } ?? "\(error)")
-        }
-        self.socket = socket
-        try? socket.setNoDelay()
-        let refused: EventLoopError?
-        do {
-            if case .processed = try socket.connect(to: address) { isConnected = true }
-            refused = nil
-        } catch {
-            refused = error
         }
         if let password {
             send(["AUTH"] + (user.map { [$0] } ?? []) + [password]) { [unowned(unsafe) self] result in
@@ -109,35 +98,18 @@ public final class RedisClient<L: EventLoop> {
                 }
             }
         }
-        if let refused {
-            // Told through onClose and the commands, as a later refusal is:
-            // on the next turn, once the caller has set them.
-            _ = loop.schedule(after: .zero) { [self] in end(RedisError(.connect, server: server, refused.errno.map { "\($0)" } ?? "\(refused)")) }
-            return
-        }
         do {
-            // The closure holds the client until the connection ends (then the
-            // watch is cancelled): an open connection stays alive, as a started
-            // watcher does, whether or not the app keeps a reference.
-            watch = try loop.watchReadiness(socket.descriptor, isConnected ? wantedInterest : .write) { [self] ready in handle(ready) }
+            // A refusal or a timeout comes later, through connectionClosed:
+            // on a later turn, once the caller has set onClose.
+            connection = try Connection.connect(to: address, on: loop, timeout: connectTimeout, delegate: self)
         } catch {
-            socket.close()
-            self.socket = nil
-            throw RedisError(.connect, server: server, "cannot watch the socket: \(error)")
-        }
-        if !isConnected {
-            connectTimer = loop.schedule(after: connectTimeout) { [weak self] in
-                guard let self, !isConnected else { return }
-                end(RedisError(.connect, server: server, "no connection after \(connectTimeout)"))
-            }
+            throw RedisError(.connect, server: server, error.errno.map { "\($0)" } ?? "\(error)")
         }
     }
 
     deinit {
-        connectTimer?.cancel()
         watchdog?.cancel()
-        watch?.cancel()
-        socket?.close()
+        connection?.close()
     }
 
     // MARK: commands
@@ -154,19 +126,22 @@ public final class RedisClient<L: EventLoop> {
             return reply(.failure(RedisError(.closed, server: server, "command \(arguments.first ?? "") not sent")))
         }
         // Redis's protocol: an array of bulk strings.
-        output.append(contentsOf: "*\(arguments.count)\r\n".utf8)
+        pending.append(contentsOf: "*\(arguments.count)\r\n".utf8)
         for argument in arguments {
             var argument = argument
             argument.withUTF8 { bytes in
-                output.append(contentsOf: "$\(bytes.count)\r\n".utf8)
-                output.append(contentsOf: bytes)
+                pending.append(contentsOf: "$\(bytes.count)\r\n".utf8)
+                pending.append(contentsOf: bytes)
             }
-            output.append(13)
-            output.append(10)
+            pending.append(13)
+            pending.append(10)
         }
         if handlers.count == first { lastReply = monotonicNow() }
         handlers.append(reply)
-        if isConnected { updateInterest() }
+        if !flushScheduled {
+            flushScheduled = true
+            _ = loop.schedule(after: .zero) { [weak self] in self?.flushPending() }
+        }
         armWatchdog()
     }
 
@@ -194,88 +169,45 @@ public final class RedisClient<L: EventLoop> {
         if handlers.count == first { end(nil) }
     }
 
-    // MARK: the socket
+    // MARK: the connection
 
     /// Commands waiting for replies.
     private var waiting: Int { handlers.count - first }
 
-    private var wantedInterest: Interest {
-        outputStart < output.count ? [.read, .write] : .read
+    /// Hands the turn's commands to the connection, in one write.
+    private func flushPending() {
+        flushScheduled = false
+        guard !ended, !pending.isEmpty, let connection else { return }
+        connection.write(pending)
+        pending.removeAll(keepingCapacity: pending.count <= 64 * 1024)
     }
 
-    private func updateInterest() {
-        guard let watch, !ended else { return }
-        let wanted = wantedInterest
-        if watch.interest != wanted { watch.interest = wanted }
+    /// The connection is made (``EventCore/ConnectionDelegate``; not for apps).
+    public func connectionEstablished() {
+        isConnected = true
     }
 
-    private func handle(_ ready: Interest) {
-        guard let socket, !ended else { return }
+    /// Replies arrived (``EventCore/ConnectionDelegate``; not for apps).
+    public func connectionReceived(_ bytes: UnsafeRawBufferPointer) {
+        reader.feed(bytes)
+        deliverReplies()
+    }
+
+    /// The server closed its side (``EventCore/ConnectionDelegate``; not for apps).
+    public func connectionReachedEnd() -> Bool {
+        end(closing && waiting == 0 ? nil : RedisError(.disconnected, server: server, "the server closed the connection"))
+        return false
+    }
+
+    /// The connection ended (``EventCore/ConnectionDelegate``; not for apps).
+    public func connectionClosed(_ error: EventLoopError?) {
+        connection = nil
+        guard let error else { return } // closed by end(_:)
         if !isConnected {
-            guard !ready.isDisjoint(with: [.write, .error]) else { return }
-            do {
-                try socket.connectResult(to: address)
-            } catch {
-                return end(RedisError(.connect, server: server, error.errno.map { "\($0)" } ?? "\(error)"))
-            }
-            isConnected = true
-            connectTimer?.cancel()
-            connectTimer = nil
-            updateInterest()
-            if outputStart < output.count { flush() }
-            return
-        }
-        if !ready.isDisjoint(with: [.read, .error]) {
-            readAvailable()
-        }
-        if !ended && !ready.isDisjoint(with: [.write, .error]) {
-            flush()
-        }
-    }
-
-    /// Writes what is queued, as far as the socket takes it.
-    private func flush() {
-        guard let socket else { return }
-        while outputStart < output.count {
-            let start = outputStart
-            let result = output.withUnsafeBytes { bytes in
-                Result { () throws(EventLoopError) in try socket.write(UnsafeRawBufferPointer(rebasing: bytes[start...])) }
-            }
-            guard case .success(let written) = result else {
-                if case .failure(let error) = result { end(RedisError(.disconnected, server: server, "\(error)")) }
-                return
-            }
-            guard case .processed(let count) = written else { break }
-            outputStart += count
-        }
-        if outputStart == output.count {
-            output.removeAll(keepingCapacity: output.count <= 64 * 1024)
-            outputStart = 0
-        }
-        updateInterest()
-    }
-
-    /// Reads what has arrived, hands it to the reader, delivers the replies.
-    private func readAvailable() {
-        guard let socket else { return }
-        withUnsafeTemporaryAllocation(byteCount: 64 * 1024, alignment: 16) { buffer in
-            // A bounded number of reads per readiness event: a server that
-            // never stops sending cannot hold the loop.
-            for _ in 0..<4 {
-                let count: Int
-                do throws(EventLoopError) {
-                    guard case .processed(let read) = try socket.read(into: buffer) else { return }
-                    count = read
-                } catch {
-                    return end(RedisError(.disconnected, server: server, "\(error)"))
-                }
-                if count == 0 {
-                    return end(closing && waiting == 0 ? nil : RedisError(.disconnected, server: server, "the server closed the connection"))
-                }
-                reader.feed(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-                deliverReplies()
-                if ended || count < buffer.count { return }
-            }
+            let reason = error.code == .timedOut ? "no connection after \(LoopTime.describe(connectTimeout))" : error.errno.map { "\($0)" } ?? "\(error)"
+            end(RedisError(.connect, server: server, reason))
+        } else {
+            end(RedisError(.disconnected, server: server, error.errno.map { "\($0)" } ?? "\(error)"))
         }
     }
 
@@ -322,16 +254,11 @@ public final class RedisClient<L: EventLoop> {
         guard !ended else { return }
         ended = true
         isConnected = false
-        connectTimer?.cancel()
-        connectTimer = nil
         watchdog?.cancel()
         watchdog = nil
-        watch?.cancel()
-        watch = nil
-        socket?.close()
-        socket = nil
-        output = []
-        outputStart = 0
+        connection?.close()
+        connection = nil
+        pending = []
         let pending = handlers[first...]
         handlers = []
         first = 0
@@ -355,11 +282,11 @@ public final class RedisClient<L: EventLoop> {
                 // A loop held up (a busy machine, a long callback) may have
                 // replies waiting unread, and a loop may run this timer before
                 // the descriptor's callback: read them before giving up.
-                readAvailable()
+                connection?.readNow()
                 guard waiting > 0, !ended else { return }
             }
             if monotonicNow() - lastReply >= replyTimeout {
-                end(RedisError(.timeout, server: server, "no reply within \(LoopTime.describe(LoopTime.duration(replyTimeout)))"))
+                end(RedisError(.timeout, server: server, "no reply within \(LoopTime.describe(self.replyTimeout ?? .zero))"))
             } else {
                 armWatchdog()
             }

@@ -148,106 +148,79 @@ func discardInput(_ socket: SocketDescriptor) {
 // MARK: evented, callbacks (libev or epoll, one code)
 
 enum CallbackEngine {
-    /// Runs the server on a loop of its own thread: a readiness watch on the
-    /// listener, and per client a timer that sends the next chunk.
+    /// Runs the server on a loop of its own thread: a ``EventCore/Listener``,
+    /// and per client a ``EventCore/Connection`` and a timer that sends the
+    /// next chunk.
     static func start<L: EventLoop>(_ listener: SocketDescriptor, _ options: PoetryServerOptions,
                                     _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> Void {
         let thread = try EventLoopThread<L>(make) { loop in
-            Acceptor(loop, listener, options).watch()
+            do {
+                _ = try Listener(adopting: listener, loop: loop, log: { options.log(AcceptBackoff.message($0)) }) { socket, peer in
+                    let client = Client(loop, options)
+                    do {
+                        client.connection = try Connection(adopting: socket, peer: peer, on: loop, delegate: client)
+                        client.sendNext()
+                    } catch {
+                        options.log("cannot serve \(peer.map { "\($0)" } ?? "a client"): \(error)")
+                    }
+                }
+            } catch {
+                options.log("cannot watch the listener: \(error)")
+                listener.close()
+            }
         }
+        // The Listener owns the socket: closing the loop closes it.
         return {
             thread.stop()
             thread.join()
-            listener.close()
         }
     }
 
-    /// Accepts every waiting client; when accept fails for want of
-    /// descriptors or memory, stops watching the listener for
-    /// ``AcceptBackoff/delay`` instead of spinning on its readiness.
-    ///
-    /// The loop owns the acceptor, through the watch's callback (or, during
-    /// a back-off, the timer's); the acceptor refers to its watch weakly, so
-    /// that closing the loop releases all of it.
-    final class Acceptor<L: EventLoop> {
+    /// One client: sends a chunk, waits `delay`, sends the next; a slow
+    /// reader's chunk waits in the connection's queue, and the next pause
+    /// starts once it has gone out.
+    final class Client<L: EventLoop>: ConnectionDelegate {
         let loop: L
-        let listener: SocketDescriptor
         let options: PoetryServerOptions
-        weak var readiness: (any IOWatching)?
-
-        init(_ loop: L, _ listener: SocketDescriptor, _ options: PoetryServerOptions) {
-            self.loop = loop
-            self.listener = listener
-            self.options = options
-        }
-
-        func watch() {
-            do {
-                readiness = try loop.watchReadiness(listener.descriptor, .read) { [self] _ in acceptAll() }
-            } catch {
-                options.log("cannot watch the listener: \(error)")
-            }
-        }
-
-        func acceptAll() {
-            do throws(EventLoopError) {
-                try AcceptBackoff.acceptWaiting(on: listener) { Client(loop, $0, options).sendNext() }
-            } catch {
-                options.log(AcceptBackoff.message(error))
-                readiness?.cancel()
-                _ = loop.schedule(after: AcceptBackoff.delay) { [self] in watch() }
-            }
-        }
-    }
-
-    /// One client: sends a chunk, waits `delay`, sends the next; waits for
-    /// writability when a slow reader's buffer is full.
-    final class Client<L: EventLoop> {
-        let loop: L
-        let socket: SocketDescriptor
-        let options: PoetryServerOptions
+        var connection: Connection<L>?
         var offset = 0
-        var chunkEnd = 0
-        var writable: (any IOWatching)?
 
-        init(_ loop: L, _ socket: SocketDescriptor, _ options: PoetryServerOptions) {
+        init(_ loop: L, _ options: PoetryServerOptions) {
             self.loop = loop
-            self.socket = socket
             self.options = options
         }
 
         func sendNext() {
-            guard offset < options.poem.count else { return finish() }
-            chunkEnd = min(offset + options.chunkSize, options.poem.count)
-            flush()
+            guard let connection else { return }
+            guard offset < options.poem.count else {
+                // A FIN, not a reset: the client's unread request must not
+                // turn the close into one that destroys the poem's end.
+                return connection.closeLingering()
+            }
+            let end = min(offset + options.chunkSize, options.poem.count)
+            options.poem[offset..<end].withUnsafeBytes { _ = connection.write($0) }
+            offset = end
+            if connection.queuedBytes == 0 { pause() }
         }
 
-        /// Writes the rest of the chunk; on would-block, waits to be writable.
-        func flush() {
-            while offset < chunkEnd {
-                let result = options.poem[offset..<chunkEnd].withUnsafeBytes { try? socket.write($0) }
-                switch result {
-                case .processed(let count)?:
-                    offset += count
-                case .wouldBlock?:
-                    if writable == nil {
-                        writable = try? loop.watchReadiness(socket.descriptor, .write) { [self] _ in flush() }
-                    }
-                    return
-                case nil:
-                    options.log("client went away after \(offset) bytes")
-                    return finish()
-                }
-            }
-            writable?.cancel()
-            writable = nil
+        private func pause() {
             _ = loop.schedule(after: options.delay) { [self] in sendNext() }
         }
 
-        func finish() {
-            writable?.cancel()
-            writable = nil
-            closeGracefully(socket)
+        /// The chunk a slow reader held back has gone out: pause, then the next.
+        func connectionDrained() { pause() }
+
+        /// The protocol reads no request: what a client sends is dropped.
+        func connectionReceived(_ bytes: UnsafeRawBufferPointer) {}
+
+        /// A client that half-closes still gets the whole poem.
+        func connectionReachedEnd() -> Bool { true }
+
+        func connectionClosed(_ error: EventLoopError?) {
+            if error != nil || offset < options.poem.count {
+                options.log("client went away after \(offset) bytes")
+            }
+            connection = nil
         }
     }
 }

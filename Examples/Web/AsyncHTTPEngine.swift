@@ -50,6 +50,7 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
 
     func accept(_ listener: SocketDescriptor, _ bound: LoopBound<AsyncWorker>) async {
         let sockets = AsyncListener(adopting: listener, loop: executor)
+        defer { sockets.close() } // draining, or the loop is closing
         var freed = capacity.makeAsyncIterator()
         while !draining {
             // Connections count from their accept (not from their task's

@@ -34,7 +34,6 @@ final class CallbackCrawlerState<L: EventLoop> {
     let crawl: Crawl
     var connections: [FetchConnection<L>] = []
     var idle: [FetchConnection<L>] = []
-    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
     var progressTimer: (any Cancellable)?
 
     init(_ loop: L, _ address: SocketAddress, _ crawl: Crawl) {
@@ -42,8 +41,6 @@ final class CallbackCrawlerState<L: EventLoop> {
         self.address = address
         self.crawl = crawl
     }
-
-    deinit { readBuffer.deallocate() }
 
     /// Hands jobs to idle connections, then to new ones up to the concurrency.
     func fill() {
@@ -62,7 +59,7 @@ final class CallbackCrawlerState<L: EventLoop> {
     }
 
     func finished(_ connection: FetchConnection<L>) {
-        if connection.socket == nil {
+        if connection.connection == nil {
             connections.removeAll { $0 === connection }
         } else {
             idle.append(connection)
@@ -87,15 +84,13 @@ final class CallbackCrawlerState<L: EventLoop> {
     }
 }
 
-/// One keep-alive connection of the crawler: a request at a time.
-final class FetchConnection<L: EventLoop>: HTTPMessageSink {
+/// One keep-alive connection of the crawler: a request at a time, on a
+/// ``EventCore/Connection``.
+final class FetchConnection<L: EventLoop>: HTTPMessageSink, ConnectionDelegate {
     unowned let crawler: CallbackCrawlerState<L>
-    var socket: SocketDescriptor?
-    var watch: (any IOWatching)?
+    var connection: Connection<L>?
     var parser: HTTPParser!
     var job: CrawlJob?
-    var request: [UInt8] = []
-    var sent = 0
     var received = 0
     var connected = false
     /// Whether the job went out on a kept-alive connection: if the server
@@ -108,81 +103,67 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
 
     func start(_ job: CrawlJob) {
         self.job = job
-        request = Crawl.request(job)
-        sent = 0
         received = 0
         response = nil
-        reused = socket != nil
+        reused = connection != nil
         timer = crawler.loop.schedule(after: crawler.crawl.options.timeout) { [weak self] in
             guard let self else { return }
             finish(.failure(.timedOut(after: crawler.crawl.options.timeout)))
         }
-        if socket == nil {
+        if connection == nil {
+            connected = false
+            parser = HTTPParser(.response, limits: crawler.crawl.options.limits, sink: self)
+            crawler.crawl.report.connections += 1
             do {
-                try connect()
+                connection = try Connection.connect(to: crawler.address, on: crawler.loop, delegate: self)
             } catch {
                 return finish(.failure(FetchFailure(.connect, "\(error)")))
             }
+        }
+        connection?.write(Crawl.request(job)) // queued while connecting
+    }
+
+    func connectionEstablished() { connected = true }
+
+    func connectionReceived(_ bytes: UnsafeRawBufferPointer) {
+        guard job != nil else {
+            return idleEvent() // bytes nobody asked for: the server misbehaves
+        }
+        received += bytes.count
+        _ = parser.execute(bytes)
+        if let failure = parser.failure {
+            finish(.failure(FetchFailure(failure)!))
+        } else if let response {
+            finish(.success(response))
+        }
+    }
+
+    func connectionReachedEnd() -> Bool {
+        guard job != nil else {
+            idleEvent() // the server closed a kept-alive connection
+            return false
+        }
+        parser.finish()
+        if let response {
+            // A body that ends at the close (no Content-Length, not chunked):
+            // complete now, on a connection that cannot be kept.
+            disconnect()
+            finish(.success(response))
+        } else if received == 0 && reused {
+            // The server closed a kept-alive connection as we reused it: try again.
+            retry()
         } else {
-            watch?.interest = [.read, .write]
+            finish(.failure(FetchFailure(parser.failure) ?? .truncated))
         }
+        return false
     }
 
-    func connect() throws {
-        let socket = try SocketDescriptor.tcp(crawler.address.family)
-        self.socket = socket
-        connected = false
-        parser = HTTPParser(.response, limits: crawler.crawl.options.limits, sink: self)
-        crawler.crawl.report.connections += 1
-        try? socket.setNoDelay()
-        if case .processed = try socket.connect(to: crawler.address) { connected = true }
-        watch = try crawler.loop.watchReadiness(socket.descriptor, [.read, .write]) { [unowned self] ready in handle(ready) }
-    }
-
-    func handle(_ ready: Interest) {
-        guard let socket, job != nil else {
-            return idleEvent()
-        }
-        do {
-            if !connected {
-                guard ready.contains(.write) || ready.contains(.error) else { return }
-                try socket.connectResult(to: crawler.address)
-                connected = true
-            }
-            while sent < request.count {
-                guard case .processed(let count) = try request[sent...].withUnsafeBytes({ bytes throws(EventLoopError) in try socket.write(bytes) }) else { return }
-                sent += count
-            }
-            watch?.interest = .read
-            switch try socket.read(into: crawler.readBuffer) {
-            case .wouldBlock:
-                return
-            case .processed(0):
-                parser.finish()
-                if let response {
-                    // A body that ends at the close (no Content-Length, not chunked): complete now.
-                    return finish(.success(response))
-                }
-                if job != nil {
-                    if received == 0 && reused {
-                        // The server closed a kept-alive connection as we reused it: try again.
-                        return retry()
-                    }
-                    finish(.failure(FetchFailure(parser.failure) ?? .truncated))
-                }
-            case .processed(let count):
-                received += count
-                _ = parser.execute(UnsafeRawBufferPointer(rebasing: crawler.readBuffer[..<count]))
-                if let failure = parser.failure {
-                    finish(.failure(FetchFailure(failure)!))
-                } else if let response {
-                    finish(.success(response))
-                }
-            }
-        } catch {
-            if received == 0 && reused {
-                return retry()
-            }
+    func connectionClosed(_ error: EventLoopError?) {
+        connection = nil
+        guard let error, job != nil else { return }
+        if received == 0 && reused {
+            retry()
+        } else {
             finish(.failure(FetchFailure(connected ? .connection : .connect, "\(error)")))
         }
     }
@@ -218,9 +199,8 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
         switch outcome {
         case .success(let response):
             crawler.crawl.completed(job, response)
-            if response.keepAlive && parser.failure == nil {
+            if response.keepAlive && parser.failure == nil && connection?.isOpen == true {
                 parser.resume()
-                watch?.interest = .read // to notice the server closing it while idle
             } else {
                 disconnect()
             }
@@ -232,9 +212,7 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink {
     }
 
     func disconnect() {
-        watch?.cancel()
-        watch = nil
-        socket?.close()
-        socket = nil
+        connection?.close()
+        connection = nil
     }
 }

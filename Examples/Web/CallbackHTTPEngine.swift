@@ -24,23 +24,21 @@ enum CallbackHTTPEngine {
 /// A loop's server: accepts, keeps its connections, ticks their timeouts once a second.
 final class CallbackWorker<L: EventLoop> {
     let loop: L
-    let listener: SocketDescriptor
+    /// The listening socket, until ``start()`` hands it to ``listener``.
+    let listenerSocket: SocketDescriptor
     let options: HTTPServerOptions
     let context: HTTPServerContext
     let report: (HTTPServerStats) -> Void
     var connections = DescriptorTable<CallbackConnection<L>>()
-    /// The listener's watch, held here: paused at the connection cap, a
-    /// libev watcher is held by nothing else (a weak reference lost it, and
-    /// accepting never resumed).
-    var acceptWatch: (any IOWatching)?
-    var backingOff = false
+    /// Accepts; paused at the connection cap, closed by the graceful stop.
+    var listener: Listener<L>?
     var draining = false
     /// One read buffer for every connection of the loop.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
 
     init(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions, report: @escaping (HTTPServerStats) -> Void) {
         self.loop = loop
-        self.listener = listener
+        listenerSocket = listener
         self.options = options
         self.report = report
         context = HTTPServerContext(site: options.site, limits: options.limits)
@@ -49,46 +47,29 @@ final class CallbackWorker<L: EventLoop> {
     deinit { readBuffer.deallocate() }
 
     func start() {
-        watchListener()
+        do {
+            listener = try Listener(adopting: listenerSocket, loop: loop, log: { [options] in options.log(AcceptBackoff.message($0)) }) {
+                [unowned self] client, _ in accepted(client)
+            }
+        } catch {
+            options.log("cannot watch the listener: \(error)")
+            listenerSocket.close()
+        }
         tick()
     }
 
-    func watchListener() {
+    func accepted(_ client: SocketDescriptor) {
+        let connection = CallbackConnection(self, client)
         do {
-            acceptWatch = try loop.watchReadiness(listener.descriptor, .read) { [unowned self] _ in acceptAll() }
+            try connection.startWatching()
+            connections[client.fd] = connection
+            context.stats.opened()
         } catch {
-            options.log("cannot watch the listener: \(error)")
+            client.close()
         }
-    }
-
-    func acceptAll() {
-        let limit = options.limits.maxConnections
-        do throws(EventLoopError) {
-            try AcceptBackoff.acceptWaiting(on: listener, while: { !draining && connections.count < limit }) { client in
-                try? client.setNoDelay()
-                let connection = CallbackConnection(self, client)
-                do {
-                    try connection.startWatching()
-                    connections[client.fd] = connection
-                    context.stats.opened()
-                } catch {
-                    client.close()
-                }
-            }
-            if connections.count >= limit {
-                // At the limit: stop accepting until a connection closes.
-                acceptWatch?.interest = []
-            }
-        } catch {
-            options.log(AcceptBackoff.message(error))
-            acceptWatch?.cancel()
-            acceptWatch = nil
-            backingOff = true
-            _ = loop.schedule(after: AcceptBackoff.delay) { [weak self] in
-                guard let self, !draining else { return }
-                backingOff = false
-                watchListener()
-            }
+        if connections.count >= options.limits.maxConnections {
+            // At the cap: the kernel queues new connections until one closes.
+            listener?.pause()
         }
     }
 
@@ -97,8 +78,8 @@ final class CallbackWorker<L: EventLoop> {
         context.stats.closed()
         if draining {
             if connections.isEmpty { finish() }
-        } else if !backingOff, let acceptWatch, acceptWatch.interest.isEmpty {
-            acceptWatch.interest = .read
+        } else if connections.count < options.limits.maxConnections {
+            listener?.resume()
         }
     }
 
@@ -118,8 +99,8 @@ final class CallbackWorker<L: EventLoop> {
     func drain() {
         guard !draining else { return }
         draining = true
-        acceptWatch?.cancel()
-        acceptWatch = nil
+        listener?.close()
+        listener = nil
         for connection in connections.values { connection.drain() }
         if connections.isEmpty { return finish() }
         _ = loop.schedule(after: options.stopTimeout) { [weak self] in
@@ -233,17 +214,7 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
     }
 
     func discard() {
-        while true {
-            do throws(EventLoopError) {
-                switch try socket.read(into: worker.readBuffer) {
-                case .processed(0): return close()
-                case .processed: continue
-                case .wouldBlock: return
-                }
-            } catch {
-                return close()
-            }
-        }
+        if socket.discardInput(into: worker.readBuffer) == .ended { close() }
     }
 
     func tick(_ now: Double) {

@@ -4,8 +4,8 @@ import HTTP
 /// The part of the evented HTTP engines that does not depend on how a
 /// worker serves: one loop per listener in an ``EventCore/EventLoopGroup``,
 /// a worker set up on each, every worker's figures added to the totals, and
-/// a graceful stop that drains each worker on its own loop, joins the loops
-/// and closes the listeners.
+/// a graceful stop that drains each worker on its own loop and joins the
+/// loops (each worker owns its listener).
 enum LoopWorkers {
     /// Starts `listeners.count` loops made by `make` and runs `startWorker`
     /// on each with its listener and the report for its figures; the worker
@@ -29,9 +29,10 @@ enum LoopWorkers {
                 }
             }
         }
+        // Each worker owns its listener (a Listener or an AsyncListener),
+        // which closes with the worker's loop.
         return {
             try? group.syncShutdownGracefully(timeout: options.stopTimeout + .seconds(1))
-            for listener in listeners { listener.close() }
             return totals.withLock { $0 }
         }
     }

@@ -32,19 +32,19 @@ public enum AcceptBackoff {
     }
 
     /// Accepts the connections waiting on a non-blocking `listener`, handing
-    /// each to `accepted`, while `more()` allows; skips the network errors a
-    /// new connection may bring (see ``retriesAtOnce(_:)``). Returns when no
-    /// connection is left or `more()` says stop - what callback servers do
-    /// when their listener is readable.
+    /// each (and its peer) to `accepted`, while `more()` allows; skips the
+    /// network errors a new connection may bring (see ``retriesAtOnce(_:)``).
+    /// Returns when no connection is left or `more()` says stop - what
+    /// ``Listener`` does when its socket is readable.
     ///
     /// - Throws: the error that calls for the back-off (`EMFILE` and the
     ///   like): stop watching the listener for ``delay``.
-    public static func acceptWaiting(on listener: SocketDescriptor, while more: () -> Bool = { true },
-                                     _ accepted: (SocketDescriptor) -> Void) throws(EventLoopError) {
+    package static func acceptWaiting(on listener: SocketDescriptor, while more: () -> Bool = { true },
+                                      _ accepted: (SocketDescriptor, SocketAddress?) -> Void) throws(EventLoopError) {
         while more() {
             do throws(EventLoopError) {
-                guard case .processed(let (client, _)) = try listener.accept() else { return }
-                accepted(client)
+                guard case .processed(let (client, peer)) = try listener.accept() else { return }
+                accepted(client, peer)
             } catch where retriesAtOnce(error) {
                 continue
             }

@@ -13,12 +13,15 @@ import Glibc
 /// `EPIPE`).
 ///
 /// ## Tasks
-/// A socket is `Sendable`: one task may read while another writes - the
-/// fan-out a server needs, a task per client reading and others writing to
-/// it - and each waits on the loop without blocking the other. One reader
-/// and one writer at a time: a second task waiting to read (or to write)
-/// while one does traps with a message, since two readers would share the
-/// bytes by chance (queue writes from several tasks through one writer).
+/// A socket is `Sendable`: one task may read while others write - the
+/// fan-out a server needs, a task per client reading and other clients'
+/// tasks writing to it - and each waits on the loop without blocking the
+/// others. Writers take turns in the order they call: a write waits for the
+/// one before it to finish, so two tasks' messages never interleave (as
+/// asyncio's `writer.write()` and SwiftNIO's outbound writer serialize
+/// them). One reader at a time: a second task waiting to read while one
+/// does traps with a message, since two readers would share the bytes by
+/// chance.
 /// Tasks on the loop's executor (`loop.run { }`, `Task(executorPreference:)`)
 /// use it without a hop; from another executor each wait hops to the loop
 /// and back.
@@ -57,6 +60,8 @@ public final class AsyncSocket: @unchecked Sendable {
     /// Reads in a row that found data without waiting (see ``maximumReadsPerTurn``).
     private let readsWithoutWaiting = Atomic(0)
     private let readsPerTurn = Atomic(4)
+    /// The writers' turns, first come first served.
+    private let writers = WriterTurns()
 
     /// How many reads in a row may find data without letting the loop turn:
     /// the next one waits for the loop's next poll first, so that a peer
@@ -219,8 +224,12 @@ public final class AsyncSocket: @unchecked Sendable {
 
     /// Writes all of `bytes`, waiting whenever the socket's buffer is full.
     ///
-    /// The caller keeps `bytes` valid until the write returns.
+    /// The caller keeps `bytes` valid until the write returns. A write waits
+    /// for the writes other tasks began before it.
     nonisolated(nonsending) public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+        try checkOpen()
+        try await writers.acquire()
+        defer { writers.release() }
         try checkOpen()
         try Deadline.checkCurrent()
         var offset = 0
@@ -242,6 +251,9 @@ public final class AsyncSocket: @unchecked Sendable {
     /// parts of one document hold one copy of it, not one each) - waiting
     /// whenever the socket's buffer is full.
     nonisolated(nonsending) public func write(_ bytes: ArraySlice<UInt8>) async throws {
+        try checkOpen()
+        try await writers.acquire()
+        defer { writers.release() }
         try checkOpen()
         try Deadline.checkCurrent()
         var offset = bytes.startIndex
@@ -311,13 +323,81 @@ public final class AsyncSocket: @unchecked Sendable {
     /// reset, which can overtake the last answer and destroy it.
     ///
     /// Never throws: whatever happens, the socket ends closed.
+    ///
+    /// It waits for the writes other tasks began before it (not counted in
+    /// `timeout`; cancel the task to end that wait), so their bytes go out first.
     nonisolated(nonsending) public func closeLingering(timeout: Duration = .seconds(2)) async {
         defer { close() }
+        guard (try? await writers.acquire()) != nil else { return }
+        defer { writers.release() }
         guard (try? shutdownWrite()) != nil else { return }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
         defer { buffer.deallocate() }
         _ = try? await withTimeout(timeout) {
             while try await read(into: buffer) > 0 {}
         }
+    }
+}
+
+/// The writers of one socket, taking turns in the order they ask: the
+/// first goes at once, the others wait (cancellable) until the one before
+/// them releases its turn, which passes straight to the next.
+final class WriterTurns: Sendable {
+    private struct State {
+        var busy = false
+        var waiting: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        /// Waiters cancelled before they were in the queue.
+        var cancelledEarly: Set<UInt64> = []
+        var nextID: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// Waits for the caller's turn: at once when nobody writes.
+    nonisolated(nonsending) func acquire() async throws {
+        let ticket = state.withLock { state -> UInt64? in
+            if !state.busy {
+                state.busy = true
+                return nil
+            }
+            state.nextID += 1
+            return state.nextID
+        }
+        guard let ticket else { return }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome = state.withLock { state -> Result<Void, any Error>? in
+                    if state.cancelledEarly.remove(ticket) != nil { return .failure(CancellationError()) }
+                    if !state.busy {
+                        state.busy = true
+                        return .success(())
+                    }
+                    state.waiting.append((ticket, continuation))
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        } onCancel: {
+            let removed = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                guard let index = state.waiting.firstIndex(where: { $0.id == ticket }) else {
+                    state.cancelledEarly.insert(ticket)
+                    return nil
+                }
+                return state.waiting.remove(at: index).continuation
+            }
+            removed?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Ends the caller's turn: the next waiter's begins.
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            guard !state.waiting.isEmpty else {
+                state.busy = false
+                return nil
+            }
+            return state.waiting.removeFirst().continuation
+        }
+        next?.resume()
     }
 }

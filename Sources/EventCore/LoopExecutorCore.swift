@@ -68,6 +68,10 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
     package unowned(unsafe) var loop: L?
     /// The loop's pending awaits, which its teardown ends (loop thread only).
     package let waits = PendingWaitList()
+    /// What closes with the loop: the ``Connection``s and ``Listener``s
+    /// open on it (loop thread only; closing the loop closes them, which
+    /// also breaks a connection's cycle with its delegate).
+    package let closables = PendingWaitList()
     /// The descriptors tasks wait on through ``readable(_:)`` and
     /// ``writable(_:)``, one entry while any task waits (loop thread only).
     private var waitersByDescriptor: [Int32: DescriptorWaiters<L>] = [:]
@@ -296,6 +300,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
             repeat {
                 repeat {
                     waits.failAll(EventLoopError.loopClosed)
+                    closables.failAll(EventLoopError.loopClosed)
                     queue.drain(run)
                     dropWatches()
                 } while queue.hasLocalWork || !waits.isEmpty

@@ -31,22 +31,36 @@ package enum LoopTime {
         min(max(seconds(duration), 0), longest)
     }
 
-    /// `duration` in seconds, as a `Double` (negative stays negative).
+    /// `duration` in seconds, as a `Double` (negative stays negative): the
+    /// nearest `Double` for a delay (under 9.2 s, one conversion of its
+    /// attoseconds), a round trip with ``duration(_:)`` that gives libev's
+    /// `ev_tstamp` back exactly for a wall-clock time, and no trap beyond
+    /// `Int64.max` seconds (the difference of two far instants), which
+    /// `components` cannot express.
     @inline(__always)
     package static func seconds(_ duration: Duration) -> Double {
-        // A division of the two 128-bit attosecond counts, rounded once: the
-        // nearest Double (0.03 for 30 ms), and no trap for a duration beyond
-        // Int64.max seconds (the difference of two far instants), which
-        // `components` cannot express.
-        duration / .seconds(1)
+        let attoseconds = duration.attoseconds
+        if let small = Int64(exactly: attoseconds) { return Double(small) * 1e-18 }
+        return largeSeconds(duration)
     }
 
-    /// `seconds` as a `Duration` (finite seconds; others become zero).
+    private static let componentsRange = Duration.seconds(Int64.min / 2) ... Duration.seconds(Int64.max / 2)
+
+    @inline(never)
+    private static func largeSeconds(_ duration: Duration) -> Double {
+        guard componentsRange.contains(duration) else { return duration / .seconds(1) }
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) * 1e-18
+    }
+
+    /// `seconds` as a `Duration` (finite seconds; others become zero): the
+    /// whole seconds and the fraction apart, so that ``seconds(_:)`` gives
+    /// the same `Double` back.
     package static func duration(_ seconds: Double) -> Duration {
         guard seconds.isFinite else { return .zero }
         let clamped = min(max(seconds, -9e18), 9e18)
-        let whole = clamped.rounded(.towardZero)
-        return .seconds(Int64(whole)) + .nanoseconds(Int64(((clamped - whole) * 1e9).rounded()))
+        let whole = clamped.rounded(.down)
+        return Duration(secondsComponent: Int64(whole), attosecondsComponent: Int64(((clamped - whole) * 1e18).rounded()))
     }
 
     /// The monotonic seconds (``monotonicNow()``) of `instant`, at most

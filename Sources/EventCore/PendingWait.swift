@@ -41,3 +41,40 @@ package final class PendingWaitList {
     }
 }
 
+
+/// A ``Connection`` or ``Listener`` in its loop's list of what closes with
+/// it: told once, when the loop closes, unless it left the list first.
+package protocol ClosesWithLoop: AnyObject {
+    /// The loop is closing: close, telling the owner `error`.
+    func loopClosing(_ error: EventLoopError)
+}
+
+/// The node of a ``ClosesWithLoop`` object in its loop's
+/// ``LoopExecutorCore/closables`` (an object of its own: a public class
+/// cannot subclass ``PendingWait``).
+package final class LoopCloseObserver: PendingWait {
+    private weak var owner: (any ClosesWithLoop)?
+
+    /// Enters `owner` in the list of `loop`'s executor (both loops' executor
+    /// is a ``LoopExecutorCore``; another executor has no such list).
+    package init?<L: EventLoop>(_ owner: any ClosesWithLoop, on loop: L) {
+        guard let executor = loop.executor as? LoopExecutorCore<L> else { return nil }
+        self.owner = owner
+        self.list = executor.closables
+        super.init()
+        executor.closables.insert(self)
+    }
+
+    private weak var list: PendingWaitList?
+
+    /// Leaves the list (the owner closed by itself).
+    package func leave() {
+        list?.remove(self)
+        list = nil
+    }
+
+    override package func fail(_ error: any Error) {
+        leave()
+        owner?.loopClosing(error as? EventLoopError ?? .loopClosed)
+    }
+}

@@ -1,0 +1,486 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a ``Connection`` tells the object that owns it, on the loop's
+/// thread - asyncio's `Protocol` (`connection_made`, `data_received`,
+/// `eof_received`, `connection_lost`) for callback code.
+///
+/// A connection holds its delegate until it has closed and said so with
+/// ``connectionClosed(_:)``; the delegate keeps its own reference to the
+/// connection, to write and close.
+public protocol ConnectionDelegate: AnyObject {
+    /// The connection is established (for ``Connection/connect(to:on:timeout:delegate:)``;
+    /// an adopted connection is established from the start). Writes made
+    /// before it were queued and go out now.
+    func connectionEstablished()
+
+    /// Bytes arrived. They are valid only during the call: copy what is kept.
+    func connectionReceived(_ bytes: UnsafeRawBufferPointer)
+
+    /// The peer ended its side of the stream (a FIN): no more input will
+    /// come. Return `true` to keep writing (a half-close); `false`, the
+    /// default, closes the connection once the queued output is written,
+    /// as asyncio's `eof_received` does.
+    func connectionReachedEnd() -> Bool
+
+    /// Every queued byte has been written, after a write had to wait: the
+    /// moment to produce more (see ``Connection/queuedBytes``).
+    func connectionDrained()
+
+    /// The connection is closed: `nil` when the app closed it (or the peer
+    /// ended it and ``connectionReachedEnd()`` let it close), else the
+    /// error that ended it - naming the call, the descriptor and the peer.
+    func connectionClosed(_ error: EventLoopError?)
+}
+
+extension ConnectionDelegate {
+    /// Nothing to do.
+    public func connectionEstablished() {}
+    /// Closes the connection once the queued output is written.
+    public func connectionReachedEnd() -> Bool { false }
+    /// Nothing to do.
+    public func connectionDrained() {}
+}
+
+/// A TCP connection for callback code, on either loop: the twin of
+/// ``AsyncSocket`` for code that reacts to readiness instead of awaiting it
+/// (libuv's stream, asyncio's transport).
+///
+/// It reads whatever arrives and hands it to its ``ConnectionDelegate``;
+/// ``write(_:)-(UnsafeRawBufferPointer)`` sends at once what the kernel
+/// takes and queues the rest, watching for writability only while output
+/// waits; ``shutdownWrite()`` half-closes after the queued output,
+/// ``closeLingering(timeout:)`` closes so that the peer reads the last
+/// answer, ``close()`` closes now.
+///
+/// ```swift
+/// final class Echo: ConnectionDelegate {
+///     var connection: Connection<EV.Loop>?
+///     func connectionReceived(_ bytes: UnsafeRawBufferPointer) { connection?.write(bytes) }
+///     func connectionClosed(_ error: EventLoopError?) { connection = nil }
+/// }
+/// ```
+///
+/// ## Lifetime and threads
+/// An open connection is held by its loop (through its readiness watch),
+/// whether or not the app keeps a reference, until it closes; closing the
+/// loop closes it (its delegate hears ``EventLoopError/loopClosed``). Like
+/// the loop, it belongs to the loop's thread.
+///
+/// ## Reading
+/// Each readiness event reads up to ``maximumReadsPerTurn`` times into a
+/// buffer on the stack (64 KiB), so that a peer that never stops sending
+/// cannot hold the loop, and an idle connection holds no buffer.
+/// ``pauseReading()`` stops reading (the kernel's buffer then fills and TCP
+/// slows the peer down) until ``resumeReading()``.
+public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
+    /// Where a connection is in its life.
+    private enum State {
+        case connecting
+        case open
+        /// After ``closeLingering(timeout:)`` has written the output and
+        /// sent the FIN: reading and dropping until the peer's.
+        case lingering
+        case closed
+    }
+
+    /// The socket.
+    public let socket: SocketDescriptor
+    /// The peer's address, when known.
+    public let peer: SocketAddress?
+    /// The owner, told what happens; let go once the connection is closed.
+    public var delegate: (any ConnectionDelegate)?
+    /// Reads per readiness event at most (default 4).
+    public var maximumReadsPerTurn = 4
+
+    private weak var loop: L?
+    private var watch: L.Watch?
+    private var watchedInterest: Interest = []
+    private var state: State
+    /// Output not yet written, from `outputStart`.
+    private var output: [UInt8] = []
+    private var outputStart = 0
+    private var readingPaused = false
+    private var inputEnded = false
+    /// What to do once the output is written: shut the sending side down,
+    /// close, or linger.
+    private var afterOutput: AfterOutput = .nothing
+    private var timer: (any Cancellable)?
+    /// Its entry in the loop's list of what closes with it.
+    private var observer: LoopCloseObserver?
+
+    private enum AfterOutput { case nothing, shutdown, close, linger }
+
+    private init(socket: SocketDescriptor, peer: SocketAddress?, loop: L, state: State, delegate: any ConnectionDelegate) {
+        self.socket = socket
+        self.peer = peer
+        self.loop = loop
+        self.state = state
+        self.delegate = delegate
+        observer = LoopCloseObserver(self, on: loop)
+    }
+
+    /// Takes over `socket`, a connected non-blocking socket (one a
+    /// ``Listener`` accepted, say), and starts reading.
+    ///
+    /// - Throws: ``EventLoopError`` if the loop cannot watch the socket
+    ///   (it is closed, say); the socket is then closed.
+    public convenience init(adopting socket: SocketDescriptor, peer: SocketAddress?, on loop: L,
+                            delegate: any ConnectionDelegate) throws(EventLoopError) {
+        self.init(socket: socket, peer: peer, loop: loop, state: .open, delegate: delegate)
+        do {
+            try startWatching(loop)
+        } catch {
+            state = .closed
+            socket.close()
+            throw error.about(descriptor: socket.descriptor, peer: peer)
+        }
+    }
+
+    /// Connects to `address`: returns at once, and tells `delegate`
+    /// ``ConnectionDelegate/connectionEstablished()`` - or
+    /// ``ConnectionDelegate/connectionClosed(_:)`` with the error (refused,
+    /// unreachable, ``EventLoopError/Code/timedOut`` after `timeout`), never
+    /// before this returns. Writes made meanwhile are queued.
+    ///
+    /// - Throws: ``EventLoopError`` only if no socket can be made (`EMFILE`, say).
+    public static func connect(to address: SocketAddress, on loop: L, timeout: Duration? = nil,
+                               delegate: any ConnectionDelegate) throws(EventLoopError) -> Connection<L> {
+        let socket = try SocketDescriptor.tcp(address.family)
+        try? socket.setNoDelay()
+        let connection = Connection(socket: socket, peer: address, loop: loop, state: .connecting, delegate: delegate)
+        do {
+            if case .processed = try socket.connect(to: address) { connection.state = .open }
+            try connection.startWatching(loop)
+        } catch {
+            // Told on the next turn, as a refusal found later is.
+            connection.timer = loop.schedule(after: .zero) { connection.finish(error) }
+            return connection
+        }
+        if connection.state == .open {
+            connection.timer = loop.schedule(after: .zero) { connection.established() }
+        } else if let timeout {
+            connection.timer = loop.schedule(after: timeout) { [weak connection] in
+                guard let connection, connection.state == .connecting else { return }
+                connection.finish(EventLoopError(.timedOut, descriptor: socket.descriptor, operation: "connect(\(address))",
+                                                 peer: address, detail: "after \(LoopTime.describe(timeout))"))
+            }
+        }
+        return connection
+    }
+
+    private func startWatching(_ loop: L) throws(EventLoopError) {
+        let interest = wantedInterest
+        watch = try loop.watchReadiness(socket.descriptor, interest, handler: self)
+        watchedInterest = interest
+    }
+
+    // MARK: state
+
+    /// Whether the connection is connecting or open, and no close was asked
+    /// for (``closeLingering(timeout:)``, or the end of input with the
+    /// delegate's consent): false once it is closing or closed.
+    public var isOpen: Bool {
+        (state == .connecting || state == .open) && afterOutput != .close && afterOutput != .linger
+    }
+
+    /// Bytes written but not yet taken by the kernel: what a producer
+    /// checks to stop producing (and resumes at ``ConnectionDelegate/connectionDrained()``).
+    public var queuedBytes: Int { output.count - outputStart }
+
+    // MARK: writing
+
+    /// Writes `bytes`: what the kernel takes now goes at once, the rest is
+    /// queued (copied) and written as the socket becomes writable.
+    ///
+    /// - Returns: false, and writes nothing, if the connection is closing or
+    ///   closed or its sending side was shut down.
+    @discardableResult
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard isOpen, afterOutput == .nothing else { return false }
+        guard !bytes.isEmpty else { return true }
+        var sent = 0
+        if state == .open && queuedBytes == 0 {
+            sending: while sent < bytes.count {
+                switch send(UnsafeRawBufferPointer(rebasing: bytes[sent...])) {
+                case .processed(let count)?: sent += count
+                case .wouldBlock?: break sending
+                case nil: return true // failed: closed, and the delegate told why
+                }
+            }
+        }
+        if sent < bytes.count {
+            output.append(contentsOf: bytes[sent...])
+            updateInterest()
+        }
+        return true
+    }
+
+    /// Writes `bytes` (see ``write(_:)-(UnsafeRawBufferPointer)``).
+    @discardableResult
+    public func write(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    /// Writes `text` as UTF-8 (see ``write(_:)-(UnsafeRawBufferPointer)``).
+    @discardableResult
+    public func write(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// One `send`; nil when it failed (the connection is then closed with the error).
+    private func send(_ bytes: UnsafeRawBufferPointer) -> IOResult<Int>? {
+        do throws(EventLoopError) {
+            return try socket.write(bytes)
+        } catch {
+            finish(error.about(descriptor: socket.descriptor, peer: peer))
+            return nil
+        }
+    }
+
+    /// Writes queued output while the socket takes it; then does what was
+    /// asked for after it (shut down, close, linger).
+    private func flush() {
+        while queuedBytes > 0 {
+            let start = outputStart
+            switch output.withUnsafeBytes({ bytes in send(UnsafeRawBufferPointer(rebasing: bytes[start...])) }) {
+            case .processed(let count)?: outputStart += count
+            case .wouldBlock?: return updateInterest()
+            case nil: return // closed
+            }
+        }
+        output.removeAll(keepingCapacity: output.capacity <= 64 * 1024)
+        outputStart = 0
+        switch afterOutput {
+        case .nothing:
+            updateInterest()
+            delegate?.connectionDrained()
+        case .shutdown:
+            do {
+                try socket.shutdownWrite()
+            } catch {
+                return finish(error.about(descriptor: socket.descriptor, peer: peer))
+            }
+            updateInterest()
+        case .close:
+            finish(nil)
+        case .linger:
+            startLingering()
+        }
+    }
+
+    // MARK: reading
+
+    /// Stops reading until ``resumeReading()``.
+    public func pauseReading() {
+        readingPaused = true
+        updateInterest()
+    }
+
+    /// Reads again after ``pauseReading()``.
+    public func resumeReading() {
+        readingPaused = false
+        updateInterest()
+    }
+
+    /// Reads what is waiting now, as a readiness event would (a watchdog
+    /// about to give up on a peer, say, while the loop was held up and has
+    /// not polled yet). Nothing happens when reading is paused or over.
+    public func readNow() {
+        readAvailable()
+    }
+
+    private func readAvailable() {
+        withUnsafeTemporaryAllocation(byteCount: 64 * 1024, alignment: 16) { buffer in
+            for _ in 0..<max(1, maximumReadsPerTurn) {
+                guard state == .open, !readingPaused, !inputEnded else { return }
+                let count: Int
+                do throws(EventLoopError) {
+                    guard case .processed(let read) = try socket.read(into: buffer) else { return }
+                    count = read
+                } catch {
+                    return finish(error.about(descriptor: socket.descriptor, peer: peer))
+                }
+                if count == 0 { return reachedEnd() }
+                delegate?.connectionReceived(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+                if count < buffer.count { return }
+            }
+        }
+    }
+
+    private func reachedEnd() {
+        inputEnded = true
+        let keepOpen = delegate?.connectionReachedEnd() ?? false
+        guard state == .open else { return }
+        if !keepOpen && afterOutput != .linger {
+            afterOutput = .close
+            if queuedBytes == 0 { return finish(nil) }
+        }
+        updateInterest()
+    }
+
+    // MARK: closing
+
+    /// Shuts the sending side down once the queued output is written (the
+    /// peer reads end of stream); reading goes on. Later writes are refused.
+    public func shutdownWrite() {
+        guard isOpen, afterOutput == .nothing else { return }
+        afterOutput = .shutdown
+        if state == .open && queuedBytes == 0 { flush() }
+    }
+
+    /// Closes now: queued output is dropped, the delegate hears
+    /// ``ConnectionDelegate/connectionClosed(_:)`` with nil. Harmless when closed.
+    public func close() {
+        guard state != .closed else { return }
+        finish(nil)
+    }
+
+    /// Closes so that the peer reads what was written last - nginx's
+    /// lingering close: the queued output is written, the sending side shut
+    /// down (the peer reads end of stream), then what the peer still sends
+    /// is read and dropped until it closes too, for at most `timeout`
+    /// (counted from the call); then the connection closes. Closing at once
+    /// with unread input queued would make the kernel send a reset, which
+    /// can overtake the last answer and destroy it.
+    public func closeLingering(timeout: Duration = .seconds(2)) {
+        guard state == .connecting || state == .open, afterOutput != .linger else { return }
+        timer?.cancel()
+        timer = loop?.schedule(after: timeout) { [weak self] in self?.finish(nil) }
+        if inputEnded {
+            // The peer has closed its side: nothing to wait for after the output.
+            afterOutput = .close
+        } else {
+            afterOutput = .linger
+        }
+        if state == .open && queuedBytes == 0 { flush() }
+    }
+
+    private func startLingering() {
+        do {
+            try socket.shutdownWrite()
+        } catch {
+            return finish(nil) // the peer is gone already: nothing to protect
+        }
+        state = .lingering
+        updateInterest()
+        discardInput()
+    }
+
+    private func discardInput() {
+        withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 16) { buffer in
+            if socket.discardInput(into: buffer) == .ended { finish(nil) }
+        }
+    }
+
+    private func established() {
+        guard state == .open || state == .connecting else { return }
+        state = .open
+        timer?.cancel()
+        timer = nil
+        delegate?.connectionEstablished()
+        guard state == .open else { return }
+        if queuedBytes > 0 || afterOutput != .nothing { flush() } else { updateInterest() }
+    }
+
+    /// Ends the connection, once: the watch and timer go, the socket is
+    /// closed, and the delegate - let go of - hears why.
+    private func finish(_ error: EventLoopError?) {
+        guard state != .closed else { return }
+        state = .closed
+        observer?.leave()
+        observer = nil
+        watch?.cancel()
+        watch = nil
+        timer?.cancel()
+        timer = nil
+        socket.close()
+        output = []
+        outputStart = 0
+        let delegate = delegate
+        self.delegate = nil
+        delegate?.connectionClosed(error)
+    }
+
+    /// The loop is closing: the connection closes, and its delegate hears
+    /// ``EventLoopError/loopClosed``.
+    package func loopClosing(_ error: EventLoopError) {
+        finish(error.about(descriptor: socket.descriptor, peer: peer))
+    }
+
+    // MARK: readiness
+
+    private var wantedInterest: Interest {
+        switch state {
+        case .connecting: return .write
+        case .lingering: return .read
+        case .closed: return []
+        case .open:
+            var wanted: Interest = []
+            if !readingPaused && !inputEnded { wanted.insert(.read) }
+            if queuedBytes > 0 { wanted.insert(.write) }
+            return wanted
+        }
+    }
+
+    private func updateInterest() {
+        let wanted = wantedInterest
+        guard wanted != watchedInterest, let watch else { return }
+        watchedInterest = wanted
+        do {
+            try watch.setInterest(wanted)
+        } catch {
+            finish(error.about(descriptor: socket.descriptor, peer: peer))
+        }
+    }
+
+    /// The loop's readiness callback (``ReadinessHandler``): not for apps.
+    public func ready(_ events: Interest) {
+        switch state {
+        case .connecting:
+            guard !events.isDisjoint(with: [.write, .error]) else { return }
+            do {
+                try socket.connectResult(to: peer!)
+            } catch {
+                return finish(error)
+            }
+            established()
+        case .open:
+            if !events.isDisjoint(with: [.read, .error]) { readAvailable() }
+            if state == .open && queuedBytes > 0 && !events.isDisjoint(with: [.write, .error]) { flush() }
+        case .lingering:
+            discardInput()
+        case .closed:
+            break
+        }
+    }
+}
+
+extension SocketDescriptor {
+    /// What ``discardInput(into:)`` found.
+    package enum DiscardOutcome {
+        /// The peer closed its side, or the socket failed: close it now.
+        case ended
+        /// Nothing more is waiting; more may come.
+        case waiting
+    }
+
+    /// Reads and drops what is waiting on a non-blocking socket, with
+    /// `buffer` as scratch: a lingering close's wait for the peer's FIN,
+    /// written once for every engine that lingers.
+    package func discardInput(into buffer: UnsafeMutableRawBufferPointer) -> DiscardOutcome {
+        while true {
+            do {
+                switch try read(into: buffer) {
+                case .processed(0): return .ended
+                case .processed: continue
+                case .wouldBlock: return .waiting
+                }
+            } catch {
+                return .ended
+            }
+        }
+    }
+}
