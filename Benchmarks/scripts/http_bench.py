@@ -8,8 +8,18 @@ core (req/s divided by the server's CPU share, from /proc/PID/stat), p99,
 errors, and RSS per idle connection. Nothing is built here: build first
 (`make bench` does).
 
-    http_bench.py [--rounds 3] [--duration 10] [--loads 64,512,64x16,5000]
-                  [--servers libev,epoll,async,async-epoll,threads,c-libev,nio] [--idle 10000] [--json FILE]
+    http_bench.py [--rounds 3] [--duration 10] [--loads 64,512,64x16,64close,5000]
+                  [--servers libev,epoll,async,async-epoll,threads,c-libev,c-epoll,nio,nginx]
+                  [--baseline DIR] [--idle 10000] [--json FILE]
+
+A load is a connection count (keep-alive), COUNTxDEPTH (pipelined), or
+COUNTclose: each request on a connection of its own (wrk's
+`-H "Connection: close"`: the server answers and closes, and wrk connects
+again), the load that costs an accept, a registration and a close per
+request. `nginx` is Debian's nginx-light, one worker process (no master),
+answering /plaintext with `return 200`. With --baseline DIR, every engine
+of the package also runs from DIR's release build (a checkout of the code
+before a change), as ENGINE@before, interleaved with the others.
 """
 import argparse
 import json
@@ -36,7 +46,13 @@ request = function() return req end
 """
 
 
+BASELINE = None
+
+
 def server_command(name, port):
+    if name.endswith("@before"):
+        return [f"{BASELINE}/.build/release/server", "http", "--engine", name[:-len("@before")], "--port", str(port),
+                "--max-connections", "20000"]
     if name == "c-libev":
         return [f"{ROOT}/Benchmarks/.build/release/c-libev-http", str(port)]
     if name == "c-epoll":
@@ -72,8 +88,54 @@ def rss_kib(pid):
     return 0
 
 
+NGINX_CONFIG = """
+worker_processes 1;
+master_process off;
+daemon off;
+pid {directory}/nginx.pid;
+error_log stderr error;
+events {{ worker_connections 30000; use epoll; }}
+http {{
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 65;
+  client_body_temp_path {directory};
+  proxy_temp_path {directory};
+  fastcgi_temp_path {directory};
+  uwsgi_temp_path {directory};
+  scgi_temp_path {directory};
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location = /plaintext {{ default_type text/plain; return 200 "Hello, World!"; }}
+  }}
+}}
+"""
+
+
+def start_nginx(port):
+    directory = tempfile.mkdtemp(prefix="bench-nginx-")
+    config = os.path.join(directory, "nginx.conf")
+    with open(config, "w") as f:
+        f.write(NGINX_CONFIG.format(directory=directory, port=port))
+    nginx = "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        sys.exit("nginx is not installed (Debian's nginx-light): apt-get install nginx-light")
+    process = subprocess.Popen(["taskset", "-c", "0", nginx, "-c", config, "-e", "stderr"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process, port
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("nginx did not start")
+
+
 def start(name):
     port = free_port()
+    if name == "nginx":
+        return start_nginx(port)
     process = subprocess.Popen(["taskset", "-c", "0"] + server_command(name, port), stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, preexec_fn=raise_fd_limit)
     line = process.stdout.readline()
@@ -91,8 +153,12 @@ def parse_latency(text, name):
 
 
 def run_wrk(port, load, duration, lua_path):
-    connections, depth = (int(x) for x in load.split("x")) if "x" in load else (int(load), 1)
+    close = load.endswith("close")
+    spec = load[:-len("close")] if close else load
+    connections, depth = (int(x) for x in spec.split("x")) if "x" in spec else (int(spec), 1)
     command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    if close:
+        command += ["-H", "Connection: close"]
     if depth > 1:
         command += ["-s", lua_path]
     command += [f"http://127.0.0.1:{port}/plaintext"]
@@ -161,9 +227,15 @@ def main(argv=None):
     parser.add_argument("--idle", default="10000", help="idle connection counts, comma-separated (0: none)")
     parser.add_argument("--keepalive-idle", default="0",
                         help="counts of idle connections after one keep-alive request each, comma-separated (0: none)")
+    parser.add_argument("--baseline", help="a checkout whose release server runs beside, as ENGINE@before")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     servers = args.servers.split(",")
+    if args.baseline:
+        global BASELINE
+        BASELINE = os.path.abspath(args.baseline)
+        ours = [name for name in servers if name in ("libev", "epoll", "async", "async-epoll", "threads")]
+        servers = [x for name in servers for x in ([name, name + "@before"] if name in ours else [name])]
     loads = args.loads.split(",")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(PIPELINE_LUA)
@@ -235,16 +307,22 @@ def markdown(results, servers, loads):
     for load in loads:
         rows = results["loads"][load]
         reference = rows.get("c-libev", {}).get("rpsPerCore")
-        lines.append(f"\n**{load} connections" + (" (pipelined)" if "x" in load else "") + f"**, {results['rounds']} rounds of {results['duration']} s\n")
-        lines.append("| server | req/s | server CPU | req/s per server core | vs C libev | p50 ms | p99 ms | errors |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        nginx = rows.get("nginx", {}).get("rpsPerCore")
+        kind = " (pipelined)" if "x" in load else ""
+        if load.endswith("close"):
+            kind, count = " (Connection: close: a connection per request)", load[:-len("close")]
+        else:
+            count = load
+        lines.append(f"\n**{count} connections{kind}**, {results['rounds']} rounds of {results['duration']} s\n")
+        lines.append("| server | req/s | server CPU | req/s per server core | vs C libev | vs nginx | p50 ms | p99 ms | errors |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name in servers:
             row = rows[name]
-            ratio = "-"
-            if reference and row["rpsPerCore"]:
-                ratio = f"{row['rpsPerCore']['median'] / reference['median']:.2f}x"
-            lines.append(f"| {name} | {cell(row['rps'])} | {cell(row['cpuShare'], 2)} | {cell(row['rpsPerCore'])} | {ratio} | "
-                         f"{cell(row['p50'], 2)} | {cell(row['p99'], 2)} | {row['errors']} |")
+            ratios = []
+            for base in (reference, nginx):
+                ratios.append(f"{row['rpsPerCore']['median'] / base['median']:.2f}x" if base and row["rpsPerCore"] else "-")
+            lines.append(f"| {name} | {cell(row['rps'])} | {cell(row['cpuShare'], 2)} | {cell(row['rpsPerCore'])} | {ratios[0]} | "
+                         f"{ratios[1]} | {cell(row['p50'], 2)} | {cell(row['p99'], 2)} | {row['errors']} |")
     for key, title in (("idleBytes", "**Idle connections**: the server's RSS growth per idle connection, in bytes (a fresh server each)"),
                        ("keepAliveIdleBytes", "**Idle keep-alive connections**: the same, after one keep-alive request answered on each")):
         table = results.get(key) or {}

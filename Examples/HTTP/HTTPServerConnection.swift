@@ -57,6 +57,9 @@ open class HTTPServerConnection: HTTPMessageSink {
     /// its request line included), until its head is complete.
     @exclusivity(unchecked) private var headStartedAt: Double?
     @exclusivity(unchecked) private var peerClosed = false
+    /// The peer asked to close (`Connection: close`, or HTTP/1.0 without
+    /// keep-alive): it sends nothing after that request.
+    @exclusivity(unchecked) private var peerAskedToClose = false
     /// No more requests will be read: close once the output is sent.
     @exclusivity(unchecked) public private(set) var closing = false
     /// Close now, without a word (idle, or a peer that stopped reading).
@@ -75,6 +78,13 @@ open class HTTPServerConnection: HTTPMessageSink {
     public var isIdle: Bool { parserIfMade?.inMessage != true && input.isEmpty }
     /// Whether the connection is over: closing and everything sent.
     public var isDone: Bool { abandoned || closing && !hasOutput }
+
+    /// Whether the connection ends as its peer asked: the peer said it
+    /// would close (`Connection: close`, HTTP/1.0), everything it sent is
+    /// answered and sent. Then no input of the peer's can turn the close
+    /// into a reset, and - if none is waiting - the engine may close at once
+    /// instead of lingering for the peer's FIN, as nginx does.
+    public var endsCleanly: Bool { isDone && !abandoned && peerAskedToClose && input.isEmpty }
 
     /// Calls `body` with the unsent output; report what was sent with
     /// ``didSend(_:now:)`` after it returns. `body` must not call the
@@ -214,6 +224,7 @@ open class HTTPServerConnection: HTTPMessageSink {
         respond(to: &message)
         if !message.keepAlive {
             closing = true
+            peerAskedToClose = true
             return true
         }
         return output.count - outputStart > context.limits.outputHighWater

@@ -1,4 +1,4 @@
-import EventCore
+@_spi(EventLoops) import EventCore
 import HTTP
 #if canImport(Glibc)
 import Glibc
@@ -86,12 +86,17 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
             capacityFreed.yield()
             if draining && connections.isEmpty { finish() }
         }
+        // Whether the last read came back short (the socket had no more),
+        // with no wait since: a clean end then needs no read to know
+        // nothing of the peer's is waiting.
+        var drained = false
         while !http.isDone {
             if draining && http.isIdle && !http.hasOutput { break }
             if http.wantsInput {
                 // No timeout on the read itself: the tick wakes it (see tick()).
                 do {
                     let count = try await socket.read(into: readBuffer)
+                    drained = count < readBuffer.count
                     if count == 0 {
                         http.receiveEnd(now: monotonicNow())
                     } else {
@@ -111,6 +116,7 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
                     case .processed(let count):
                         http.didSend(count, now: monotonicNow())
                     case .wouldBlock:
+                        drained = false
                         try await socket.waitWritable()
                     }
                 } catch {
@@ -120,7 +126,9 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
             }
             if http.abandoned { break }
         }
-        if http.abandoned {
+        if http.abandoned || http.endsCleanly && (drained || socket.descriptor.hasNoPendingInput(into: readBuffer)) {
+            // Abandoned: close without a word. Ending as the peer asked, with
+            // nothing of its waiting: nothing to linger for (nginx's rule).
             socket.close()
         } else {
             await socket.closeLingering(timeout: options.limits.lingerTimeout)

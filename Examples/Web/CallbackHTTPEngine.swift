@@ -1,6 +1,6 @@
 import EV
 import Epoll
-import EventCore
+@_spi(EventLoops) import EventCore
 import HTTP
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +33,10 @@ final class CallbackWorker<L: EventLoop> {
     /// Accepts; paused at the connection cap, closed by the graceful stop.
     var listener: Listener<L>?
     var draining = false
+    /// Set by a connection's read that came back short (the socket had no
+    /// more), until its readiness callback returns: then a close needs no
+    /// read of its own to know nothing is waiting (nginx's `ready` flag).
+    var lastReadDrained = false
     /// One read buffer for every connection of the loop.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
 
@@ -154,15 +158,18 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
         if isLingering {
             return discard()
         }
+        defer { worker.lastReadDrained = false }
         if !ready.isDisjoint(with: [.read, .error]) && wantsInput {
             do throws(EventLoopError) {
                 switch try socket.read(into: worker.readBuffer) {
                 case .processed(0):
+                    worker.lastReadDrained = true
                     receiveEnd(now: now)
                 case .processed(let count):
+                    worker.lastReadDrained = count < worker.readBuffer.count
                     receive(UnsafeRawBufferPointer(rebasing: worker.readBuffer[..<count]), now: now)
                 case .wouldBlock:
-                    break
+                    worker.lastReadDrained = true
                 }
             } catch {
                 return close() // reset by the peer
@@ -207,6 +214,9 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
     /// cannot turn the close into a reset that destroys the last answer.
     func linger() {
         guard !isLingering else { return }
+        // The peer said it would close and sent nothing more: no input can
+        // reset the close, so there is nothing to linger for (nginx's rule).
+        if endsCleanly && (worker.lastReadDrained || socket.hasNoPendingInput(into: worker.readBuffer)) { return close() }
         lingerUntil = monotonicNow() + worker.options.limits.lingerTimeout.inSeconds
         shutdown(socket.fd, Int32(SHUT_WR))
         watch?.interest = .read

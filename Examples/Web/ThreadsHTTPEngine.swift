@@ -112,8 +112,13 @@ enum ThreadsHTTPEngine {
             }
             if http.abandoned { return }
         }
-        // A lingering close (see CallbackConnection.linger()), at most the
-        // linger timeout in all, whatever the peer sends meanwhile.
+        // Ending as the peer asked, with nothing of its waiting: nothing to
+        // linger for. Else a lingering close (see CallbackConnection.linger()),
+        // at most the linger timeout in all, whatever the peer sends meanwhile.
+        if http.endsCleanly {
+            let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if count == 0 || count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+        }
         shutdown(fd, Int32(SHUT_WR))
         let lingerDeadline = monotonicNow() + options.limits.lingerTimeout.inSeconds
         while case .ready = waitFor(fd, POLLIN, seconds: lingerDeadline - monotonicNow()) {

@@ -67,7 +67,7 @@ public final class EmbedWatcher: Watcher {
         }
         // Embedding watches `other`'s epoll instance from this loop's: refuse a cycle.
         if let fd = other.core.backendDescriptor {
-            try loop.core.checkWatchable(fd, try FileIdentity.checked(fd))
+            try loop.core.checkWatchable(fd)
         }
     }
 

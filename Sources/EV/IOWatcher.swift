@@ -11,24 +11,28 @@ import Glibc
 ///
 /// ## The special problem of closed descriptors
 /// Stop a watcher before closing its descriptor - ``stopAndClose()`` does
-/// both. The wrapper also protects a program that forgets:
-/// - starting on a descriptor that is not open throws
-///   ``/EventCore/EventLoopError/Code/badDescriptor(_:)`` (Debian's libev would
-///   abort), as does one libev cannot hand to its backend (the loop's own
-///   epoll instance, an epoll instance that watches the loop);
-/// - a descriptor closed while its watchers are active is caught before libev
-///   hands it to the kernel again (after the callbacks of each iteration, and
-///   at the start of `run`): the watchers are stopped and receive
-///   ``Events/error`` - libev itself would abort on `EBADF` or `POLLNVAL`;
-/// - each watcher remembers the file (device and inode) it was started on. When
-///   a watcher starts on a number whose earlier file has been closed and the
-///   number reused, the old watchers of this loop are stopped and receive
-///   ``Events/error`` instead of the new file's events;
+/// both. The wrapper also protects a program that forgets, where libev
+/// (Debian builds it with its assertions on) would abort - with no system
+/// call of its own on the way, as C libev makes none:
+/// - a descriptor goes to the kernel at the loop's next iteration, as in C;
+///   one that is not open by then - never was, or was closed under an active
+///   watcher - is found first (one `poll` for all the descriptors whose
+///   watchers changed), and its watchers are stopped and receive
+///   ``Events/error``. A negative number throws at once;
+/// - an epoll instance libev cannot hand to its backend (the loop's own, or
+///   one of the package's loops whose epoll watches this one) throws at
+///   ``start()`` (``/EventCore/EventLoopError/Code/badDescriptor(_:)``);
+/// - when a watcher starts on a number that active watchers of the loop
+///   already use, and the number's earlier file has been closed and the
+///   number reused, those watchers are stopped and receive ``Events/error``
+///   instead of the new file's events (on epoll the kernel tells, on the
+///   other backends the file's device and inode);
 /// - on backends other than epoll (which forgets closed descriptors itself),
-///   every event is checked against that file before the callback runs.
+///   every event is checked against the file before the callback runs.
 ///
-/// Two files with the same anonymous inode (eventfd, timerfd, signalfd, epoll
-/// descriptors) cannot be told apart this way; stop their watchers first.
+/// On the other backends two files with the same anonymous inode (eventfd,
+/// timerfd, signalfd, epoll descriptors) cannot be told apart; stop their
+/// watchers first.
 ///
 /// The corresponding C type is `ev_io`.
 public final class IOWatcher: Watcher {
@@ -94,15 +98,16 @@ public final class IOWatcher: Watcher {
     /// Starts watching.
     ///
     /// - Throws: ``/EventCore/EventLoopError`` (``/EventCore/EventLoopError/Code/badDescriptor(_:)``)
-    ///   if the descriptor is not open, or is an epoll instance the loop's
-    ///   epoll cannot hold (its own, or one that watches it). libev would abort on each.
+    ///   for a negative number, or an epoll instance the loop's epoll cannot
+    ///   hold (its own, or one that watches it); on backends other than
+    ///   epoll, for a descriptor that is not open. A descriptor that is not
+    ///   open on epoll is reported at the next iteration, as ``Events/error``.
+    ///   libev would abort on each.
     ///
     /// The corresponding C function is `ev_io_start`.
     public func start() throws(EventLoopError) {
         guard !isActive else { return }
-        let identity = try FileIdentity.checked(fd)
-        try core.checkWatchable(fd, identity)
-        core.claimDescriptor(fd, identity)
+        try core.claimDescriptor(fd)
         startChecked()
     }
 

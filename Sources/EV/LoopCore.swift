@@ -1,6 +1,6 @@
 import CLibev
 import CLinux
-import EventCore
+@_spi(EventLoops) import EventCore
 import Glibc
 
 /// What a ``Loop`` shares with its watchers: the C loop, the thread rule, the
@@ -32,6 +32,10 @@ final class LoopCore {
     /// Whether io events are checked against the file each watcher was started on.
     /// epoll forgets a closed descriptor by itself; the other backends do not.
     let verifiesDescriptorsOnEvent: Bool
+    /// Whether the backend is epoll, whose kernel registrations tell a
+    /// reused number from its old file without an `fstat` (see
+    /// ``claimDescriptor(_:)``); the other backends fingerprint the file.
+    private let registersWithKernel: Bool
 
     /// The libev structs of this loop's watchers, and the loop's references to them.
     // Unchecked for exclusivity: used on the loop's thread only (checked by
@@ -39,8 +43,11 @@ final class LoopCore {
     // user code and release nothing - while the runtime's check cost an
     // access-set insert at every watcher's birth and death.
     @exclusivity(unchecked) var memory = WatcherMemory()
-    /// Per descriptor number: how many started io watchers use it and which file it was.
-    private var descriptors: [DescriptorRecord] = []
+    /// Per descriptor number: how many started io watchers use it, and what
+    /// is known of its file.
+    private var descriptors = DescriptorTable<DescriptorRecord>()
+    /// Scratch for the batched check before libev hands descriptors to the kernel.
+    private var pollSet: [pollfd] = []
     /// Descriptors whose io watchers started, stopped or changed since the
     /// last check (see ``checkDescriptorsBeforeReify()``).
     private var changedDescriptors: [Int32] = []
@@ -51,21 +58,35 @@ final class LoopCore {
     private var checkEveryDescriptorOnce = false
     /// The process that last checked, for loops that notice a fork themselves (`EVFLAG_FORKCHECK`).
     private var checkedInProcess = getpid()
-    /// This loop's epoll instance, when its backend is epoll; found when first needed.
-    private(set) lazy var backendDescriptor: Int32? = {
-        guard let raw, ev_backend(raw) == UInt32(EVBACKEND_EPOLL) else { return nil }
-        return Trampoline.backendDescriptor(of: raw)
-    }()
+    /// This loop's epoll instance, when its backend is epoll (entered in
+    /// ``/EventCore/EpollInstances``; found again after a fork).
+    private(set) var backendDescriptor: Int32?
+
+    /// Finds the loop's epoll instance and enters it in ``/EventCore/EpollInstances``.
+    private func findBackendDescriptor() {
+        guard let raw, ev_backend(raw) == UInt32(EVBACKEND_EPOLL) else { return }
+        backendDescriptor = Trampoline.backendDescriptor(of: raw)
+        if let backendDescriptor { EpollInstances.insert(backendDescriptor) }
+    }
+
+    /// Leaves ``/EventCore/EpollInstances`` (the loop is closed, or libev
+    /// makes a new instance after a fork).
+    private func forgetBackendDescriptor() {
+        if let backendDescriptor { EpollInstances.remove(backendDescriptor) }
+        backendDescriptor = nil
+    }
 
     init(raw: OpaquePointer, isDefault: Bool) {
         self.raw = raw
         self.isDefault = isDefault
         self.verifiesDescriptorsOnEvent = Backend(rawValue: ev_backend(raw)) != .epoll
+        self.registersWithKernel = Backend(rawValue: ev_backend(raw)) == .epoll
         self.checksEveryDescriptor = Backend(rawValue: ev_backend(raw)) == .poll
         waker = LibevWaker(loop: raw)
         self.executor = LoopExecutor(waker: waker, name: "EV")
         waker.start(for: executor)
         Trampoline.installPendingHook(raw, self)
+        findBackendDescriptor()
     }
 
     /// The C loop for an operation that needs it: traps with a clear message
@@ -105,6 +126,8 @@ final class LoopCore {
     /// Refuses a descriptor that libev would abort on once it hands it to
     /// the kernel: this loop's own epoll instance, and an epoll instance that
     /// would close a cycle of epoll instances watching each other (`ELOOP`).
+    /// Only the package's loops' instances are tried (``/EventCore/EpollInstances``,
+    /// no system call for any other descriptor).
     ///
     /// An epoll instance is tried for real: added to this loop's epoll with no
     /// events (so it reports nothing), and left there - libev's own `ADD`
@@ -113,46 +136,94 @@ final class LoopCore {
     /// sees the nesting at once, so two loops on two threads that start
     /// watching each other at the same moment cannot both pass the check
     /// before either registers.
-    func checkWatchable(_ fd: Int32, _ identity: FileIdentity) throws(EventLoopError) {
-        guard let raw, ev_backend(raw) == UInt32(EVBACKEND_EPOLL), identity.isAnonymous,
-              FileIdentity.anonymousKind(of: fd) == "[eventpoll]" else { return }
+    func checkWatchable(_ fd: Int32) throws(EventLoopError) {
+        guard let raw, ev_backend(raw) == UInt32(EVBACKEND_EPOLL), EpollInstances.contains(fd) else { return }
         let descriptor = FileDescriptor(rawValue: fd)
         guard let own = backendDescriptor else { throw EventLoopError(.badDescriptor(.epollCycle), descriptor: descriptor) }
-        if fd == own { throw EventLoopError(.badDescriptor(.ownBackend), descriptor: descriptor) }
+        if fd == own { throw EventLoopError(.badDescriptor(.ownBackend), descriptor: descriptor, operation: "ev_io_start") }
         var event = epoll_event()
         event.events = 0
         if epoll_ctl(own, EPOLL_CTL_ADD, fd, &event) == 0 || errno == EEXIST { return }
-        if errno == ELOOP || errno == EINVAL { throw EventLoopError(.badDescriptor(.epollCycle), descriptor: descriptor) }
+        if errno == ELOOP || errno == EINVAL {
+            throw EventLoopError(.badDescriptor(.epollCycle), descriptor: descriptor, operation: "ev_io_start")
+        }
         // Anything else (ENOSPC: max_user_watches) libev reports itself, as an error event.
     }
 
-    /// Records that an io watcher started on `fd`, which is `identity`. If started
-    /// watchers of this loop use the same number for another file, that file was
-    /// closed and the number reused: those watchers are retired (stopped, and
-    /// sent ``Events/error``) so that they never receive the new file's events.
-    func claimDescriptor(_ fd: Int32, _ identity: FileIdentity) {
-        let index = Int(fd)
-        if index >= descriptors.count {
-            // Only up to this descriptor (see Epoll's Selector.store).
-            descriptors.append(contentsOf: repeatElement(DescriptorRecord(), count: index + 1 - descriptors.count))
+    /// Records that an io watcher starts on `fd` - with no system call in
+    /// the common case, as C libev makes none: the descriptor goes to the
+    /// kernel at the loop's next iteration, and one that is not open by then
+    /// is found in one batched `poll` for all of them
+    /// (``checkDescriptorsBeforeReify()``), its watchers retired.
+    ///
+    /// When started watchers of this loop already use the number, it may
+    /// have been closed and reused for another file: those watchers must
+    /// never see the new file's events. On epoll the kernel tells: libev's
+    /// registration of the old file is gone when it was closed, so adding
+    /// the number (with no events, as ``checkWatchable(_:)`` does) succeeds
+    /// for a new file and says `EEXIST` for the same one. The other backends
+    /// compare the file's fingerprint (`fstat`). The old watchers of a reused
+    /// number are retired (stopped, and sent ``Events/error``).
+    ///
+    /// - Throws: ``/EventCore/EventLoopError`` for a negative number, an
+    ///   epoll instance that cannot be watched (see ``checkWatchable(_:)``),
+    ///   or - where the file is looked at - one that is not open.
+    func claimDescriptor(_ fd: Int32) throws(EventLoopError) {
+        guard fd >= 0 else {
+            throw EventLoopError(.badDescriptor(.notOpen), descriptor: FileDescriptor(rawValue: fd), operation: "ev_io_start")
         }
-        if descriptors[index].watchers > 0 && descriptors[index].fingerprint != identity.fingerprint {
-            retireWatchers(on: fd)
+        try checkWatchable(fd)
+        var record = descriptors[fd] ?? DescriptorRecord()
+        if registersWithKernel {
+            if record.watchers > 0 && record.handedToKernel && isReusedNumber(fd) {
+                retireWatchers(on: fd)
+                record = descriptors[fd] ?? DescriptorRecord()
+            }
+        } else {
+            let identity = try FileIdentity.checked(fd, operation: "ev_io_start")
+            if record.watchers > 0 && record.fingerprint != identity.fingerprint {
+                retireWatchers(on: fd)
+                record = descriptors[fd] ?? DescriptorRecord()
+            }
+            record.fingerprint = identity.fingerprint
         }
-        descriptors[index].fingerprint = identity.fingerprint
-        descriptors[index].watchers += 1
+        record.watchers += 1
+        descriptors[fd] = record
         noteChange(fd)
     }
 
-    /// Whether `fd` is still the file the io watchers started on it saw.
+    /// Whether `fd`, which libev has registered with the loop's epoll, now
+    /// names another file: the kernel forgot the registration when the old
+    /// file was closed, so adding the number succeeds - and is taken back at
+    /// once: libev, which believes its old registration is there, would
+    /// find this one (`EEXIST`) with the mask it expects and leave it
+    /// without events.
+    private func isReusedNumber(_ fd: Int32) -> Bool {
+        guard let own = backendDescriptor else { return false }
+        var event = epoll_event()
+        event.events = 0
+        guard epoll_ctl(own, EPOLL_CTL_ADD, fd, &event) == 0 else { return false }
+        _ = epoll_ctl(own, EPOLL_CTL_DEL, fd, &event)
+        return true
+    }
+
+    /// Whether `fd` is still the file the io watchers started on it saw
+    /// (the backends other than epoll, at each event).
     func isStillClaimed(_ fd: Int32) -> Bool {
         guard let identity = try? FileIdentity.of(fd) else { return false }
-        return descriptors[Int(fd)].fingerprint == identity.fingerprint
+        return descriptors[fd]?.fingerprint == identity.fingerprint
     }
 
     /// Records that an io watcher on `fd` stopped.
     func releaseDescriptor(_ fd: Int32) {
-        descriptors[Int(fd)].watchers -= 1
+        descriptors.update(fd) { record in
+            guard var current = record else { return }
+            current.watchers -= 1
+            // No watcher left: the next one on the number starts afresh
+            // (libev leaves the old registration to the kernel, which
+            // forgets it when the file closes).
+            record = current.watchers > 0 ? current : nil
+        }
         noteChange(fd)
     }
 
@@ -174,16 +245,50 @@ final class LoopCore {
     func checkDescriptorsBeforeReify() {
         guard raw != nil, !lifecycle.isClosingOrClosed else { return }
         if checksEveryDescriptor || checkEveryDescriptorOnce || checkedInProcess != getpidIfForkChecking() {
+            if checkEveryDescriptorOnce && registersWithKernel {
+                // After a fork libev has made a new epoll instance by now.
+                forgetBackendDescriptor()
+                findBackendDescriptor()
+            }
             checkEveryDescriptorOnce = false
             checkedInProcess = getpidIfForkChecking()
             changedDescriptors.removeAll(keepingCapacity: true)
-            for fd in descriptors.indices where descriptors[fd].watchers > 0 { verify(Int32(fd)) }
+            check(descriptors.descriptors)
             return
         }
         guard !changedDescriptors.isEmpty else { return }
         let changed = changedDescriptors
         changedDescriptors.removeAll(keepingCapacity: true)
-        for fd in changed where descriptors[Int(fd)].watchers > 0 { verify(fd) }
+        check(changed)
+    }
+
+    /// Retires the watchers of each of `numbers` (those with watchers) that
+    /// is not open, or - on the backends that fingerprint - is another file
+    /// now; on epoll, one `poll` for all of them (`POLLNVAL`: not open), and
+    /// the rest are marked handed to the kernel.
+    private func check(_ numbers: [Int32]) {
+        guard registersWithKernel else {
+            for fd in numbers where (descriptors[fd]?.watchers ?? 0) > 0 { verify(fd) }
+            return
+        }
+        pollSet.removeAll(keepingCapacity: true)
+        for fd in numbers where (descriptors[fd]?.watchers ?? 0) > 0 {
+            pollSet.append(pollfd(fd: fd, events: 0, revents: 0))
+        }
+        guard !pollSet.isEmpty else { return }
+        let ready = pollSet.withUnsafeMutableBufferPointer { set in
+            while true {
+                let count = poll(set.baseAddress, nfds_t(set.count), 0)
+                if count >= 0 || errno != EINTR { return count }
+            }
+        }
+        for entry in pollSet {
+            if ready > 0 && entry.revents & Int16(POLLNVAL) != 0 {
+                retireWatchers(on: entry.fd)
+            } else {
+                descriptors.update(entry.fd) { $0?.handedToKernel = true }
+            }
+        }
     }
 
     /// After ``Loop/reinitializeAfterFork()``: libev hands every descriptor to
@@ -200,9 +305,10 @@ final class LoopCore {
         forkChecking ? getpid() : checkedInProcess
     }
 
-    /// Retires `fd`'s watchers unless it is still open as the file they started on.
+    /// Retires `fd`'s watchers unless it is still open as the file they
+    /// started on (the backends that fingerprint).
     private func verify(_ fd: Int32) {
-        if let identity = try? FileIdentity.of(fd), identity.fingerprint == descriptors[Int(fd)].fingerprint { return }
+        if let identity = try? FileIdentity.of(fd), identity.fingerprint == descriptors[fd]?.fingerprint { return }
         retireWatchers(on: fd)
     }
 
@@ -229,6 +335,7 @@ final class LoopCore {
             OnceTimer.dropAll(self, stoppingOn: raw)
         }, release: {
             waker.stopWatchers()
+            forgetBackendDescriptor()
             ev_loop_destroy(raw)
             for watcher in heldWatchers() {
                 watcher.detachAfterDestroy()
@@ -241,9 +348,11 @@ final class LoopCore {
     }
 }
 
-/// 16 bytes a descriptor: the started io watchers on it and the
-/// ``/EventCore/FileIdentity/fingerprint`` of its file.
+/// What a loop knows of a descriptor its io watchers use: how many started
+/// watchers use it, whether libev has handed it to the kernel (epoll), and
+/// the fingerprint of its file (the other backends).
 struct DescriptorRecord {
     var fingerprint: UInt64 = 0
     var watchers: Int32 = 0
+    var handedToKernel = false
 }

@@ -1,5 +1,5 @@
 import CLinux
-import EventCore
+@_spi(EventLoops) import EventCore
 import Glibc
 
 /// The tutorial's selector (Python's `selectors.EpollSelector`) on Linux's
@@ -12,18 +12,37 @@ import Glibc
 ///
 /// ## The special problem of closed descriptors
 /// epoll forgets a descriptor when its file is closed, so a registration can
-/// outlive its file and its number can be reused. The selector remembers the
-/// file (device and inode) each number was registered with, and
-/// ``register(_:_:data:)`` refuses only the same file registered twice
-/// (``/EventCore/EventLoopError/BadDescriptor/alreadyWatched``); for a
-/// reused number it drops the stale key and returns it, so the caller can
-/// tell its owner.
+/// outlive its file and its number can be reused. The kernel itself tells
+/// the two apart, with no system call of the selector's own (no `fstat`, as
+/// SwiftNIO does it): when a number the selector has a key for is
+/// registered again, `EPOLL_CTL_ADD` succeeding means epoll had forgotten
+/// the old file - it was closed - so the key is stale, dropped and returned
+/// for the caller to tell its owner; `EEXIST` means the same file is
+/// registered already (``/EventCore/EventLoopError/BadDescriptor/alreadyWatched``).
+///
+/// Each registration carries a generation beside the number in
+/// `epoll_data` (`fd | generation << 32`). An event whose generation is not
+/// its key's is dropped: it belongs to a registration that a callback ended
+/// earlier in the same batch, or to one that outlived its number's reuse -
+/// its file still open through a duplicate elsewhere. One seen again in the
+/// next `select` is the latter, and the epoll instance is made again
+/// without it (libev does the same).
 public final class Selector<Data> {
     private var epollFD: Int32
-    /// Keys by descriptor number (an array: numbers are small and dense).
-    private var keys: [SelectorKey<Data>?] = []
-    /// The ``/EventCore/FileIdentity/fingerprint`` of each registered descriptor.
-    private var identities: [UInt64] = []
+    /// Keys by descriptor number.
+    private var keys = DescriptorTable<SelectorKey<Data>>()
+    /// The generation of the next registration.
+    private var nextGeneration: UInt32 = 1
+    /// Set when an event of an outlived registration came twice: the
+    /// instance is made again.
+    private var mustRebuild = false
+    /// The `epoll_data` of the events that carried another generation than
+    /// their key's, in the last `select` and this one. One such event is
+    /// usually the last of a registration that a callback of the same batch
+    /// ended (the number then registered again); seen in two selects in a
+    /// row, it comes from a registration still in the kernel.
+    private var staleBefore: Set<UInt64> = []
+    private var staleNow: Set<UInt64> = []
     private var events: UnsafeMutablePointer<epoll_event>
     private let capacity: Int32 = 256
 
@@ -36,6 +55,7 @@ public final class Selector<Data> {
     public init() throws(EventLoopError) {
         epollFD = try systemCall("epoll_create1") { epoll_create1(CLinux_O_CLOEXEC) }
         events = .allocate(capacity: Int(capacity))
+        EpollInstances.insert(epollFD)
     }
 
     deinit {
@@ -47,15 +67,14 @@ public final class Selector<Data> {
     /// selector is unusable afterwards. Harmless twice.
     public func close() {
         guard epollFD >= 0 else { return }
+        EpollInstances.remove(epollFD)
         Glibc.close(epollFD)
         epollFD = -1
-        keys = []
-        identities = []
-        count = 0
+        keys.removeAll()
     }
 
     /// How many descriptors are registered.
-    public private(set) var count = 0
+    public var count: Int { keys.count }
 
     /// Registers `descriptor` for `events`, carrying `data`.
     ///
@@ -73,30 +92,35 @@ public final class Selector<Data> {
     @discardableResult
     public func register(_ descriptor: FileDescriptor, _ events: Interest, data: Data) throws(EventLoopError) -> SelectorKey<Data>? {
         let fd = descriptor.rawValue
-        let identity = try FileIdentity.checked(fd, operation: "epoll_ctl(ADD)")
-        var stale: SelectorKey<Data>?
-        if let existing = key(for: descriptor) {
-            guard identities[Int(fd)] != identity.fingerprint else {
-                throw EventLoopError(.badDescriptor(.alreadyWatched), descriptor: descriptor, operation: "epoll_ctl(ADD)")
-            }
-            stale = existing
-            forget(fd)
-            // The old file is gone, so epoll has dropped it already; if a dup of
-            // it lives on elsewhere, drop it by number anyway (ENOENT is fine).
-            var unused = epoll_event()
-            _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, &unused)
-        }
-        var event = epoll_event(events: Self.mask(events), data: epoll_data_t(fd: fd))
+        guard fd >= 0 else { throw EventLoopError(.badDescriptor(.notOpen), descriptor: descriptor, operation: "epoll_ctl(ADD)") }
+        let generation = nextGeneration
+        nextGeneration = nextGeneration == .max ? 1 : nextGeneration + 1
+        var event = epoll_event(events: Self.mask(events), data: Self.data(fd, generation))
         if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 {
-            throw refusal(Errno(rawValue: Glibc.errno), descriptor)
+            let errno = Errno(rawValue: Glibc.errno)
+            guard errno == .fileExists, keys[fd] == nil else { throw refusal(errno, descriptor) }
+            // Registered in the kernel but not here: a registration that
+            // outlived its key (its file kept open elsewhere, the number
+            // reused by the same file): take it over.
+            _ = try systemCall("epoll_ctl(MOD)", descriptor: descriptor) { epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) }
         }
-        store(SelectorKey(descriptor: descriptor, events: events, data: data), identity)
+        // Added: if the number had a key, epoll had forgotten its file.
+        let stale = keys[fd]
+        keys[fd] = SelectorKey(descriptor: descriptor, events: events, data: data, generation: generation)
         return stale
+    }
+
+    /// The `epoll_data` of a registration: the number and its generation.
+    @inline(__always)
+    private static func data(_ fd: Int32, _ generation: UInt32) -> epoll_data_t {
+        epoll_data_t(u64: UInt64(UInt32(bitPattern: fd)) | UInt64(generation) << 32)
     }
 
     /// What `epoll_ctl(ADD)` failing with `errno` means for `descriptor`.
     private func refusal(_ errno: Errno, _ descriptor: FileDescriptor) -> EventLoopError {
         switch errno {
+        case .fileExists:
+            EventLoopError(.badDescriptor(.alreadyWatched), descriptor: descriptor, operation: "epoll_ctl(ADD)")
         case .invalidArgument where descriptor.rawValue == epollFD:
             EventLoopError(.badDescriptor(.ownBackend), descriptor: descriptor, operation: "epoll_ctl(ADD)")
         case .tooManySymbolicLinkLevels:
@@ -121,35 +145,35 @@ public final class Selector<Data> {
             throw EventLoopError(.badDescriptor(.notWatched), descriptor: descriptor, operation: "epoll_ctl(MOD)")
         }
         if key.events != events {
-            var event = epoll_event(events: Self.mask(events), data: epoll_data_t(fd: fd))
+            var event = epoll_event(events: Self.mask(events), data: Self.data(fd, key.generation))
             _ = try systemCall("epoll_ctl(MOD)", descriptor: descriptor) { epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) }
         }
         key.events = events
         key.data = data
-        keys[Int(fd)] = key
+        keys[fd] = key
     }
 
     /// Unregisters `descriptor`; call before closing it.
     ///
+    /// Its events are not reported from then on. The kernel's registration
+    /// goes lazily, as libev's does: closing the descriptor drops it (the
+    /// common case, a connection's end, costs no system call here); if the
+    /// descriptor stays open and reports an event, `select` removes it then
+    /// (`EPOLL_CTL_DEL`), and registering it again takes it over.
+    ///
     /// - Returns: its key.
     /// - Throws: ``/EventCore/EventLoopError`` (``/EventCore/EventLoopError/BadDescriptor/notWatched``).
-    ///
-    /// The corresponding C function is `epoll_ctl(EPOLL_CTL_DEL)`.
     @discardableResult
     public func unregister(_ descriptor: FileDescriptor) throws(EventLoopError) -> SelectorKey<Data> {
         guard let key = key(for: descriptor) else {
             throw EventLoopError(.badDescriptor(.notWatched), descriptor: descriptor, operation: "epoll_ctl(DEL)")
         }
-        forget(descriptor.rawValue)
-        var unused = epoll_event()
-        // Fails with EBADF or ENOENT when the descriptor was closed first: epoll
-        // has forgotten it already, which is what unregistering asks for.
-        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, descriptor.rawValue, &unused)
+        keys[descriptor.rawValue] = nil
         return key
     }
 
     /// Every registered key.
-    public var allKeys: [SelectorKey<Data>] { keys.compactMap { $0 } }
+    public var allKeys: [SelectorKey<Data>] { keys.values }
 
     /// The key of `descriptor`, if registered.
     public func key(for descriptor: FileDescriptor) -> SelectorKey<Data>? {
@@ -158,7 +182,7 @@ public final class Selector<Data> {
 
     @inline(__always)
     func key(for fd: Int32) -> SelectorKey<Data>? {
-        fd >= 0 && Int(fd) < keys.count ? keys[Int(fd)] : nil
+        keys[fd]
     }
 
     /// Waits for registered descriptors to become ready and calls `ready` with
@@ -202,7 +226,21 @@ public final class Selector<Data> {
         let count = try systemCall("epoll_wait") { epoll_wait(epollFD, events, capacity, milliseconds) }
         for index in 0..<Int(count) {
             let event = events[index]
-            guard let key = key(for: event.data.fd) else { continue } // unregistered by an earlier callback
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: event.data.u64))
+            guard let key = key(for: fd) else {
+                // Unregistered, and still open: its registration goes now.
+                // (Unregistered by an earlier callback of this batch - closed
+                // or not - the number's registration is gone or harmless.)
+                var unused = epoll_event()
+                _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, &unused)
+                continue
+            }
+            guard key.generation == UInt32(truncatingIfNeeded: event.data.u64 >> 32) else {
+                // Another registration of the number than its key's.
+                if staleBefore.contains(event.data.u64) { mustRebuild = true }
+                staleNow.insert(event.data.u64)
+                continue
+            }
             var got: Interest = []
             if event.events & EPOLLIN.rawValue != 0 { got.insert(.read) }
             if event.events & EPOLLOUT.rawValue != 0 { got.insert(.write) }
@@ -212,6 +250,15 @@ public final class Selector<Data> {
             }
             let wanted = got.intersection(key.events.union(.error))
             if !wanted.isEmpty { ready(key, wanted) }
+        }
+        if !staleBefore.isEmpty || !staleNow.isEmpty {
+            swap(&staleBefore, &staleNow)
+            staleNow.removeAll()
+        }
+        if mustRebuild {
+            mustRebuild = false
+            staleBefore.removeAll()
+            try reinitialize()
         }
         return Int(count)
     }
@@ -223,33 +270,14 @@ public final class Selector<Data> {
     ///   instance or a registration.
     public func reinitialize() throws(EventLoopError) {
         let fresh = try systemCall("epoll_create1") { epoll_create1(CLinux_O_CLOEXEC) }
+        EpollInstances.remove(epollFD)
         Glibc.close(epollFD)
         epollFD = fresh
-        for case let key? in keys {
-            var event = epoll_event(events: Self.mask(key.events), data: epoll_data_t(fd: key.fd))
+        EpollInstances.insert(epollFD)
+        for key in keys.values {
+            var event = epoll_event(events: Self.mask(key.events), data: Self.data(key.fd, key.generation))
             _ = try systemCall("epoll_ctl(ADD)", descriptor: key.descriptor) { epoll_ctl(epollFD, EPOLL_CTL_ADD, key.fd, &event) }
         }
-    }
-
-    private func store(_ key: SelectorKey<Data>, _ identity: FileIdentity) {
-        let index = Int(key.fd)
-        if index >= keys.count {
-            // Only up to this descriptor: the arrays' own growth is amortized,
-            // and the capacity beyond it stays untouched (not resident) until
-            // descriptors get there - at C10k, the difference is tens of bytes
-            // per connection.
-            let grow = index + 1 - keys.count
-            keys.append(contentsOf: repeatElement(nil, count: grow))
-            identities.append(contentsOf: repeatElement(0, count: grow))
-        }
-        keys[index] = key
-        identities[index] = identity.fingerprint
-        count += 1
-    }
-
-    private func forget(_ fd: Int32) {
-        keys[Int(fd)] = nil
-        count -= 1
     }
 
     private static func mask(_ events: Interest) -> UInt32 {

@@ -8,6 +8,8 @@ public struct SelectorKey<Data> {
     public var events: Interest
     /// What the registration carries: for the tutorial, the callback to run.
     public var data: Data
+    /// The registration's generation, beside the number in `epoll_data`.
+    let generation: UInt32
 
     /// The descriptor's number.
     @inline(__always)

@@ -467,6 +467,16 @@ extension SocketDescriptor {
         case waiting
     }
 
+    /// Whether nothing is waiting to be read: one `read` into `buffer` that
+    /// would block, or finds the end of the stream (or fails). A byte that
+    /// was waiting is read and dropped, and the answer is false.
+    package func hasNoPendingInput(into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        switch try? read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(buffer.count, 4096)])) {
+        case .wouldBlock?, .processed(0)?, nil: true
+        case .processed: false
+        }
+    }
+
     /// Reads and drops what is waiting on a non-blocking socket, with
     /// `buffer` as scratch: a lingering close's wait for the peer's FIN,
     /// written once for every engine that lingers.

@@ -77,4 +77,48 @@ struct SelectorTests {
         let ready = try selector.select(timeout: .seconds(1))
         #expect(ready.first?.events.contains(.read) == true, "so the owner reads the end of stream")
     }
+
+    @Test func anUnregisteredDescriptorThatStaysOpenIsNeverReportedAndLeavesTheKernelAtItsFirstEvent() throws {
+        let selector = try Selector<String>()
+        try withSocketPair { a, b in
+            try selector.register(FileDescriptor(rawValue: a), .read, data: "a")
+            try selector.unregister(FileDescriptor(rawValue: a))
+            writeString(b, "after the unregister")
+            var reported = 0
+            let first = try selector.select(timeout: .seconds(1)) { _, _ in reported += 1 }
+            #expect(first == 1, "the kernel still had it: the first event removes it")
+            let second = try selector.select(timeout: .zero) { _, _ in reported += 1 }
+            #expect(second == 0, "gone from the kernel")
+            #expect(reported == 0)
+            // Registering it again takes it over.
+            try selector.register(FileDescriptor(rawValue: a), .read, data: "again")
+            #expect(try selector.select(timeout: .seconds(1)).map(\.key.data) == ["again"])
+        }
+    }
+
+    /// A registration whose file stays open through a duplicate when its
+    /// number is reused lingers in the kernel: its events carry the old
+    /// generation and are dropped, and the instance is made again without it.
+    @Test func aRegistrationThatOutlivesItsNumberIsDroppedAndPurged() throws {
+        let selector = try Selector<String>()
+        let (a, b) = try makeSocketPair()
+        let keeper = dup(a) // the old file lives on through this
+        try selector.register(FileDescriptor(rawValue: a), .read, data: "old")
+        let (fresh, peer) = try makeSocketPair()
+        #expect(dup2(fresh, a) == a)
+        close(fresh)
+        defer {
+            close(a); close(b); close(keeper); close(peer)
+        }
+        let stale = try selector.register(FileDescriptor(rawValue: a), .read, data: "new")
+        #expect(stale?.data == "old", "the kernel took the new file: the old key is stale")
+        writeString(b, "to the old file, which stays readable")
+        var delivered: [String] = []
+        var raw: [Int] = []
+        for _ in 0..<4 { raw.append(try selector.select(timeout: .milliseconds(100)) { key, _ in delivered.append(key.data) }) }
+        #expect(delivered.isEmpty, "no event of the old file reaches the new key")
+        #expect(raw.suffix(2) == [0, 0], "purged: \(raw)")
+        writeString(peer, "to the new file")
+        #expect(try selector.select(timeout: .seconds(1)).map(\.key.data) == ["new"])
+    }
 }
