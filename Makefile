@@ -174,6 +174,7 @@ bench-quick: bench-build
 
 bench-build: deps
 	@command -v wrk > /dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
+	@test -x /usr/sbin/nginx || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light
 	$(SWIFT) build -c release --product server
 	$(SWIFT) build -c release --product crawler
 	rm -rf Benchmarks/.build

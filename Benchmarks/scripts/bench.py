@@ -219,6 +219,11 @@ def goals(http, micro, crawl):
         for engine in ("libev", "epoll"):
             row(f"idle keep-alive, {int(count):,} connections after a request: {engine} engine <= 250 B each",
                 sizes.get(engine), 250, False, " B")
+    if "64close" in http["loads"]:
+        nginx = per_core("64close", "nginx")
+        for engine in ("libev", "epoll", "async"):
+            row(f"HTTP, a connection per request (64, Connection: close), {engine} engine >= nginx per core",
+                ratio(per_core("64close", engine), nginx), 1.0)
     row("`crawler web` on real HTML (the Rust docs, nginx) >= 100 MB/s per crawler core",
         crawl["mbPerCrawlerCoreSecond"] if crawl else None, 100, True, " MB/s")
     return rows
@@ -236,7 +241,7 @@ def run_real_site():
 
 LABELS = {"libev": "libev engine", "epoll": "epoll engine", "async": "async engine (libev)",
           "async-epoll": "async engine (epoll)", "threads": "threads engine",
-          "c-libev": "C libev", "c-epoll": "C epoll", "nio": "SwiftNIO"}
+          "c-libev": "C libev", "c-epoll": "C epoll", "nio": "SwiftNIO", "nginx": "nginx"}
 
 
 def main():
@@ -254,7 +259,8 @@ def main():
         poetry = None
         real_site = None
     else:
-        http = http_bench.main(["--rounds", "5", "--duration", "4", "--loads", "64,512,64x16,5000",
+        http = http_bench.main(["--rounds", "5", "--duration", "4", "--loads", "64,512,64x16,64close,5000",
+                                "--servers", "libev,epoll,async,async-epoll,threads,c-libev,c-epoll,nio,nginx",
                                 "--idle", "10000,18000", "--keepalive-idle", "10000"])
         crawler = run_crawler(3, ["libev", "epoll", "async", "async-epoll"])
         real_site = run_real_site()
@@ -268,8 +274,10 @@ def main():
             summary = http["loads"][load][name]["rpsPerCore"]
             if summary:
                 rows.append((LABELS[name], summary["median"], summary["min"], summary["max"]))
-        name = "http-" + load.replace("x", "-pipelined-")
-        bar_chart(f"HTTP /plaintext, {load} connections" + (" (pipelined)" if "x" in load else ""),
+        name = "http-" + load.replace("x", "-pipelined-").replace("close", "-close")
+        title = f"HTTP /plaintext, {load.replace('close', '')} connections" + (
+            " (pipelined)" if "x" in load else " (Connection: close)" if load.endswith("close") else "")
+        bar_chart(title,
                   "requests per second per server core (wrk -t1 on CPU 1, server on CPU 0)", rows, "req/s",
                   f"{ROOT}/Benchmarks/results/{name}.svg", reference="C libev")
 
@@ -283,7 +291,9 @@ def main():
     lines += ["", "## HTTP plaintext (wrk)", "",
               "req/s per server core = req/s / the server's CPU share (from /proc/PID/stat). "
               "C libev and C epoll: `Benchmarks/Sources/c-*-http` (http_parser, the same response bytes); "
-              "SwiftNIO: `Benchmarks/Sources/nio-http` (NIOHTTP1, one event loop).", ""]
+              "SwiftNIO: `Benchmarks/Sources/nio-http` (NIOHTTP1, one event loop); nginx: Debian's nginx-light, "
+              "one worker, `return 200` (`Benchmarks/scripts/http_bench.py`). `64close`: every request on a connection of "
+              "its own (`wrk -H \"Connection: close\"`).", ""]
     lines += [f"![HTTP, 64 connections](results/http-64.svg)", ""]
     lines.append(http_bench.markdown(http, http["servers"], list(http["loads"])))
     lines += ["", "## Web crawler", "", "`crawler web` on the built-in site (1,002 pages), 16 connections, against the libev server.", "",

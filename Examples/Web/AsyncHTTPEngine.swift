@@ -6,19 +6,16 @@ import Glibc
 
 // MARK: async/await, on libev or epoll (one code)
 
-enum AsyncHTTPEngine {
-    /// Runs a worker per listener - a task accepting, a task per connection -
-    /// each on a loop of an ``EventCore/EventLoopGroup``; returns the graceful stop.
-    static func start<L: EventLoop>(_ listeners: [SocketDescriptor], _ options: HTTPServerOptions,
-                                    _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> HTTPServerStats {
-        try LoopWorkers.start(listeners, options, make) { loop, listener, report in
-            let worker = AsyncWorker(loop.executor, options, report: report)
-            let bound = LoopBound(worker, loop: loop.executor)
-            worker.acceptTask = Task(executorPreference: loop.executor) { await bound.value.accept(listener, bound) }
-            Task(executorPreference: loop.executor) { await bound.value.tick() }
-            return worker.drain
-        }
-    }
+/// Serves `listener` on `loop` with tasks (``LoopWorkers``' worker for the
+/// async engines): a task accepting, a task per connection, a task ticking
+/// the timeouts; returns the graceful stop's drain.
+func serveWithTasks<L: EventLoop>(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions,
+                                  _ report: @escaping @Sendable (HTTPServerStats) -> Void) -> () -> Void {
+    let worker = AsyncWorker(loop.executor, options, report: report)
+    let bound = LoopBound(worker, loop: loop.executor)
+    worker.acceptTask = Task(executorPreference: loop.executor) { await bound.value.accept(listener, bound) }
+    Task(executorPreference: loop.executor) { await bound.value.tick() }
+    return worker.drain
 }
 
 /// A loop's async server: a task accepting, a task per connection. Not

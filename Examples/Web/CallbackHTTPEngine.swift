@@ -6,20 +6,7 @@ import HTTP
 import Glibc
 #endif
 
-// MARK: callbacks, on libev or epoll
-
-enum CallbackHTTPEngine {
-    /// Runs a worker per listener, each on a loop of an ``EventCore/EventLoopGroup``;
-    /// returns the graceful stop.
-    static func start<L: EventLoop>(_ listeners: [SocketDescriptor], _ options: HTTPServerOptions,
-                                    _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> HTTPServerStats {
-        try LoopWorkers.start(listeners, options, make) { loop, listener, report in
-            let worker = CallbackWorker(loop, listener, options, report: report)
-            worker.start()
-            return worker.drain
-        }
-    }
-}
+// MARK: callbacks, on libev or epoll (one code)
 
 /// A loop's server: accepts, keeps its connections, ticks their timeouts once a second.
 final class CallbackWorker<L: EventLoop> {
@@ -49,6 +36,15 @@ final class CallbackWorker<L: EventLoop> {
     }
 
     deinit { readBuffer.deallocate() }
+
+    /// Serves `listener` on `loop` (``LoopWorkers``' worker for the
+    /// callback engines); returns the graceful stop's drain.
+    static func serve(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions,
+                      _ report: @escaping @Sendable (HTTPServerStats) -> Void) -> () -> Void {
+        let worker = CallbackWorker(loop, listener, options, report: report)
+        worker.start()
+        return worker.drain
+    }
 
     func start() {
         do {

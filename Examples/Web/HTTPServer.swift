@@ -25,10 +25,10 @@ public final class HTTPServer: Sendable {
         let listeners = try SocketDescriptor.listeningGroup(of: options.workers, on: options.address)
         address = try listeners[0].localAddress()
         switch engine {
-        case .libev: stopper = try CallbackHTTPEngine.start(listeners, options) { try Loop() }
-        case .epoll: stopper = try CallbackHTTPEngine.start(listeners, options) { try EpollLoop() }
-        case .async: stopper = try AsyncHTTPEngine.start(listeners, options) { try Loop() }
-        case .asyncEpoll: stopper = try AsyncHTTPEngine.start(listeners, options) { try EpollLoop() }
+        case .libev: stopper = try LoopWorkers.start(listeners, options, { try Loop() }, startWorker: CallbackWorker.serve)
+        case .epoll: stopper = try LoopWorkers.start(listeners, options, { try EpollLoop() }, startWorker: CallbackWorker.serve)
+        case .async: stopper = try LoopWorkers.start(listeners, options, { try Loop() }, startWorker: serveWithTasks)
+        case .asyncEpoll: stopper = try LoopWorkers.start(listeners, options, { try EpollLoop() }, startWorker: serveWithTasks)
         case .threads, .blocking: stopper = try ThreadsHTTPEngine.start(listeners, options)
         }
     }

@@ -14,13 +14,13 @@ enum LoopWorkers {
     static func start<L: EventLoop>(
         _ listeners: [SocketDescriptor], _ options: HTTPServerOptions,
         _ make: @escaping @Sendable () throws -> L,
-        startWorker: @escaping @Sendable (L, SocketDescriptor, _ report: @escaping @Sendable (HTTPServerStats) -> Void) -> () -> Void
+        startWorker: @escaping @Sendable (L, SocketDescriptor, HTTPServerOptions, _ report: @escaping @Sendable (HTTPServerStats) -> Void) -> () -> Void
     ) throws -> @Sendable () -> HTTPServerStats {
         let totals = LockedValue(HTTPServerStats(pages: options.site.pages))
         let group = try EventLoopGroup(loops: listeners.count, make)
         for (executor, listener) in zip(group.executors, listeners) {
             try executor.execute { loop in
-                let drain = startWorker(loop, listener) { stats in totals.withLock { $0.add(stats) } }
+                let drain = startWorker(loop, listener, options) { stats in totals.withLock { $0.add(stats) } }
                 // The loop owns the worker (through its watches, timers or
                 // tasks); the shutdown reaches it through the loop-bound drain.
                 let bound = LoopBound(drain, loop: loop.executor)

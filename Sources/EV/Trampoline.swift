@@ -1,7 +1,12 @@
 import CLibev
 import EventCore
 
-// Every Unmanaged and @convention(c) step of the wrapper lives in this file.
+// Every @convention(c) callback libev calls lives in this file, with the
+// unretained pointers they find their Swift objects by. The other Unmanaged
+// uses each say why they are sound where they are: the loop's references to
+// its held watchers (Watcher.hold, WatcherMemory), the executor's pointer in
+// its own watchers' data (LoopExecutor), the running loop's thread-specific
+// mark (EventCore's CurrentLoop).
 
 /// The C functions libev calls back, and the pointer each finds its Swift object by.
 enum Trampoline {

@@ -61,11 +61,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw Self.invalidHost(host) }
-        storage = sockaddr_in6()
-        family = .ipv4
-        withUnsafeBytes(of: address) { source in
-            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
-        }
+        self.init(.ipv4, copying: address)
     }
 
     /// The IPv6 address `host` (without brackets) with `port`.
@@ -76,8 +72,13 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         address.sin6_family = sa_family_t(AF_INET6)
         address.sin6_port = port.bigEndian
         guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw Self.invalidHost(host) }
+        self.init(.ipv6, copying: address)
+    }
+
+    /// An address of `family` whose `sockaddr` is `address`.
+    private init<Address>(_ family: Family, copying address: Address) {
         storage = sockaddr_in6()
-        family = .ipv6
+        self.family = family
         withUnsafeBytes(of: address) { source in
             withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
         }
