@@ -63,7 +63,7 @@ extension LoopExecutorCore where L == EV.Loop {
     /// sequence is iterated, so no change between two `next()` calls is lost.
     ///
     /// Only the default loop watches children (``/EventCore/EventLoopError/Code/childWatcherNeedsDefaultLoop``
-    /// otherwise): run it on a thread of its own with ``/EventCore/EventLoopThread/defaultLoop(setUp:)``.
+    /// otherwise): run it on a thread of its own with `LoopThread.defaultLoop(setUp:)`.
     public func childStatuses(_ pid: pid_t) -> ChildStatusSequence {
         ChildStatusSequence(executor: self, pid: pid)
     }

@@ -1,5 +1,5 @@
 import CLibev
-import EventCore
+@_spi(EventLoops) import EventCore
 import Glibc
 
 /// A libev event loop: waits for events and calls the watchers' closures.

@@ -26,7 +26,8 @@ final class LoopCore {
     let executor: LoopExecutor
     /// The loop's life: open, running on a thread, closing, closed (the
     /// executor's, one mechanism for both loops).
-    var lifecycle: LoopLifecycle { executor.lifecycle }
+    /// (Kept here too, so that each check reaches it in one load.)
+    let lifecycle: LoopLifecycle
     /// The executor's libev side: its wake-up, prepare and idle watchers.
     let waker: LibevWaker
     /// Whether io events are checked against the file each watcher was started on.
@@ -84,6 +85,7 @@ final class LoopCore {
         self.checksEveryDescriptor = Backend(rawValue: ev_backend(raw)) == .poll
         waker = LibevWaker(loop: raw)
         self.executor = LoopExecutor(waker: waker, name: "EV")
+        lifecycle = executor.lifecycle
         waker.start(for: executor)
         Trampoline.installPendingHook(raw, self)
         findBackendDescriptor()

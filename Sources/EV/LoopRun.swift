@@ -1,5 +1,5 @@
 import CLibev
-import EventCore
+@_spi(EventLoops) import EventCore
 
 extension Loop {
     /// Runs `body` as a task on this loop, on the current thread, until it

@@ -1,4 +1,4 @@
-import EventCore
+@_spi(EventLoops) import EventCore
 
 extension EpollLoop {
     /// Runs `body` as a task on this loop, on the current thread, until it

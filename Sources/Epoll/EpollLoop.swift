@@ -1,5 +1,5 @@
 import CLinux
-import EventCore
+@_spi(EventLoops) import EventCore
 import Glibc
 
 /// The tutorial's event loop, written by hand on epoll - no libev inside:
@@ -45,7 +45,8 @@ public final class EpollLoop {
     private var isStopping = false
     /// The loop's life (``/EventCore/LoopLifecycle``, kept by its executor):
     /// the running thread every entry point checks, and the teardown's order.
-    private var lifecycle: LoopLifecycle { executor.lifecycle }
+    /// (Kept here too, so that each check reaches it in one load.)
+    private let lifecycle: LoopLifecycle
     private var wakeFD: Int32
     /// The executor's epoll side: the eventfd other threads wake the loop with.
     private let waker: EpollWaker
@@ -74,6 +75,7 @@ public final class EpollLoop {
         }
         waker = EpollWaker(wakeFD: wakeFD)
         executor = EpollExecutor(waker: waker, name: "Epoll")
+        lifecycle = executor.lifecycle
         executor.loop = self
         registerWakeup()
     }

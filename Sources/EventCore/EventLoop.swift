@@ -52,8 +52,8 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     ///
     /// "Now" is the current time on both loops (libev's cached `ev_now` is
     /// brought up to date first); a delay that is negative or zero means the
-    /// next turn of the loop (see ``LoopTime`` in the docs for the whole
-    /// table). libev's own `TimerWatcher` keeps libev's meaning, counting
+    /// next turn of the loop, one beyond 10^15 s never (the whole table is in
+    /// <doc:EventCore>'s overview). libev's own `TimerWatcher` keeps libev's meaning, counting
     /// from the time the loop last woke.
     @discardableResult
     func schedule(after delay: Duration, _ callback: @escaping () -> Void) -> any Cancellable

@@ -27,7 +27,7 @@
 /// queued, then refuses new work with that error. Enqueueing a *task job*
 /// after that traps with a message, since a job that cannot run would leave
 /// its task suspended forever. The loop's life - open, running, closing,
-/// closed - is its ``LoopLifecycle``, kept here, one for both loops.
+/// closed - is its lifecycle, kept here, one for both loops.
 ///
 /// ## The awaits
 /// ``sleep(for:)``, ``sleep(until:)``, ``readiness(for:)``, ``readable(_:)``

@@ -10,9 +10,15 @@ import Glibc
 /// only what is its own: how it polls, and what its watches are.
 ///
 /// Loop thread only (the checks it makes are how that is enforced).
-package final class LoopLifecycle {
+///
+/// Not for apps: an SPI (`@_spi(EventLoops) import EventCore`), public only
+/// so that the loops inline its checks - every entry point of a loop makes
+/// one, and a call into another module cost a libev once timer 9 % in the
+/// benchmarks.
+@_spi(EventLoops)
+public final class LoopLifecycle {
     /// Where a loop is in its life.
-    package enum State: Equatable {
+    public enum State: Equatable {
         /// Made, not running now.
         case open
         /// Inside `run` on `thread`; `depth` runs deep (libev allows a run
@@ -26,7 +32,7 @@ package final class LoopLifecycle {
         /// Closed: every use traps.
         case closed
 
-        package static func == (lhs: State, rhs: State) -> Bool {
+        public static func == (lhs: State, rhs: State) -> Bool {
             switch (lhs, rhs) {
             case (.open, .open), (.closed, .closed): true
             case (.running(let a, let x), .running(let b, let y)): pthread_equal(a, b) != 0 && x == y
@@ -42,7 +48,7 @@ package final class LoopLifecycle {
     /// owns this lifecycle (set once, by the executor's initializer).
     package unowned(unsafe) var executor: AnyObject!
     /// Where the loop is.
-    package private(set) var state = State.open
+    public internal(set) var state = State.open
 
     /// A lifecycle for a loop named `name` (`EV`, `Epoll`) in messages.
     package init(name: StaticString) {
@@ -69,21 +75,21 @@ package final class LoopLifecycle {
     /// in release builds too: a loop is not thread-safe, and one used from two
     /// threads at once crashes somewhere inside it, far from the cause. (A
     /// load of the running thread and a compare; see the README for its cost.)
-    @inline(__always)
-    package func checkThread(_ function: StaticString) {
-        if case .running(let thread, _) = state, pthread_equal(thread, pthread_self()) == 0 {
+    @inlinable @inline(__always)
+    public func checkThread(_ function: StaticString) {
+        if case .running(let thread, _) = state, thread != pthread_self() {
             wrongThread(function, running: thread)
         }
     }
 
     /// ``checkThread(_:)``, and traps once the loop is closed - or, unless
     /// `whileReleasing`, while its kernel state is being released.
-    @inline(__always)
-    package func checkUsable(_ function: StaticString, whileReleasing: Bool = false) {
+    @inlinable @inline(__always)
+    public func checkUsable(_ function: StaticString, whileReleasing: Bool = false) {
         switch state {
         case .open: return
         case .running(let thread, _):
-            if pthread_equal(thread, pthread_self()) == 0 { wrongThread(function, running: thread) }
+            if thread != pthread_self() { wrongThread(function, running: thread) }
         case .closing(let draining):
             if !draining && !whileReleasing { useWhileReleasing(function) }
         case .closed:
@@ -91,8 +97,8 @@ package final class LoopLifecycle {
         }
     }
 
-    @inline(never)
-    private func wrongThread(_ function: StaticString, running: pthread_t) -> Never {
+    @usableFromInline @inline(never)
+    func wrongThread(_ function: StaticString, running: pthread_t) -> Never {
         misuse("""
             \(name): \(function) was called on thread \(pthread_self()) while thread \(running) is running this loop. \
             A loop and its watchers belong to the thread that runs them; from other threads use \
@@ -100,13 +106,13 @@ package final class LoopLifecycle {
             """)
     }
 
-    @inline(never)
-    private func useWhileReleasing(_ function: StaticString) -> Never {
+    @usableFromInline @inline(never)
+    func useWhileReleasing(_ function: StaticString) -> Never {
         misuse("\(name): \(function) was called while its loop is being closed (from a cleanup callback); only stopping a watcher is allowed then.")
     }
 
-    @inline(never)
-    private func useAfterClose(_ function: StaticString) -> Never {
+    @usableFromInline @inline(never)
+    func useAfterClose(_ function: StaticString) -> Never {
         misuse("\(name): \(function) was called after its loop was closed (close(), or the last reference to the loop was dropped).")
     }
 

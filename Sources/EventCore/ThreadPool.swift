@@ -35,7 +35,9 @@ public final class ThreadPool: Sendable {
 
     /// A pool of at most `threads` threads (at least one).
     ///
-    /// - Parameter stackSize: each thread's stack in bytes; nil for the system's default.
+    /// - Parameters:
+    ///   - threads: the most threads the pool runs at once; they start as work comes.
+    ///   - stackSize: each thread's stack in bytes; nil for the system's default.
     public init(threads: Int = 2, stackSize: Int? = nil) {
         threadLimit = max(threads, 1)
         queue = PoolQueue(threadLimit: threadLimit, stackSize: stackSize)

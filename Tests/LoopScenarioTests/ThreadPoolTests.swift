@@ -76,11 +76,19 @@ struct ThreadPoolTests {
         let outcomes = try loop.run { executor in
             let pool = ThreadPool(threads: 1)
             let release = LockedValue(false)
+            let started = LockedValue(false)
             let blocker = Task(executorPreference: executor) {
-                try await pool.run { while !release.withLock({ $0 }) { usleep(1000) } }
+                try await pool.run {
+                    started.withLock { $0 = true }
+                    while !release.withLock({ $0 }) { usleep(1000) }
+                }
             }
+            // The blocker runs on the pool's one thread before the next job is
+            // queued: whatever the scheduling, the shutdown finds it started
+            // (not cancellable) and the next one waiting (cancelled).
+            while !started.withLock({ $0 }) { try await executor.sleep(for: .milliseconds(1)) }
             let pending = Task(executorPreference: executor) { try await pool.run { 1 } }
-            while pool.pendingCount < 2 { try await executor.sleep(for: .milliseconds(1)) }
+            while pool.pendingCount < 2 { try await executor.sleep(for: .milliseconds(1)) } // running and queued
             let stopper = try PlainThread { pool.shutdown(cancellingPending: true) }
             while (try? await pool.run { 2 }) != nil { try await executor.sleep(for: .milliseconds(1)) } // until it refuses
             release.withLock { $0 = true }

@@ -12,7 +12,7 @@ public func epollLoopTimers(count: Int, seed: UInt32) -> Double {
     var fired = 0
     let start = cbench_now()
     for _ in 0..<count {
-        loop.callLater(.seconds(cbench_timer_delay(&state))) { fired += 1 }
+        loop.callLater(delay(&state)) { fired += 1 }
     }
     loop.run()
     let elapsed = cbench_now() - start
