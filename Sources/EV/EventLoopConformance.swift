@@ -29,12 +29,26 @@ extension Loop: EventLoop {
     }
 
     /// A one-shot ``TimerWatcher`` at `deadline`, for the loops' common
-    /// protocol (``schedule(after:_:)`` with the time from now to it).
+    /// protocol: it ends at `deadline`, never before and at most about a
+    /// millisecond after however the thread is scheduled.
+    ///
+    /// libev's timers count from its own reading of the clock
+    /// (`ev_now_update`), so the deadline converts through a reading of each:
+    /// `ContinuousClock`'s, then libev's, then `ContinuousClock`'s again.
+    /// libev's lies between the two, so counting from the first never ends
+    /// early; a pair further apart than a millisecond (the thread was
+    /// preempted between) is read again, so a preemption there cannot make
+    /// the timer late, and an earlier deadline never ends after a later one.
     ///
     /// The corresponding C functions are `ev_now_update` and `ev_timer_start`.
     @discardableResult
     public func schedule(at deadline: ContinuousClock.Instant, _ callback: @escaping () -> Void) -> any Cancellable {
-        schedule(after: ContinuousClock.now.duration(to: deadline), callback)
+        var before: ContinuousClock.Instant
+        repeat {
+            before = .now
+            updateNow()
+        } while before.duration(to: .now) > .milliseconds(1)
+        return try! timer(after: before.duration(to: deadline)) { _ in callback() } // a timer without a repeat cannot fail
     }
 
     /// Runs until ``stop()``, even with no active watcher (asyncio's `run_forever`).

@@ -351,7 +351,8 @@ final class WriterTurns: Sendable {
         var nextID: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    // LockedValue, not Mutex: ThreadSanitizer sees a pthread lock, not a futex.
+    private let state = LockedValue(State())
 
     /// Waits for the caller's turn: at once when nobody writes.
     nonisolated(nonsending) func acquire() async throws {

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// The epoll instances of the package's loops (libev's on the epoll
 /// backend, the epoll loop's own), by descriptor number, process-wide.
 ///
@@ -10,7 +8,9 @@ import Synchronization
 /// then tries it on the kernel first. (An epoll instance a C library made
 /// is not here: watching one is as safe as libev makes it.)
 package enum EpollInstances {
-    private static let numbers = Mutex<Set<Int32>>([])
+    // A pthread lock (`LockedValue`), not `Mutex`: ThreadSanitizer cannot see
+    // `Mutex`'s futex and reported each use from two loops as a race.
+    private static let numbers = LockedValue<Set<Int32>>([])
 
     /// `fd` is now a loop's epoll instance.
     package static func insert(_ fd: Int32) {

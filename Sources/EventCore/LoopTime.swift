@@ -93,7 +93,7 @@ package enum LoopTime {
         let continuous: ContinuousClock.Instant
         let monotonic: Double
 
-        private static let shared = Mutex(ClockPair(continuous: .now, monotonic: monotonicNow()))
+        private static let shared = LockedValue(ClockPair(continuous: .now, monotonic: monotonicNow()))
 
         /// The reference pair (read again if the clocks drifted over a
         /// millisecond apart since) and the monotonic time now.

@@ -180,17 +180,19 @@ struct AsyncScenarioTests {
     @Test(arguments: LoopKind.allCases)
     func tenThousandConcurrentSleepsEndInDeadlineOrder(_ kind: LoopKind) throws {
         let order = try kind.run { executor in
-            try await withThrowingTaskGroup(of: Double.self) { group in
+            try await withThrowingTaskGroup(of: ContinuousClock.Instant.self) { group in
                 for _ in 0..<10_000 {
                     let delay = Double.random(in: 0...0.2)
                     group.addTask {
-                        // A sleep counts from its call: its deadline is then + delay.
-                        let deadline = monotonicSeconds() + delay
-                        try await executor.sleep(for: .seconds(delay))
+                        // The sleep's own deadline, not the time of the call
+                        // plus the delay: the thread may be preempted between
+                        // a clock reading here and the one in sleep(for:).
+                        let deadline = ContinuousClock.now + .seconds(delay)
+                        try await executor.sleep(until: deadline)
                         return deadline
                     }
                 }
-                var order: [Double] = []
+                var order: [ContinuousClock.Instant] = []
                 for try await deadline in group { order.append(deadline) }
                 return order
             }
@@ -198,7 +200,7 @@ struct AsyncScenarioTests {
         #expect(order.count == 10_000)
         // Sleeps due in the same iteration may end in any order among
         // themselves; across iterations, a later deadline never ends first.
-        let inversions = zip(order, order.dropFirst()).filter { $0 > $1 + 0.02 }.count
+        let inversions = zip(order, order.dropFirst()).filter { $0 > $1 + .milliseconds(20) }.count
         #expect(inversions == 0, "\(kind)")
     }
 
