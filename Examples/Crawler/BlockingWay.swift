@@ -30,7 +30,7 @@ func blockingDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Downl
     var download = Download(address: address)
     download.started = monotonicNow()
     let deadline = download.deadline(rules)
-    let domain = address.family == .ipv4 ? AF_INET : AF_INET6
+    let domain = address.family.domain
     let fd = socket(domain, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else {
         download.finish(.system(EventLoopError.system("socket")))

@@ -31,7 +31,7 @@ func busyDownload(_ address: SocketAddress, _ rules: DownloadRules) -> Download 
     let deadline = download.deadline(rules) ?? .infinity
     let socket: SocketDescriptor
     do {
-        socket = try SocketDescriptor.tcp(address.family)
+        socket = try SocketDescriptor.stream(address.family)
         _ = try socket.connect(to: address)
     } catch {
         download.finish(DownloadFailure(error))

@@ -80,7 +80,7 @@ final class Crawler {
     func fetch() {
         download.started = monotonicNow()
         do {
-            socket = try SocketDescriptor.tcp(address.family)
+            socket = try SocketDescriptor.stream(address.family)
             _ = try socket.connect(to: address) // EINPROGRESS: the selector says when
             try selector.register(socket.descriptor, .write, data: connected as Callback)
         } catch {

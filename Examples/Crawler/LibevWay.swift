@@ -31,7 +31,7 @@ final class LibevDownload {
     func start() {
         download.started = monotonicNow()
         do {
-            socket = try SocketDescriptor.tcp(download.address.family)
+            socket = try SocketDescriptor.stream(download.address.family)
             _ = try socket.connect(to: download.address)
             // One watcher: writable means connected, then readable means a chunk.
             io = try loop.io(socket.descriptor, .write) { [unowned self] _, _ in

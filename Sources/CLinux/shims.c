@@ -1,10 +1,15 @@
-// The one place accept4, pipe2 and sched_setaffinity are called: they need
+// The one place accept4, pipe2, sched_setaffinity, recvmmsg and sendmmsg are called: they need
 // _GNU_SOURCE, which Swift's Glibc module does not define.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <stddef.h>
 #include <unistd.h>
+#include "CLinux.h"
+
+_Static_assert(sizeof(struct CLinux_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
+_Static_assert(offsetof(struct CLinux_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "mmsghdr layout");
 
 int CLinux_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
     return accept4(fd, address, length, flags);
@@ -19,4 +24,12 @@ int CLinux_pin_to_cpu(int cpu) {
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     return sched_setaffinity(0, sizeof set, &set);
+}
+
+int CLinux_recvmmsg(int fd, struct CLinux_mmsghdr *messages, unsigned int count, int flags) {
+    return recvmmsg(fd, (struct mmsghdr *)messages, count, flags, NULL);
+}
+
+int CLinux_sendmmsg(int fd, struct CLinux_mmsghdr *messages, unsigned int count, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
 }

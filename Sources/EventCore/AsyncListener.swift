@@ -36,10 +36,13 @@ public final class AsyncListener: @unchecked Sendable {
     ///   - loop: the executor of the loop the accepted sockets will use.
     ///   - backlog: the kernel's queue of connections not yet accepted.
     ///   - reusePort: set `SO_REUSEPORT`, for one listener per loop on one port.
+    ///   - replacingStaleSocket: for a Unix socket path, remove a stale socket
+    ///     file first (see ``SocketDescriptor/listening(on:backlog:reusePort:replacingStaleSocket:)``).
     /// - Throws: ``EventLoopError`` naming the call that failed (`bind(ADDRESS)`: `EADDRINUSE`, ...).
     public init(on address: SocketAddress, loop: any EventLoopExecutor, backlog: Int32 = SocketDescriptor.maximumBacklog,
-                reusePort: Bool = false) throws(EventLoopError) {
-        descriptor = try SocketDescriptor.listening(on: address, backlog: backlog, reusePort: reusePort)
+                reusePort: Bool = false, replacingStaleSocket: Bool = false) throws(EventLoopError) {
+        descriptor = try SocketDescriptor.listening(on: address, backlog: backlog, reusePort: reusePort,
+                                                    replacingStaleSocket: replacingStaleSocket)
         localAddress = (try? descriptor.localAddress()) ?? address
         self.loop = loop
         readiness = loop.readiness(for: descriptor.descriptor)
@@ -67,7 +70,7 @@ public final class AsyncListener: @unchecked Sendable {
         while true {
             switch try descriptor.accept() {
             case .processed(let (client, peer)):
-                try? client.setNoDelay()
+                client.setNoDelayIfTCP(peer?.family)
                 return AsyncSocket(adopting: client, peer: peer, loop: loop)
             case .wouldBlock:
                 try await readiness.waitReadable()

@@ -53,13 +53,9 @@ public final class AsyncSocket: @unchecked Sendable {
     private let readiness: any DescriptorReadiness
     private let loop: any EventLoopExecutor
     private let closed = Atomic(false)
-    /// Whether the last read filled less than its buffer: the socket is then
-    /// most likely drained, so the next read waits for readiness first
-    /// instead of trying a `read` that would only say `EAGAIN`.
-    private let probablyDrained = Atomic(false)
-    /// Reads in a row that found data without waiting (see ``maximumReadsPerTurn``).
-    private let readsWithoutWaiting = Atomic(0)
-    private let readsPerTurn = Atomic(4)
+    /// When a read waits for the loop first: a read that filled less than
+    /// its buffer most likely drained the socket (see ``maximumReadsPerTurn``).
+    private let pacing = ReadPacing()
     /// The writers' turns, first come first served.
     private let writers = WriterTurns()
 
@@ -70,8 +66,8 @@ public final class AsyncSocket: @unchecked Sendable {
     /// waits. 4 by default, SwiftNIO's `maxMessagesPerRead`; 1 is the
     /// callback engines' one read per readiness event.
     public var maximumReadsPerTurn: Int {
-        get { readsPerTurn.load(ordering: .relaxed) }
-        set { readsPerTurn.store(max(newValue, 1), ordering: .relaxed) }
+        get { pacing.maximumReadsPerTurn }
+        set { pacing.maximumReadsPerTurn = newValue }
     }
 
     /// Adopts a connected non-blocking socket.
@@ -101,9 +97,9 @@ public final class AsyncSocket: @unchecked Sendable {
     ///   ``EventLoopError/Code/timedOut`` at the timeout, ...; `CancellationError`.
     nonisolated(nonsending) public static func connect(to address: SocketAddress, on loop: any EventLoopExecutor,
                                                        timeout: Duration? = nil) async throws -> AsyncSocket {
-        let descriptor = try SocketDescriptor.tcp(address.family)
+        let descriptor = try SocketDescriptor.stream(address.family)
         let socket = AsyncSocket(adopting: descriptor, peer: address, loop: loop)
-        try? descriptor.setNoDelay()
+        descriptor.setNoDelayIfTCP(address.family)
         if case .wouldBlock = try descriptor.connect(to: address) {
             do {
                 try await withTimeout(timeout) { try await socket.readiness.waitWritable() }
@@ -125,7 +121,7 @@ public final class AsyncSocket: @unchecked Sendable {
     /// - Throws: ``EventLoopError`` (such as `ECONNRESET`, a timeout), `CancellationError`.
     nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         try checkOpen()
-        if mustWaitBeforeReading {
+        if pacing.mustWait {
             try await waitForReadiness()
         } else {
             try Deadline.checkCurrent()
@@ -133,8 +129,7 @@ public final class AsyncSocket: @unchecked Sendable {
         while true {
             switch try annotated({ () throws(EventLoopError) in try descriptor.read(into: buffer) }) {
             case .processed(let count):
-                probablyDrained.store(count < buffer.count, ordering: .relaxed)
-                readsWithoutWaiting.add(1, ordering: .relaxed)
+                pacing.read(drained: count < buffer.count)
                 return count
             case .wouldBlock:
                 try await waitForReadiness()
@@ -142,26 +137,18 @@ public final class AsyncSocket: @unchecked Sendable {
         }
     }
 
-    /// Whether the next read should wait for readiness first: the last one
-    /// drained the socket, or this task has read its share of the turn.
-    private var mustWaitBeforeReading: Bool {
-        probablyDrained.load(ordering: .relaxed)
-            || readsWithoutWaiting.load(ordering: .relaxed) >= readsPerTurn.load(ordering: .relaxed)
-    }
-
     /// Waits until the socket can be read without blocking (the next read
     /// returns data, or 0 at end of stream).
     nonisolated(nonsending) public func waitReadable() async throws {
         try checkOpen()
         try await waitForReadiness()
-        probablyDrained.store(false, ordering: .relaxed)
     }
 
     /// Waits for the loop to report the socket readable: at least one turn
     /// of the loop, in which every other ready task and callback runs.
     nonisolated(nonsending) private func waitForReadiness() async throws {
         try await annotated { try await readiness.waitReadable() }
-        readsWithoutWaiting.store(0, ordering: .relaxed)
+        pacing.waited()
     }
 
     /// Waits until the socket can be written without blocking.
@@ -180,9 +167,8 @@ public final class AsyncSocket: @unchecked Sendable {
     nonisolated(nonsending) public func read(maximum: Int = AsyncSocket.defaultReadSize) async throws -> [UInt8] {
         try checkOpen()
         while true {
-            if mustWaitBeforeReading {
+            if pacing.mustWait {
                 try await waitForReadiness()
-                probablyDrained.store(false, ordering: .relaxed)
             } else {
                 try Deadline.checkCurrent()
             }
@@ -195,11 +181,10 @@ public final class AsyncSocket: @unchecked Sendable {
                 initialized = max(count, 0)
             }
             guard count >= 0 else {
-                probablyDrained.store(true, ordering: .relaxed) // and the buffer goes before the wait
+                pacing.foundNothing() // and the buffer goes before the wait
                 continue
             }
-            probablyDrained.store(count < maximum, ordering: .relaxed)
-            readsWithoutWaiting.add(1, ordering: .relaxed)
+            pacing.read(drained: count < maximum)
             if count < maximum / 2 { bytes = Array(bytes[...]) } // a copy of its own size: not the big buffer
             return bytes
         }
@@ -266,6 +251,62 @@ public final class AsyncSocket: @unchecked Sendable {
             case .wouldBlock: try await annotated { try await readiness.waitWritable() }
             }
         }
+    }
+
+    /// Writes `chunks` one after another with gathering writes (`sendmsg`
+    /// with many buffers, `writev`'s job): a header and a body, or the
+    /// messages queued for a client, go out in one system call instead of
+    /// one each, and are not copied into one array first. Waits whenever
+    /// the socket's buffer is full, and for the writes other tasks began
+    /// before it.
+    nonisolated(nonsending) public func write(gathering chunks: [[UInt8]]) async throws {
+        try checkOpen()
+        try await writers.acquire()
+        defer { writers.release() }
+        try checkOpen()
+        try Deadline.checkCurrent()
+        var chunk = 0, offset = 0 // where the unwritten bytes begin
+        while chunk < chunks.count {
+            if offset == chunks[chunk].count {
+                chunk += 1
+                offset = 0
+                continue
+            }
+            let result = withBuffers(chunks[chunk...], skippingFirst: offset) { buffers in
+                Result { () throws(EventLoopError) in try descriptor.write(gathering: buffers) }
+            }
+            switch try annotated({ () throws(EventLoopError) in try result.get() }) {
+            case .processed(var written):
+                while written > 0 {
+                    let step = min(written, chunks[chunk].count - offset)
+                    written -= step
+                    offset += step
+                    if offset == chunks[chunk].count, chunk + 1 < chunks.count {
+                        chunk += 1
+                        offset = 0
+                    }
+                }
+            case .wouldBlock:
+                try await annotated { try await readiness.waitWritable() }
+            }
+        }
+    }
+
+    /// Calls `body` with the bytes of `chunks` as buffers - at most 64, one
+    /// nested closure each - the first one's first `skipped` bytes left out
+    /// (they were written).
+    private func withBuffers<R>(_ chunks: ArraySlice<[UInt8]>, skippingFirst skipped: Int,
+                                _ body: ([UnsafeRawBufferPointer]) -> R) -> R {
+        func nest(_ index: Int, _ buffers: inout [UnsafeRawBufferPointer]) -> R {
+            guard index < chunks.endIndex, buffers.count < 64 else { return body(buffers) }
+            return chunks[index].withUnsafeBytes { bytes in
+                buffers.append(index == chunks.startIndex ? UnsafeRawBufferPointer(rebasing: bytes[skipped...]) : bytes)
+                return nest(index + 1, &buffers)
+            }
+        }
+        var buffers: [UnsafeRawBufferPointer] = []
+        buffers.reserveCapacity(min(chunks.count, 64))
+        return nest(chunks.startIndex, &buffers)
     }
 
     /// Writes `text` as UTF-8.

@@ -147,8 +147,8 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     /// - Throws: ``EventLoopError`` only if no socket can be made (`EMFILE`, say).
     public static func connect(to address: SocketAddress, on loop: L, timeout: Duration? = nil,
                                delegate: any ConnectionDelegate) throws(EventLoopError) -> Connection<L> {
-        let socket = try SocketDescriptor.tcp(address.family)
-        try? socket.setNoDelay()
+        let socket = try SocketDescriptor.stream(address.family)
+        socket.setNoDelayIfTCP(address.family)
         let connection = Connection(socket: socket, peer: address, loop: loop, state: .connecting, delegate: delegate)
         do {
             if case .processed = try socket.connect(to: address) { connection.state = .open }

@@ -18,6 +18,13 @@ package enum CurrentLoop {
         pthread_getspecific(key)
     }
 
+    /// The executor of the loop running on this thread, if any (alive as
+    /// long as the loop runs here).
+    package static var currentExecutor: (any EventLoopExecutor)? {
+        guard let pointer = pthread_getspecific(key) else { return nil }
+        return Unmanaged<AnyObject>.fromOpaque(pointer).takeUnretainedValue() as? any EventLoopExecutor
+    }
+
     /// Whether `executor`'s loop runs on this thread now.
     @inline(__always)
     package static func isCurrent(_ executor: AnyObject) -> Bool {

@@ -54,6 +54,10 @@ public struct EventLoopError: Error, Hashable, Sendable, CustomStringConvertible
         case loopCreationFailed
         /// A group's graceful shutdown ran out of time and stopped loops still busy.
         case shutdownTimedOut
+        /// The stream ended before what was asked for arrived - a line, a
+        /// delimiter, a byte count (asyncio's `IncompleteReadError`): the
+        /// ``detail`` says what was asked and how much came.
+        case endOfStream
     }
 
     /// Why a descriptor cannot be watched.
@@ -190,6 +194,8 @@ public struct EventLoopError: Error, Hashable, Sendable, CustomStringConvertible
             sentence = prefix + "libev could not create the loop"
         case .shutdownTimedOut:
             sentence = prefix + "loops still had work when the graceful shutdown's time was up, and were stopped"
+        case .endOfStream:
+            sentence = prefix + "the stream ended early"
         }
         if let detail { sentence += (code == .timedOut ? " " : ": ") + detail }
         return sentence

@@ -42,14 +42,18 @@ public final class Listener<L: EventLoop>: ClosesWithLoop {
     ///   - backlog: the kernel's queue of connections not yet accepted.
     ///   - reusePort: `SO_REUSEPORT`, for one listener per loop on one port
     ///     (see ``EventLoopGroup/listeners(on:backlog:)``).
+    ///   - replacingStaleSocket: for a Unix socket path, remove a stale socket
+    ///     file first (see ``SocketDescriptor/listening(on:backlog:reusePort:replacingStaleSocket:)``).
     ///   - log: told each error that makes the listener back off.
-    ///   - accepted: called with each new connection (non-blocking, `TCP_NODELAY`)
-    ///     and the peer's address; it owns the socket.
+    ///   - accepted: called with each new connection (non-blocking, `TCP_NODELAY`
+    ///     for TCP) and the peer's address; it owns the socket.
     /// - Throws: ``EventLoopError`` if the address cannot be bound or watched.
     public convenience init(on address: SocketAddress, loop: L, backlog: Int32 = SocketDescriptor.maximumBacklog,
-                            reusePort: Bool = false, log: @escaping (EventLoopError) -> Void = { _ in },
+                            reusePort: Bool = false, replacingStaleSocket: Bool = false,
+                            log: @escaping (EventLoopError) -> Void = { _ in },
                             accepted: @escaping (SocketDescriptor, SocketAddress?) -> Void) throws(EventLoopError) {
-        let socket = try SocketDescriptor.listening(on: address, backlog: backlog, reusePort: reusePort)
+        let socket = try SocketDescriptor.listening(on: address, backlog: backlog, reusePort: reusePort,
+                                                    replacingStaleSocket: replacingStaleSocket)
         do {
             try self.init(adopting: socket, loop: loop, log: log, accepted: accepted)
         } catch {
@@ -117,7 +121,7 @@ public final class Listener<L: EventLoop>: ClosesWithLoop {
     private func acceptWaiting() {
         do throws(EventLoopError) {
             try AcceptBackoff.acceptWaiting(on: socket, while: { !paused && !closed }) { client, peer in
-                try? client.setNoDelay()
+                client.setNoDelayIfTCP(peer?.family)
                 accepted(client, peer)
             }
         } catch {

@@ -2,16 +2,33 @@
 import Glibc
 #endif
 
-/// An IPv4 or IPv6 address with a port, as the package's sockets use it.
+/// An address the package's sockets connect to, listen on or send to: IPv4
+/// or IPv6 with a port, or a Unix-domain socket (a path in the file system,
+/// or a Linux abstract name).
 ///
 /// Parses what a command line gives: `"8000"` (a bare port means 127.0.0.1,
 /// as the classic poetry client does), `"127.0.0.1:8000"`, `"localhost:8000"`,
 /// `"[::1]:8000"`. Host names go through `getaddrinfo`, which may block; pass
-/// numeric addresses to a running event loop.
+/// numeric addresses to a running event loop. Unix-domain addresses come from
+/// ``unix(path:)`` and ``unix(abstract:)``.
 public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     /// The address family.
     public enum Family: Sendable, Hashable {
-        case ipv4, ipv6
+        /// IPv4 (`AF_INET`).
+        case ipv4
+        /// IPv6 (`AF_INET6`).
+        case ipv6
+        /// A Unix-domain socket (`AF_UNIX`): a path, or a Linux abstract name.
+        case unix
+
+        /// The `AF_*` constant.
+        package var domain: Int32 {
+            switch self {
+            case .ipv4: AF_INET
+            case .ipv6: AF_INET6
+            case .unix: AF_UNIX
+            }
+        }
     }
 
     /// The raw `sockaddr_in` / `sockaddr_in6` bytes.
@@ -19,17 +36,83 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     // bytes): 28 bytes, where sockaddr_storage would be 128 in every
     // AsyncSocket (its peer) and every copy.
     private var storage: sockaddr_in6
-    /// IPv4 or IPv6.
+    /// A Unix-domain address's `sun_path` bytes, as many as are used (a
+    /// leading 0 for an abstract name; empty for an unnamed socket); empty
+    /// for IP.
+    private var unixPath: [UInt8] = []
+    /// IPv4, IPv6 or Unix.
     public let family: Family
 
-    /// The port number. (`sin_port` and `sin6_port` sit at the same offset.)
+    /// The port number (0 for a Unix-domain address, where setting it does nothing).
+    /// (`sin_port` and `sin6_port` sit at the same offset.)
     public var port: UInt16 {
-        get { UInt16(bigEndian: storage.sin6_port) }
-        set { storage.sin6_port = newValue.bigEndian }
+        get { family == .unix ? 0 : UInt16(bigEndian: storage.sin6_port) }
+        set { if family != .unix { storage.sin6_port = newValue.bigEndian } }
     }
 
-    /// The address without the port, `"127.0.0.1"` or `"::1"`.
+    /// The longest path (or abstract name, counting its leading 0) a
+    /// Unix-domain address holds: `sun_path`'s 108 bytes less a path's
+    /// terminating 0.
+    public static let maximumUnixPathLength = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+
+    /// A Unix-domain socket at `path` in the file system.
+    ///
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/invalidAddress``)
+    ///   naming the path: empty, holding a NUL byte, or longer than
+    ///   ``maximumUnixPathLength`` bytes (the kernel's `sun_path`).
+    public static func unix(path: String) throws(EventLoopError) -> SocketAddress {
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty else { throw EventLoopError(.invalidAddress, detail: "an empty Unix socket path") }
+        try checkUnixName(bytes, "path", path)
+        return SocketAddress(unixPath: bytes)
+    }
+
+    /// A Linux abstract Unix-domain socket named `name`: no file, gone with
+    /// the last socket bound to it (a leading 0 byte in `sun_path`).
+    ///
+    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/invalidAddress``)
+    ///   naming the name: holding a NUL byte or too long.
+    public static func unix(abstract name: String) throws(EventLoopError) -> SocketAddress {
+        let bytes = [0] + Array(name.utf8)
+        try checkUnixName(bytes, "abstract name", name)
+        return SocketAddress(unixPath: bytes)
+    }
+
+    private static func checkUnixName(_ bytes: [UInt8], _ what: String, _ name: String) throws(EventLoopError) {
+        guard !bytes.dropFirst().contains(0) else {
+            throw EventLoopError(.invalidAddress, detail: "the Unix socket \(what) \"\(name.debugDescription.dropFirst().dropLast())\" holds a NUL byte")
+        }
+        guard bytes.count <= maximumUnixPathLength else {
+            throw EventLoopError(.invalidAddress, detail: "the Unix socket \(what) \"\(name.prefix(60))...\" is \(bytes.count) bytes: at most \(maximumUnixPathLength) fit in sun_path")
+        }
+    }
+
+    private init(unixPath: [UInt8]) {
+        storage = sockaddr_in6()
+        family = .unix
+        self.unixPath = unixPath
+    }
+
+    /// A Unix-domain address's path (`"/run/app.sock"`), or its abstract
+    /// name after an `@` (`"@app"`, as `ss` shows it), or `""` for an
+    /// unnamed socket (a client that did not bind); nil for IP.
+    public var unixName: String? {
+        guard family == .unix else { return nil }
+        if unixPath.first == 0 { return "@" + String(decoding: unixPath.dropFirst(), as: UTF8.self) }
+        return String(decoding: unixPath, as: UTF8.self)
+    }
+
+    /// A Unix-domain address's path in the file system; nil for an abstract
+    /// or unnamed one and for IP.
+    public var unixFilePath: String? {
+        guard family == .unix, let first = unixPath.first, first != 0 else { return nil }
+        return String(decoding: unixPath, as: UTF8.self)
+    }
+
+    /// The address without the port, `"127.0.0.1"` or `"::1"`; for a
+    /// Unix-domain address, its ``unixName``.
     public var host: String {
+        if family == .unix { return unixName ?? "" }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         withSockaddr { pointer, _ in
             switch family {
@@ -43,14 +126,20 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
                     var raw = address.pointee.sin6_addr
                     _ = inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count))
                 }
+            case .unix: break
             }
         }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// `"127.0.0.1:8000"` or `"[::1]:8000"`.
+    /// `"127.0.0.1:8000"`, `"[::1]:8000"`, `"unix:/run/app.sock"`,
+    /// `"unix:@app"` (abstract) or `"unix:(unnamed)"`.
     public var description: String {
-        family == .ipv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+        switch family {
+        case .ipv4: "\(host):\(port)"
+        case .ipv6: "[\(host)]:\(port)"
+        case .unix: unixPath.isEmpty ? "unix:(unnamed)" : "unix:\(host)"
+        }
     }
 
     /// The IPv4 address `a.b.c.d` with `port`.
@@ -91,6 +180,15 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         switch Int32(family) {
         case AF_INET where length >= MemoryLayout<sockaddr_in>.size: self.family = .ipv4
         case AF_INET6 where length >= MemoryLayout<sockaddr_in6>.size: self.family = .ipv6
+        case AF_UNIX:
+            // sun_path follows sun_family; a path's bytes end at its first 0
+            // (the kernel may count the terminator in the length), an
+            // abstract name's run to the length.
+            let offset = MemoryLayout<sa_family_t>.size
+            var bytes = Array(UnsafeRawBufferPointer(start: raw + offset, count: min(max(length - offset, 0), SocketAddress.maximumUnixPathLength + 1)))
+            if let first = bytes.first, first != 0, let end = bytes.firstIndex(of: 0) { bytes.removeSubrange(end...) }
+            self = SocketAddress(unixPath: bytes)
+            return
         default: return nil
         }
         storage = sockaddr_in6()
@@ -170,6 +268,18 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Calls `body` with the raw `sockaddr` and its length.
     public func withSockaddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result) rethrows -> Result {
+        if family == .unix {
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: unixPath) }
+            // A path counts its terminating 0 (Linux's unix(7) convention);
+            // an abstract name counts exactly its bytes.
+            let terminator = unixPath.first == 0 || unixPath.isEmpty ? 0 : 1
+            let length = socklen_t(MemoryLayout<sa_family_t>.size + unixPath.count + terminator)
+            return try withUnsafePointer(to: &address) { pointer in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, length) }
+            }
+        }
         var copy = storage
         let length = socklen_t(family == .ipv4 ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
         return try withUnsafePointer(to: &copy) { pointer in
@@ -178,12 +288,13 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
-        lhs.family == rhs.family && lhs.port == rhs.port && lhs.host == rhs.host
+        lhs.family == rhs.family && lhs.port == rhs.port && lhs.unixPath == rhs.unixPath && lhs.host == rhs.host
     }
 
     public func hash(into hasher: inout Hasher) {
         hasher.combine(family)
         hasher.combine(port)
+        hasher.combine(unixPath)
         hasher.combine(host)
     }
 }

@@ -25,13 +25,25 @@ public struct SocketDescriptor: Hashable, Sendable {
     /// Wraps the descriptor numbered `fd` (the package's own calls).
     package init(_ fd: Int32) { descriptor = FileDescriptor(rawValue: fd) }
 
-    /// A new non-blocking, close-on-exec TCP socket.
+    /// A new non-blocking, close-on-exec stream socket of `family`: TCP for
+    /// IPv4 and IPv6, a Unix-domain stream socket for ``SocketAddress/Family/unix``.
     ///
-    /// The corresponding C function is `socket`.
-    public static func tcp(_ family: SocketAddress.Family) throws(EventLoopError) -> SocketDescriptor {
-        let domain = family == .ipv4 ? AF_INET : AF_INET6
-        let fd = try systemCall("socket") {
-            socket(domain, Int32(SOCK_STREAM.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
+    /// The corresponding C function is `socket(SOCK_STREAM)`.
+    public static func stream(_ family: SocketAddress.Family) throws(EventLoopError) -> SocketDescriptor {
+        try make(family, SOCK_STREAM, "socket")
+    }
+
+    /// A new non-blocking, close-on-exec datagram socket of `family`: UDP
+    /// for IPv4 and IPv6, a Unix-domain datagram socket for ``SocketAddress/Family/unix``.
+    ///
+    /// The corresponding C function is `socket(SOCK_DGRAM)`.
+    public static func datagram(_ family: SocketAddress.Family) throws(EventLoopError) -> SocketDescriptor {
+        try make(family, SOCK_DGRAM, "socket(SOCK_DGRAM)")
+    }
+
+    private static func make(_ family: SocketAddress.Family, _ type: __socket_type, _ call: String) throws(EventLoopError) -> SocketDescriptor {
+        let fd = try systemCall(call) {
+            socket(family.domain, Int32(type.rawValue) | CLinux_SOCK_NONBLOCK | CLinux_SOCK_CLOEXEC, 0)
         }
         return SocketDescriptor(fd)
     }
@@ -113,7 +125,26 @@ public struct SocketDescriptor: Hashable, Sendable {
     ///
     /// The corresponding C function is `send` with `MSG_NOSIGNAL`.
     public func write(_ buffer: UnsafeRawBufferPointer) throws(EventLoopError) -> IOResult<Int> {
-        try nonBlockingCall("send", descriptor: descriptor) { send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+        try nonBlockingCall("send", descriptor: descriptor) { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Writes the bytes of `buffers` in order, in one system call (a
+    /// gathering write): the byte count written from the front (maybe
+    /// less than all) or ``IOResult/wouldBlock``. At most `IOV_MAX` (1024)
+    /// buffers are taken per call.
+    ///
+    /// The corresponding C function is `sendmsg` with `MSG_NOSIGNAL` (a
+    /// `writev` that never raises `SIGPIPE`).
+    public func write(gathering buffers: [UnsafeRawBufferPointer]) throws(EventLoopError) -> IOResult<Int> {
+        var vectors = buffers.prefix(1024).map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        return try vectors.withUnsafeMutableBufferPointer { (vectors) -> Result<IOResult<Int>, EventLoopError> in
+            var message = msghdr()
+            message.msg_iov = vectors.baseAddress
+            message.msg_iovlen = vectors.count
+            return Result { () throws(EventLoopError) in
+                try nonBlockingCall("sendmsg", descriptor: descriptor) { sendmsg(fd, &message, Int32(MSG_NOSIGNAL)) }
+            }
+        }.get()
     }
 
     /// Ends the sending direction (the peer reads end-of-stream); reading still works.
@@ -147,6 +178,13 @@ public struct SocketDescriptor: Hashable, Sendable {
     public func setReusePort() throws(EventLoopError) { try setOption(SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT") }
     /// `TCP_NODELAY`: send small writes at once.
     public func setNoDelay() throws(EventLoopError) { try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY") }
+
+    /// `TCP_NODELAY` on a TCP connection whose address is of `family`;
+    /// nothing for a Unix-domain one (which has no Nagle delay). A failure
+    /// is ignored: the connection works either way.
+    package func setNoDelayIfTCP(_ family: SocketAddress.Family?) {
+        if family != .unix { try? setNoDelay() }
+    }
 
     /// `SO_LINGER` 0: closing sends a reset instead of a FIN (for tests of resets).
     public func setResetOnClose() throws(EventLoopError) {
@@ -193,8 +231,16 @@ extension SocketDescriptor {
         return Int32(text).flatMap { $0 > 0 ? $0 : nil } ?? 4096
     }()
 
-    /// A listening TCP socket on `address` (port 0 picks a free port), with
-    /// `SO_REUSEADDR`, and `SO_REUSEPORT` when asked (one listener per loop).
+    /// A listening stream socket on `address`: TCP (port 0 picks a free
+    /// port) with `SO_REUSEADDR`, and `SO_REUSEPORT` when asked (one listener
+    /// per loop); or a Unix-domain socket.
+    ///
+    /// A Unix socket file left by a listener that is gone (a stale socket:
+    /// nothing accepts on it) makes `bind` fail with `EADDRINUSE`; the error
+    /// names the path and says it is stale. With `replacingStaleSocket` the
+    /// stale file is removed and the bind tried again, as many servers do
+    /// at start; a path a live listener holds is never taken over, and a
+    /// file that is not a socket is never removed.
     ///
     /// - Parameters:
     ///   - address: where to listen.
@@ -202,18 +248,55 @@ extension SocketDescriptor {
     ///     the system's maximum (``maximumBacklog``).
     ///   - reusePort: sets `SO_REUSEPORT`, so that several listeners (one
     ///     per loop) share the address and the kernel spreads connections.
-    public static func listening(on address: SocketAddress, backlog: Int32 = maximumBacklog, reusePort: Bool = false) throws(EventLoopError) -> SocketDescriptor {
-        let socket = try tcp(address.family)
+    ///   - replacingStaleSocket: for a Unix path, remove a stale socket file first.
+    public static func listening(on address: SocketAddress, backlog: Int32 = maximumBacklog, reusePort: Bool = false,
+                                 replacingStaleSocket: Bool = false) throws(EventLoopError) -> SocketDescriptor {
+        let socket = try stream(address.family)
         do {
-            try socket.setReuseAddress()
-            if reusePort { try socket.setReusePort() }
-            try socket.bind(to: address)
+            if address.family != .unix {
+                try socket.setReuseAddress()
+                if reusePort { try socket.setReusePort() }
+            }
+            do {
+                try socket.bind(to: address)
+            } catch where error.code == .system(.addressInUse) && address.unixFilePath != nil {
+                try socket.bindOverStaleSocket(address, replacing: replacingStaleSocket, error)
+            }
             try socket.listen(backlog: backlog)
         } catch {
             socket.close()
             throw error
         }
         return socket
+    }
+
+    /// `bind` said `EADDRINUSE` for the Unix path of `address`: if nothing
+    /// accepts there (a connect is refused) and the file is a socket, it is
+    /// stale - removed and bound again when `replacing`, else named in the error.
+    private func bindOverStaleSocket(_ address: SocketAddress, replacing: Bool, _ error: EventLoopError) throws(EventLoopError) {
+        guard let path = address.unixFilePath else { throw error }
+        var status = stat()
+        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else {
+            throw EventLoopError(.system(.addressInUse), descriptor: descriptor, operation: "bind(\(address))", detail: "\(path) exists and is not a socket")
+        }
+        let probe = try SocketDescriptor.stream(.unix)
+        defer { probe.close() }
+        let live: Bool
+        do {
+            // A connect to a Unix socket completes or fails at once.
+            _ = try probe.connect(to: address)
+            live = true
+        } catch {
+            live = error.code != .system(.connectionRefused)
+        }
+        guard !live else {
+            throw EventLoopError(.system(.addressInUse), descriptor: descriptor, operation: "bind(\(address))", detail: "a listener is accepting on \(path)")
+        }
+        guard replacing else {
+            throw EventLoopError(.system(.addressInUse), descriptor: descriptor, operation: "bind(\(address))", detail: "\(path) is a stale socket (nothing accepts on it): remove it, or listen with replacingStaleSocket: true")
+        }
+        _ = unlink(path)
+        try bind(to: address)
     }
 
     /// `count` listening sockets on one port (`SO_REUSEPORT` when there are

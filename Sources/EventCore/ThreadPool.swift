@@ -50,24 +50,51 @@ public final class ThreadPool: Sendable {
     ///
     /// - Throws: what `work` throws; `CancellationError` if the task is
     ///   cancelled before the work starts (it then never runs);
+    ///   ``EventLoopError/Code/timedOut`` when the task's deadline
+    ///   (``withTimeout(_:_:)``) passes first - work not yet started then
+    ///   never runs, work running runs on and its result is dropped;
     ///   ``EventLoopError`` (``EventLoopError/Code/loopClosed``) if the pool
     ///   is shut down (or shuts down with `cancellingPending` before the
     ///   work starts).
     public func run<Result: Sendable>(_ work: @escaping @Sendable () throws -> Result) async throws -> Result {
         try Task.checkCancellation()
+        try Deadline.checkCurrent()
         let job = PoolJob()
         let queue = self.queue
+        let deadline = Deadline.current
         // Suspends where the caller runs (its actor, or the loop it prefers);
         // the pool thread's resume sends the task back there.
         return try await withCancellableContinuation { (continuation: UnsafeContinuation<Result, any Error>) in
+            let once = ResumeOnce(continuation)
             job.body = { outcome in
                 switch outcome {
-                case .run: continuation.resume(with: Swift.Result { try work() })
-                case .cancelled: continuation.resume(throwing: CancellationError())
-                case .refused: continuation.resume(throwing: ThreadPool.shutDownError)
+                case .run: once.resume(with: Swift.Result { try work() })
+                case .cancelled: once.resume(with: .failure(CancellationError()))
+                case .refused: once.resume(with: .failure(ThreadPool.shutDownError))
                 }
             }
             queue.enqueue(job)
+            // The task's deadline (withTimeout) ends the await: work not yet
+            // started never runs; work running runs on, its result dropped
+            // (a blocking call cannot be interrupted), as asyncio's wait_for
+            // around run_in_executor does.
+            if let deadline {
+                let delay = Duration.nanoseconds(Int64(max(deadline.remaining, 0) * 1e9))
+                let expire: @Sendable () -> Void = {
+                    if once.resume(with: .failure(deadline.error)) { queue.cancel(job) }
+                }
+                // A task on a loop is timed by its loop (the global executor's
+                // threads may all be busy running loops); another by a sleep.
+                if let loop = CurrentLoop.currentExecutor, let timer = try? loop.schedule(after: delay, { _ in expire() }) {
+                    once.whenResumed { timer.cancel() }
+                } else {
+                    let timer = Task.detached {
+                        try await Task.sleep(for: delay)
+                        expire()
+                    }
+                    once.whenResumed { timer.cancel() }
+                }
+            }
         } onCancel: {
             queue.cancel(job)
         }
@@ -263,5 +290,43 @@ final class PoolQueue: @unchecked Sendable {
         }
         for job in cancelled { job.body(.refused) }
         if join { toJoin.forEach { $0.join() } }
+    }
+}
+
+/// A continuation that the first of several parties resumes (the pool's
+/// thread, or the deadline's timer); the others find it done.
+final class ResumeOnce<Value: Sendable>: Sendable {
+    private struct State {
+        var continuation: UnsafeContinuation<Value, any Error>?
+        var onResume: (@Sendable () -> Void)?
+    }
+    private let state: LockedValue<State>
+
+    init(_ continuation: UnsafeContinuation<Value, any Error>) {
+        state = LockedValue(State(continuation: continuation))
+    }
+
+    /// Runs `action` once the continuation has been resumed (at once if it has).
+    func whenResumed(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.continuation == nil { return true }
+            state.onResume = action
+            return false
+        }
+        if now { action() }
+    }
+
+    /// Resumes with `result` unless another party did first.
+    /// - Returns: whether this call resumed it.
+    @discardableResult
+    func resume(with result: Result<Value, any Error>) -> Bool {
+        let (continuation, onResume) = state.withLock { state in
+            defer { state.continuation = nil; state.onResume = nil }
+            return (state.continuation, state.onResume)
+        }
+        guard let continuation else { return false }
+        continuation.resume(with: result)
+        onResume?()
+        return true
     }
 }

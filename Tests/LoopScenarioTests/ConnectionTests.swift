@@ -42,9 +42,11 @@ struct ConnectionTests {
         }
     }
 
-    func echo<L: EventLoop>(_ loop: L) throws {
+    /// An echo through a `Listener` at `address` (TCP on a free port by
+    /// default; the Unix-socket tests pass a path).
+    func echo<L: EventLoop>(_ loop: L, at address: SocketAddress? = nil) throws {
         var served: [Recorder] = []
-        let listener = try Listener(on: SocketAddress(parsing: "127.0.0.1:0"), loop: loop) { socket, peer in
+        let listener = try Listener(on: address ?? SocketAddress(parsing: "127.0.0.1:0"), loop: loop) { socket, peer in
             let echo = Recorder()
             let connection = try? Connection(adopting: socket, peer: peer, on: loop, delegate: echo)
             echo.connection = connection
@@ -288,7 +290,7 @@ struct ConnectionTests {
         // Seen from the peers (the numbers may be other tests' by now):
         var byte: UInt8 = 0
         #expect(Glibc.read(b, &byte, 1) == 0, "the connection's socket is closed: end of stream")
-        let probe = try SocketDescriptor.tcp(.ipv4)
+        let probe = try SocketDescriptor.stream(.ipv4)
         defer { probe.close() }
         _ = fcntl(probe.fd, F_SETFL, fcntl(probe.fd, F_GETFL) & ~O_NONBLOCK)
         #expect(caughtError { _ = try probe.connect(to: address) }?.errno == .connectionRefused, "the listener's socket is closed")
@@ -307,7 +309,7 @@ struct ConnectionTests {
         let listener = try Listener(on: SocketAddress(parsing: "127.0.0.1:0"), loop: loop) { socket, _ in accepted.append(socket) }
         listener.pause()
         #expect(listener.isPaused)
-        let client = try SocketDescriptor.tcp(.ipv4)
+        let client = try SocketDescriptor.stream(.ipv4)
         defer { client.close() }
         _ = try client.connect(to: listener.localAddress)
         var turns = 0

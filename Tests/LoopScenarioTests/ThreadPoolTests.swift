@@ -113,6 +113,46 @@ struct ThreadPoolTests {
         loop.close()
     }
 
+    /// Issue 24, 7: `withTimeout` ends a pool job's await like any other of
+    /// the package's: the running job's result is dropped, a queued one
+    /// never runs (failed before: the await waited for the whole job).
+    @Test(arguments: LoopKind.allCases)
+    func aTimeoutEndsTheAwaitAndAQueuedJobNeverRuns(_ kind: LoopKind) throws {
+        let pool = ThreadPool(threads: 1)
+        let flags = Flags()
+        defer {
+            flags.release.store(true, ordering: .releasing)
+            pool.shutdown()
+        }
+        let (running, queued, onLoop) = try kind.run { executor in
+            func outcome(_ body: @escaping @Sendable () -> Void) async -> String {
+                do {
+                    try await withTimeout(.milliseconds(100)) { try await pool.run(body) }
+                    return "finished"
+                } catch let error as EventLoopError {
+                    return "\(error.code == .timedOut ? "timed out" : "\(error)")"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            // The one thread blocks until the test ends; the second job waits behind it.
+            async let running = outcome { while !flags.release.load(ordering: .acquiring) { usleep(1000) } }
+            async let queued = outcome { flags.queuedRan.store(true, ordering: .releasing) }
+            return (await running, await queued, executor.isCurrent)
+        }
+        #expect(running == "timed out" && queued == "timed out", "\(kind): \(running), \(queued)")
+        #expect(onLoop, "\(kind): the task is back on its loop")
+        flags.release.store(true, ordering: .releasing)
+        pool.shutdown()
+        let queuedRan = flags.queuedRan.load(ordering: .acquiring)
+        #expect(!queuedRan, "\(kind): the queued job was cancelled at the deadline")
+    }
+
+    final class Flags: Sendable {
+        let release = Atomic(false)
+        let queuedRan = Atomic(false)
+    }
+
     private func submit<L: EventLoop>(on loop: L, _ pool: ThreadPool, _ got: LockedValue<[String]>) throws {
         let executor = loop.executor
         try pool.submit({ 7 }, deliveringTo: executor) { loop, result in

@@ -56,29 +56,29 @@ enum Ending: String, Sendable {
 /// `idleTimeout` or sends a line over the limit.
 nonisolated(nonsending) func serve(_ socket: AsyncSocket, idleTimeout: Duration) async -> Ending {
     defer { socket.close() }
-    var pending: [UInt8] = []
+    // Lines through the package's bounded reader: at most one line's bytes
+    // buffered, and a line over the limit is an error, not memory.
+    let reader = BufferedReader(socket, capacity: maximumLineBytes + 1)
+    let newline = [UInt8(ascii: "\n")]
     do {
         while true {
-            let chunk: [UInt8]
+            let line: [UInt8]?
             do {
-                chunk = try await withTimeout(idleTimeout) { try await socket.read(maximum: maximumLineBytes) }
+                line = try await withTimeout(idleTimeout) { try await reader.read(until: newline, maxLength: maximumLineBytes) }
             } catch let error as EventLoopError where error.code == .timedOut {
                 try? await withTimeout(.seconds(1)) { try await socket.write("bye: idle for \(idleTimeout)\n") }
                 return .idle
-            }
-            if chunk.isEmpty { return .closed }
-            pending += chunk
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                try await withTimeout(idleTimeout) { try await socket.write(Array(pending[...newline])) }
-                pending.removeSubrange(...newline)
-            }
-            if pending.count > maximumLineBytes {
+            } catch let error as EventLoopError where error.code == .system(.messageTooLong) {
                 try? await withTimeout(.seconds(1)) { try await socket.write("error: a line is longer than \(maximumLineBytes) bytes\n") }
                 // So that the client reads the answer: closing with its unread
                 // bytes queued would reset the connection (nginx's lingering close).
                 await socket.closeLingering(timeout: .seconds(1))
                 return .lineTooLong
+            } catch let error as EventLoopError where error.code == .endOfStream {
+                return .closed // a last line the client did not end
             }
+            guard let line else { return .closed }
+            try await withTimeout(idleTimeout) { try await socket.write(line) }
         }
     } catch {
         return .failed
