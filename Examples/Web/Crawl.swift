@@ -242,24 +242,32 @@ final class PageSaver {
 
     init<Executor: EventLoopExecutor>(directory: String, executor: Executor, crawl: Crawl) {
         self.directory = directory
-        // Checked on the loop's thread, where the results are delivered.
-        let bound = LoopBound(unchecked: crawl, loop: executor)
+        // Checked on the loop's thread, where the results are delivered; weak,
+        // since the crawl holds this saver (a cycle that outlived the crawl:
+        // LeakSanitizer found the whole crawl, loop and pool leaked at exit).
+        let bound = LoopBound(unchecked: WeakCrawl(crawl), loop: executor)
         let pool = self.pool
         deliver = { url, body in
             let path = directory + "/" + url.fileName
             do {
                 try pool.submit({ try PageSaver.write(body, to: path) }, deliveringTo: executor) { _, result in
-                    bound.value.saved(url, bytes: body.count, result.mapError { error in
+                    bound.value.crawl?.saved(url, bytes: body.count, result.mapError { error in
                         FetchFailure(.save, "\(error)")
                     })
                 }
             } catch {
-                bound.value.saved(url, bytes: body.count, .failure(FetchFailure(.save, "\(error)")))
+                bound.value.crawl?.saved(url, bytes: body.count, .failure(FetchFailure(.save, "\(error)")))
             }
         }
     }
 
     func save(_ url: WebURL, _ body: [UInt8]) { deliver(url, body) }
+
+    /// The crawl a saver reports to, without keeping it alive.
+    private final class WeakCrawl {
+        weak var crawl: Crawl?
+        init(_ crawl: Crawl) { self.crawl = crawl }
+    }
 
     /// Writes all of `body` to a new file at `path` (pool thread).
     /// - Throws: ``EventCore/EventLoopError`` naming the call and the path: open, a write (ENOSPC, EIO, ...), close.

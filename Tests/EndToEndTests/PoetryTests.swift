@@ -190,9 +190,15 @@ struct PoetryTests {
         """
         let output = try runProcess("/usr/bin/env", ["python3", "-c", script, String(port), "\(process.pid)"], timeout: 60)
         let grew = Int(output.standardOutput.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? .max
-        // A chunk copy per client would be 6,400 KiB; the sanitizers' allocators keep more of their own.
-        let bound = sanitizerIsActive ? 5 * 1024 : 2 * 1024
-        #expect(grew < bound, "\(engine): 100 clients that stopped reading grew the server \(grew) KiB: \(output)")
+        // A chunk copy per client would be 6,400 KiB; ThreadSanitizer's allocator keeps more of its own.
+        // Under AddressSanitizer the figure says nothing: its quarantine holds every freed block
+        // (up to 256 MB) so that a use after free is caught, and 100 busy clients free plenty
+        // (9-11 MB grew there on every engine, with or without a copy per client); the bound is
+        // checked by the plain and ThreadSanitizer stages and by make stress-test.
+        if !addressSanitizerIsActive {
+            let bound = threadSanitizerIsActive ? 5 * 1024 : 2 * 1024
+            #expect(grew < bound, "\(engine): 100 clients that stopped reading grew the server \(grew) KiB: \(output)")
+        }
         print("\(engine): 100 clients that stopped reading grew the server \(grew) KiB")
     }
 

@@ -158,7 +158,11 @@ struct SharedFrontierTests {
         let limit = behaviour == "bulk" ? "RedisLimits.maxReplyBytes" : "RedisLimits.maxElements"
         #expect(text.contains("exit 1") && text.contains("broke Redis's protocol") && text.contains(limit), "\(behaviour): \(output)")
         let kilobytes = Int(text.split(separator: "\n").first { $0.hasPrefix("maxrss") }?.split(separator: " ").last ?? "") ?? .max
-        #expect(kilobytes < 256 * 1024, "\(behaviour): the crawler grew to \(kilobytes) KiB")
+        // Not under AddressSanitizer, whose quarantine keeps up to 256 MB of freed blocks by design
+        // (456 MB peak there); the plain and ThreadSanitizer stages check the bound.
+        if !addressSanitizerIsActive {
+            #expect(kilobytes < 256 * 1024, "\(behaviour): the crawler grew to \(kilobytes) KiB")
+        }
     }
 
     /// Issue "Green every time", 2: `redis://:secret@host:port/x` took
