@@ -587,7 +587,7 @@ struct WebTests {
         let report = try WebCrawlReport.parse(output)
         #expect(report.pages == 1002 && report.errors.isEmpty, "\(output)")
         let (ended, stats) = try server.stop()
-        #expect(ended.exitCode == 0)
+        #expect(ended.exitCode == 0, "\(engine): \(ended)") // says how it ended: a signal, or killed at the wait's end
         #expect(stats?.pageFetches.allSatisfy { $0 == 1 } == true)
         #expect((stats?.accepted ?? 0) >= 8)
     }
