@@ -35,9 +35,9 @@ import Glibc
 /// written last. Close it from one of the tasks that use it: an operation
 /// of another task, racing the close, fails.
 public final class AsyncSocket: @unchecked Sendable {
-    // Sendable because every mutable field is an atomic (the open flag,
-    // the read hints, the reads-per-turn setting), the descriptor and peer
-    // are immutable, and the readiness touches its own state only on the
+    // Sendable because every mutable field is an atomic (the open flag, the
+    // read pacing's) or behind a lock (the writers' turns), the descriptor
+    // and peer are immutable, and the readiness touches its own state only on the
     // loop's thread (a wait from another thread begins there as a job, and
     // `cancel` hops there too) - so two tasks, a reader and a writer, may
     // use the socket at once, from any executor.

@@ -35,17 +35,6 @@ public struct Datagram: Sendable, Hashable {
 }
 
 extension SocketDescriptor {
-    /// Connects a datagram socket to `address`: sends without an address go
-    /// there, and only its datagrams are received. (A datagram socket's
-    /// connect completes at once.)
-    ///
-    /// The corresponding C function is `connect`.
-    public func connectDatagram(to address: SocketAddress) throws(EventLoopError) {
-        _ = try systemCall("connect(\(address))", descriptor: descriptor) {
-            address.withSockaddr { pointer, length in Glibc.connect(fd, pointer, length) }
-        }
-    }
-
     /// Sends one datagram of `buffer` to `address`, or to the connected
     /// peer when nil: the bytes sent (all of them) or ``IOResult/wouldBlock``.
     ///

@@ -75,7 +75,8 @@ public final class DatagramSocket: @unchecked Sendable {
         let socket = try SocketDescriptor.datagram(family)
         do {
             if let address { try socket.bind(to: address) }
-            if let peer { try socket.connectDatagram(to: peer) }
+            // A datagram socket's connect completes at once: never would-block.
+            if let peer { _ = try socket.connect(to: peer) }
             localAddress = address == nil ? nil : try socket.localAddress()
         } catch {
             socket.close()
