@@ -89,23 +89,77 @@ package enum LoopTime {
     /// them. `ContinuousClock` is `CLOCK_BOOTTIME` on Linux and the loops
     /// count `CLOCK_MONOTONIC`; they run at one rate but for a suspend of the
     /// machine, which only the first counts - then the pair is read again.
-    package struct ClockPair: Sendable {
-        let continuous: ContinuousClock.Instant
-        let monotonic: Double
+    package struct ClockPair: Sendable, Equatable {
+        package let continuous: ContinuousClock.Instant
+        package let monotonic: Double
 
-        private static let shared = LockedValue(ClockPair(continuous: .now, monotonic: monotonicNow()))
+        /// Both clocks read once, the continuous one between two readings of
+        /// the monotonic one: how far apart they were says whether the
+        /// thread was preempted in between.
+        package struct Reading: Sendable {
+            package let monotonicBefore: Double
+            package let continuous: ContinuousClock.Instant
+            package let monotonicAfter: Double
 
-        /// The reference pair (read again if the clocks drifted over a
-        /// millisecond apart since) and the monotonic time now.
-        static func current() -> (ClockPair, now: Double) {
-            let continuous = ContinuousClock.now
-            let monotonic = monotonicNow()
-            let pair = shared.withLock { pair in
-                let drift = seconds(pair.continuous.duration(to: continuous)) - (monotonic - pair.monotonic)
-                if abs(drift) > 1e-3 { pair = ClockPair(continuous: continuous, monotonic: monotonic) }
-                return pair
+            package init(monotonicBefore: Double, continuous: ContinuousClock.Instant, monotonicAfter: Double) {
+                self.monotonicBefore = monotonicBefore
+                self.continuous = continuous
+                self.monotonicAfter = monotonicAfter
             }
-            return (pair, monotonic)
+
+            package static func now() -> Reading {
+                let before = monotonicNow()
+                let continuous = ContinuousClock.now
+                return Reading(monotonicBefore: before, continuous: continuous, monotonicAfter: monotonicNow())
+            }
+
+            /// The readings are at most 100 µs apart: the pair they make is
+            /// off by no more than that.
+            package var isTight: Bool { monotonicAfter - monotonicBefore <= 1e-4 }
+
+            package var pair: ClockPair { ClockPair(continuous: continuous, monotonic: (monotonicBefore + monotonicAfter) / 2) }
+        }
+
+        /// The reference pair that conversions share, read again only when a
+        /// tight reading finds the clocks over a millisecond apart from it
+        /// (a suspend of the machine).
+        ///
+        /// A reading that is not tight is never adopted: a thread preempted
+        /// between its two clock reads (a loaded machine does it for
+        /// milliseconds) would otherwise replace the pair with one off by the
+        /// preemption, and the next good reading would replace it back - each
+        /// change moves every instant converted after it, so two timers made
+        /// for one instant were due a millisecond apart and fired out of the
+        /// order they were made (seen under `make stress-test`).
+        package final class Reference: Sendable {
+            private let pair: LockedValue<ClockPair>
+
+            package init() {
+                var reading = Reading.now()
+                for _ in 0..<100 where !reading.isTight { reading = Reading.now() }
+                pair = LockedValue(reading.pair)
+            }
+
+            package var current: ClockPair { pair.withLock { $0 } }
+
+            /// The pair to convert with, given a fresh `reading`.
+            package func pair(after reading: Reading) -> ClockPair {
+                pair.withLock { pair in
+                    guard reading.isTight else { return pair }
+                    let drift = seconds(pair.continuous.duration(to: reading.continuous))
+                        - ((reading.monotonicBefore + reading.monotonicAfter) / 2 - pair.monotonic)
+                    if abs(drift) > 1e-3 { pair = reading.pair }
+                    return pair
+                }
+            }
+        }
+
+        private static let shared = Reference()
+
+        /// The reference pair and the monotonic time now.
+        static func current() -> (ClockPair, now: Double) {
+            let reading = Reading.now()
+            return (shared.pair(after: reading), reading.monotonicAfter)
         }
     }
 
