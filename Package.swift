@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "EV", targets: ["EV"]),
         .library(name: "EventCore", targets: ["EventCore"]),
         .library(name: "Epoll", targets: ["Epoll"]),
+        .library(name: "Resolver", targets: ["Resolver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -51,6 +52,13 @@ let package = Package(
             path: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // c-ares from the system (Debian's libc-ares-dev), the asynchronous DNS
+        // resolver libev programs pair with libev; the shim sets its options.
+        .systemLibrary(
+            name: "CAres",
+            path: "CAres",
+            providers: [.apt(["libc-ares-dev"])]
+        ),
         // Linux system calls Swift's Glibc module leaves out (epoll, eventfd, accept4, ...).
         .target(name: "CLinux"),
         // What both loops share: errno errors, sockets, addresses, async sockets.
@@ -70,6 +78,13 @@ let package = Package(
         .target(
             name: "Epoll",
             dependencies: ["CLinux", "EventCore"],
+            swiftSettings: approachableConcurrency
+        ),
+
+        // Host names without blocking the loop: c-ares on either loop's watches and timers.
+        .target(
+            name: "Resolver",
+            dependencies: ["CAres", "EventCore"],
             swiftSettings: approachableConcurrency
         ),
 
@@ -105,7 +120,7 @@ let package = Package(
         // Redis on any of the package's loops: its own socket, hiredis's reply reader.
         .target(
             name: "Redis",
-            dependencies: ["CHiredis", "EventCore"],
+            dependencies: ["CHiredis", "EventCore", "Resolver"],
             path: "Examples/Redis",
             exclude: ["scripts"],
             swiftSettings: approachableConcurrency
@@ -113,14 +128,14 @@ let package = Package(
         // The HTTP server and the web crawler on every engine.
         .target(
             name: "Web",
-            dependencies: ["Engines", "HTTP", "Redis", "EV", "Epoll", "EventCore"],
+            dependencies: ["Engines", "HTTP", "Redis", "Resolver", "EV", "Epoll", "EventCore"],
             path: "Examples/Web",
             swiftSettings: approachableConcurrency
         ),
         // crawler: the poetry client in every way of the tutorial, and the web crawler.
         .executableTarget(
             name: "crawler",
-            dependencies: ["Engines", "SlowPoetry", "Web", "HTTP", "EV", "Epoll", "EventCore",
+            dependencies: ["Engines", "SlowPoetry", "Web", "HTTP", "Resolver", "EV", "Epoll", "EventCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Crawler",
             exclude: ["README.md", "scripts"],
@@ -157,7 +172,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LoopScenarioTests",
-            dependencies: ["EV", "Epoll", "EventCore", "TestSupport", "EVTestHelper"],
+            dependencies: ["EV", "Epoll", "EventCore", "Resolver", "TestSupport", "EVTestHelper"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(
@@ -172,7 +187,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisTests",
-            dependencies: ["Redis", "CHiredis", "EV", "Epoll", "EventCore", "TestSupport"],
+            dependencies: ["Redis", "CHiredis", "EV", "Epoll", "EventCore", "Resolver", "TestSupport"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(

@@ -13,6 +13,7 @@ import EventCore
 import Foundation
 import Glibc
 import HTTP
+import Resolver
 import SlowPoetry
 import Web
 
@@ -141,10 +142,16 @@ struct WebCommand: ParsableCommand {
     @Option(help: "With --frontier: seconds this process's claim on its jobs lasts unless renewed; then others take them back.")
     var lease: Double = 10
 
+    @Option(help: "Ask this DNS server (ADDRESS or ADDRESS:PORT, port 53 by default; repeatable) for host names instead of those of /etc/resolv.conf; the hosts file still comes first.")
+    var dns: [String] = []
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
     func validate() throws {
+        for server in dns {
+            do { _ = try ResolverOptions.server(parsing: server) } catch { throw ValidationError("invalid --dns \"\(server)\": \(error)") }
+        }
         if let frontier {
             do { _ = try FrontierAddress(frontier, environment: ProcessInfo.processInfo.environment) } catch { throw ValidationError("\(error)") }
         } else if resume {
@@ -174,6 +181,7 @@ struct WebCommand: ParsableCommand {
         options.frontier = try frontier.map { try FrontierAddress($0, environment: ProcessInfo.processInfo.environment) }
         options.resume = resume
         options.lease = .seconds(lease)
+        if !dns.isEmpty { options.resolver.servers = try dns.map { try ResolverOptions.server(parsing: $0) } }
         if let out {
             do {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

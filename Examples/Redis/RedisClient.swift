@@ -1,5 +1,6 @@
 import CHiredis
 import EventCore
+import Resolver
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,7 +48,9 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
         didSet { armWatchdog() }
     }
 
-    private let address: SocketAddress
+    /// The lookup of the server's name, while it lasts.
+    private var resolver: NameResolver<L>?
+    private var lookup: NameLookup?
     /// The connection, until it ends (it holds this client meanwhile, as
     /// its delegate: an open connection stays alive, as a started watcher
     /// does, whether or not the app keeps a reference).
@@ -68,29 +71,26 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
     private let connectTimeout: Duration
 
     /// Starts connecting to `host` (an IPv4 or IPv6 address, or a name
-    /// resolved here, blocking) at `port`; commands may be sent at once and
-    /// go out when the connection is made.
+    /// looked up on the loop with a ``Resolver/NameResolver``) at `port`;
+    /// commands may be sent at once and go out when the connection is made.
     ///
     /// - Parameters:
     ///   - user: the ACL user (Redis 6 and later); nil for the default user.
     ///   - password: sent with `AUTH` before any command; nil sends none.
     ///   - connectTimeout: how long the connection may take.
     ///   - limits: how big a reply may be.
+    ///   - resolverOptions: how a name is looked up (the DNS servers).
     /// - Throws: ``RedisError`` (``RedisError/Kind/connect``) when the
-    ///   connection cannot even start (the name does not resolve, no
-    ///   descriptor left). A refusal or timeout comes later, through
-    ///   ``onClose`` and the commands' replies.
+    ///   connection cannot even start (no descriptor left). A name that does
+    ///   not resolve, a refusal or a timeout comes later, through ``onClose``
+    ///   and the commands' replies.
     public init(loop: L, host: String, port: UInt16, user: String? = nil, password: String? = nil,
-                connectTimeout: Duration = .seconds(10), limits: RedisLimits = RedisLimits()) throws(RedisError) {
+                connectTimeout: Duration = .seconds(10), limits: RedisLimits = RedisLimits(),
+                resolverOptions: ResolverOptions = ResolverOptions()) throws(RedisError) {
         self.loop = loop
         server = "redis://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         reader = RedisReader(limits: limits)
         self.connectTimeout = connectTimeout
-        do {
-            address = try SocketAddress(host: host, port: port)
-        } catch {
-            throw RedisError(.connect, server: server, "\(error)")
-        }
         if let password {
             send(["AUTH"] + (user.map { [$0] } ?? []) + [password]) { [unowned(unsafe) self] result in
                 if case .failure(let error) = result, error.kind == .server || error.kind == .authentication {
@@ -98,6 +98,33 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
                 }
             }
         }
+        if let address = NameResolver<L>.numeric(host, port: port) {
+            try connect(to: address)
+            return
+        }
+        // A name: looked up on the loop. The lookup holds this client until
+        // it answers, as the connection does once made.
+        do {
+            let resolver = try NameResolver(on: loop, options: resolverOptions)
+            self.resolver = resolver
+            lookup = resolver.resolve(host, port: port) { result in
+                self.lookup = nil
+                self.resolver?.close()
+                self.resolver = nil
+                do {
+                    try self.connect(to: result.get()[0])
+                } catch let error as EventLoopError {
+                    self.end(RedisError(.connect, server: self.server, "\(error)"))
+                } catch {
+                    self.end(RedisError(.connect, server: self.server, "\(error)"))
+                }
+            }
+        } catch {
+            throw RedisError(.connect, server: server, "\(error)")
+        }
+    }
+
+    private func connect(to address: SocketAddress) throws(RedisError) {
         do {
             // A refusal or a timeout comes later, through connectionClosed:
             // on a later turn, once the caller has set onClose.
@@ -105,6 +132,8 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
         } catch {
             throw RedisError(.connect, server: server, error.errno.map { "\($0)" } ?? "\(error)")
         }
+        // Commands sent while the name was looked up: they go out now.
+        if !flushScheduled { flushPending() }
     }
 
     deinit {
@@ -256,6 +285,10 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
         isConnected = false
         watchdog?.cancel()
         watchdog = nil
+        lookup?.cancel()
+        lookup = nil
+        resolver?.close()
+        resolver = nil
         connection?.close()
         connection = nil
         pending = []

@@ -47,7 +47,8 @@ final class Crawl {
             crawl.saver = PageSaver(directory: directory, executor: loop.executor, crawl: crawl)
         }
         if let address = options.frontier {
-            let shared = try RedisFrontier(loop: loop, address: address, lease: options.lease, resume: options.resume)
+            let shared = try RedisFrontier(loop: loop, address: address, lease: options.lease, resume: options.resume,
+                                           resolver: options.resolver)
             shared.crawl = crawl
             crawl.shared = shared
             shared.open(start: CrawlJob(url: options.start))

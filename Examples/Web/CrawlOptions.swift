@@ -1,6 +1,7 @@
 import HTTP
 #if canImport(Glibc)
 import Glibc
+import Resolver
 #endif
 
 public struct CrawlOptions: Sendable {
@@ -32,5 +33,9 @@ public struct CrawlOptions: Sendable {
     public var progress: (@Sendable (CrawlReport) -> Void)?
 
     /// The defaults, for a crawl of `start`.
+    /// How host names are looked up (c-ares on the loop): the DNS servers,
+    /// the hosts file. The start's host and the frontier's are names.
+    public var resolver = ResolverOptions()
+
     public init(start: WebURL) { self.start = start }
 }

@@ -3,6 +3,7 @@ import HTTP
 import Redis
 #if canImport(Glibc)
 import Glibc
+import Resolver
 #endif
 
 /// The crawl's frontier and seen-set in Redis, shared by every process
@@ -53,9 +54,10 @@ final class RedisFrontier {
     private func key(_ name: String) -> String { "{\(address.prefix)}:\(name)" }
 
     /// Connects to Redis on `loop`, with the crawl's lease.
-    init<L: EventLoop>(loop: L, address: FrontierAddress, lease: Duration, resume: Bool) throws(RedisError) {
+    init<L: EventLoop>(loop: L, address: FrontierAddress, lease: Duration, resume: Bool,
+                       resolver: ResolverOptions = ResolverOptions()) throws(RedisError) {
         let client = try RedisClient(loop: loop, host: address.host, port: address.port, user: address.user,
-                                     password: address.password, connectTimeout: .seconds(5))
+                                     password: address.password, connectTimeout: .seconds(5), resolverOptions: resolver)
         // A process that cannot renew its lease in time gives up: by then the
         // others may take its jobs back.
         client.replyTimeout = max(lease, .seconds(1))

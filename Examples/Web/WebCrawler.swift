@@ -3,6 +3,7 @@ import Engines
 import Epoll
 import EventCore
 import HTTP
+import Resolver
 
 /// The engines the web crawler has: the evented ones.
 public let crawlEngines: [Engine] = [.libev, .epoll, .async, .asyncEpoll]
@@ -14,7 +15,7 @@ public let crawlEngines: [Engine] = [.libev, .epoll, .async, .asyncEpoll]
 ///   other failure is a failed URL in the report.
 public func crawl(engine: Engine, options: CrawlOptions) throws -> CrawlReport {
     precondition(crawlEngines.contains(engine), "the web crawler has no \(engine) engine")
-    let address = try SocketAddress(host: options.start.host, port: options.start.port)
+    let address = try lookUp(options.start.host, port: options.start.port, options.resolver)
     switch engine {
     case .libev: return try CallbackCrawler.run(address, options) { try Loop() }
     case .epoll: return try CallbackCrawler.run(address, options) { try EpollLoop() }
@@ -22,4 +23,24 @@ public func crawl(engine: Engine, options: CrawlOptions) throws -> CrawlReport {
     case .asyncEpoll: return try AsyncCrawler.run(address, options) { try EpollLoop() }
     case .blocking, .threads: preconditionFailure("the web crawler has no \(engine) engine")
     }
+}
+
+/// The address of `host`: a numeric one as it is, a name looked up with
+/// c-ares on a loop of its own (before the crawl's loop starts, so nothing
+/// else waits for it), preferring IPv4 as the servers listen there by default.
+///
+/// - Throws: ``EventCore/EventLoopError`` naming the host and why it did not resolve.
+func lookUp(_ host: String, port: UInt16, _ options: ResolverOptions) throws -> SocketAddress {
+    if let numeric = NameResolver<Loop>.numeric(host, port: port) { return numeric }
+    let loop = try Loop()
+    let resolver = try NameResolver(on: loop, options: options)
+    var outcome: Result<[SocketAddress], EventLoopError>?
+    resolver.resolve(host, port: port) { result in
+        outcome = result
+        loop.stop()
+    }
+    loop.runForever()
+    resolver.close()
+    let addresses = try (outcome ?? .failure(EventLoopError(.loopClosed, operation: "resolve(\(host))"))).get()
+    return addresses.first { $0.family == .ipv4 } ?? addresses[0]
 }

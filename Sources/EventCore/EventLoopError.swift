@@ -58,6 +58,29 @@ public struct EventLoopError: Error, Hashable, Sendable, CustomStringConvertible
         /// delimiter, a byte count (asyncio's `IncompleteReadError`): the
         /// ``detail`` says what was asked and how much came.
         case endOfStream
+        /// A host name did not resolve, for the reason given; the
+        /// ``operation`` names the host: `resolve(example.com)`.
+        case nameResolution(NameResolutionFailure)
+    }
+
+    /// Why a host name did not resolve.
+    public enum NameResolutionFailure: Hashable, Sendable {
+        /// The name does not exist (`NXDOMAIN`).
+        case notFound
+        /// The name exists but has no address of the family asked for (no `A`/`AAAA` record).
+        case noAddress
+        /// The server could not answer (`SERVFAIL`, `NOTIMP`, `FORMERR`).
+        case serverFailure
+        /// Every server refused to answer (`REFUSED`, or `SERVFAIL`/`NOTIMP`
+        /// from each) or could not be reached (a port unreachable): c-ares
+        /// reports these alike, as "could not contact DNS servers".
+        case refused
+        /// A reply that is not a DNS answer to the question: garbage, or cut short.
+        case badReply
+        /// No server answered within the resolver's tries and timeout.
+        case noAnswer
+        /// Not a host name: empty, longer than 253 bytes, a label over 63, or a NUL in it.
+        case badName
     }
 
     /// Why a descriptor cannot be watched.
@@ -196,6 +219,17 @@ public struct EventLoopError: Error, Hashable, Sendable, CustomStringConvertible
             sentence = prefix + "loops still had work when the graceful shutdown's time was up, and were stopped"
         case .endOfStream:
             sentence = prefix + "the stream ended early"
+        case .nameResolution(let reason):
+            let why = switch reason {
+            case .notFound: "the name does not exist (NXDOMAIN)"
+            case .noAddress: "the name has no address (no A or AAAA record)"
+            case .serverFailure: "the DNS server failed to answer (SERVFAIL)"
+            case .refused: "the DNS servers refused to answer or could not be reached"
+            case .badReply: "the DNS server's reply is malformed"
+            case .noAnswer: "no DNS server answered"
+            case .badName: "not a valid host name"
+            }
+            sentence = prefix + why
         }
         if let detail { sentence += (code == .timedOut ? " " : ": ") + detail }
         return sentence

@@ -592,6 +592,24 @@ struct WebTests {
         #expect((stats?.accepted ?? 0) >= 8)
     }
 
+    @Test(arguments: ["libev", "async-epoll"])
+    func theCrawlerFindsItsHostByNameOnTheLoop(_ engine: String) throws {
+        let server = try HTTPServerProcess(engine: "epoll")
+        let dns = try DNSServer(records: ["127.0.0.1 site.test"])
+        let output = try runProcess(Program.crawler, ["web", "http://site.test:\(server.port)/", "--engine", engine, "--max-pages", "20",
+                                                      "--dns", "127.0.0.1:\(dns.port)", "--json"], timeout: 120)
+        let report = try WebCrawlReport.parse(output)
+        #expect(report.pages == 20 && report.errors.isEmpty, "\(output)")
+        // A name the server says does not exist: exit 1, the reason named.
+        let missing = try runProcess(Program.crawler, ["web", "http://gone.test:\(server.port)/", "--engine", engine,
+                                                       "--dns", "127.0.0.1:\(dns.port)"], timeout: 120)
+        #expect(missing.exitCode == 1)
+        #expect(missing.standardError.contains("resolve(gone.test): the name does not exist (NXDOMAIN)"), "\(missing)")
+        let badServer = try runProcess(Program.crawler, ["web", "http://site.test/", "--dns", "dns.example"], timeout: 60)
+        #expect(badServer.exitCode == 64 && badServer.standardError.contains("invalid --dns \"dns.example\""), "\(badServer)")
+        _ = try server.stop()
+    }
+
     @Test(arguments: [("libev", "libev"), ("epoll", "epoll"), ("async", "async"), ("async-epoll", "async-epoll"), ("threads", "libev")])
     func theCrawlerFetchesEveryPageExactlyOnceWithinItsConcurrency(_ serverEngine: String, _ crawlerEngine: String) throws {
         let server = try HTTPServerProcess(engine: serverEngine)
