@@ -179,11 +179,18 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
     /// actor on the loop).
     ///
     /// - Throws: ``RedisError``, as ``send(_:_:)`` reports it.
-    public func command(_ arguments: [String]) async throws(RedisError) -> RedisReply {
-        let result = await withCheckedContinuation { continuation in
-            send(arguments) { continuation.resume(returning: $0) }
+    ///
+    /// `withTimeout` and cancellation end the wait (throwing
+    /// `EventLoopError.timedOut` or `CancellationError`); the command has been
+    /// sent, and its reply, when it comes, is dropped - as with asyncio's
+    /// `wait_for` around a redis-py call.
+    nonisolated(nonsending) public func command(_ arguments: [String]) async throws -> RedisReply {
+        guard let core = loop.executor as? LoopExecutorCore<L> else {
+            preconditionFailure("RedisClient: the loop's executor is not the package's")
         }
-        return try result.get()
+        return try await core.suspend { (suspension: Suspension<RedisReply, L>, _) in
+            self.send(arguments) { result in suspension.finish(result.mapError { $0 }) }
+        }
     }
 
     /// Closes the connection once the replies still due have arrived;

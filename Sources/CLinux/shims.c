@@ -1,4 +1,4 @@
-// The one place accept4, pipe2, sched_setaffinity, recvmmsg and sendmmsg are called: they need
+// The one place accept4, pipe2, sched_setaffinity, recvmmsg, sendmmsg, pidfd_open and waitid(P_PIDFD) are called: they need
 // _GNU_SOURCE, which Swift's Glibc module does not define.
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 #include <stddef.h>
 #include <unistd.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include "CLinux.h"
 
 _Static_assert(sizeof(struct CLinux_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
@@ -32,4 +35,18 @@ int CLinux_recvmmsg(int fd, struct CLinux_mmsghdr *messages, unsigned int count,
 
 int CLinux_sendmmsg(int fd, struct CLinux_mmsghdr *messages, unsigned int count, int flags) {
     return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
+}
+
+int CLinux_pidfd_open(int pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int CLinux_reap_pidfd(int pidfd, int *code, int *status) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, &info, WEXITED | WNOHANG) != 0) return -1;
+    if (info.si_pid == 0) return 0;
+    *code = info.si_code;
+    *status = info.si_status;
+    return 1;
 }

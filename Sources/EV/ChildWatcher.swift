@@ -18,41 +18,9 @@ public final class ChildWatcher: Watcher {
     /// The closure called with the watcher when the child changes status.
     public typealias Callback = (ChildWatcher) -> Void
 
-    /// How a child process changed, decoded from `waitpid`'s status.
-    public enum Status: Equatable, Sendable, CustomStringConvertible {
-        /// It called `exit(code)`.
-        case exited(code: Int32)
-        /// A signal killed it.
-        case signaled(signal: Int32, coreDumped: Bool)
-        /// A signal stopped it (reported only with `trace`).
-        case stopped(signal: Int32)
-        /// It continued after a stop (reported only with `trace`).
-        case continued
-
-        /// Decodes a raw `waitpid` status.
-        public init(waitStatus status: Int32) {
-            let low = status & 0x7f
-            if low == 0 {
-                self = .exited(code: (status >> 8) & 0xff)
-            } else if status == 0xffff {
-                self = .continued
-            } else if (status & 0xff) == 0x7f {
-                self = .stopped(signal: (status >> 8) & 0xff)
-            } else {
-                self = .signaled(signal: low, coreDumped: status & 0x80 != 0)
-            }
-        }
-
-        /// `"exited with code 3"`, `"killed by signal 9"`.
-        public var description: String {
-            switch self {
-            case .exited(let code): "exited with code \(code)"
-            case .signaled(let signal, let core): "killed by signal \(signal)\(core ? " (core dumped)" : "")"
-            case .stopped(let signal): "stopped by signal \(signal)"
-            case .continued: "continued"
-            }
-        }
-    }
+    /// How a child process changed, decoded from `waitpid`'s status: the
+    /// package's one ``/EventCore/ChildStatus``.
+    public typealias Status = ChildStatus
 
     private let child: UnsafeMutablePointer<ev_child>
     private let callback: Callback

@@ -74,6 +74,19 @@ extension Loop: EventLoop {
     public func stop() {
         self.break(.all)
     }
+
+    /// Calls `callback` once the child `pid` has exited: on the default loop
+    /// with a ``ChildWatcher`` (that loop reaps every child on `SIGCHLD`, so a
+    /// pidfd would find the child gone), elsewhere with a pidfd
+    /// (`EventCore.EventLoop.watchChildExitWithPidfd(_:_:)`).
+    public func watchChildExit(_ pid: pid_t, _ callback: @escaping (Result<ChildStatus, EventLoopError>) -> Void)
+        throws(EventLoopError) -> any Cancellable {
+        guard isDefault else { return try watchChildExitWithPidfd(pid, callback) }
+        return try child(pid) { watcher in
+            watcher.stop()
+            callback(.success(watcher.status))
+        }
+    }
 }
 
 extension IOWatcher: IOWatching {
@@ -100,6 +113,11 @@ extension IOWatcher: IOWatching {
         events = Events(interest)
         if !isActive { try start() }
     }
+}
+
+extension ChildWatcher: Cancellable {
+    /// Stops watching (``Watcher/stop()``).
+    public func cancel() { stop() }
 }
 
 extension TimerWatcher: Cancellable {

@@ -91,4 +91,22 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     /// Runs `body` as a task on the loop, on the current thread, until it
     /// returns (asyncio's `run`); the loop keeps running meanwhile.
     func run<T: Sendable>(_ body: sending @escaping (Executor) async throws -> T) throws -> T
+
+    /// Calls `callback` once, on the loop, when the child `pid` has exited,
+    /// and reaps it - how ``ChildProcess`` learns its child's end. Call it
+    /// on the loop's thread, right after starting the child.
+    ///
+    /// The default is ``watchChildExitWithPidfd(_:_:)``; libev's default
+    /// loop, which reaps every child itself, answers with its child watcher.
+    ///
+    /// - Returns: the watch; cancelling it stops watching.
+    func watchChildExit(_ pid: pid_t, _ callback: @escaping (Result<ChildStatus, EventLoopError>) -> Void)
+        throws(EventLoopError) -> any Cancellable
+}
+
+extension EventLoop {
+    public func watchChildExit(_ pid: pid_t, _ callback: @escaping (Result<ChildStatus, EventLoopError>) -> Void)
+        throws(EventLoopError) -> any Cancellable {
+        try watchChildExitWithPidfd(pid, callback)
+    }
 }

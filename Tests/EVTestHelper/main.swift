@@ -19,6 +19,8 @@ let scenarios: [String: ([String]) throws -> Int32] = [
     "send-from-signal-handler": sendFromSignalHandler,
     "allocation-counts": allocationCounts,
     "misuse": misuse,
+    "forgotten-children": forgottenChildren,
+    "child-process-default-loop": childProcessOnTheDefaultLoop,
 ]
 
 // Under libfaketime (LD_PRELOAD), Swift's CommandLine.arguments comes back

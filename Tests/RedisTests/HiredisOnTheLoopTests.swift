@@ -310,6 +310,38 @@ struct HiredisOnTheLoopTests {
     }
 
     @Test(arguments: [true, false])
+    func aDeadlineOrCancellationEndsTheWaitForAReply(_ libev: Bool) throws {
+        let redis = try RedisServer()
+        func scenario<L: EventLoop>(_ loop: L) throws -> [String] {
+            let port = redis.port
+            return try loop.run { executor in
+                let client = LoopBound(try RedisClient(loop: executor.runningLoop, host: "127.0.0.1", port: port), loop: executor)
+                var log: [String] = []
+                // BLPOP on a list nobody fills: the reply comes after 2 s.
+                do {
+                    _ = try await withTimeout(.milliseconds(100)) { try await client.value.command(["BLPOP", "never", "2"]) }
+                    log.append("replied")
+                } catch let error as EventLoopError {
+                    log.append("\(error.code)")
+                }
+                let waiter = Task(executorPreference: executor) { try await client.value.command(["BLPOP", "never", "2"]) }
+                try await executor.sleep(for: .milliseconds(50))
+                waiter.cancel()
+                do {
+                    _ = try await waiter.value
+                    log.append("replied")
+                } catch {
+                    log.append(error is CancellationError ? "cancelled" : "\(error)")
+                }
+                client.value.close()
+                return log
+            }
+        }
+        let log = libev ? try scenario(try Loop()) : try scenario(try EpollLoop())
+        #expect(log == ["timedOut", "cancelled"])
+    }
+
+    @Test(arguments: [true, false])
     func theAsyncEngineAwaitsReplies(_ libev: Bool) throws {
         let redis = try RedisServer()
         func scenario<L: EventLoop>(_ loop: L) throws -> [String] {
@@ -319,15 +351,15 @@ struct HiredisOnTheLoopTests {
                 var replies: [String] = []
                 replies.append("\(try await client.value.command(["SET", "k", "v"]))")
                 replies.append("\(try await client.value.command(["GET", "k"]))")
-                do throws(RedisError) {
+                do {
                     _ = try await client.value.command(["INCR", "k"])
-                } catch {
+                } catch let error as RedisError {
                     replies.append("\(error.kind)")
                 }
                 client.value.close()
-                do throws(RedisError) {
+                do {
                     _ = try await client.value.command(["GET", "k"])
-                } catch {
+                } catch let error as RedisError {
                     replies.append("\(error.kind)")
                 }
                 return replies

@@ -1,6 +1,6 @@
 // CLinux: the Linux system calls Swift's Glibc module leaves out (they sit
 // behind _GNU_SOURCE or in headers it does not include): epoll, eventfd,
-// signalfd, accept4, pipe2, sched_setaffinity, recvmmsg/sendmmsg. Declarations and prefixed wrappers only, no logic.
+// signalfd, accept4, pipe2, sched_setaffinity, recvmmsg/sendmmsg, pidfd. Declarations and prefixed wrappers only, no logic.
 #ifndef CLINUX_H
 #define CLINUX_H
 
@@ -21,6 +21,16 @@ struct CLinux_mmsghdr {
 };
 int CLinux_recvmmsg(int fd, struct CLinux_mmsghdr *messages, unsigned int count, int flags);
 int CLinux_sendmmsg(int fd, struct CLinux_mmsghdr *messages, unsigned int count, int flags);
+/// `pidfd_open(pid, 0)` (Linux 5.3): a descriptor that is readable once the process has exited.
+int CLinux_pidfd_open(int pid);
+/// `waitid(P_PIDFD, pidfd, ..., WEXITED | WNOHANG)`: reaps the process if it
+/// has exited. Returns -1 with errno on failure; 0 if it has not exited yet;
+/// 1 with `*code` (`CLD_EXITED`, `CLD_KILLED`, `CLD_DUMPED`) and `*status`
+/// (the exit code or the signal) once reaped.
+int CLinux_reap_pidfd(int pidfd, int *code, int *status);
+static const int CLinux_CLD_EXITED = CLD_EXITED;
+static const int CLinux_CLD_KILLED = CLD_KILLED;
+static const int CLinux_CLD_DUMPED = CLD_DUMPED;
 /// Pins the calling thread to `cpu` (sched_setaffinity with CPU_SET, macros Swift cannot import).
 int CLinux_pin_to_cpu(int cpu);
 
