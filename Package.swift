@@ -151,6 +151,16 @@ let package = Package(
             swiftSettings: approachableConcurrency
         ),
 
+        // evcat: a netcat on the package alone (TCP, UDP, Unix sockets, --exec).
+        .executableTarget(
+            name: "evcat",
+            dependencies: ["Engines", "EV", "Epoll", "EventCore", "Resolver",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Netcat",
+            exclude: ["README.md", "scripts"],
+            swiftSettings: approachableConcurrency
+        ),
+
         // Test support: descriptors, real processes.
         .target(
             name: "TestSupport",
@@ -182,7 +192,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Engines", "SlowPoetry", "HTTP", "EV", "EventCore", "TestSupport", "CCurl", "crawler", "server"],
+            dependencies: ["Engines", "SlowPoetry", "HTTP", "EV", "EventCore", "TestSupport", "CCurl", "crawler", "server", "evcat"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(

@@ -14,8 +14,8 @@ extension AsyncSocket {
     ///   - attemptTimeout: how long one address may take to accept; nil
     ///     waits as long as the kernel does.
     /// - Throws: the lookup's ``EventLoopError`` (``EventLoopError/Code/nameResolution(_:)``);
-    ///   if no address accepted, the last attempt's error, its detail naming
-    ///   every attempt; `CancellationError`.
+    ///   if no address accepted, the attempt's error (with more than one, the
+    ///   last one's code, its detail naming every attempt); `CancellationError`.
     nonisolated(nonsending) public static func connect<L: EventLoop>(
         toHost host: String, port: UInt16, using resolver: NameResolver<L>, attemptTimeout: Duration? = .seconds(10)
     ) async throws -> AsyncSocket {
@@ -30,6 +30,7 @@ extension AsyncSocket {
                 last = error
             }
         }
+        if failures.count == 1, let last { throw last }
         guard let error = last as? EventLoopError else { throw last ?? EventLoopError(.nameResolution(.noAddress), operation: "resolve(\(host))") }
         throw EventLoopError(error.code, descriptor: nil, operation: "connect(\(host):\(port))",
                              detail: "tried \(failures.count) address\(failures.count == 1 ? "" : "es"): \(failures.joined(separator: "; "))")
