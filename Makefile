@@ -181,5 +181,6 @@ bench-build: deps
 	@test -x /usr/sbin/nginx || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light
 	$(SWIFT) build -c release --product server
 	$(SWIFT) build -c release --product crawler
+	$(SWIFT) build -c release --product evcat
 	rm -rf Benchmarks/.build
 	$(SWIFT) build -c release --package-path Benchmarks

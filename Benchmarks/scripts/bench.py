@@ -27,7 +27,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "Examples", "Netcat", "scripts"))
 import http_bench  # noqa: E402
+import netcat_bench  # noqa: E402  Examples/Netcat/scripts/netcat_bench.py
 
 
 def command_output(command):
@@ -258,6 +260,7 @@ def main():
         crawler = run_crawler(1, ["libev", "epoll", "async", "async-epoll"])
         poetry = None
         real_site = None
+        netcat = netcat_bench.run(f"{ROOT}/.build/release/evcat", size=256 << 20, runs=1)
     else:
         http = http_bench.main(["--rounds", "5", "--duration", "4", "--loads", "64,512,64x16,64close,5000",
                                 "--servers", "libev,epoll,async,async-epoll,threads,c-libev,c-epoll,nio,nginx",
@@ -265,6 +268,7 @@ def main():
         crawler = run_crawler(3, ["libev", "epoll", "async", "async-epoll"])
         real_site = run_real_site()
         poetry = run_poetry(10000, ["threads", "libev", "epoll", "async", "async-epoll"])
+        netcat = netcat_bench.run(f"{ROOT}/.build/release/evcat", size=1 << 30, runs=3)
     elapsed = time.monotonic() - started
 
     os.makedirs(f"{ROOT}/Benchmarks/results", exist_ok=True)
@@ -314,13 +318,20 @@ def main():
         for engine, report in poetry.items():
             per_client = (report.get("serverRssPeakKiB", 0) - report.get("serverRssBaselineKiB", 0)) * 1024 / max(report["clients"], 1)
             lines.append(f"| {engine} | {report['intact']} | {report.get('serverCpuSeconds', 0):.2f} | {per_client:,.0f} B |")
+    lines += ["", "## evcat beside socat and ncat", "",
+              "A stream relayed between a pipe and a socket by `evcat` (libev loop), `socat -u` and `ncat --send-only`/`--recv-only`: "
+              "send = `head -c N /dev/zero | RELAY` to a socat sink, receive = a socat sender to `RELAY > /dev/null`; "
+              "the relay pinned to CPU 0 and timed by its own CPU (user + system), the other end on CPU 1 "
+              "(`Examples/Netcat/scripts/netcat_bench.py`). Goal (issue 24): at least socat's bytes per CPU second.", "",
+              netcat_bench.markdown(netcat)]
     lines += ["", "## Goals", "", "Issue 14's goals, against this run (met or missed, and by how much):", ""]
     lines += goals(http, micro, real_site)
     lines += ["", "Each goal missed, with its profile and what was tried: the README's "
               "[Issue 14's goals: the ones missed, and why](../README.md#issue-14s-goals-the-ones-missed-and-why)."]
     lines += ["", "## Micro benchmarks (ev-bench)", "", micro.replace("# EV wrapper", "### EV wrapper")]
     with open(f"{ROOT}/Benchmarks/results/results.json", "w") as f:
-        json.dump({"machine": info, "http": http, "crawler": crawler, "realSite": real_site, "poetry": poetry, "micro": micro},
+        json.dump({"machine": info, "http": http, "crawler": crawler, "realSite": real_site, "poetry": poetry, "micro": micro,
+                   "netcat": netcat},
                   f, indent=1)
     with open(f"{ROOT}/Benchmarks/RESULTS.md", "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -35,6 +35,8 @@ public final class AsyncPipe {
     /// Uses `descriptor` on the loop of `executor`.
     ///
     /// - Parameters:
+    ///   - descriptor: a pipe, terminal, character device or regular file.
+    ///   - executor: the executor of the loop whose readiness waits it uses.
     ///   - closesDescriptor: whether ``close()`` closes the descriptor (not
     ///     for the standard streams, which stay open for the process).
     /// - Throws: ``EventLoopError`` if the descriptor is not open, or is a

@@ -172,8 +172,12 @@ public final class ChildProcess {
     ///
     /// - Parameters:
     ///   - program: a path, or a name looked up in `PATH` (`posix_spawnp`).
+    ///   - arguments: its arguments (its `argv[0]` is `program`).
     ///   - environment: the child's whole environment; nil passes this process's.
     ///   - standardInput: what the child reads (``Stdio/inherit`` by default).
+    ///   - standardOutput: where the child writes.
+    ///   - standardError: where the child writes its errors.
+    ///   - loop: the loop that awaits its exit and its streams; call on its thread.
     /// - Throws: ``EventLoopError``: `posix_spawn(PROGRAM)` failed (`ENOENT`,
     ///   `EACCES`), or no descriptor was left for a stream.
     public static func spawn<L: EventLoop>(_ program: String, _ arguments: [String] = [], environment: [String: String]? = nil,

@@ -7,13 +7,15 @@ extension AsyncSocket {
     /// `ClientBootstrap` do, without RFC 8305's staggering).
     ///
     /// Call it from a task on the resolver's loop; the task's deadline
-    /// (``withTimeout(_:_:)``) bounds the whole of it, lookup included.
+    /// (``/EventCore/withTimeout(_:_:)``) bounds the whole of it, lookup included.
     ///
     /// - Parameters:
     ///   - host: a name, or a numeric address.
+    ///   - port: the port to connect to.
+    ///   - resolver: the resolver that looks the name up, on the loop the socket will use.
     ///   - attemptTimeout: how long one address may take to accept; nil
     ///     waits as long as the kernel does.
-    /// - Throws: the lookup's ``EventLoopError`` (``EventLoopError/Code/nameResolution(_:)``);
+    /// - Throws: the lookup's ``/EventCore/EventLoopError`` (``/EventCore/EventLoopError/Code/nameResolution(_:)``);
     ///   if no address accepted, the attempt's error (with more than one, the
     ///   last one's code, its detail naming every attempt); `CancellationError`.
     nonisolated(nonsending) public static func connect<L: EventLoop>(

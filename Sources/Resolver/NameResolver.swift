@@ -16,7 +16,7 @@ public struct ResolverOptions: Sendable {
     /// (c-ares doubles it each round, as the system resolver does).
     public var timeout: Duration
     /// How many rounds over the servers before giving up with
-    /// ``EventLoopError/NameResolutionFailure/noAnswer``.
+    /// ``/EventCore/EventLoopError/NameResolutionFailure/noAnswer``.
     public var tries: Int
     /// Whether the hosts file (`/etc/hosts`) is read before DNS, as the
     /// system resolver does.
@@ -33,7 +33,7 @@ public struct ResolverOptions: Sendable {
     /// `ADDRESS:PORT`, `[IPV6]:PORT` - numeric, since naming a name server by
     /// name would need a name server.
     ///
-    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/invalidAddress``) naming the text.
+    /// - Throws: ``/EventCore/EventLoopError`` (``/EventCore/EventLoopError/Code/invalidAddress``) naming the text.
     public static func server(parsing text: String) throws(EventLoopError) -> SocketAddress {
         if let address = numericAddress(text, port: 53) { return address }
         if let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]),
@@ -71,8 +71,8 @@ public struct ResolverOptions: Sendable {
 ///
 /// A lookup returns every address of the name - `A` and `AAAA`, the hosts
 /// file first - in c-ares' order (RFC 6724's). Its errors name the host and
-/// the reason (``EventLoopError/Code/nameResolution(_:)``); cancelling the
-/// task or its deadline (``withTimeout(_:_:)``) ends a pending lookup.
+/// the reason (``/EventCore/EventLoopError/Code/nameResolution(_:)``); cancelling the
+/// task or its deadline (``/EventCore/withTimeout(_:_:)``) ends a pending lookup.
 public final class NameResolver<L: EventLoop> {
     /// The loop it resolves on.
     public let loop: L
@@ -95,7 +95,7 @@ public final class NameResolver<L: EventLoop> {
 
     /// A resolver on `loop`.
     ///
-    /// - Throws: ``EventLoopError`` if c-ares cannot start (an unreadable
+    /// - Throws: ``/EventCore/EventLoopError`` if c-ares cannot start (an unreadable
     ///   `resolvConfPath`, a bad option) or a server is not an IP address.
     public init(on loop: L, options: ResolverOptions = ResolverOptions()) throws(EventLoopError) {
         guard NameResolverLibrary.initialized else {
@@ -147,11 +147,11 @@ public final class NameResolver<L: EventLoop> {
     /// no lookup is pending).
     package var watchCount: Int { watches.count }
 
-    /// Whether it is closed: lookups fail with ``EventLoopError/Code/loopClosed``.
+    /// Whether it is closed: lookups fail with ``/EventCore/EventLoopError/Code/loopClosed``.
     public var isClosed: Bool { channel == nil }
 
     /// Ends every pending lookup (its completion gets
-    /// ``EventLoopError/Code/loopClosed``), stops its watches and timer, and
+    /// ``/EventCore/EventLoopError/Code/loopClosed``), stops its watches and timer, and
     /// takes no more lookups. Harmless twice.
     public func close() {
         guard channel != nil else { return }
@@ -200,8 +200,11 @@ public final class NameResolver<L: EventLoop> {
     /// this returns.
     ///
     /// - Parameters:
-    ///   - family: only addresses of this family (``SocketAddress/Family/ipv4``
-    ///     or ``SocketAddress/Family/ipv6``); nil for both.
+    ///   - host: a name (`example.com`), or a numeric address.
+    ///   - port: the port each address gets.
+    ///   - family: only addresses of this family (``/EventCore/SocketAddress/Family/ipv4``
+    ///     or ``/EventCore/SocketAddress/Family/ipv6``); nil for both.
+    ///   - completion: called on the loop with the addresses, or the error.
     /// - Returns: the lookup, which ``NameLookup/cancel()`` ends (its
     ///   completion is then not called).
     @discardableResult
@@ -248,8 +251,8 @@ public final class NameResolver<L: EventLoop> {
     /// `port`): the async form of ``resolve(_:port:family:_:)``. Call it from
     /// a task on the resolver's loop.
     ///
-    /// - Throws: ``EventLoopError`` (``EventLoopError/Code/nameResolution(_:)``
-    ///   naming the host and why; ``EventLoopError/Code/timedOut`` at the
+    /// - Throws: ``/EventCore/EventLoopError`` (``/EventCore/EventLoopError/Code/nameResolution(_:)``
+    ///   naming the host and why; ``/EventCore/EventLoopError/Code/timedOut`` at the
     ///   task's deadline), `CancellationError`.
     nonisolated(nonsending) public func resolve(_ host: String, port: UInt16 = 0,
                                                 family: SocketAddress.Family? = nil) async throws -> [SocketAddress] {
