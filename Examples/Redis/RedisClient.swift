@@ -51,6 +51,9 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
     /// The lookup of the server's name, while it lasts.
     private var resolver: NameResolver<L>?
     private var lookup: NameLookup?
+    /// The name's addresses not tried yet: a refused or timed-out
+    /// connection tries the next one, as `AsyncSocket.connect(toHost:)` does.
+    private var untried: ArraySlice<SocketAddress> = []
     /// The connection, until it ends (it holds this client meanwhile, as
     /// its delegate: an open connection stays alive, as a started watcher
     /// does, whether or not the app keeps a reference).
@@ -112,9 +115,11 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
                 self.resolver?.close()
                 self.resolver = nil
                 do {
-                    try self.connect(to: result.get()[0])
-                } catch let error as EventLoopError {
-                    self.end(RedisError(.connect, server: self.server, "\(error)"))
+                    let addresses = try result.get()
+                    self.untried = addresses.dropFirst()
+                    try self.connect(to: addresses[0])
+                } catch let error as RedisError {
+                    self.end(error)
                 } catch {
                     self.end(RedisError(.connect, server: self.server, "\(error)"))
                 }
@@ -132,8 +137,6 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
         } catch {
             throw RedisError(.connect, server: server, error.errno.map { "\($0)" } ?? "\(error)")
         }
-        // Commands sent while the name was looked up: they go out now.
-        if !flushScheduled { flushPending() }
     }
 
     deinit {
@@ -213,7 +216,10 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
     /// Hands the turn's commands to the connection, in one write.
     private func flushPending() {
         flushScheduled = false
-        guard !ended, !pending.isEmpty, let connection else { return }
+        // Until the connection is made the commands wait here, not in its
+        // queue: a connection that fails takes nothing with it when the
+        // next address is tried.
+        guard !ended, isConnected, !pending.isEmpty, let connection else { return }
         connection.write(pending)
         pending.removeAll(keepingCapacity: pending.count <= 64 * 1024)
     }
@@ -221,6 +227,8 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
     /// The connection is made (``EventCore/ConnectionDelegate``; not for apps).
     public func connectionEstablished() {
         isConnected = true
+        untried = []
+        flushPending()
     }
 
     /// Replies arrived (``EventCore/ConnectionDelegate``; not for apps).
@@ -239,6 +247,13 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
     public func connectionClosed(_ error: EventLoopError?) {
         connection = nil
         guard let error else { return } // closed by end(_:)
+        if !isConnected, !ended, let next = untried.popFirst() {
+            do {
+                return try connect(to: next)
+            } catch {
+                return end(error)
+            }
+        }
         if !isConnected {
             let reason = error.code == .timedOut ? "no connection after \(LoopTime.describe(connectTimeout))" : error.errno.map { "\($0)" } ?? "\(error)"
             end(RedisError(.connect, server: server, reason))

@@ -26,11 +26,22 @@ import TestSupport
     @Test(arguments: ["libev", "epoll"])
     func aServerNamedByDNS(_ kind: String) throws {
         let redis = try RedisServer()
-        let dns = try DNSServer(records: ["127.0.0.1 redis.test"])
+        // Nothing listens on ::1 or 127.0.0.2 at the port: whichever order the
+        // addresses come in, the refused ones are passed over.
+        let dns = try DNSServer(records: ["::1 redis.test", "127.0.0.2 redis.test", "127.0.0.1 redis.test"])
         let log = kind == "libev" ? try scenario(try Loop(), "redis.test", redis.port, dns.address)
             : try scenario(try EpollLoop(), "redis.test", redis.port, dns.address)
         #expect(log.first?.hasPrefix("SET: success") == true, "\(log)")
         #expect(log.count == 3 && log[1].contains("resolved") && log[2] == "closed: cleanly", "\(log)")
+    }
+
+    @Test(arguments: ["libev", "epoll"])
+    func aNameWhoseEveryAddressRefusesFailsTheCommands(_ kind: String) throws {
+        let port = try unusedPort()
+        let dns = try DNSServer(records: ["127.0.0.2 refusing.test", "127.0.0.1 refusing.test"])
+        let log = kind == "libev" ? try scenario(try Loop(), "refusing.test", port, dns.address)
+            : try scenario(try EpollLoop(), "refusing.test", port, dns.address)
+        #expect(log.count == 3 && log.allSatisfy { $0.contains("Connection refused") }, "\(log)")
     }
 
     @Test(arguments: ["libev", "epoll"])
