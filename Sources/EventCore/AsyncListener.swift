@@ -28,6 +28,8 @@ public final class AsyncListener: @unchecked Sendable {
     private let readiness: any DescriptorReadiness
     private let loop: any EventLoopExecutor
     private let closed = Atomic(false)
+    /// The socket file it made, removed at close.
+    private let socketFile: SocketDescriptor.BoundSocketFile?
 
     /// Listens on `address` (port 0 picks a free port).
     ///
@@ -46,6 +48,7 @@ public final class AsyncListener: @unchecked Sendable {
         localAddress = (try? descriptor.localAddress()) ?? address
         self.loop = loop
         readiness = loop.readiness(for: descriptor.descriptor)
+        socketFile = SocketDescriptor.BoundSocketFile(address)
     }
 
     /// Adopts a listening socket made elsewhere (one of several `SO_REUSEPORT`
@@ -55,6 +58,7 @@ public final class AsyncListener: @unchecked Sendable {
         localAddress = (try? descriptor.localAddress()) ?? (try! SocketAddress(ipv4: "0.0.0.0", port: 0))
         self.loop = loop
         readiness = loop.readiness(for: descriptor.descriptor)
+        socketFile = nil // made elsewhere: whoever made it removes it
         _ = fcntl(descriptor.fd, F_SETFL, fcntl(descriptor.fd, F_GETFL) | O_NONBLOCK)
     }
 
@@ -97,11 +101,14 @@ public final class AsyncListener: @unchecked Sendable {
         }
     }
 
-    /// Stops accepting and closes the listening socket. Harmless when closed
-    /// already; ``accept()`` afterwards throws ``EventLoopError/Code/descriptorClosed``.
+    /// Stops accepting and closes the listening socket; a Unix socket file it
+    /// bound is removed, unless another has taken the path since (asyncio's
+    /// `cleanup_socket`). Harmless when closed already; ``accept()``
+    /// afterwards throws ``EventLoopError/Code/descriptorClosed``.
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         readiness.cancel()
         descriptor.close()
+        socketFile?.remove()
     }
 }

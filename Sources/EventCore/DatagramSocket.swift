@@ -39,7 +39,9 @@ public final class DatagramSocket: @unchecked Sendable {
 
     /// The descriptor; valid until ``close()``.
     public let descriptor: SocketDescriptor
-    /// The address the socket is bound to (the port the kernel picked for port 0).
+    /// The address the socket is bound to: the port the kernel picked for
+    /// port 0, or at connect for a socket made with only a peer; nil for an
+    /// unbound Unix-domain socket.
     public let localAddress: SocketAddress?
     /// The one peer of a connected socket; nil for a bound one.
     public let peer: SocketAddress?
@@ -77,7 +79,13 @@ public final class DatagramSocket: @unchecked Sendable {
             if let address { try socket.bind(to: address) }
             // A datagram socket's connect completes at once: never would-block.
             if let peer { _ = try socket.connect(to: peer) }
-            localAddress = address == nil ? nil : try socket.localAddress()
+            if address != nil {
+                localAddress = try socket.localAddress()
+            } else {
+                // Connected over IP, the kernel bound it to a free port at
+                // connect; an unbound Unix socket has no address.
+                localAddress = family == .unix ? nil : try? socket.localAddress()
+            }
         } catch {
             socket.close()
             throw error

@@ -27,6 +27,8 @@ public final class Listener<L: EventLoop>: ClosesWithLoop {
 
     private weak var loop: L?
     private var watch: L.Watch?
+    /// The socket file it made, removed at close.
+    private var socketFile: SocketDescriptor.BoundSocketFile?
     private var backoff: (any Cancellable)?
     private var paused = false
     private var closed = false
@@ -56,6 +58,7 @@ public final class Listener<L: EventLoop>: ClosesWithLoop {
                                                     replacingStaleSocket: replacingStaleSocket)
         do {
             try self.init(adopting: socket, loop: loop, log: log, accepted: accepted)
+            socketFile = SocketDescriptor.BoundSocketFile(address)
         } catch {
             socket.close()
             throw error
@@ -102,7 +105,8 @@ public final class Listener<L: EventLoop>: ClosesWithLoop {
         if backoff == nil { watch?.interest = .read }
     }
 
-    /// Stops listening and closes the socket. Harmless twice.
+    /// Stops listening and closes the socket; a Unix socket file it bound is
+    /// removed, unless another has taken the path since. Harmless twice.
     public func close() {
         guard !closed else { return }
         closed = true
@@ -113,6 +117,8 @@ public final class Listener<L: EventLoop>: ClosesWithLoop {
         backoff?.cancel()
         backoff = nil
         socket.close()
+        socketFile?.remove()
+        socketFile = nil
     }
 
     /// The loop is closing: so is the listener.

@@ -235,6 +235,31 @@ extension SocketDescriptor {
     /// port) with `SO_REUSEADDR`, and `SO_REUSEPORT` when asked (one listener
     /// per loop); or a Unix-domain socket.
     ///
+    /// The socket file a Unix listener made, to remove when the listener
+    /// closes - unless another file has taken the path since (asyncio's
+    /// `cleanup_socket`): nil for an address that is not a path.
+    package struct BoundSocketFile: Sendable {
+        let path: String
+        let device: UInt64
+        let inode: UInt64
+
+        package init?(_ address: SocketAddress) {
+            guard let path = address.unixFilePath else { return nil }
+            var status = stat()
+            guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else { return nil }
+            self.path = path
+            device = UInt64(status.st_dev)
+            inode = UInt64(status.st_ino)
+        }
+
+        /// Removes the file if it is still the one bound.
+        package func remove() {
+            var status = stat()
+            guard stat(path, &status) == 0, UInt64(status.st_dev) == device, UInt64(status.st_ino) == inode else { return }
+            unlink(path)
+        }
+    }
+
     /// A Unix socket file left by a listener that is gone (a stale socket:
     /// nothing accepts on it) makes `bind` fail with `EADDRINUSE`; the error
     /// names the path and says it is stale. With `replacingStaleSocket` the

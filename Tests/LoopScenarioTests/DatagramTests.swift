@@ -16,11 +16,12 @@ struct DatagramTests {
             let request = try await server.receive()
             try await server.send(request.bytes + Array(" pong".utf8), to: request.address)
             let answer = try await client.receive()
-            let clientAddress = try client.descriptor.localAddress()
-            return (String(decoding: answer.bytes, as: UTF8.self), request.address, clientAddress)
+            // Made with only a peer, it knows the port the kernel bound at connect.
+            return (String(decoding: answer.bytes, as: UTF8.self), request.address, client.localAddress)
         }
         #expect(echoed == "ping pong", "\(kind) \(bind)")
-        #expect(sender == clientAddress, "\(kind): the sender is the client's address: \(String(describing: sender)) vs \(clientAddress)")
+        #expect(clientAddress != nil && clientAddress?.port != 0)
+        #expect(sender == clientAddress, "\(kind): the sender is the client's address: \(String(describing: sender)) vs \(String(describing: clientAddress))")
     }
 
     @Test(arguments: LoopKind.allCases)

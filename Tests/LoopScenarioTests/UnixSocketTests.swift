@@ -60,6 +60,37 @@ struct UnixSocketTests {
         }
     }
 
+    /// A listener removes the socket file it made when it closes (asyncio's
+    /// `cleanup_socket`), unless another listener has taken the path since.
+    @Test(arguments: LoopKind.allCases)
+    func aListenerRemovesItsSocketFileAtCloseButNotAReplacement(_ kind: LoopKind) throws {
+        let directory = try Directory()
+        let address = try directory.socket("tidy.sock")
+        let path = address.unixFilePath!
+        let (asyncRemoved, replacementKept) = try kind.run { executor in
+            let listener = try AsyncListener(on: address, loop: executor)
+            listener.close()
+            let asyncRemoved = !FileManager.default.fileExists(atPath: path)
+            // The path taken over after the bind: the first listener's close leaves it.
+            let first = try AsyncListener(on: address, loop: executor)
+            unlink(path)
+            let second = try AsyncListener(on: address, loop: executor)
+            first.close()
+            let kept = FileManager.default.fileExists(atPath: path)
+            second.close()
+            return (asyncRemoved, kept && !FileManager.default.fileExists(atPath: path))
+        }
+        #expect(asyncRemoved)
+        #expect(replacementKept)
+        func callbackListener<L: EventLoop>(_ loop: L) throws -> Bool {
+            let listener = try Listener(on: address, loop: loop) { socket, _ in socket.close() }
+            #expect(FileManager.default.fileExists(atPath: path))
+            listener.close()
+            return !FileManager.default.fileExists(atPath: path)
+        }
+        #expect(try kind == .libev ? callbackListener(Loop()) : callbackListener(EpollLoop()))
+    }
+
     @Test func aStaleSocketFileIsNamedOrReplacedOnRequest() throws {
         let directory = try Directory()
         let address = try directory.socket("stale.sock")
