@@ -15,7 +15,7 @@
 SHELL         := /bin/bash
 SWIFT         ?= swift
 SWIFTC        ?= swiftc
-APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime libcurl4-openssl-dev libhiredis-dev redis-server libc-ares-dev dnsmasq-base socat ncat
+APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime libcurl4-openssl-dev libhiredis-dev redis-server libc-ares-dev dnsmasq-base socat ncat libssl-dev openssl
 SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
@@ -100,7 +100,7 @@ app: deps
 docs: deps
 	mkdir -p $(CURDIR)/.build-docs
 	$(SWIFT) package --allow-writing-to-directory $(CURDIR)/.build-docs generate-documentation \
-	  --target EV --target EventCore --target Epoll --target Resolver --enable-experimental-combined-documentation \
+	  --target EV --target EventCore --target Epoll --target Resolver --target TLS --enable-experimental-combined-documentation \
 	  --warnings-as-errors --output-path $(CURDIR)/.build-docs/swift-libev.doccarchive
 	@test -d $(CURDIR)/.build-docs/swift-libev.doccarchive/data || \
 	  { echo "make: the combined documentation archive was not written"; exit 1; }

@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "EventCore", targets: ["EventCore"]),
         .library(name: "Epoll", targets: ["Epoll"]),
         .library(name: "Resolver", targets: ["Resolver"]),
+        .library(name: "TLS", targets: ["TLS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -59,6 +60,13 @@ let package = Package(
             path: "CAres",
             providers: [.apt(["libc-ares-dev"])]
         ),
+        // OpenSSL from the system (Debian's libssl-dev); the shim turns its macros
+        // into functions and holds its ALPN and session callbacks.
+        .systemLibrary(
+            name: "CSSL",
+            path: "CSSL",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // Linux system calls Swift's Glibc module leaves out (epoll, eventfd, accept4, ...).
         .target(name: "CLinux"),
         // What both loops share: errno errors, sockets, addresses, async sockets.
@@ -85,6 +93,13 @@ let package = Package(
         .target(
             name: "Resolver",
             dependencies: ["CAres", "EventCore"],
+            swiftSettings: approachableConcurrency
+        ),
+
+        // TLS on the loop: OpenSSL over the package's non-blocking sockets.
+        .target(
+            name: "TLS",
+            dependencies: ["CSSL", "EventCore", "Resolver"],
             swiftSettings: approachableConcurrency
         ),
 
@@ -154,7 +169,7 @@ let package = Package(
         // evcat: a netcat on the package alone (TCP, UDP, Unix sockets, --exec).
         .executableTarget(
             name: "evcat",
-            dependencies: ["Engines", "EV", "Epoll", "EventCore", "Resolver",
+            dependencies: ["Engines", "EV", "Epoll", "EventCore", "Resolver", "TLS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Netcat",
             exclude: ["README.md", "scripts"],
@@ -182,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LoopScenarioTests",
-            dependencies: ["EV", "Epoll", "EventCore", "Resolver", "TestSupport", "EVTestHelper"],
+            dependencies: ["EV", "Epoll", "EventCore", "Resolver", "TLS", "TestSupport", "EVTestHelper"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(

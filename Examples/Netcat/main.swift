@@ -9,6 +9,7 @@ import Epoll
 import EventCore
 import Glibc
 import Resolver
+import TLS
 
 enum LoopChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
     case libev, epoll
@@ -61,6 +62,27 @@ struct Evcat: ParsableCommand {
     @Option(help: "The event loop: \(LoopChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
     var loop: LoopChoice = .libev
 
+    @Flag(help: "TLS (1.2 or 1.3) over the TCP connection; connecting, the server's certificate is verified (the system's CAs, or --ssl-trustfile) and must be for the host named.")
+    var ssl = false
+
+    @Option(name: .customLong("ssl-trustfile"), help: "With --ssl: the PEM file of the authorities to trust instead of the system's.")
+    var sslTrustfile: String?
+
+    @Option(name: .customLong("ssl-cert"), help: "With --ssl -l: the server's certificate chain (PEM).")
+    var sslCert: String?
+
+    @Option(name: .customLong("ssl-key"), help: "With --ssl -l: the server's private key (PEM).")
+    var sslKey: String?
+
+    @Option(name: .customLong("ssl-servername"), help: "With --ssl: the name sent (SNI) and verified, instead of HOST.")
+    var sslServername: String?
+
+    @Option(name: .customLong("ssl-alpn"), help: "With --ssl: the application protocols to offer or accept, comma-separated.")
+    var sslAlpn: String?
+
+    @Flag(name: .customLong("ssl-insecure"), help: "With --ssl: do NOT verify the server's certificate or name (insecure: for tests against self-signed servers).")
+    var sslInsecure = false
+
     @Argument(help: "HOST PORT to connect to; [HOST] PORT to listen on; PATH with -U.")
     var address: [String] = []
 
@@ -88,6 +110,12 @@ struct Evcat: ParsableCommand {
                 throw ValidationError(problem)
             }
         }
+        if !ssl && (sslTrustfile != nil || sslCert != nil || sslKey != nil || sslServername != nil || sslAlpn != nil || sslInsecure) {
+            throw ValidationError("the --ssl-* options need --ssl")
+        }
+        if ssl && (udp || unixSocket) { throw ValidationError("--ssl is TLS over TCP: not with -u or -U") }
+        if ssl && listen && (sslCert == nil || sslKey == nil) { throw ValidationError("--ssl -l needs --ssl-cert and --ssl-key") }
+        if ssl && !listen && (sslCert != nil || sslKey != nil) { throw ValidationError("--ssl-cert and --ssl-key are for -l") }
         for server in dns {
             do { _ = try ResolverOptions.server(parsing: server) } catch { throw ValidationError("invalid --dns \"\(server)\": \(error)") }
         }
@@ -126,6 +154,18 @@ struct Evcat: ParsableCommand {
         return nil
     }
 
+    /// The TLS context of --ssl, if given.
+    func tlsContext() throws -> TLSContext? {
+        guard ssl else { return nil }
+        let protocols = sslAlpn.map { $0.split(separator: ",").map(String.init) } ?? []
+        if listen {
+            return try TLSContext(.server(certificateChain: sslCert!, privateKey: sslKey!, applicationProtocols: protocols))
+        }
+        let timeout = wait.map { Duration.seconds($0) } ?? .seconds(10)
+        return try TLSContext(.client(caFile: sslTrustfile, verifiesPeer: !sslInsecure, applicationProtocols: protocols,
+                                      handshakeTimeout: timeout))
+    }
+
     var resolverOptions: ResolverOptions {
         var options = ResolverOptions()
         if !dns.isEmpty { options.servers = dns.compactMap { try? ResolverOptions.server(parsing: $0) } }
@@ -144,7 +184,13 @@ struct Session<Executor: EventLoopExecutor>: Sendable {
         } else if command.listen {
             try await streamListen()
         } else {
-            try await serve(try await connect())
+            let socket = try await connect()
+            if let tls = try command.tlsContext() {
+                let name = command.sslServername ?? command.address[0]
+                try await serve(try await TLSSocket.client(over: socket, serverName: name, port: UInt16(command.address[1]), context: tls))
+            } else {
+                try await serve(socket)
+            }
         }
     }
 
@@ -171,13 +217,20 @@ struct Session<Executor: EventLoopExecutor>: Sendable {
         return addresses.first { $0.family == .ipv4 } ?? addresses[0]
     }
 
+    /// An accepted connection, with the TLS handshake of --ssl made.
+    func secured(_ connection: AsyncSocket, _ tls: TLSContext?) async throws -> any PeerStream {
+        guard let tls else { return connection }
+        return try await TLSSocket.server(over: connection, context: tls)
+    }
+
     func streamListen() async throws {
+        let tls = try command.tlsContext()
         let listener = try AsyncListener(on: try await listenAddress(), loop: executor)
         defer { listener.close() }
         guard command.keepOpen else {
             let connection = try await listener.accept()
             listener.close()
-            return try await serve(connection)
+            return try await serve(try await secured(connection, tls))
         }
         // -k: each connection at once; without --exec, what they send goes
         // to stdout through one writer.
@@ -191,13 +244,15 @@ struct Session<Executor: EventLoopExecutor>: Sendable {
                 }
             }
             while true {
-                let connection = try await listener.accept()
+                let accepted = try await listener.accept()
                 group.addTask {
+                    // A client that fails its handshake ends its own connection, not the listener.
+                    guard let connection = try? await secured(accepted, tls) else { return }
                     if let program = command.program {
                         try? await runProgram(program, on: connection)
                     } else {
                         defer { connection.close() }
-                        while case let bytes = try await connection.read(), !bytes.isEmpty {
+                        while case let bytes = try await connection.read(maximum: AsyncSocket.defaultReadSize), !bytes.isEmpty {
                             // Back pressure: wait while the writer is behind.
                             while case .dropped = sink.yield(bytes) { try await executor.sleep(for: .milliseconds(1)) }
                         }
@@ -208,7 +263,7 @@ struct Session<Executor: EventLoopExecutor>: Sendable {
     }
 
     /// A connection's session: the program of --exec, or stdin and stdout.
-    func serve(_ connection: AsyncSocket) async throws {
+    func serve(_ connection: any PeerStream) async throws {
         if let program = command.program {
             try await runProgram(program, on: connection)
         } else {
@@ -218,7 +273,10 @@ struct Session<Executor: EventLoopExecutor>: Sendable {
 
     /// Runs `program` with the connection as its stdin and stdout (ncat's
     /// way: the socket itself, no copying), and waits for it.
-    func runProgram(_ program: [String], on connection: AsyncSocket) async throws {
+    func runProgram(_ program: [String], on peer: any PeerStream) async throws {
+        guard let connection = peer as? AsyncSocket else {
+            return try await runProgramRelayed(program, on: peer)
+        }
         let socket = connection.descriptor.descriptor.rawValue
         // The child shares the socket's open file: it must block, as a
         // program's stdin does; this process closes its own copy at once.
@@ -232,9 +290,39 @@ struct Session<Executor: EventLoopExecutor>: Sendable {
         if status != .exited(code: 0) { writeStandardError("evcat: \(program[0]) \(status)\n") }
     }
 
+    /// Runs `program` with its stdin and stdout streams relayed to and from
+    /// the peer: for TLS, whose bytes the program cannot read off the socket.
+    func runProgramRelayed(_ program: [String], on connection: any PeerStream) async throws {
+        defer { connection.close() }
+        let child = try ChildProcess.spawn(program[0], Array(program.dropFirst()), standardInput: .stream,
+                                           standardOutput: .stream, on: executor.runningLoop)
+        defer { child.closeStreams() }
+        let toChild = child.standardInput!, fromChild = child.standardOutput!
+        // Over when the program's output ends (it exited, as a rule): the
+        // peer's side is then cut, as ncat does.
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                while case let bytes = try await connection.read(maximum: 128 * 1024), !bytes.isEmpty { try await toChild.write(bytes) }
+                try? toChild.shutdownWrite()
+                return false
+            }
+            group.addTask {
+                while case let bytes = try await fromChild.read(maximum: 128 * 1024), !bytes.isEmpty { try await connection.write(bytes) }
+                try? await connection.endWriting()
+                return true
+            }
+            while let outputEnded = try await group.next() {
+                if outputEnded { break }
+            }
+            group.cancelAll()
+        }
+        let status = try await child.exitStatus()
+        if status != .exited(code: 0) { writeStandardError("evcat: \(program[0]) \(status)\n") }
+    }
+
     /// stdin to the connection (then its sending side shut down), the
     /// connection to stdout; over when the peer closes.
-    func relay(_ connection: AsyncSocket) async throws {
+    func relay(_ connection: any PeerStream) async throws {
         defer { connection.close() }
         let activity = Activity()
         try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -245,7 +333,7 @@ struct Session<Executor: EventLoopExecutor>: Sendable {
                     activity.note()
                     try await connection.write(bytes)
                 }
-                try? connection.shutdownWrite()
+                try? await connection.endWriting()
                 return false
             }
             group.addTask { // the peer to stdout
@@ -340,6 +428,23 @@ struct Session<Executor: EventLoopExecutor>: Sendable {
             try await stdout.write(datagram.bytes)
         }
     }
+}
+
+/// A connection evcat relays: a TCP or Unix socket, or TLS over one.
+protocol PeerStream: AnyObject, Sendable {
+    func read(maximum: Int) async throws -> [UInt8]
+    func write(_ bytes: [UInt8]) async throws
+    /// Ends the sending side: a shutdown, or TLS's close_notify.
+    func endWriting() async throws
+    func close()
+}
+
+extension AsyncSocket: PeerStream {
+    func endWriting() async throws { try shutdownWrite() }
+}
+
+extension TLSSocket: PeerStream {
+    func endWriting() async throws { try await shutdownWrite() }
 }
 
 /// When data last moved, for the idle timeout.

@@ -70,6 +70,9 @@ public final class AsyncSocket: @unchecked Sendable {
         set { pacing.maximumReadsPerTurn = newValue }
     }
 
+    /// The executor of the loop it waits on.
+    package var executor: any EventLoopExecutor { loop }
+
     /// Adopts a connected non-blocking socket.
     ///
     /// - Parameters:
@@ -383,7 +386,7 @@ public final class AsyncSocket: @unchecked Sendable {
 /// The writers of one socket, taking turns in the order they ask: the
 /// first goes at once, the others wait (cancellable) until the one before
 /// them releases its turn, which passes straight to the next.
-final class WriterTurns: Sendable {
+package final class WriterTurns: Sendable {
     private struct State {
         var busy = false
         var waiting: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
@@ -395,8 +398,10 @@ final class WriterTurns: Sendable {
     // LockedValue, not Mutex: ThreadSanitizer sees a pthread lock, not a futex.
     private let state = LockedValue(State())
 
+    package init() {}
+
     /// Waits for the caller's turn: at once when nobody writes.
-    nonisolated(nonsending) func acquire() async throws {
+    nonisolated(nonsending) package func acquire() async throws {
         let ticket = state.withLock { state -> UInt64? in
             if !state.busy {
                 state.busy = true
@@ -432,7 +437,7 @@ final class WriterTurns: Sendable {
     }
 
     /// Ends the caller's turn: the next waiter's begins.
-    func release() {
+    package func release() {
         let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
             guard !state.waiting.isEmpty else {
                 state.busy = false

@@ -105,6 +105,9 @@ public protocol EventLoop: AnyObject, SendableMetatype {
 }
 
 extension EventLoop {
+    /// Watches the child's exit through a pidfd
+    /// (``watchChildExitWithPidfd(_:_:)``): every loop's way but libev's
+    /// default loop's.
     public func watchChildExit(_ pid: pid_t, _ callback: @escaping (Result<ChildStatus, EventLoopError>) -> Void)
         throws(EventLoopError) -> any Cancellable {
         try watchChildExitWithPidfd(pid, callback)

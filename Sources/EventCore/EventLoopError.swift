@@ -61,6 +61,33 @@ public struct EventLoopError: Error, Hashable, Sendable, CustomStringConvertible
         /// A host name did not resolve, for the reason given; the
         /// ``operation`` names the host: `resolve(example.com)`.
         case nameResolution(NameResolutionFailure)
+        /// A TLS connection failed, for the reason given; the ``detail`` has
+        /// OpenSSL's own words.
+        case tls(TLSFailure)
+    }
+
+    /// Why a TLS connection failed.
+    public enum TLSFailure: Hashable, Sendable {
+        /// The peer's certificate is not signed by a trusted authority
+        /// (self-signed, or its issuer unknown).
+        case untrustedCertificate
+        /// The certificate is not for the name (or address) connected to.
+        case nameMismatch
+        /// The certificate has expired, or is not valid yet.
+        case expiredCertificate
+        /// The certificate failed verification for another reason (the detail says which).
+        case invalidCertificate
+        /// The handshake failed: no common protocol version or cipher, an
+        /// alert from the peer, bytes that are not TLS.
+        case handshakeFailed
+        /// The peer closed the connection without `close_notify`: what came
+        /// may be cut short.
+        case unexpectedEOF
+        /// A TLS protocol error after the handshake.
+        case protocolError
+        /// The configuration cannot be used: a certificate or key file that
+        /// does not load, a key that does not match its certificate.
+        case badConfiguration
     }
 
     /// Why a host name did not resolve.
@@ -228,6 +255,18 @@ public struct EventLoopError: Error, Hashable, Sendable, CustomStringConvertible
             case .badReply: "the DNS server's reply is malformed"
             case .noAnswer: "no DNS server answered"
             case .badName: "not a valid host name"
+            }
+            sentence = prefix + why
+        case .tls(let reason):
+            let why = switch reason {
+            case .untrustedCertificate: "the certificate is not signed by a trusted authority"
+            case .nameMismatch: "the certificate is not for this name"
+            case .expiredCertificate: "the certificate has expired or is not yet valid"
+            case .invalidCertificate: "the certificate failed verification"
+            case .handshakeFailed: "the TLS handshake failed"
+            case .unexpectedEOF: "the peer closed the connection without close_notify"
+            case .protocolError: "TLS protocol error"
+            case .badConfiguration: "the TLS configuration cannot be used"
             }
             sentence = prefix + why
         }

@@ -169,9 +169,36 @@ struct NetcatTests {
         #expect(slow.exitCode == 1 && slow.standardError.contains("timed out"), "\(slow)")
     }
 
+    @Test(arguments: ["libev", "epoll"])
+    func tlsWithOpenSSLBothWays(_ loop: String) throws {
+        let fixtures = try TLSFixtures()
+        // evcat the client of openssl s_server (-www answers a GET with a page).
+        let port = try unusedPort()
+        let server = try SpawnedProcess("/usr/bin/openssl", ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", fixtures.serverCertificate,
+                                                            "-key", fixtures.serverKey, "-www"])
+        defer { server.send(SIGKILL); _ = try? server.wait(timeout: 5) }
+        _ = server.waitForOutput(containing: "ACCEPT", timeout: 20)
+        let page = try shell("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | evcat --loop \(loop) --ssl --ssl-trustfile '\(fixtures.caCertificate)' localhost \(port)")
+        #expect(page.exitCode == 0 && page.standardOutput.hasPrefix("HTTP/1.0 200 ok"), "\(page)")
+        let untrusted = try shell("evcat --loop \(loop) --ssl localhost \(port) < /dev/null")
+        #expect(untrusted.exitCode == 1 && untrusted.standardError.contains("not signed by a trusted authority"), "\(untrusted)")
+        let insecure = try shell("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | evcat --loop \(loop) --ssl --ssl-insecure --ssl-servername other.test 127.0.0.1 \(port)")
+        #expect(insecure.exitCode == 0 && insecure.standardOutput.hasPrefix("HTTP/1.0 200 ok"), "\(insecure)")
+        // evcat the server of openssl s_client, a program's stdin and stdout over TLS
+        // (s_client -quiet never ends its sending side: the program ends after a line).
+        let listenPort = try unusedPort()
+        let listener = try SpawnedProcess(Self.evcat, ["--loop", loop, "--ssl", "-l", "127.0.0.1", "\(listenPort)", "--ssl-cert",
+                                                       fixtures.serverCertificate, "--ssl-key", fixtures.serverKey, "--sh-exec", "head -n 1 | tr a-z A-Z"])
+        #expect(waitUntilListening(listenPort))
+        let shouted = try shell("printf 'over tls\\n' | openssl s_client -quiet -CAfile '\(fixtures.caCertificate)' -verify_return_error -connect 127.0.0.1:\(listenPort) 2>/dev/null")
+        #expect(shouted.standardOutput == "OVER TLS\n", "\(shouted)")
+        #expect(try listener.wait(timeout: 20).exitCode == 0)
+    }
+
     @Test func usageErrorsExit64() throws {
         for arguments in ["", "127.0.0.1", "-l", "127.0.0.1 99999", "-k 127.0.0.1 80", "-u -e cat 127.0.0.1 80", "-w nan 127.0.0.1 80",
-                          "-U", "--dns resolver.example example.com 80", "-e cat -c cat -l 80", "--loop uv 127.0.0.1 80"] {
+                          "-U", "--dns resolver.example example.com 80", "-e cat -c cat -l 80", "--loop uv 127.0.0.1 80",
+                          "--ssl -u 127.0.0.1 80", "--ssl -l 8443", "--ssl-insecure 127.0.0.1 80", "--ssl --ssl-cert c.pem 127.0.0.1 80"] {
             let output = try shell("evcat \(arguments) < /dev/null")
             #expect(output.exitCode == 64, "evcat \(arguments): \(output)")
         }
