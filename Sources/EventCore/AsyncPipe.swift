@@ -103,10 +103,7 @@ public final class AsyncPipe {
     ///
     /// - Returns: the bytes; empty at the end.
     nonisolated(nonsending) public func read(maximum: Int = AsyncSocket.defaultReadSize) async throws -> [UInt8] {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(maximum, 1), alignment: 1)
-        defer { buffer.deallocate() }
-        let count = try await read(into: buffer)
-        return Array(buffer[..<count])
+        try await readBytes(maximum: maximum) { try await read(into: $0) }
     }
 
     /// Writes all of `bytes`, waiting whenever the pipe is full.
@@ -145,4 +142,15 @@ public final class AsyncPipe {
     private func checkOpen() throws(EventLoopError) {
         if closed { throw EventLoopError(.descriptorClosed, descriptor: descriptor) }
     }
+}
+
+/// What `read(into:)` reads into a buffer of `maximum` bytes, as an array of
+/// its own size: the `read(maximum:)` of the streams that have no cheaper way.
+nonisolated(nonsending) package func readBytes(
+    maximum: Int, _ read: nonisolated(nonsending) (UnsafeMutableRawBufferPointer) async throws -> Int
+) async throws -> [UInt8] {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(maximum, 1), alignment: 1)
+    defer { buffer.deallocate() }
+    let count = try await read(buffer)
+    return Array(buffer[..<count])
 }

@@ -185,10 +185,7 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     ///
     /// - Returns: the bytes; empty when the peer closed with `close_notify`.
     nonisolated(nonsending) public func read(maximum: Int = AsyncSocket.defaultReadSize) async throws -> [UInt8] {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(maximum, 1), alignment: 1)
-        defer { buffer.deallocate() }
-        let count = try await read(into: buffer)
-        return Array(buffer[..<count])
+        try await readBytes(maximum: maximum) { try await read(into: $0) }
     }
 
     /// Writes all of `bytes` (encrypted), waiting whenever the socket is full
