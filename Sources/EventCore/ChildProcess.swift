@@ -47,6 +47,10 @@ extension EventLoop {
     /// other than the default one. (libev's default loop reaps every child
     /// itself on `SIGCHLD`; `EV.Loop` answers with its child watcher there.)
     ///
+    /// If libev's default loop runs in the process, it reaps every child on
+    /// `SIGCHLD`, this one too: the callback then gets `ECHILD` ("reaped by
+    /// another waiter") instead of the status.
+    ///
     /// - Returns: the watch; cancelling it stops watching (the child is then
     ///   not reaped by the loop).
     /// - Throws: ``EventLoopError`` if `pidfd_open` fails (`ESRCH`: no such
