@@ -8,8 +8,11 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-/// TLS 1.2 and 1.3 only; partial writes; buffers released while idle.
+/// TLS 1.2 and 1.3 only; partial writes; buffers released while idle; no
+/// renegotiation (a TLS 1.2 peer's renegotiation would make a write want to
+/// read, and two tasks wait to read one socket).
 static inline int CSSL_context_defaults(SSL_CTX *context) {
+    SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(context, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     return SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
 }

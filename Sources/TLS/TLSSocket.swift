@@ -249,6 +249,10 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
             if result > 0 { return .done }
             let error = SSL_get_error(ssl, result)
             switch error {
+            case SSL_ERROR_WANT_READ where operation == "write":
+                // Only a renegotiation makes a write read, and it is refused
+                // (SSL_OP_NO_RENEGOTIATION): never two tasks waiting to read.
+                throw EventLoopError(.tls(.protocolError), operation: "\(name): write", detail: "the peer asked to renegotiate")
             case SSL_ERROR_WANT_READ: try await socket.waitReadable()
             case SSL_ERROR_WANT_WRITE: try await socket.waitWritable()
             case SSL_ERROR_ZERO_RETURN: return .closed
