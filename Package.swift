@@ -143,7 +143,7 @@ let package = Package(
         // The HTTP server and the web crawler on every engine.
         .target(
             name: "Web",
-            dependencies: ["Engines", "HTTP", "Redis", "Resolver", "EV", "Epoll", "EventCore"],
+            dependencies: ["Engines", "HTTP", "Redis", "Resolver", "TLS", "EV", "Epoll", "EventCore"],
             path: "Examples/Web",
             swiftSettings: approachableConcurrency
         ),
@@ -159,7 +159,7 @@ let package = Package(
         // server: the slow poetry server and the HTTP server, on every engine.
         .executableTarget(
             name: "server",
-            dependencies: ["Engines", "SlowPoetry", "Web", "HTTP", "EV", "Epoll", "EventCore",
+            dependencies: ["Engines", "SlowPoetry", "Web", "HTTP", "TLS", "EV", "Epoll", "EventCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Server",
             exclude: ["README.md", "scripts"],

@@ -14,6 +14,7 @@ import Glibc
 import HTTP
 import SlowPoetry
 import Web
+import TLS
 
 struct ServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -140,7 +141,17 @@ struct HTTPServerCommand: ParsableCommand {
     @Option(help: "Write what the server counted to this file (JSON) when it stops.")
     var stats: String?
 
+    @Option(name: .customLong("tls-cert"), help: "Serve HTTPS with this certificate chain (PEM; with --tls-key; the async engines).")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (PEM).")
+    var tlsKey: String?
+
     func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if tlsCert != nil && engine != .async && engine != .asyncEpoll {
+            throw ValidationError("HTTPS (--tls-cert) is served by the async engines: --engine async or async-epoll")
+        }
         guard HTTPServer.engines.contains(engine) else {
             throw ValidationError("the HTTP server has no \(engine) engine; --engine takes \(Engine.list(HTTPServer.engines))")
         }
@@ -175,8 +186,18 @@ struct HTTPServerCommand: ParsableCommand {
         options.limits.idleTimeout = .seconds(idleTimeout)
         options.limits.maxConnections = maxConnections
         options.limits.outputHighWater = highWater
+        if let tlsCert, let tlsKey {
+            do {
+                // The handshake has the header timeout (as nginx's client_header_timeout covered it).
+                options.tls = try TLSContext(.server(certificateChain: tlsCert, privateKey: tlsKey,
+                                                     handshakeTimeout: .seconds(headerTimeout)))
+            } catch {
+                FileHandle.standardError.write("server: \(error)\n".data(using: .utf8)!)
+                throw ExitCode(1)
+            }
+        }
         let server = try HTTPServer(engine: engine, options: options)
-        print("Serving HTTP (\(engine.rawValue), \(workers) worker\(workers == 1 ? "" : "s")) on http://\(server.address.host):\(server.address.port)/")
+        print("Serving HTTP\(tlsCert == nil ? "" : "S") (\(engine.rawValue), \(workers) worker\(workers == 1 ? "" : "s")) on http\(tlsCert == nil ? "" : "s")://\(server.address.host):\(server.address.port)/")
         fflush(nil)
         waitForStopSignal(&stopSignals)
         let counts = server.stop()

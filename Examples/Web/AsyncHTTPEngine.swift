@@ -1,5 +1,6 @@
 @_spi(EventLoops) import EventCore
 import HTTP
+import TLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,6 +84,12 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
             capacityFreed.yield()
             if draining && connections.isEmpty { finish() }
         }
+        if let tls = options.tls {
+            // HTTPS: the handshake first, within the context's handshake
+            // timeout (a client that stalls in it is closed then).
+            guard let secured = try? await TLSSocket.server(over: socket, context: tls) else { return }
+            return await serve(secured, http)
+        }
         // Whether the last read came back short (the socket had no more),
         // with no wait since: a clean end then needs no read to know
         // nothing of the peer's is waiting.
@@ -129,6 +136,48 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
             socket.close()
         } else {
             await socket.closeLingering(timeout: options.limits.lingerTimeout)
+        }
+    }
+
+    /// ``serve(_:_:)`` over TLS: the same steps, the bytes through OpenSSL.
+    func serve(_ tls: TLSSocket, _ http: HTTPServerConnection) async {
+        while !http.isDone {
+            if draining && http.isIdle && !http.hasOutput { break }
+            if http.wantsInput {
+                do {
+                    let count = try await tls.read(into: readBuffer)
+                    if count == 0 {
+                        http.receiveEnd(now: monotonicNow())
+                    } else {
+                        http.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<count]), now: monotonicNow())
+                    }
+                } catch let error as EventLoopError where error.code == .tls(.unexpectedEOF) {
+                    // The tick's shutdown (a timeout, a drain) ends the read so.
+                    http.receiveEnd(now: monotonicNow())
+                } catch {
+                    tls.close()
+                    return
+                }
+            }
+            while http.hasOutput && !http.abandoned {
+                do {
+                    switch try http.withPendingOutput({ try tls.writeNow($0) }) {
+                    case .processed(let count):
+                        http.didSend(count, now: monotonicNow())
+                    case .wouldBlock:
+                        try await tls.socket.waitWritable()
+                    }
+                } catch {
+                    tls.close()
+                    return
+                }
+            }
+            if http.abandoned { break }
+        }
+        if http.abandoned {
+            tls.close()
+        } else {
+            await tls.closeLingering(timeout: options.limits.lingerTimeout)
         }
     }
 

@@ -3,6 +3,7 @@ import EV
 import Epoll
 import EventCore
 import HTTP
+import TLS
 
 /// What an HTTP server serves, where, and within which limits.
 public struct HTTPServerOptions: Sendable {
@@ -19,6 +20,8 @@ public struct HTTPServerOptions: Sendable {
     public var stopTimeout = Duration.seconds(4)
     /// Called with a line to log.
     public var log: @Sendable (String) -> Void
+    /// HTTPS: the server's TLS context (the async engines; nil serves plain HTTP).
+    public var tls: TLSContext?
 
     /// Options for serving `site` on `address`, logging to `log`.
     public init(address: SocketAddress, site: HTTPSite, log: @escaping @Sendable (String) -> Void = { _ in }) {

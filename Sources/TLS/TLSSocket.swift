@@ -205,6 +205,41 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
         }
     }
 
+    /// Writes what OpenSSL takes of `bytes` now, without waiting: the
+    /// non-blocking write of a server that keeps its own output (retry with
+    /// the same bytes, or more, after `.wouldBlock` and the socket's
+    /// writability).
+    ///
+    /// - Returns: the bytes taken, or `.wouldBlock`.
+    /// - Throws: `EventLoopError`, as ``write(_:)-([UInt8])``.
+    public func writeNow(_ bytes: UnsafeRawBufferPointer) throws(EventLoopError) -> IOResult<Int> {
+        try checkOpen()
+        guard !bytes.isEmpty else { return .processed(0) }
+        ERR_clear_error()
+        var written = 0
+        let result = SSL_write_ex(ssl, bytes.baseAddress, bytes.count, &written)
+        if result > 0 { return .processed(written) }
+        let error = SSL_get_error(ssl, result)
+        if error == SSL_ERROR_WANT_WRITE { return .wouldBlock }
+        if error == SSL_ERROR_WANT_READ {
+            throw EventLoopError(.tls(.protocolError), operation: "\(name): write", detail: "the peer asked to renegotiate")
+        }
+        throw failure("write", error)
+    }
+
+    /// Sends `close_notify`, then closes the socket as
+    /// ``/EventCore/AsyncSocket/closeLingering(timeout:)`` does: what the
+    /// peer still sends is read and dropped, for at most `timeout`, so that
+    /// the kernel sends no reset that could destroy the last answer.
+    nonisolated(nonsending) public func closeLingering(timeout: Duration = .seconds(2)) async {
+        guard !closed else { return }
+        checkLoop()
+        closed = true
+        if SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN == 0 { _ = SSL_shutdown(ssl) }
+        SSL_free(ssl)
+        await socket.closeLingering(timeout: timeout)
+    }
+
     /// Writes `text` as UTF-8.
     nonisolated(nonsending) public func write(_ text: String) async throws {
         try await write(Array(text.utf8))

@@ -610,6 +610,57 @@ struct WebTests {
         _ = try server.stop()
     }
 
+    @Test(arguments: ["async", "async-epoll"])
+    func httpsForCurlAndStalledOrPlainClientsClosed(_ engine: String) throws {
+        let fixtures = try TLSFixtures()
+        let server = try HTTPServerProcess(engine: engine, ["--tls-cert", fixtures.serverCertificate, "--tls-key", fixtures.serverKey,
+                                                            "--header-timeout", "0.5"])
+        let url = "https://localhost:\(server.port)/plaintext"
+        // Two requests on one connection (keep-alive over TLS).
+        let fetched = try runProcess("/usr/bin/curl", ["-s", "--cacert", fixtures.caCertificate, url, url, "-w", " %{num_connects}"])
+        #expect(fetched.standardOutput == "Hello, World! 1Hello, World! 0", "\(fetched)")
+        let untrusted = try runProcess("/usr/bin/curl", ["-s", url])
+        #expect(untrusted.exitCode == 60, "curl refuses the test CA's certificate unless told: \(untrusted)")
+        // 300 clients that connect and never start the handshake, one that
+        // speaks plain HTTP: each is closed (at the 0.5 s handshake timeout,
+        // or at once), and the server still serves.
+        let script = """
+        import socket, sys, time
+        port = int(sys.argv[1])
+        stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+        plain = socket.create_connection(("127.0.0.1", port))
+        plain.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        plain.settimeout(10)
+        try:
+            answered = plain.recv(100)
+        except ConnectionResetError:
+            answered = b""
+        closed = 0
+        for s in stalled:
+            s.settimeout(10)
+            try:
+                if s.recv(1) == b"": closed += 1
+            except ConnectionResetError:
+                closed += 1
+        print(closed, len(answered) < 10 or not answered.startswith(b"HTTP"))
+        """
+        let clients = try runProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)"], timeout: 60)
+        #expect(clients.standardOutput == "300 True\n", "\(clients)")
+        let after = try runProcess("/usr/bin/curl", ["-s", "--cacert", fixtures.caCertificate, url])
+        #expect(after.standardOutput == "Hello, World!", "\(after)")
+        let (ended, _) = try server.stop()
+        #expect(ended.exitCode == 0, "\(ended)")
+    }
+
+    @Test func httpsIsRefusedOnTheCallbackEnginesAndWithHalfItsFiles() throws {
+        for arguments in [["--engine", "libev", "--tls-cert", "c.pem", "--tls-key", "k.pem"], ["--engine", "async", "--tls-cert", "c.pem"]] {
+            let output = try runProcess(Program.server, ["http"] + arguments)
+            #expect(output.exitCode == 64, "\(arguments): \(output)")
+        }
+        let missing = try runProcess(Program.server, ["http", "--engine", "async", "--port", "0", "--tls-cert", "/no/such.pem", "--tls-key", "/no/such.key"])
+        #expect(missing.exitCode == 1 && missing.standardError.contains("/no/such.pem"), "\(missing)")
+    }
+
     @Test(arguments: [("libev", "libev"), ("epoll", "epoll"), ("async", "async"), ("async-epoll", "async-epoll"), ("threads", "libev")])
     func theCrawlerFetchesEveryPageExactlyOnceWithinItsConcurrency(_ serverEngine: String, _ crawlerEngine: String) throws {
         let server = try HTTPServerProcess(engine: serverEngine)
