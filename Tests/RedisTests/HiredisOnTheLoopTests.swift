@@ -317,14 +317,14 @@ struct HiredisOnTheLoopTests {
             return try loop.run { executor in
                 let client = LoopBound(try RedisClient(loop: executor.runningLoop, host: "127.0.0.1", port: port), loop: executor)
                 var log: [String] = []
-                // BLPOP on a list nobody fills: the reply comes after 2 s.
+                // BLPOP on a list nobody fills: the reply comes after 1 s.
                 do {
-                    _ = try await withTimeout(.milliseconds(100)) { try await client.value.command(["BLPOP", "never", "2"]) }
+                    _ = try await withTimeout(.milliseconds(100)) { try await client.value.command(["BLPOP", "never", "1"]) }
                     log.append("replied")
                 } catch let error as EventLoopError {
                     log.append("\(error.code)")
                 }
-                let waiter = Task(executorPreference: executor) { try await client.value.command(["BLPOP", "never", "2"]) }
+                let waiter = Task(executorPreference: executor) { try await client.value.command(["BLPOP", "never", "1"]) }
                 try await executor.sleep(for: .milliseconds(50))
                 waiter.cancel()
                 do {
@@ -333,7 +333,12 @@ struct HiredisOnTheLoopTests {
                 } catch {
                     log.append(error is CancellationError ? "cancelled" : "\(error)")
                 }
+                // The client ends once the two replies still due have come
+                // (closing waits for them): then nothing of it is left.
+                let (closed, closedSink) = AsyncStream.makeStream(of: Void.self)
+                client.value.onClose = { _ in closedSink.finish() }
                 client.value.close()
+                for await _ in closed {}
                 return log
             }
         }
