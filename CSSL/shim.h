@@ -72,6 +72,10 @@ static inline void CSSL_enable_client_sessions(SSL_CTX *context, void *owner, CS
 /// an insertion and, now and then, a sweep of the whole table.
 static inline void CSSL_enable_server_sessions(SSL_CTX *context) {
     SSL_CTX_set_session_cache_mode(context, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    // One TLS 1.3 ticket per connection, not OpenSSL's two: a client resumes
+    // with one (a browser keeps one per server), and each costs the handshake
+    // an encryption.
+    SSL_CTX_set_num_tickets(context, 1);
     SSL_CTX_set_session_id_context(context, (const unsigned char *)"swift-libev", 11);
 }
 

@@ -30,6 +30,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "Examples", "Netcat", "scripts"))
 import http_bench  # noqa: E402
 import netcat_bench  # noqa: E402  Examples/Netcat/scripts/netcat_bench.py
+import tls_bench  # noqa: E402
 
 
 def command_output(command):
@@ -261,6 +262,7 @@ def main():
         poetry = None
         real_site = None
         netcat = netcat_bench.run(f"{ROOT}/.build/release/evcat", size=256 << 20, runs=1)
+        tls = tls_bench.run(rounds=1, duration=3)
     else:
         http = http_bench.main(["--rounds", "5", "--duration", "4", "--loads", "64,512,64x16,64close,5000",
                                 "--servers", "libev,epoll,async,async-epoll,threads,c-libev,c-epoll,nio,nginx",
@@ -269,6 +271,7 @@ def main():
         real_site = run_real_site()
         poetry = run_poetry(10000, ["threads", "libev", "epoll", "async", "async-epoll"])
         netcat = netcat_bench.run(f"{ROOT}/.build/release/evcat", size=1 << 30, runs=3)
+        tls = tls_bench.run(rounds=5, duration=4)
     elapsed = time.monotonic() - started
 
     os.makedirs(f"{ROOT}/Benchmarks/results", exist_ok=True)
@@ -324,6 +327,10 @@ def main():
               "the relay pinned to CPU 0 and timed by its own CPU (user + system), the other end on CPU 1 "
               "(`Examples/Netcat/scripts/netcat_bench.py`). Goal (issue 24): at least socat's bytes per CPU second.", "",
               netcat_bench.markdown(netcat)]
+    lines += ["", "## HTTPS beside nginx", "",
+              "`server http --tls-cert --tls-key` (the async engines) and nginx with the same ECDSA P-256 certificate, "
+              "TLS 1.3, one worker (`Benchmarks/scripts/tls_bench.py`); handshakes = `Connection: close` (wrk resumes no "
+              "session: a full handshake per request). Goal (issue 25): at least 0.9x nginx per core on both.", "", tls]
     lines += ["", "## Goals", "", "Issue 14's goals, against this run (met or missed, and by how much):", ""]
     lines += goals(http, micro, real_site)
     lines += ["", "Each goal missed, with its profile and what was tried: the README's "

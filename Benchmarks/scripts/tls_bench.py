@@ -114,37 +114,44 @@ def measure(pid, port, duration, close):
     return rate, cpu, errors.group(0) if errors else ""
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=4)
-    parser.add_argument("--engines", default="async,async-epoll")
-    arguments = parser.parse_args()
+def run(rounds=3, duration=4, engines=("async", "async-epoll")):
+    """The measurement, as a Markdown table (with its heading line)."""
     directory = tempfile.mkdtemp(prefix="tls-bench-")
     certificate, key = certificates(directory)
-    names = arguments.engines.split(",") + ["nginx"]
+    names = list(engines) + ["nginx"]
     results = {}
     for load, close in (("keep-alive", False), ("handshakes", True)):
         samples = {name: [] for name in names}
-        for _ in range(arguments.rounds):
+        for _ in range(rounds):
             for name in names:  # interleaved rounds
                 process, port = start(name, certificate, key, directory)
                 try:
-                    samples[name].append(measure(process.pid, port, arguments.duration, close))
+                    samples[name].append(measure(process.pid, port, duration, close))
                 finally:
                     process.kill()
                     process.wait()
         results[load] = samples
-    print(f"HTTPS /plaintext, wrk -t1 -c64 on CPU 1, server on CPU 0, {arguments.rounds} interleaved rounds of {arguments.duration} s; medians\n")
-    print("| load | server | req/s | server CPU | req/s per server core | vs nginx | errors |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    lines = [f"HTTPS /plaintext, wrk -t1 -c64 on CPU 1, server on CPU 0, {rounds} interleaved rounds of {duration} s; medians", "",
+             "| load | server | req/s | server CPU | req/s per server core | vs nginx | errors |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for load, samples in results.items():
         per_core = {name: statistics.median(rate / max(cpu, 0.01) for rate, cpu, _ in runs) for name, runs in samples.items()}
         for name, runs in samples.items():
             rate = statistics.median(r for r, _, _ in runs)
             cpu = statistics.median(c for _, c, _ in runs)
             errors = "; ".join(sorted({e for _, _, e in runs if e}))
-            print(f"| {load} | {name} | {rate:,.0f} | {cpu:.2f} | {per_core[name]:,.0f} | {per_core[name] / per_core['nginx']:.2f}x | {errors} |")
+            lines.append(f"| {load} | {name} | {rate:,.0f} | {cpu:.2f} | {per_core[name]:,.0f} | "
+                         f"{per_core[name] / per_core['nginx']:.2f}x | {errors} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=4)
+    parser.add_argument("--engines", default="async,async-epoll")
+    arguments = parser.parse_args()
+    print(run(arguments.rounds, arguments.duration, arguments.engines.split(",")))
 
 
 if __name__ == "__main__":

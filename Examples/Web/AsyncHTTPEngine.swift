@@ -174,7 +174,9 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
             }
             if http.abandoned { break }
         }
-        if http.abandoned {
+        // The plain engine's rule: nothing of the peer's waiting, no linger
+        // (close_notify still goes out).
+        if http.abandoned || http.endsCleanly && !tls.hasPendingInput && tls.socket.descriptor.hasNoPendingInput(into: readBuffer) {
             tls.close()
         } else {
             await tls.closeLingering(timeout: options.limits.lingerTimeout)

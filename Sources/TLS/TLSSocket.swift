@@ -205,6 +205,13 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
         }
     }
 
+    /// Whether OpenSSL holds bytes read from the socket and not yet returned
+    /// by a read (a record, or part of one, read ahead).
+    public var hasPendingInput: Bool {
+        checkLoop()
+        return !closed && SSL_has_pending(ssl) == 1
+    }
+
     /// Writes what OpenSSL takes of `bytes` now, without waiting: the
     /// non-blocking write of a server that keeps its own output (retry with
     /// the same bytes, or more, after `.wouldBlock` and the socket's
