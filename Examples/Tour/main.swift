@@ -63,10 +63,10 @@ let other = Thread {
 other.start()
 
 // A periodic watcher on the wall clock: the next whole 100 ms after 0.6 s.
-let soon = Loop.time().advanced(by: .milliseconds(600)).secondsSinceEpoch
-let at = WallClock.Instant(secondsSinceEpoch: soon - soon.truncatingRemainder(dividingBy: 0.1) + 0.1)
+let soon = Loop.time().advanced(by: .milliseconds(600)).sinceEpoch
+let at = WallClock.Instant(sinceEpoch: .milliseconds(100) * (Int64(soon / .milliseconds(100)) + 1))
 loop.periodic(at: at) { periodic in
-    log("periodic: at wall-clock time \(String(format: "%.1f", periodic.at.secondsSinceEpoch))", since: start)
+    log("periodic: at wall-clock time \(String(format: "%.1f", periodic.at.sinceEpoch / .seconds(1)))", since: start)
 }
 
 // Idle: runs only when nothing else is pending; here it counts once and stops.

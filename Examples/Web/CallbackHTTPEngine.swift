@@ -62,7 +62,7 @@ final class CallbackWorker<L: EventLoop> {
         let connection = CallbackConnection(self, client)
         do {
             try connection.startWatching()
-            connections[client.fd] = connection
+            connections[client.descriptor] = connection
             context.stats.opened()
         } catch {
             client.close()
@@ -74,7 +74,7 @@ final class CallbackWorker<L: EventLoop> {
     }
 
     func closed(_ connection: CallbackConnection<L>) {
-        connections[connection.socket.fd] = nil
+        connections[connection.socket.descriptor] = nil
         context.stats.closed()
         if draining {
             if connections.isEmpty { finish() }

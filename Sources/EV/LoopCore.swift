@@ -175,22 +175,22 @@ final class LoopCore {
             throw EventLoopError(.badDescriptor(.notOpen), descriptor: FileDescriptor(rawValue: fd), operation: "ev_io_start")
         }
         try checkWatchable(fd)
-        var record = descriptors[fd] ?? DescriptorRecord()
+        var record = descriptors[FileDescriptor(rawValue: fd)] ?? DescriptorRecord()
         if registersWithKernel {
             if record.watchers > 0 && record.handedToKernel && isReusedNumber(fd) {
                 retireWatchers(on: fd)
-                record = descriptors[fd] ?? DescriptorRecord()
+                record = descriptors[FileDescriptor(rawValue: fd)] ?? DescriptorRecord()
             }
         } else {
             let identity = try FileIdentity.checked(fd, operation: "ev_io_start")
             if record.watchers > 0 && record.fingerprint != identity.fingerprint {
                 retireWatchers(on: fd)
-                record = descriptors[fd] ?? DescriptorRecord()
+                record = descriptors[FileDescriptor(rawValue: fd)] ?? DescriptorRecord()
             }
             record.fingerprint = identity.fingerprint
         }
         record.watchers += 1
-        descriptors[fd] = record
+        descriptors[FileDescriptor(rawValue: fd)] = record
         noteChange(fd)
     }
 
@@ -213,12 +213,12 @@ final class LoopCore {
     /// (the backends other than epoll, at each event).
     func isStillClaimed(_ fd: Int32) -> Bool {
         guard let identity = try? FileIdentity.of(fd) else { return false }
-        return descriptors[fd]?.fingerprint == identity.fingerprint
+        return descriptors[FileDescriptor(rawValue: fd)]?.fingerprint == identity.fingerprint
     }
 
     /// Records that an io watcher on `fd` stopped.
     func releaseDescriptor(_ fd: Int32) {
-        descriptors.update(fd) { record in
+        descriptors.update(FileDescriptor(rawValue: fd)) { record in
             guard var current = record else { return }
             current.watchers -= 1
             // No watcher left: the next one on the number starts afresh
@@ -255,7 +255,7 @@ final class LoopCore {
             checkEveryDescriptorOnce = false
             checkedInProcess = getpidIfForkChecking()
             changedDescriptors.removeAll(keepingCapacity: true)
-            check(descriptors.descriptors)
+            check(descriptors.descriptors.map(\.rawValue))
             return
         }
         guard !changedDescriptors.isEmpty else { return }
@@ -270,11 +270,11 @@ final class LoopCore {
     /// the rest are marked handed to the kernel.
     private func check(_ numbers: [Int32]) {
         guard registersWithKernel else {
-            for fd in numbers where (descriptors[fd]?.watchers ?? 0) > 0 { verify(fd) }
+            for fd in numbers where (descriptors[FileDescriptor(rawValue: fd)]?.watchers ?? 0) > 0 { verify(fd) }
             return
         }
         pollSet.removeAll(keepingCapacity: true)
-        for fd in numbers where (descriptors[fd]?.watchers ?? 0) > 0 {
+        for fd in numbers where (descriptors[FileDescriptor(rawValue: fd)]?.watchers ?? 0) > 0 {
             pollSet.append(pollfd(fd: fd, events: 0, revents: 0))
         }
         guard !pollSet.isEmpty else { return }
@@ -288,7 +288,7 @@ final class LoopCore {
             if ready > 0 && entry.revents & Int16(POLLNVAL) != 0 {
                 retireWatchers(on: entry.fd)
             } else {
-                descriptors.update(entry.fd) { $0?.handedToKernel = true }
+                descriptors.update(FileDescriptor(rawValue: entry.fd)) { $0?.handedToKernel = true }
             }
         }
     }
@@ -310,7 +310,7 @@ final class LoopCore {
     /// Retires `fd`'s watchers unless it is still open as the file they
     /// started on (the backends that fingerprint).
     private func verify(_ fd: Int32) {
-        if let identity = try? FileIdentity.of(fd), identity.fingerprint == descriptors[fd]?.fingerprint { return }
+        if let identity = try? FileIdentity.of(fd), identity.fingerprint == descriptors[FileDescriptor(rawValue: fd)]?.fingerprint { return }
         retireWatchers(on: fd)
     }
 

@@ -98,15 +98,15 @@ public final class Selector<Data> {
         var event = epoll_event(events: Self.mask(events), data: Self.data(fd, generation))
         if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 {
             let errno = Errno(rawValue: Glibc.errno)
-            guard errno == .fileExists, keys[fd] == nil else { throw refusal(errno, descriptor) }
+            guard errno == .fileExists, keys[descriptor] == nil else { throw refusal(errno, descriptor) }
             // Registered in the kernel but not here: a registration that
             // outlived its key (its file kept open elsewhere, the number
             // reused by the same file): take it over.
             _ = try systemCall("epoll_ctl(MOD)", descriptor: descriptor) { epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) }
         }
         // Added: if the number had a key, epoll had forgotten its file.
-        let stale = keys[fd]
-        keys[fd] = SelectorKey(descriptor: descriptor, events: events, data: data, generation: generation)
+        let stale = keys[descriptor]
+        keys[descriptor] = SelectorKey(descriptor: descriptor, events: events, data: data, generation: generation)
         return stale
     }
 
@@ -150,7 +150,7 @@ public final class Selector<Data> {
         }
         key.events = events
         key.data = data
-        keys[fd] = key
+        keys[descriptor] = key
     }
 
     /// Unregisters `descriptor`; call before closing it.
@@ -168,7 +168,7 @@ public final class Selector<Data> {
         guard let key = key(for: descriptor) else {
             throw EventLoopError(.badDescriptor(.notWatched), descriptor: descriptor, operation: "epoll_ctl(DEL)")
         }
-        keys[descriptor.rawValue] = nil
+        keys[descriptor] = nil
         return key
     }
 
@@ -177,12 +177,12 @@ public final class Selector<Data> {
 
     /// The key of `descriptor`, if registered.
     public func key(for descriptor: FileDescriptor) -> SelectorKey<Data>? {
-        key(for: descriptor.rawValue)
+        keys[descriptor]
     }
 
     @inline(__always)
     func key(for fd: Int32) -> SelectorKey<Data>? {
-        keys[fd]
+        keys[FileDescriptor(rawValue: fd)]
     }
 
     /// Waits for registered descriptors to become ready and calls `ready` with

@@ -32,16 +32,19 @@ public struct DescriptorTable<Value> {
     @inlinable
     public var isEmpty: Bool { storedCount == 0 }
 
-    /// The value of `fd`; nil for a number with none (a negative one too).
-    /// Setting a value grows the table up to `fd` only: the array's own
+    /// The value of `descriptor`; nil for a number with none (a negative one too).
+    /// Setting a value grows the table up to its number only: the array's own
     /// growth is amortized, and the capacity beyond stays untouched (not
     /// resident) until descriptors get there.
     @inlinable
-    public subscript(fd: Int32) -> Value? {
-        @inline(__always) get { fd >= 0 && Int(fd) < slots.count ? slots[Int(fd)] : nil }
+    public subscript(descriptor: FileDescriptor) -> Value? {
+        @inline(__always) get {
+            let fd = descriptor.rawValue
+            return fd >= 0 && Int(fd) < slots.count ? slots[Int(fd)] : nil
+        }
         set {
-            precondition(fd >= 0, "a descriptor is not negative")
-            let index = Int(fd)
+            precondition(descriptor.rawValue >= 0, "a descriptor is not negative")
+            let index = Int(descriptor.rawValue)
             if index >= slots.count {
                 guard newValue != nil else { return }
                 slots.append(contentsOf: repeatElement(nil, count: index + 1 - slots.count))
@@ -52,17 +55,19 @@ public struct DescriptorTable<Value> {
         }
     }
 
-    /// Changes the value of `fd` in place (nil: none); returns what `body` returns.
+    /// Changes the value of `descriptor` in place (nil: none); returns what `body` returns.
     @inlinable @inline(__always)
-    public mutating func update<Result>(_ fd: Int32, _ body: (inout Value?) -> Result) -> Result {
-        var value = self[fd]
-        defer { self[fd] = value }
+    public mutating func update<Result>(_ descriptor: FileDescriptor, _ body: (inout Value?) -> Result) -> Result {
+        var value = self[descriptor]
+        defer { self[descriptor] = value }
         return body(&value)
     }
 
     /// The descriptors that have a value, lowest first.
     @inlinable
-    public var descriptors: [Int32] { slots.indices.compactMap { slots[$0] == nil ? nil : Int32($0) } }
+    public var descriptors: [FileDescriptor] {
+        slots.indices.compactMap { slots[$0] == nil ? nil : FileDescriptor(rawValue: Int32($0)) }
+    }
 
     /// The values, in descriptor order: a copy, so the caller may add and
     /// remove while it goes through them.

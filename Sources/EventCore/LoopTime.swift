@@ -182,7 +182,7 @@ package enum LoopTime {
 /// the clock meanwhile.
 ///
 /// ```swift
-/// let noon = WallClock.Instant(secondsSinceEpoch: 1_800_000_000)
+/// let noon = WallClock.Instant(sinceEpoch: .seconds(1_800_000_000))
 /// try loop.periodic(at: noon) { _ in print("it is time") }
 /// print(WallClock.now)   // 1800000000.25 s since the epoch
 /// ```
@@ -197,13 +197,14 @@ public struct WallClock: Clock, Sendable {
             self.sinceEpoch = sinceEpoch
         }
 
-        /// The moment `seconds` after the Unix epoch, as libev's `ev_tstamp` counts.
-        public init(secondsSinceEpoch seconds: Double) {
+        /// The moment `seconds` after the Unix epoch, as libev's `ev_tstamp`
+        /// counts: the loops' conversion, not the surface (which speaks `Duration`).
+        package init(secondsSinceEpoch seconds: Double) {
             sinceEpoch = LoopTime.duration(seconds)
         }
 
         /// Seconds since the epoch, as libev's `ev_tstamp` counts them.
-        public var secondsSinceEpoch: Double { LoopTime.seconds(sinceEpoch) }
+        package var secondsSinceEpoch: Double { LoopTime.seconds(sinceEpoch) }
 
         public func advanced(by duration: Duration) -> Instant { Instant(sinceEpoch: sinceEpoch + duration) }
         public func duration(to other: Instant) -> Duration { other.sinceEpoch - sinceEpoch }
