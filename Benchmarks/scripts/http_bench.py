@@ -105,18 +105,20 @@ http {{
   uwsgi_temp_path {directory};
   scgi_temp_path {directory};
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    listen 127.0.0.1:{port}{listen_options} backlog=4096;{server_extra}
     location = /plaintext {{ default_type text/plain; return 200 "Hello, World!"; }}
   }}
 }}
 """
 
 
-def start_nginx(port):
+def start_nginx(port, listen_options="", server_extra=""):
+    """nginx on `port`; `listen_options` (" ssl") and `server_extra` (its
+    certificate lines) make it serve HTTPS (Benchmarks/scripts/tls_bench.py)."""
     directory = tempfile.mkdtemp(prefix="bench-nginx-")
     config = os.path.join(directory, "nginx.conf")
     with open(config, "w") as f:
-        f.write(NGINX_CONFIG.format(directory=directory, port=port))
+        f.write(NGINX_CONFIG.format(directory=directory, port=port, listen_options=listen_options, server_extra=server_extra))
     nginx = "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         sys.exit("nginx is not installed (Debian's nginx-light): apt-get install nginx-light")
@@ -132,11 +134,13 @@ def start_nginx(port):
     sys.exit("nginx did not start")
 
 
-def start(name):
+def start(name, extra_arguments=()):
+    """`name`'s server on a free port, on CPU 0, once it serves; `extra_arguments`
+    go to `server http` (`--tls-cert ...`)."""
     port = free_port()
     if name == "nginx":
         return start_nginx(port)
-    process = subprocess.Popen(["taskset", "-c", "0"] + server_command(name, port), stdout=subprocess.PIPE,
+    process = subprocess.Popen(["taskset", "-c", "0"] + server_command(name, port) + list(extra_arguments), stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, preexec_fn=raise_fd_limit)
     line = process.stdout.readline()
     if "Serving" not in line:

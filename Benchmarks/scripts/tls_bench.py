@@ -12,50 +12,14 @@ ratio to nginx per core.
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-SERVER = os.path.join(ROOT, ".build", "release", "server")
-TICKS = os.sysconf("SC_CLK_TCK")
-
-NGINX_CONFIG = """
-worker_processes 1;
-master_process off;
-daemon off;
-pid {directory}/nginx.pid;
-error_log stderr error;
-events {{ worker_connections 30000; use epoll; }}
-http {{
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 65;
-  client_body_temp_path {directory};
-  proxy_temp_path {directory};
-  fastcgi_temp_path {directory};
-  uwsgi_temp_path {directory};
-  scgi_temp_path {directory};
-  server {{
-    listen 127.0.0.1:{port} ssl backlog=4096;
-    ssl_certificate {certificate};
-    ssl_certificate_key {key};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location = /plaintext {{ default_type text/plain; return 200 "Hello, World!"; }}
-  }}
-}}
-"""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import http_bench  # noqa: E402  the servers' commands, nginx's configuration, the CPU reading
 
 def certificates(directory):
     script = f"""
@@ -70,45 +34,22 @@ def certificates(directory):
     return os.path.join(directory, "server.pem"), os.path.join(directory, "server.key")
 
 
-def wait_port(port):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing listens on {port}")
-
-
-def start(name, certificate, key, directory):
-    port = free_port()
+def start(name, certificate, key):
+    """`name` serving HTTPS with the certificate, on CPU 0 (http_bench's starts)."""
     if name == "nginx":
-        config = os.path.join(directory, "nginx.conf")
-        with open(config, "w") as f:
-            f.write(NGINX_CONFIG.format(directory=directory, port=port, certificate=certificate, key=key))
-        command = ["taskset", "-c", "0", "/usr/sbin/nginx", "-c", config, "-e", "stderr"]
-    else:
-        command = ["taskset", "-c", "0", SERVER, "http", "--engine", name, "--port", str(port),
-                   "--tls-cert", certificate, "--tls-key", key, "--max-connections", "20000"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return process, port
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+        return http_bench.start_nginx(http_bench.free_port(), " ssl",
+                                      f"\n    ssl_certificate {certificate};\n    ssl_certificate_key {key};"
+                                      "\n    ssl_protocols TLSv1.2 TLSv1.3;")
+    return http_bench.start(name, ["--tls-cert", certificate, "--tls-key", key])
 
 
 def measure(pid, port, duration, close):
     command = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{duration}s", f"https://127.0.0.1:{port}/plaintext"]
     if close:
         command[5:5] = ["-H", "Connection: close"]
-    before, start = cpu_ticks(pid), time.monotonic()
+    before, started = http_bench.cpu_seconds(pid), time.monotonic()
     output = subprocess.run(command, capture_output=True, text=True).stdout
-    cpu = (cpu_ticks(pid) - before) / TICKS / (time.monotonic() - start)
+    cpu = (http_bench.cpu_seconds(pid) - before) / (time.monotonic() - started)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", output)
     return rate, cpu, errors.group(0) if errors else ""
@@ -124,7 +65,7 @@ def run(rounds=3, duration=4, engines=("async", "async-epoll")):
         samples = {name: [] for name in names}
         for _ in range(rounds):
             for name in names:  # interleaved rounds
-                process, port = start(name, certificate, key, directory)
+                process, port = start(name, certificate, key)
                 try:
                     samples[name].append(measure(process.pid, port, duration, close))
                 finally:
