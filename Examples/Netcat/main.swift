@@ -453,8 +453,8 @@ final class Activity: Sendable {
 
     func note() { last.withLock { $0 = monotonicNow() } }
 
-    /// Returns once nothing has moved for `idle` seconds (for UDP's wait for
-    /// replies) - or, as the idle timeout, throws then.
+    /// Throws once nothing has moved for `idle` seconds: the idle timeout's
+    /// failure (UDP's wait for replies after stdin ends ignores it).
     func watch(idle: Double, on executor: some EventLoopExecutor) async throws {
         while true {
             let quiet = monotonicNow() - last.withLock { $0 }

@@ -88,26 +88,32 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
             // HTTPS: the handshake first, within the context's handshake
             // timeout (a client that stalls in it is closed then).
             guard let secured = try? await TLSSocket.server(over: socket, context: tls) else { return }
-            return await serve(secured, http)
+            return await serve(stream: secured, http)
         }
-        // Whether the last read came back short (the socket had no more),
-        // with no wait since: a clean end then needs no read to know
-        // nothing of the peer's is waiting.
+        await serve(stream: socket, http)
+    }
+
+    /// A connection's requests and responses over `stream` - a plain socket,
+    /// or TLS over one (one code for both).
+    func serve<Stream: ServedStream>(stream: Stream, _ http: HTTPServerConnection) async {
+        // Whether the last read came back short with nothing more held
+        // (a plain socket's short read), with no wait since: a clean end then
+        // needs no read to know nothing of the peer's is waiting.
         var drained = false
         while !http.isDone {
             if draining && http.isIdle && !http.hasOutput { break }
             if http.wantsInput {
                 // No timeout on the read itself: the tick wakes it (see tick()).
                 do {
-                    let count = try await socket.read(into: readBuffer)
-                    drained = count < readBuffer.count
+                    let count = try await stream.receive(into: readBuffer)
+                    drained = Stream.shortReadDrains && count < readBuffer.count
                     if count == 0 {
                         http.receiveEnd(now: monotonicNow())
                     } else {
                         http.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<count]), now: monotonicNow())
                     }
                 } catch {
-                    socket.close() // reset by the peer, or the loop is closing
+                    stream.close() // reset by the peer, or the loop is closing
                     return
                 }
             }
@@ -116,70 +122,26 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
                 // straight from the connection's output (no copy, no await);
                 // only a full buffer waits for writability.
                 do {
-                    switch try http.withPendingOutput({ try socket.descriptor.write($0) }) {
+                    switch try http.withPendingOutput({ try stream.sendNow($0) }) {
                     case .processed(let count):
                         http.didSend(count, now: monotonicNow())
                     case .wouldBlock:
                         drained = false
-                        try await socket.waitWritable()
+                        try await stream.waitWritable()
                     }
                 } catch {
-                    socket.close() // a peer that went away, or stopped reading (the tick shut it down)
+                    stream.close() // a peer that went away, or stopped reading (the tick shut it down)
                     return
                 }
             }
             if http.abandoned { break }
         }
-        if http.abandoned || http.endsCleanly && (drained || socket.descriptor.hasNoPendingInput(into: readBuffer)) {
+        if http.abandoned || http.endsCleanly && (drained || stream.nothingPending(readingInto: readBuffer)) {
             // Abandoned: close without a word. Ending as the peer asked, with
             // nothing of its waiting: nothing to linger for (nginx's rule).
-            socket.close()
+            stream.close()
         } else {
-            await socket.closeLingering(timeout: options.limits.lingerTimeout)
-        }
-    }
-
-    /// ``serve(_:_:)`` over TLS: the same steps, the bytes through OpenSSL.
-    func serve(_ tls: TLSSocket, _ http: HTTPServerConnection) async {
-        while !http.isDone {
-            if draining && http.isIdle && !http.hasOutput { break }
-            if http.wantsInput {
-                do {
-                    let count = try await tls.read(into: readBuffer)
-                    if count == 0 {
-                        http.receiveEnd(now: monotonicNow())
-                    } else {
-                        http.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<count]), now: monotonicNow())
-                    }
-                } catch let error as EventLoopError where error.code == .tls(.unexpectedEOF) {
-                    // The tick's shutdown (a timeout, a drain) ends the read so.
-                    http.receiveEnd(now: monotonicNow())
-                } catch {
-                    tls.close()
-                    return
-                }
-            }
-            while http.hasOutput && !http.abandoned {
-                do {
-                    switch try http.withPendingOutput({ try tls.writeNow($0) }) {
-                    case .processed(let count):
-                        http.didSend(count, now: monotonicNow())
-                    case .wouldBlock:
-                        try await tls.socket.waitWritable()
-                    }
-                } catch {
-                    tls.close()
-                    return
-                }
-            }
-            if http.abandoned { break }
-        }
-        // The plain engine's rule: nothing of the peer's waiting, no linger
-        // (close_notify still goes out).
-        if http.abandoned || http.endsCleanly && !tls.hasPendingInput && tls.socket.descriptor.hasNoPendingInput(into: readBuffer) {
-            tls.close()
-        } else {
-            await tls.closeLingering(timeout: options.limits.lingerTimeout)
+            await stream.closeLingering(timeout: options.limits.lingerTimeout)
         }
     }
 
@@ -220,5 +182,47 @@ final class AsyncWorker<Executor: EventLoopExecutor> {
         guard !reported else { return }
         reported = true
         report(context.stats)
+    }
+}
+
+/// What the async engines serve a connection over.
+protocol ServedStream {
+    /// Whether a read that filled less than its buffer means nothing more is
+    /// held (true of a socket; not of TLS, which may hold a record read ahead).
+    static var shortReadDrains: Bool { get }
+    /// Reads what has come: the byte count, 0 at the peer's end.
+    func receive(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int
+    /// Sends what the socket takes now, without waiting.
+    func sendNow(_ bytes: UnsafeRawBufferPointer) throws(EventLoopError) -> IOResult<Int>
+    func waitWritable() async throws
+    /// Whether nothing of the peer's is waiting (may read into `scratch` to know).
+    func nothingPending(readingInto scratch: UnsafeMutableRawBufferPointer) -> Bool
+    func close()
+    func closeLingering(timeout: Duration) async
+}
+
+extension AsyncSocket: ServedStream {
+    static var shortReadDrains: Bool { true }
+    func receive(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int { try await read(into: buffer) }
+    func sendNow(_ bytes: UnsafeRawBufferPointer) throws(EventLoopError) -> IOResult<Int> { try descriptor.write(bytes) }
+    func nothingPending(readingInto scratch: UnsafeMutableRawBufferPointer) -> Bool { descriptor.hasNoPendingInput(into: scratch) }
+}
+
+extension TLSSocket: ServedStream {
+    static var shortReadDrains: Bool { false }
+
+    func receive(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        do {
+            return try await read(into: buffer)
+        } catch let error as EventLoopError where error.code == .tls(.unexpectedEOF) {
+            return 0 // the tick's shutdown (a timeout, a drain) ends a read so
+        }
+    }
+
+    func sendNow(_ bytes: UnsafeRawBufferPointer) throws(EventLoopError) -> IOResult<Int> { try writeNow(bytes) }
+    func waitWritable() async throws { try await socket.waitWritable() }
+
+    func nothingPending(readingInto scratch: UnsafeMutableRawBufferPointer) -> Bool {
+        !hasPendingInput && socket.descriptor.hasNoPendingInput(into: scratch) // close_notify still goes out
     }
 }

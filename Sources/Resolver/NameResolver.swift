@@ -155,12 +155,10 @@ public final class NameResolver<L: EventLoop> {
     /// takes no more lookups. Harmless twice.
     public func close() {
         guard channel != nil else { return }
-        guard depth == 0 else {
-            closeRequested = true
-            return
-        }
-        // ares_destroy calls back each pending lookup (ARES_EDESTRUCTION)
-        // and each socket's state (closed): both still find this resolver.
+        // Destroyed by the outermost call into c-ares - this one, unless
+        // called from inside c-ares (a completion). ares_destroy calls back
+        // each pending lookup (ARES_EDESTRUCTION) and each socket's state
+        // (closed): both still find this resolver.
         closeRequested = true
         callCAres(deferring: false) { _ in }
     }
