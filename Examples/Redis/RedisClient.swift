@@ -101,7 +101,7 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
                 }
             }
         }
-        if let address = NameResolver<L>.numeric(host, port: port) {
+        if let address = numericAddress(host, port: port) {
             try connect(to: address)
             return
         }

@@ -31,7 +31,7 @@ public func crawl(engine: Engine, options: CrawlOptions) throws -> CrawlReport {
 ///
 /// - Throws: ``EventCore/EventLoopError`` naming the host and why it did not resolve.
 func lookUp(_ host: String, port: UInt16, _ options: ResolverOptions) throws -> SocketAddress {
-    if let numeric = NameResolver<Loop>.numeric(host, port: port) { return numeric }
+    if let numeric = numericAddress(host, port: port) { return numeric }
     let loop = try Loop()
     let resolver = try NameResolver(on: loop, options: options)
     var outcome: Result<[SocketAddress], EventLoopError>?

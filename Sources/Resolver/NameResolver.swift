@@ -215,7 +215,7 @@ public final class NameResolver<L: EventLoop> {
         } else if family == .unix {
             immediate = .failure(EventLoopError(.invalidArgument, operation: "resolve(\(NameLookup.shown(host)))",
                                                 detail: "a name resolves to IPv4 or IPv6 addresses, not Unix ones"))
-        } else if let numeric = Self.numeric(host, port: port) {
+        } else if let numeric = numericAddress(host, port: port) {
             immediate = family == nil || numeric.family == family ? .success([numeric])
                 : .failure(lookup.error(.noAddress))
         } else if let reason = Self.invalidName(host) {
@@ -332,9 +332,6 @@ public final class NameResolver<L: EventLoop> {
     private func deliverLater(_ lookup: NameLookup, _ result: Result<[SocketAddress], EventLoopError>) {
         loop.schedule(after: .zero) { lookup.deliver(result) }
     }
-
-    /// `host` as a numeric address (IPv4, IPv6, or IPv6 in brackets) with `port`, or nil.
-    package static func numeric(_ host: String, port: UInt16) -> SocketAddress? { numericAddress(host, port: port) }
 
     /// Why `host` is not a host name (RFC 1035's limits), or nil.
     static func invalidName(_ host: String) -> String? {
@@ -456,7 +453,7 @@ private let nameResolverAnswer: ares_addrinfo_callback = { argument, status, _, 
 }
 
 /// `host` as a numeric address (IPv4, IPv6, or IPv6 in brackets) with `port`, or nil.
-func numericAddress(_ host: String, port: UInt16) -> SocketAddress? {
+package func numericAddress(_ host: String, port: UInt16) -> SocketAddress? {
     let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
     if let address = try? SocketAddress(ipv4: bare, port: port) { return address }
     return try? SocketAddress(ipv6: bare, port: port)

@@ -228,9 +228,7 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
         if result > 0 { return .processed(written) }
         let error = SSL_get_error(ssl, result)
         if error == SSL_ERROR_WANT_WRITE { return .wouldBlock }
-        if error == SSL_ERROR_WANT_READ {
-            throw EventLoopError(.tls(.protocolError), operation: "\(name): write", detail: "the peer asked to renegotiate")
-        }
+        if error == SSL_ERROR_WANT_READ { throw renegotiationRefused() }
         throw failure("write", error)
     }
 
@@ -294,7 +292,7 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
             case SSL_ERROR_WANT_READ where operation == "write":
                 // Only a renegotiation makes a write read, and it is refused
                 // (SSL_OP_NO_RENEGOTIATION): never two tasks waiting to read.
-                throw EventLoopError(.tls(.protocolError), operation: "\(name): write", detail: "the peer asked to renegotiate")
+                throw renegotiationRefused()
             case SSL_ERROR_WANT_READ: try await socket.waitReadable()
             case SSL_ERROR_WANT_WRITE: try await socket.waitWritable()
             case SSL_ERROR_ZERO_RETURN: return .closed
@@ -330,6 +328,11 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
             return EventLoopError.system(what, Errno(rawValue: systemErrno), peer: socket.peer)
         }
         return TLSContext.failure(operation == "handshake" ? .handshakeFailed : .protocolError, what)
+    }
+
+    /// A write that wants to read: only a renegotiation does that, and it is refused.
+    private func renegotiationRefused() -> EventLoopError {
+        EventLoopError(.tls(.protocolError), operation: "\(name): write", detail: "the peer asked to renegotiate")
     }
 
     private func checkOpen() throws(EventLoopError) {
