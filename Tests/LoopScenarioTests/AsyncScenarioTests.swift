@@ -727,9 +727,13 @@ struct AsyncScenarioTests {
         let (errors, leaked, kept) = try kind.run { executor in
             let listener = try AsyncListener(on: SocketAddress(parsing: "0"), loop: executor)
             defer { listener.close() }
-            let client = try await AsyncSocket.connect(to: listener.localAddress, on: executor)
-            let server = try await listener.accept()
-            defer { server.close() }
+            // The socket is on a reserved number: once closed, no other test's
+            // new descriptor can take it before the dup2 below (a number that
+            // was the lowest free one could be, and dup2 would then replace
+            // that test's socket and hand it this test's data).
+            let (ours, theirs) = try makeReservedSocketPair()
+            defer { close(theirs) }
+            let client = AsyncSocket(adopting: SocketDescriptor(FileDescriptor(rawValue: ours)), peer: nil, loop: executor)
             let number = client.descriptor.fd
             let (other, peer) = try makeSocketPair() // before the close: not on the number
             client.close()
