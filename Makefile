@@ -15,7 +15,7 @@
 SHELL         := /bin/bash
 SWIFT         ?= swift
 SWIFTC        ?= swiftc
-APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime libcurl4-openssl-dev libhiredis-dev redis-server libc-ares-dev dnsmasq-base socat ncat libssl-dev openssl
+APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime libcurl4-openssl-dev libhiredis-dev redis-server libc-ares-dev dnsmasq-base socat ncat libssl-dev openssl zlib1g-dev
 SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/

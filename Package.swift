@@ -60,6 +60,12 @@ let package = Package(
             path: "CAres",
             providers: [.apt(["libc-ares-dev"])]
         ),
+        // zlib from the system (Debian's zlib1g-dev): the crawler's gzip and deflate.
+        .systemLibrary(
+            name: "CZlib",
+            path: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // OpenSSL from the system (Debian's libssl-dev); the shim turns its macros
         // into functions and holds its ALPN and session callbacks.
         .systemLibrary(
@@ -128,7 +134,7 @@ let package = Package(
         // connection (bytes in, bytes out) and its site. Also built by the fuzzer.
         .target(
             name: "HTTP",
-            dependencies: ["CHTTPParser"],
+            dependencies: ["CHTTPParser", "CZlib"],
             path: "Examples/HTTP",
             swiftSettings: approachableConcurrency
         ),

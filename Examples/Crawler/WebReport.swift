@@ -4,7 +4,7 @@ import Web
 extension CrawlReport {
     /// The summary `crawler web` prints at the end.
     var summary: String {
-        var lines = ["crawled \(pages) pages, \(bytes) bytes, in \(fixed(wallSeconds, 3)) s (\(Int(pagesPerSecond.rounded())) pages/s); \(redirects) redirects, \(connections) connections"]
+        var lines = ["crawled \(pages) pages, \(bytes) bytes, in \(fixed(wallSeconds, 3)) s (\(Int(pagesPerSecond.rounded())) pages/s); \(redirects) redirects, \(connections) connections, \(retries) retries"]
         if errors.isEmpty {
             lines.append("no errors")
         } else {
@@ -27,7 +27,7 @@ extension CrawlReport {
     /// The same as JSON (`--json`), for scripts and tests.
     var json: String {
         var report: [String: Any] = [
-            "pages": pages, "bytes": bytes, "redirects": redirects, "connections": connections,
+            "pages": pages, "bytes": bytes, "redirects": redirects, "connections": connections, "retries": retries,
             "wallSeconds": (wallSeconds * 1000).rounded() / 1000,
             "errors": errors,
             "skipped": skipped,

@@ -112,11 +112,11 @@ struct WebCommand: ParsableCommand {
         commandName: "web",
         abstract: "Crawl a web site: each page of its host once, links from href attributes, keep-alive connections.")
 
-    @Argument(help: "Where to start: an http:// URL; only its host and port are crawled.")
+    @Argument(help: "Where to start: an http:// or https:// URL; only its scheme, host and port are crawled.")
     var url: String
 
-    @Option(help: "How to download: \(Engine.list(crawlEngines)).")
-    var engine: Engine = .libev
+    @Option(help: "How to download: \(Engine.list(crawlEngines)) (libev for http://, async for https:// by default; https needs \(Engine.list(tlsCrawlEngines))).")
+    var engine: Engine?
 
     @Option(help: "Connections at once.")
     var concurrency: Int = 16
@@ -145,8 +145,55 @@ struct WebCommand: ParsableCommand {
     @Option(help: "Ask this DNS server (ADDRESS or ADDRESS:PORT, port 53 by default; repeatable) for host names instead of those of /etc/resolv.conf; the hosts file still comes first.")
     var dns: [String] = []
 
+    @Option(name: .customLong("user-agent"), help: "The User-Agent sent; its first word is the name robots.txt groups are matched against.")
+    var userAgent = CrawlOptions(start: WebURL(host: "h", port: 80, target: "/")).userAgent
+
+    @Option(name: .customLong("max-depth"), help: "Follow links at most this many steps from the start.")
+    var maxDepth: Int?
+
+    @Option(help: "Crawl only URLs this regular expression matches (repeatable: any of them).")
+    var allow: [String] = []
+
+    @Option(help: "Do not crawl URLs this regular expression matches (repeatable).")
+    var deny: [String] = []
+
+    @Option(name: .customLong("per-host"), help: "Requests in flight to the host at most.")
+    var perHost: Int = 8
+
+    @Option(help: "Seconds between the starts of two requests to the host at least (robots.txt's Crawl-delay raises it; shared by every process of a --frontier crawl).")
+    var delay: Double = 0
+
+    @Flag(name: .customLong("auto-throttle"), help: "Adapt the delay to the host's latency (Scrapy's AutoThrottle), never below --delay.")
+    var autoThrottle = false
+
+    @Option(name: .customLong("auto-throttle-start"), help: "With --auto-throttle: the delay to start from, in seconds.")
+    var autoThrottleStart: Double = 5
+
+    @Option(help: "Retries per URL after a connection error, a timeout, 408, 429 or a 5xx (exponential back-off with jitter, or the server's Retry-After).")
+    var retries: Int = 2
+
+    @Option(name: .customLong("max-retry-after"), help: "The longest Retry-After waited for, in seconds; a server asking more fails the URL.")
+    var maxRetryAfter: Double = 120
+
+    @Flag(name: .customLong("ignore-robots"), help: "Do not fetch or obey robots.txt.")
+    var ignoreRobots = false
+
+    @Option(help: "Write a JSON line per URL to this file: url, status, bytes, seconds, depth, referrer, error.")
+    var records: String?
+
+    @Option(name: .customLong("ca-file"), help: "For https: trust the authorities of this PEM file instead of the system's.")
+    var caFile: String?
+
+    @Flag(help: "For https: do not verify the server's certificate (insecure).")
+    var insecure = false
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
+
+    /// The engine: the one asked for, or libev (async for https).
+    var chosenEngine: Engine {
+        engine ?? (url.lowercased().hasPrefix("https:") ? .async : .libev)
+    }
 
     func validate() throws {
         for server in dns {
@@ -158,11 +205,35 @@ struct WebCommand: ParsableCommand {
             throw ValidationError("--resume needs --frontier: only a shared crawl can be resumed")
         }
         if let problem = OptionBounds.seconds("--lease", lease, in: 0.1...OptionBounds.longestSeconds) { throw ValidationError(problem) }
-        guard crawlEngines.contains(engine) else {
-            throw ValidationError("the web crawler has no \(engine) engine; --engine takes \(Engine.list(crawlEngines))")
+        guard crawlEngines.contains(chosenEngine) else {
+            throw ValidationError("the web crawler has no \(chosenEngine) engine; --engine takes \(Engine.list(crawlEngines))")
         }
-        do { _ = try WebURL(url) } catch { throw ValidationError("\(error)") }
+        let start: WebURL
+        do { start = try WebURL(url) } catch { throw ValidationError("\(error)") }
+        if start.isSecure && !tlsCrawlEngines.contains(chosenEngine) {
+            throw ValidationError("the \(chosenEngine) engine cannot crawl https:// (its connections have no TLS yet); --engine \(Engine.list(tlsCrawlEngines)) can")
+        }
+        if !start.isSecure && (caFile != nil || insecure) {
+            throw ValidationError("--ca-file and --insecure are for https:// crawls")
+        }
+        if let caFile, access(caFile, R_OK) != 0 {
+            throw ValidationError("cannot read the --ca-file \"\(caFile)\": \(String(cString: strerror(errno)))")
+        }
+        for (name, patterns) in [("--allow", allow), ("--deny", deny)] {
+            for pattern in patterns {
+                do { _ = try Regex(pattern) } catch { throw ValidationError("invalid \(name) \"\(pattern)\": \(error)") }
+            }
+        }
+        if userAgent.isEmpty || userAgent.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
+            throw ValidationError("invalid --user-agent: it must be a non-empty line of visible characters")
+        }
         let problems = [
+            OptionBounds.count("--per-host", perHost, in: 1...10_000),
+            OptionBounds.count("--retries", retries, in: 0...100),
+            maxDepth.flatMap { OptionBounds.count("--max-depth", $0, in: 0...1_000_000) },
+            OptionBounds.seconds("--delay", delay, in: 0...OptionBounds.longestSeconds),
+            OptionBounds.seconds("--auto-throttle-start", autoThrottleStart, in: 0...OptionBounds.longestSeconds),
+            OptionBounds.seconds("--max-retry-after", maxRetryAfter, in: 0...OptionBounds.longestSeconds),
             OptionBounds.count("--concurrency", concurrency, in: 1...10_000),
             OptionBounds.count("--max-pages", maxPages, in: 1...100_000_000),
             OptionBounds.count("--max-body", maxBody, in: 1...OptionBounds.mostBytes),
@@ -181,6 +252,19 @@ struct WebCommand: ParsableCommand {
         options.frontier = try frontier.map { try FrontierAddress($0, environment: ProcessInfo.processInfo.environment) }
         options.resume = resume
         options.lease = .seconds(lease)
+        options.userAgent = userAgent
+        options.maxDepth = maxDepth
+        options.allow = allow
+        options.deny = deny
+        options.perHost = perHost
+        options.delay = .seconds(delay)
+        options.autoThrottle = autoThrottle ? .seconds(autoThrottleStart) : nil
+        options.retries = retries
+        options.maxRetryAfter = .seconds(maxRetryAfter)
+        options.obeysRobots = !ignoreRobots
+        options.recordsPath = records
+        options.caFile = caFile
+        options.insecure = insecure
         if !dns.isEmpty { options.resolver.servers = try dns.map { try ResolverOptions.server(parsing: $0) } }
         if let out {
             do {
@@ -197,13 +281,17 @@ struct WebCommand: ParsableCommand {
         }
         let report: CrawlReport
         do {
-            report = try crawl(engine: engine, options: options)
+            report = try crawl(engine: chosenEngine, options: options)
         } catch {
             FileHandle.standardError.write("crawler: cannot crawl \(url): \(error)\n".data(using: .utf8)!)
             throw ExitCode(1)
         }
         if options.progress != nil { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
         print(json ? report.json : report.summary)
+        if let failure = report.recordsError {
+            FileHandle.standardError.write("crawler: the records are incomplete: \(failure)\n".data(using: .utf8)!)
+            throw ExitCode(1)
+        }
         if let failure = report.frontierError {
             FileHandle.standardError.write("crawler: \(failure)\n".data(using: .utf8)!)
             throw ExitCode(1)

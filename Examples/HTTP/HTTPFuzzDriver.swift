@@ -94,14 +94,15 @@ public enum HTTPFuzzDriver {
     private static func links(_ input: UnsafeRawBufferPointer) {
         let base = WebURL(host: "h", port: 80, target: "/a/b")
         var strings = hrefLinks(in: input)[...]
-        forEachHref(in: input) { bytes in
+        forEachLink(in: input) { kind, bytes in
+            guard kind == .follow else { return }
             let link = strings.popFirst()
-            precondition(link.map { Array($0.utf8) == Array(bytes) } == true, "forEachHref and hrefLinks disagree")
+            precondition(link.map { Array($0.utf8) == Array(bytes) } == true, "forEachLink and hrefLinks disagree")
             let resolution = base.resolveLink(bytes)
             precondition(resolution == base.resolveLink(link!), "resolving \(link!.debugDescription) on bytes differs")
             check(resolution, of: link!)
         }
-        precondition(strings.isEmpty, "hrefLinks found more than forEachHref")
+        precondition(strings.isEmpty, "hrefLinks found more than forEachLink")
     }
 
     /// The resolver's promises: a URL's target is visible ASCII, starts with

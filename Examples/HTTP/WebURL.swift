@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// An `http://` URL as the crawler needs it: host, port, and the
+/// An `http://` or `https://` URL as the crawler needs it: scheme, host, port, and the
 /// path-and-query it requests - normalised as a browser normalises it, so
 /// that nothing a page or a header says reaches the wire raw.
 ///
@@ -16,6 +16,8 @@ import Glibc
 /// line as it is. Hosts are ASCII names or IP literals (no IDNA); user
 /// information is dropped, never sent.
 public struct WebURL: Hashable, Sendable, CustomStringConvertible {
+    /// Whether the scheme is `https` (TLS, port 443 by default) rather than `http`.
+    public let isSecure: Bool
     /// The host, lowercase; an IPv6 literal without its brackets.
     public let host: String
     public let port: UInt16
@@ -37,7 +39,7 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
         public var description: String { "invalid URL \"\(text)\": \(reason)" }
     }
 
-    /// Parses an absolute `http://host[:port][/path][?query][#fragment]`.
+    /// Parses an absolute `http[s]://host[:port][/path][?query][#fragment]`.
     public init(_ text: String) throws(ParseError) {
         var copy = text
         let resolution = copy.withUTF8 { URLBytes.resolve(UnsafeRawBufferPointer($0), base: nil) }
@@ -45,28 +47,34 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
         case .url(let url): self = url
         case .skipped(let reason): throw ParseError(text: text, reason: reason.description)
         case .ignored(let why):
-            throw ParseError(text: text, reason: why == .otherScheme ? "only http:// URLs can be crawled" : "not an absolute URL")
+            throw ParseError(text: text, reason: why == .otherScheme ? "only http:// and https:// URLs can be crawled" : "not an absolute URL")
         }
     }
 
     /// A URL made of parts already normalised (the tests', the site's).
-    public init(host: String, port: UInt16, target: String) {
+    public init(host: String, port: UInt16, target: String, secure: Bool = false) {
+        self.isSecure = secure
         self.host = host
         self.port = port
         self.target = target
     }
 
-    public var description: String { "http://\(authority)\(target)" }
+    public var description: String { "\(isSecure ? "https" : "http")://\(authority)\(target)" }
 
-    /// `host` or `host:port` (the Host header).
+    /// `host` or `host:port` (the Host header): the port is left out when
+    /// it is the scheme's own (80, or 443 for https).
     public var authority: String {
         let name = host.contains(":") ? "[\(host)]" : host
-        return port == 80 ? name : "\(name):\(port)"
+        return port == (isSecure ? 443 : 80) ? name : "\(name):\(port)"
     }
+
+    /// The site a URL belongs to: scheme, host and port (an origin, as
+    /// browsers and robots.txt count them).
+    public var origin: WebURL { WebURL(host: host, port: port, target: "/", secure: isSecure) }
 
     /// What a link (or a `Location`) resolves to.
     public enum Resolution: Equatable, Sendable {
-        /// An http URL to consider.
+        /// An http or https URL to consider.
         case url(WebURL)
         /// Nothing to fetch, and nothing wrong: this page again (`#top`,
         /// empty), or another scheme (`mailto:`, `https:`, `javascript:`).
@@ -101,7 +109,7 @@ public struct WebURL: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// ``resolveLink(_:)-(String)`` on the link's UTF-8 bytes, as
-    /// ``forEachHref(in:_:)`` finds them: the resolved URL's target is the
+    /// ``forEachLink(in:_:)`` finds them: the resolved URL's target is the
     /// only String made (the crawler's profile had half its CPU in making
     /// arrays and strings of each link on the way).
     public func resolveLink(_ reference: UnsafeRawBufferPointer) -> Resolution {
@@ -180,8 +188,8 @@ enum URLBytes {
         }
         if link.isEmpty { return .ignored(.empty) } // "#top": this page again
         if let schemeEnd = schemeLength(link) {
-            guard isHTTP(UnsafeRawBufferPointer(rebasing: link[..<schemeEnd])) else { return .ignored(.otherScheme) }
-            return parseAfterScheme(UnsafeRawBufferPointer(rebasing: link[(schemeEnd + 1)...]), base: base)
+            guard let secure = httpScheme(UnsafeRawBufferPointer(rebasing: link[..<schemeEnd])) else { return .ignored(.otherScheme) }
+            return parseAfterScheme(UnsafeRawBufferPointer(rebasing: link[(schemeEnd + 1)...]), secure: secure, base: base)
         }
         guard let base else { return .ignored(.relativeWithoutBase) }
         return parseRelative(link, base: base)
@@ -199,9 +207,12 @@ enum URLBytes {
         return nil
     }
 
-    static func isHTTP(_ scheme: UnsafeRawBufferPointer) -> Bool {
-        scheme.count == 4 && scheme[0] | 0x20 == UInt8(ascii: "h") && scheme[1] | 0x20 == UInt8(ascii: "t")
-            && scheme[2] | 0x20 == UInt8(ascii: "t") && scheme[3] | 0x20 == UInt8(ascii: "p")
+    /// For `http` false, for `https` true (in any case), for another scheme nil.
+    static func httpScheme(_ scheme: UnsafeRawBufferPointer) -> Bool? {
+        guard scheme.count == 4 || (scheme.count == 5 && scheme[4] | 0x20 == UInt8(ascii: "s")) else { return nil }
+        guard scheme[0] | 0x20 == UInt8(ascii: "h") && scheme[1] | 0x20 == UInt8(ascii: "t")
+            && scheme[2] | 0x20 == UInt8(ascii: "t") && scheme[3] | 0x20 == UInt8(ascii: "p") else { return nil }
+        return scheme.count == 5
     }
 
     /// How many `/` or `\` the bytes begin with.
@@ -213,12 +224,13 @@ enum URLBytes {
 
     static func isSlash(_ byte: UInt8) -> Bool { byte == slash || byte == backslash }
 
-    /// What follows `http:`: `//authority...`, or - with a base - a
-    /// reference relative to it (WHATWG: `http:x` on an http page is relative).
-    static func parseAfterScheme(_ rest: UnsafeRawBufferPointer, base: WebURL?) -> Result {
+    /// What follows `http:` (or `https:`): `//authority...`, or - with a
+    /// base of the same scheme - a reference relative to it (WHATWG: `http:x`
+    /// on an http page is relative).
+    static func parseAfterScheme(_ rest: UnsafeRawBufferPointer, secure: Bool, base: WebURL?) -> Result {
         let slashes = leadingSlashes(rest)
-        guard slashes < 2, let base else {
-            return parseAuthority(UnsafeRawBufferPointer(rebasing: rest[slashes...]))
+        guard slashes < 2, let base, base.isSecure == secure else {
+            return parseAuthority(UnsafeRawBufferPointer(rebasing: rest[slashes...]), secure: secure)
         }
         return parseRelative(rest, base: base)
     }
@@ -226,7 +238,7 @@ enum URLBytes {
     /// A reference without a scheme, against `base`.
     static func parseRelative(_ link: UnsafeRawBufferPointer, base: WebURL) -> Result {
         let slashes = leadingSlashes(link)
-        if slashes >= 2 { return parseAuthority(UnsafeRawBufferPointer(rebasing: link[slashes...])) } // "//host/path"
+        if slashes >= 2 { return parseAuthority(UnsafeRawBufferPointer(rebasing: link[slashes...]), secure: base.isSecure) } // "//host/path"
         let target: String?
         if slashes == 1 {
             target = makeTarget(capacity: link.count * 3 + 1) { $0.appendPathAndQuery(link) }
@@ -252,11 +264,11 @@ enum URLBytes {
             }
         }
         guard let target else { return .skipped(.tooLong) }
-        return .url(WebURL(host: base.host, port: base.port, target: target))
+        return .url(WebURL(host: base.host, port: base.port, target: target, secure: base.isSecure))
     }
 
-    /// `authority [path] [?query]`, after `http://`.
-    static func parseAuthority(_ bytes: UnsafeRawBufferPointer) -> Result {
+    /// `authority [path] [?query]`, after `http://` (or `https://`: `secure`).
+    static func parseAuthority(_ bytes: UnsafeRawBufferPointer, secure: Bool) -> Result {
         let end = bytes.firstIndex { $0 == slash || $0 == backslash || $0 == question } ?? bytes.endIndex
         var authority = bytes[..<end]
         if let at = authority.lastIndex(of: UInt8(ascii: "@")) { authority = authority[(at + 1)...] } // user info: dropped
@@ -283,7 +295,7 @@ enum URLBytes {
                   decoded.allSatisfy(isHostCharacter) else { return .skipped(.invalidHost) }
             hostBytes = decoded
         }
-        var port: UInt16 = 80
+        var port: UInt16 = secure ? 443 : 80
         if let portBytes, !portBytes.isEmpty {
             guard portBytes.count <= 5, portBytes.allSatisfy(isDigit),
                   let number = Int(String(decoding: portBytes, as: UTF8.self)), number <= 65535 else { return .skipped(.invalidPort) }
@@ -302,7 +314,7 @@ enum URLBytes {
             }
         }
         guard let target else { return .skipped(.tooLong) }
-        return .url(WebURL(host: host, port: port, target: target))
+        return .url(WebURL(host: host, port: port, target: target, secure: secure))
     }
 
     /// A target written by `write` into at most `capacity` bytes (on the

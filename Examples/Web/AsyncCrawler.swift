@@ -1,5 +1,6 @@
 import EventCore
 import HTTP
+import TLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,12 @@ enum AsyncCrawler {
             // The workers share the crawl, each reaching it through the
             // checked handle (they all run on the loop's executor).
             let crawl = try Crawl.make(options, loop: executor.runningLoop)
-            let state = LoopBound(AsyncCrawlState(crawl, executor), loop: executor)
+            // One TLS context for every connection: it keeps the server's
+            // session, so each connection after the first resumes it.
+            let tls = try options.start.isSecure
+                ? TLSContext(.client(caFile: options.caFile, verifiesPeer: !options.insecure, handshakeTimeout: options.timeout))
+                : nil
+            let state = LoopBound(AsyncCrawlState(crawl, executor, tls: tls), loop: executor)
             // Jobs from a shared frontier (or its end) wake the waiting workers.
             crawl.onJobs = { state.value.wakeAll() }
             defer { crawl.onJobs = {} }
@@ -26,7 +32,8 @@ enum AsyncCrawler {
                 }
             }
             await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<options.concurrency {
+                // No more workers (each a connection) than the host takes at once.
+                for _ in 0..<min(options.concurrency, options.perHost) {
                     group.addTask(executorPreference: executor) { await state.value.worker(address) }
                 }
             }
@@ -43,12 +50,15 @@ enum AsyncCrawler {
 final class AsyncCrawlState<Executor: EventLoopExecutor> {
     let crawl: Crawl
     let executor: Executor
+    /// For https: the client context (nil for http).
+    let tls: TLSContext?
     private var waiting: [CheckedContinuation<Void, Never>] = []
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
 
-    init(_ crawl: Crawl, _ executor: Executor) {
+    init(_ crawl: Crawl, _ executor: Executor, tls: TLSContext?) {
         self.crawl = crawl
         self.executor = executor
+        self.tls = tls
     }
 
     deinit { readBuffer.deallocate() }
@@ -102,11 +112,38 @@ enum FetchOutcome {
     case retry
 }
 
+/// A crawler's connection: a socket, or TLS over one.
+enum FetchStream {
+    case plain(AsyncSocket)
+    case tls(TLSSocket)
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        switch self {
+        case .plain(let socket): try await socket.read(into: buffer)
+        case .tls(let socket): try await socket.read(into: buffer)
+        }
+    }
+
+    func write(_ bytes: [UInt8]) async throws {
+        switch self {
+        case .plain(let socket): try await socket.write(bytes)
+        case .tls(let socket): try await socket.write(bytes)
+        }
+    }
+
+    func close() {
+        switch self {
+        case .plain(let socket): socket.close()
+        case .tls(let socket): socket.close()
+        }
+    }
+}
+
 /// One keep-alive connection of an async worker.
 final class AsyncFetchConnection<Executor: EventLoopExecutor>: HTTPMessageSink {
     unowned let state: AsyncCrawlState<Executor>
     let address: SocketAddress
-    var socket: AsyncSocket?
+    var socket: FetchStream?
     var parser: HTTPParser!
     var response: HTTPMessage?
 
@@ -127,9 +164,17 @@ final class AsyncFetchConnection<Executor: EventLoopExecutor>: HTTPMessageSink {
             return try await withTimeout(options.timeout) { () async throws -> FetchOutcome in
                 if socket == nil {
                     do {
-                        socket = try await AsyncSocket.connect(to: address, on: state.executor)
+                        let plain = try await AsyncSocket.connect(to: address, on: state.executor)
+                        if let tls = state.tls {
+                            // SNI and the certificate's name: the URL's host.
+                            socket = .tls(try await TLSSocket.client(over: plain, serverName: job.url.host, port: job.url.port, context: tls))
+                        } else {
+                            socket = .plain(plain)
+                        }
                     } catch let error as EventLoopError where error.code == .timedOut {
                         throw error
+                    } catch let error as EventLoopError where error.isTLSFailure {
+                        return .failed(FetchFailure(.tls, "\(error)")) // not retried: it would fail again
                     } catch {
                         return .failed(FetchFailure(.connect, "\(error)"))
                     }
@@ -141,7 +186,7 @@ final class AsyncFetchConnection<Executor: EventLoopExecutor>: HTTPMessageSink {
                 response = nil
                 var received = 0
                 do {
-                    try await socket!.write(Crawl.request(job))
+                    try await socket!.write(state.crawl.request(job))
                     while response == nil {
                         let count = try await socket!.read(into: state.readBuffer)
                         if count == 0 {
@@ -177,5 +222,13 @@ final class AsyncFetchConnection<Executor: EventLoopExecutor>: HTTPMessageSink {
     func close() {
         socket?.close()
         socket = nil
+    }
+}
+
+extension EventLoopError {
+    /// Whether it is a TLS failure (a certificate, the protocol), not the socket's.
+    var isTLSFailure: Bool {
+        if case .tls = code { return true }
+        return false
     }
 }

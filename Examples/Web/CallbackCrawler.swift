@@ -42,17 +42,17 @@ final class CallbackCrawlerState<L: EventLoop> {
         self.crawl = crawl
     }
 
-    /// Hands jobs to idle connections, then to new ones up to the concurrency.
+    /// Hands jobs to idle connections, then to new ones up to the
+    /// concurrency, as long as the crawl's politeness gives jobs.
     func fill() {
-        while crawl.hasJobs {
+        while !idle.isEmpty || connections.count < crawl.options.concurrency {
+            guard let job = crawl.next() else { break }
             if let connection = idle.popLast() {
-                connection.start(crawl.next()!)
-            } else if connections.count < crawl.options.concurrency {
+                connection.start(job)
+            } else {
                 let connection = FetchConnection(self)
                 connections.append(connection)
-                connection.start(crawl.next()!)
-            } else {
-                break
+                connection.start(job)
             }
         }
         if crawl.isFinished { loop.stop() }
@@ -120,7 +120,7 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink, ConnectionDelegate {
                 return finish(.failure(FetchFailure(.connect, "\(error)")))
             }
         }
-        connection?.write(Crawl.request(job)) // queued while connecting
+        connection?.write(crawler.crawl.request(job)) // queued while connecting
     }
 
     func connectionEstablished() { connected = true }

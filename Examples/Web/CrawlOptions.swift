@@ -32,10 +32,42 @@ public struct CrawlOptions: Sendable {
     /// Called about four times a second with the crawl so far (the progress line).
     public var progress: (@Sendable (CrawlReport) -> Void)?
 
-    /// The defaults, for a crawl of `start`.
+    /// The User-Agent sent; its first word (up to a `/`) is the product
+    /// token robots.txt groups are matched against.
+    public var userAgent = "swift-libev-crawler/1.0"
+    /// Follow links this many steps from the start at most; nil: no limit.
+    public var maxDepth: Int?
+    /// Regular expressions a URL must match one of to be crawled (none: any).
+    public var allow: [String] = []
+    /// Regular expressions a URL must match none of.
+    public var deny: [String] = []
+    /// Requests in flight to one host at most (Scrapy's CONCURRENT_REQUESTS_PER_DOMAIN).
+    public var perHost = 8
+    /// The least time between the starts of two requests to one host
+    /// (Scrapy's DOWNLOAD_DELAY); a robots.txt's Crawl-delay raises it.
+    public var delay = Duration.zero
+    /// AutoThrottle, starting at this delay: the delay follows each host's
+    /// latency (nil: off, as in Scrapy).
+    public var autoThrottle: Duration?
+    /// Retries per URL after a connection error, a timeout, 408, 429 or a 5xx.
+    public var retries = 2
+    /// The first retry's back-off (doubling each time, at most 30 s, with jitter).
+    public var retryBackoff = Duration.milliseconds(500)
+    /// The longest `Retry-After` waited for; a server asking more fails the URL.
+    public var maxRetryAfter = Duration.seconds(120)
+    /// Whether each host's robots.txt is fetched first and obeyed.
+    public var obeysRobots = true
+    /// Write a JSON line per URL to this file.
+    public var recordsPath: String?
+    /// For https: a PEM file of the authorities to trust instead of the system's.
+    public var caFile: String?
+    /// For https: skip the certificate's verification (named as insecure; off by default).
+    public var insecure = false
+
     /// How host names are looked up (c-ares on the loop): the DNS servers,
     /// the hosts file. The start's host and the frontier's are names.
     public var resolver = ResolverOptions()
 
+    /// The defaults, for a crawl of `start`.
     public init(start: WebURL) { self.start = start }
 }

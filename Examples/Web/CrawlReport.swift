@@ -13,6 +13,10 @@ public struct CrawlReport: Sendable {
     public var failures: [(url: String, reason: String)] = []
     /// Redirects followed.
     public var redirects = 0
+    /// Fetches tried again after a back-off (connection errors, timeouts, 429, 5xx).
+    public var retries = 0
+    /// Why the `--records` file could not be written in full, if it could not.
+    public var recordsError: String?
     /// Requests in flight now.
     public var inFlight = 0
     /// Connections opened.

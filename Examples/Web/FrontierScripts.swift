@@ -104,7 +104,20 @@ struct Script {
         return redis.call('HINCRBY', KEYS[1], 'pages', pages)
         """)
 
-    static let all = [open, renew, claim, done, leave]
+    /// KEYS: the host's next start. ARGV: the delay in ms. The crawl's
+    /// requests to a host start at least a delay apart, whichever process
+    /// sends them: each asks for the next free start time and waits for it.
+    /// Returns the ms to wait.
+    static let slot = Script(source: now + """
+
+        local delay = tonumber(ARGV[1])
+        local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local start = math.max(now, last + delay)
+        redis.call('SET', KEYS[1], start, 'PX', delay + 60000)
+        return start - now
+        """)
+
+    static let all = [open, renew, claim, done, leave, slot]
 
     /// KEYS: leases, queue. ARGV: prefix, id.
     static let leave = Script(source: """

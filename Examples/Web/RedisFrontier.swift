@@ -213,6 +213,16 @@ final class RedisFrontier {
         }
     }
 
+    /// Reserves this process's next start time at `host` (an authority),
+    /// `delay` seconds after the crawl's last there: `reply` gets the
+    /// seconds to wait, or nil if Redis did not say.
+    func reserveStart(_ host: String, delay: Double, _ reply: @escaping (Double?) -> Void) {
+        guard opened, !isOver else { return reply(nil) }
+        run(.slot, keys: [key("next-start:\(host)")], ["\(Int((delay * 1000).rounded(.up)))"]) { answer in
+            reply(answer.integer.map { Double($0) / 1000 })
+        }
+    }
+
     /// What a fetch found: the links and redirects to schedule.
     enum Found {
         /// A link of a page: seen-set and page budget.
