@@ -115,8 +115,8 @@ struct WebCommand: ParsableCommand {
     @Argument(help: "Where to start: an http:// or https:// URL; only its scheme, host and port are crawled.")
     var url: String
 
-    @Option(help: "How to download: \(Engine.list(crawlEngines)) (libev for http://, async for https:// by default; https needs \(Engine.list(tlsCrawlEngines))).")
-    var engine: Engine?
+    @Option(help: "How to download: \(Engine.list(crawlEngines)).")
+    var engine: Engine = .libev
 
     @Option(help: "Connections at once.")
     var concurrency: Int = 16
@@ -190,11 +190,6 @@ struct WebCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
-    /// The engine: the one asked for, or libev (async for https).
-    var chosenEngine: Engine {
-        engine ?? (url.lowercased().hasPrefix("https:") ? .async : .libev)
-    }
-
     func validate() throws {
         for server in dns {
             do { _ = try ResolverOptions.server(parsing: server) } catch { throw ValidationError("invalid --dns \"\(server)\": \(error)") }
@@ -205,14 +200,11 @@ struct WebCommand: ParsableCommand {
             throw ValidationError("--resume needs --frontier: only a shared crawl can be resumed")
         }
         if let problem = OptionBounds.seconds("--lease", lease, in: 0.1...OptionBounds.longestSeconds) { throw ValidationError(problem) }
-        guard crawlEngines.contains(chosenEngine) else {
-            throw ValidationError("the web crawler has no \(chosenEngine) engine; --engine takes \(Engine.list(crawlEngines))")
+        guard crawlEngines.contains(engine) else {
+            throw ValidationError("the web crawler has no \(engine) engine; --engine takes \(Engine.list(crawlEngines))")
         }
         let start: WebURL
         do { start = try WebURL(url) } catch { throw ValidationError("\(error)") }
-        if start.isSecure && !tlsCrawlEngines.contains(chosenEngine) {
-            throw ValidationError("the \(chosenEngine) engine cannot crawl https:// (its connections have no TLS yet); --engine \(Engine.list(tlsCrawlEngines)) can")
-        }
         if !start.isSecure && (caFile != nil || insecure) {
             throw ValidationError("--ca-file and --insecure are for https:// crawls")
         }
@@ -281,7 +273,7 @@ struct WebCommand: ParsableCommand {
         }
         let report: CrawlReport
         do {
-            report = try crawl(engine: chosenEngine, options: options)
+            report = try crawl(engine: engine, options: options)
         } catch {
             FileHandle.standardError.write("crawler: cannot crawl \(url): \(error)\n".data(using: .utf8)!)
             throw ExitCode(1)

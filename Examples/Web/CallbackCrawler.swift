@@ -1,5 +1,6 @@
 import EventCore
 import HTTP
+import TLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,7 +17,18 @@ enum CallbackCrawler {
             loop.close()
             throw error
         }
-        let crawler = CallbackCrawlerState(loop, address, crawl)
+        let tls: TLSContext?
+        do {
+            // One context for every connection: it keeps the server's
+            // session, so each connection after the first resumes it.
+            tls = try options.start.isSecure
+                ? TLSContext(.client(caFile: options.caFile, verifiesPeer: !options.insecure, handshakeTimeout: options.timeout))
+                : nil
+        } catch {
+            loop.close()
+            throw error
+        }
+        let crawler = CallbackCrawlerState(loop, address, crawl, tls: tls)
         crawl.onJobs = { [weak crawler] in crawler?.fill() }
         crawler.fill()
         crawler.showProgress()
@@ -32,14 +44,17 @@ final class CallbackCrawlerState<L: EventLoop> {
     let loop: L
     let address: SocketAddress
     let crawl: Crawl
+    /// For https: the client context (nil for http).
+    let tls: TLSContext?
     var connections: [FetchConnection<L>] = []
     var idle: [FetchConnection<L>] = []
     var progressTimer: (any Cancellable)?
 
-    init(_ loop: L, _ address: SocketAddress, _ crawl: Crawl) {
+    init(_ loop: L, _ address: SocketAddress, _ crawl: Crawl, tls: TLSContext?) {
         self.loop = loop
         self.address = address
         self.crawl = crawl
+        self.tls = tls
     }
 
     /// Hands jobs to idle connections, then to new ones up to the
@@ -115,7 +130,9 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink, ConnectionDelegate {
             parser = HTTPParser(.response, limits: crawler.crawl.options.limits, sink: self)
             crawler.crawl.report.connections += 1
             do {
-                connection = try Connection.connect(to: crawler.address, on: crawler.loop, delegate: self)
+                // With TLS: SNI and the certificate's name are the URL's host.
+                let layer = crawler.tls?.clientLayer(serverName: job.url.host, port: job.url.port)
+                connection = try Connection.connect(to: crawler.address, on: crawler.loop, layer: layer, delegate: self)
             } catch {
                 return finish(.failure(FetchFailure(.connect, "\(error)")))
             }
@@ -164,7 +181,8 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink, ConnectionDelegate {
         if received == 0 && reused {
             retry()
         } else {
-            finish(.failure(FetchFailure(connected ? .connection : .connect, "\(error)")))
+            // A TLS failure is not retried (it would fail again); the rest may be.
+            finish(.failure(FetchFailure(error.isTLSFailure && !connected ? .tls : connected ? .connection : .connect, "\(error)")))
         }
     }
 

@@ -8,9 +8,6 @@ import Resolver
 /// The engines the web crawler has: the evented ones.
 public let crawlEngines: [Engine] = [.libev, .epoll, .async, .asyncEpoll]
 
-/// The engines that crawl https:// sites (TLS over the async sockets; the
-/// callback `Connection` has no TLS yet).
-public let tlsCrawlEngines: [Engine] = [.async, .asyncEpoll]
 
 /// Crawls from `options.start` and returns what happened.
 ///
@@ -19,7 +16,6 @@ public let tlsCrawlEngines: [Engine] = [.async, .asyncEpoll]
 ///   other failure is a failed URL in the report.
 public func crawl(engine: Engine, options: CrawlOptions) throws -> CrawlReport {
     precondition(crawlEngines.contains(engine), "the web crawler has no \(engine) engine")
-    precondition(!options.start.isSecure || tlsCrawlEngines.contains(engine), "the \(engine) engine has no TLS")
     let address = try lookUp(options.start.host, port: options.start.port, options.resolver)
     switch engine {
     case .libev: return try CallbackCrawler.run(address, options) { try Loop() }

@@ -78,6 +78,8 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     /// Where a connection is in its life.
     private enum State {
         case connecting
+        /// Connected, its ``StreamLayer``'s opening (a TLS handshake) under way.
+        case handshaking
         case open
         /// After ``closeLingering(timeout:)`` has written the output and
         /// sent the FIN: reading and dropping until the peer's.
@@ -109,6 +111,13 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     private var timer: (any Cancellable)?
     /// Its entry in the loop's list of what closes with it.
     private var observer: LoopCloseObserver?
+    /// The protocol it speaks over the socket (TLS), if any.
+    private var layer: (any StreamLayer)?
+    /// The readiness the layer waits for besides what the connection wants
+    /// (its handshake's; a read that must first write).
+    private var layerWaitsFor: Interest = []
+    /// A read on the next turn, for input the layer holds already.
+    private var readLater: (any Cancellable)?
 
     private enum AfterOutput { case nothing, shutdown, close, linger }
 
@@ -121,18 +130,34 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
         observer = LoopCloseObserver(self, on: loop)
     }
 
+    /// Makes the layer `makeLayer` gives for the socket, if any.
+    private func attach(_ makeLayer: StreamLayerFactory?) throws(EventLoopError) {
+        guard let makeLayer else { return }
+        layer = try makeLayer(socket)
+    }
+
     /// Takes over `socket`, a connected non-blocking socket (one a
-    /// ``Listener`` accepted, say), and starts reading.
+    /// ``Listener`` accepted, say), and starts reading - through the layer
+    /// `layer` makes, if given (a TLS server's: the delegate hears
+    /// ``ConnectionDelegate/connectionEstablished()`` once its handshake is
+    /// done, never within this call, and gets no byte before).
     ///
     /// - Throws: ``EventLoopError`` if the loop cannot watch the socket
-    ///   (it is closed, say); the socket is then closed.
+    ///   (it is closed, say) or the layer cannot be made; the socket is then closed.
     public convenience init(adopting socket: SocketDescriptor, peer: SocketAddress?, on loop: L,
-                            delegate: any ConnectionDelegate) throws(EventLoopError) {
-        self.init(socket: socket, peer: peer, loop: loop, state: .open, delegate: delegate)
+                            layer: StreamLayerFactory? = nil, delegate: any ConnectionDelegate) throws(EventLoopError) {
+        self.init(socket: socket, peer: peer, loop: loop, state: layer == nil ? .open : .handshaking, delegate: delegate)
         do {
+            try attach(layer)
+            // The handshake's first step on the next turn (a socket is writable at once).
+            layerWaitsFor = self.layer == nil ? [] : .write
             try startWatching(loop)
+            startHandshakeTimer()
         } catch {
             state = .closed
+            observer?.leave()
+            self.layer?.release()
+            self.layer = nil
             socket.close()
             throw error.about(descriptor: socket.descriptor, peer: peer)
         }
@@ -142,14 +167,24 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     /// ``ConnectionDelegate/connectionEstablished()`` - or
     /// ``ConnectionDelegate/connectionClosed(_:)`` with the error (refused,
     /// unreachable, ``EventLoopError/Code/timedOut`` after `timeout`), never
-    /// before this returns. Writes made meanwhile are queued.
+    /// before this returns. Writes made meanwhile are queued. With `layer`
+    /// (a TLS client's), the connection is established once the layer's
+    /// handshake is done too (within the layer's own time limit).
     ///
-    /// - Throws: ``EventLoopError`` only if no socket can be made (`EMFILE`, say).
-    public static func connect(to address: SocketAddress, on loop: L, timeout: Duration? = nil,
+    /// - Throws: ``EventLoopError`` only if no socket (or layer) can be made (`EMFILE`, say).
+    public static func connect(to address: SocketAddress, on loop: L, timeout: Duration? = nil, layer: StreamLayerFactory? = nil,
                                delegate: any ConnectionDelegate) throws(EventLoopError) -> Connection<L> {
         let socket = try SocketDescriptor.stream(address.family)
         socket.setNoDelayIfTCP(address.family)
         let connection = Connection(socket: socket, peer: address, loop: loop, state: .connecting, delegate: delegate)
+        do {
+            try connection.attach(layer)
+        } catch {
+            connection.state = .closed
+            connection.observer?.leave()
+            socket.close()
+            throw error.about(descriptor: socket.descriptor, peer: address)
+        }
         do {
             if case .processed = try socket.connect(to: address) { connection.state = .open }
             try connection.startWatching(loop)
@@ -182,7 +217,7 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     /// for (``closeLingering(timeout:)``, or the end of input with the
     /// delegate's consent): false once it is closing or closed.
     public var isOpen: Bool {
-        (state == .connecting || state == .open) && afterOutput != .close && afterOutput != .linger
+        (state == .connecting || state == .handshaking || state == .open) && afterOutput != .close && afterOutput != .linger
     }
 
     /// Bytes written but not yet taken by the kernel: what a producer
@@ -230,10 +265,16 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
         return text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
     }
 
-    /// One `send`; nil when it failed (the connection is then closed with the error).
+    /// One `send` (through the layer, if any); nil when it failed (the
+    /// connection is then closed with the error).
     private func send(_ bytes: UnsafeRawBufferPointer) -> IOResult<Int>? {
         do throws(EventLoopError) {
-            return try socket.write(bytes)
+            guard let layer else { return try socket.write(bytes) }
+            switch try layer.write(bytes) {
+            case .done(let count): return .processed(count)
+            case .wantWrite, .wantRead: return .wouldBlock // a layer refuses a write that must read (TLS)
+            case .ended: throw EventLoopError(.endOfStream, descriptor: socket.descriptor, operation: "write", peer: peer)
+            }
         } catch {
             finish(error.about(descriptor: socket.descriptor, peer: peer))
             return nil
@@ -258,10 +299,14 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
             updateInterest()
             delegate?.connectionDrained()
         case .shutdown:
-            do {
-                try socket.shutdownWrite()
-            } catch {
-                return finish(error.about(descriptor: socket.descriptor, peer: peer))
+            if let layer {
+                layer.shutdownWrite() // the layer's end (close_notify); the socket stays open both ways
+            } else {
+                do {
+                    try socket.shutdownWrite()
+                } catch {
+                    return finish(error.about(descriptor: socket.descriptor, peer: peer))
+                }
             }
             updateInterest()
         case .close:
@@ -283,6 +328,31 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     public func resumeReading() {
         readingPaused = false
         updateInterest()
+        readHeldInputLater()
+    }
+
+    /// Input the layer holds gets no readiness event: read it on the next turn.
+    private func readHeldInputLater() {
+        guard readLater == nil, state == .open, !readingPaused, !inputEnded, layer?.hasPendingInput == true else { return }
+        readLater = loop?.schedule(after: .zero) { [weak self] in
+            guard let self else { return }
+            readLater = nil
+            readAvailable()
+        }
+    }
+
+    /// One read, through the layer if any.
+    private func readSome(into buffer: UnsafeMutableRawBufferPointer) throws(EventLoopError) -> IOResult<Int> {
+        guard let layer else { return try socket.read(into: buffer) }
+        switch try layer.read(into: buffer) {
+        case .done(let count): return .processed(count)
+        case .ended: return .processed(0)
+        case .wantRead: return .wouldBlock
+        case .wantWrite:
+            layerWaitsFor = .write
+            updateInterest()
+            return .wouldBlock
+        }
     }
 
     /// Reads what is waiting now, as a readiness event would (a watchdog
@@ -298,16 +368,17 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
                 guard state == .open, !readingPaused, !inputEnded else { return }
                 let count: Int
                 do throws(EventLoopError) {
-                    guard case .processed(let read) = try socket.read(into: buffer) else { return }
+                    guard case .processed(let read) = try readSome(into: buffer) else { return }
                     count = read
                 } catch {
                     return finish(error.about(descriptor: socket.descriptor, peer: peer))
                 }
                 if count == 0 { return reachedEnd() }
                 delegate?.connectionReceived(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-                if count < buffer.count { return }
+                if count < buffer.count && layer?.hasPendingInput != true { return }
             }
         }
+        readHeldInputLater()
     }
 
     private func reachedEnd() {
@@ -359,6 +430,7 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     }
 
     private func startLingering() {
+        layer?.shutdownWrite()
         do {
             try socket.shutdownWrite()
         } catch {
@@ -376,19 +448,65 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     }
 
     private func established() {
-        guard state == .open || state == .connecting else { return }
-        state = .open
+        guard state == .open || state == .connecting || state == .handshaking else { return }
         timer?.cancel()
         timer = nil
+        if layer != nil && state != .handshaking && layerWaitsFor.isEmpty && !layerReady {
+            // Connected: the layer's handshake comes first.
+            state = .handshaking
+            startHandshakeTimer()
+            return advanceHandshake()
+        }
+        state = .open
         delegate?.connectionEstablished()
         guard state == .open else { return }
         if queuedBytes > 0 || afterOutput != .nothing { flush() } else { updateInterest() }
     }
 
-    /// Ends the connection, once: the watch and timer go, the socket is
-    /// closed, and the delegate - let go of - hears why.
+    /// Whether the layer's handshake is done.
+    private var layerReady = false
+
+    private func startHandshakeTimer() {
+        guard state == .handshaking, let limit = layer?.handshakeTimeout else { return }
+        timer?.cancel()
+        timer = loop?.schedule(after: limit) { [weak self] in
+            guard let self, state == .handshaking else { return }
+            finish(EventLoopError(.timedOut, descriptor: socket.descriptor, operation: "handshake", peer: peer,
+                                  detail: "after \(LoopTime.describe(limit))"))
+        }
+    }
+
+    /// One step of the layer's handshake: established when it is done,
+    /// else the readiness it waits for is watched.
+    private func advanceHandshake() {
+        guard state == .handshaking, let layer else { return }
+        do throws(EventLoopError) {
+            switch try layer.handshake() {
+            case .done:
+                layerReady = true
+                layerWaitsFor = []
+                established()
+            case .ended:
+                throw EventLoopError(.endOfStream, descriptor: socket.descriptor, operation: "handshake", peer: peer,
+                                     detail: "the peer closed the connection")
+            case .wantRead:
+                layerWaitsFor = .read
+                updateInterest()
+            case .wantWrite:
+                layerWaitsFor = .write
+                updateInterest()
+            }
+        } catch {
+            finish(error.about(descriptor: socket.descriptor, peer: peer))
+        }
+    }
+
+    /// Ends the connection, once: the watch and timer go, the layer says
+    /// its end when the close is clean, the socket is closed, and the
+    /// delegate - let go of - hears why.
     private func finish(_ error: EventLoopError?) {
         guard state != .closed else { return }
+        let wasOpen = state == .open
         state = .closed
         observer?.leave()
         observer = nil
@@ -396,6 +514,13 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
         watch = nil
         timer?.cancel()
         timer = nil
+        readLater?.cancel()
+        readLater = nil
+        if let layer {
+            if error == nil && wasOpen { layer.shutdownWrite() }
+            layer.release()
+            self.layer = nil
+        }
         socket.close()
         output = []
         outputStart = 0
@@ -415,13 +540,14 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     private var wantedInterest: Interest {
         switch state {
         case .connecting: return .write
+        case .handshaking: return layerWaitsFor
         case .lingering: return .read
         case .closed: return []
         case .open:
             var wanted: Interest = []
             if !readingPaused && !inputEnded { wanted.insert(.read) }
             if queuedBytes > 0 { wanted.insert(.write) }
-            return wanted
+            return wanted.union(layerWaitsFor)
         }
     }
 
@@ -447,8 +573,17 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
                 return finish(error)
             }
             established()
+        case .handshaking:
+            advanceHandshake()
         case .open:
-            if !events.isDisjoint(with: [.read, .error]) { readAvailable() }
+            var readable = !events.isDisjoint(with: [.read, .error])
+            if !layerWaitsFor.isEmpty && !events.isDisjoint(with: layerWaitsFor.union(.error)) {
+                // The layer's read waited for this (TLS writing before it reads).
+                layerWaitsFor = []
+                updateInterest()
+                readable = true
+            }
+            if readable { readAvailable() }
             if state == .open && queuedBytes > 0 && !events.isDisjoint(with: [.write, .error]) { flush() }
         case .lingering:
             discardInput()

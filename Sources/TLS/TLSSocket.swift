@@ -30,7 +30,7 @@ import Resolver
 /// thread is what serializes the two tasks - and that is checked: an
 /// operation from another thread traps with a message.
 public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
-    // Sendable, checked: the SSL object and the open flag are touched only on
+    // Sendable, checked: the SSL object (its TLSSession) is touched only on
     // the loop's thread (`checkLoop` traps elsewhere), where tasks run one at a
     // time and no SSL call suspends; the writers take turns behind a lock.
 
@@ -41,26 +41,18 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     /// Whether the handshake resumed an earlier session (an abbreviated handshake).
     public private(set) var isResumed = false
 
-    private let ssl: OpaquePointer
-    private let context: TLSContext
+    /// The OpenSSL object and the steps shared with ``TLSLayer``.
+    private let session: TLSSession
     private let executor: any EventLoopExecutor
     private let writers = WriterTurns()
-    private var sessionKey: UnsafeMutablePointer<CChar>?
-    private var closed = false
+    private var closed: Bool { session.freed }
     /// What the operations' errors name: `TLS with HOST:PORT`.
-    private let name: String
+    private var name: String { session.name }
 
-    private init(socket: AsyncSocket, context: TLSContext, ssl: OpaquePointer, name: String) {
+    private init(socket: AsyncSocket, session: TLSSession) {
         self.socket = socket
-        self.context = context
-        self.ssl = ssl
+        self.session = session
         self.executor = socket.executor
-        self.name = name
-    }
-
-    deinit {
-        if !closed { SSL_free(ssl) }
-        free(sessionKey)
     }
 
     // MARK: making one
@@ -82,30 +74,14 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     /// with it, or if the handshake fails).
     nonisolated(nonsending) public static func client(over socket: AsyncSocket, serverName: String, port: UInt16? = nil,
                               context: TLSContext) async throws -> TLSSocket {
-        guard case .client = context.configuration.role else {
-            socket.close()
-            throw EventLoopError(.invalidArgument, operation: "TLSSocket.client", detail: "the context is a server's")
+        let port = port ?? socket.peer?.port ?? 0
+        let tls = try make(socket, context, name: "TLS with \(serverName):\(port)")
+        do {
+            try tls.session.becomeClient(serverName: serverName, port: port)
+        } catch {
+            tls.abandon()
+            throw error
         }
-        let key = "\(serverName):\(port ?? socket.peer?.port ?? 0)"
-        let tls = try make(socket, context, name: "TLS with \(key)")
-        let isAddress = (try? SocketAddress(ipv4: serverName, port: 0)) != nil || (try? SocketAddress(ipv6: serverName, port: 0)) != nil
-        if !isAddress { _ = CSSL_set_server_name(tls.ssl, serverName) }
-        if context.configuration.verifiesPeer {
-            guard CSSL_expect_host(tls.ssl, serverName, isAddress ? 1 : 0) == 1 else {
-                tls.abandon()
-                throw TLSContext.failure(.badConfiguration, "the name to verify \(serverName)")
-            }
-        }
-        if let protocols = context.clientProtocols {
-            _ = SSL_set_alpn_protos(tls.ssl, protocols.baseAddress, UInt32(protocols.count))
-        }
-        tls.sessionKey = strdup(key)
-        CSSL_set_session_key(tls.ssl, tls.sessionKey)
-        if let session = context.session(for: key) {
-            SSL_set_session(tls.ssl, session)
-            SSL_SESSION_free(session) // SSL_set_session took its own reference
-        }
-        SSL_set_connect_state(tls.ssl)
         try await tls.handshake()
         return tls
     }
@@ -113,33 +89,31 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     /// Makes the server's handshake over an accepted socket, which is the
     /// TLS socket's from then on (closed with it, or if the handshake fails).
     nonisolated(nonsending) public static func server(over socket: AsyncSocket, context: TLSContext) async throws -> TLSSocket {
-        guard case .server = context.configuration.role else {
-            socket.close()
-            throw EventLoopError(.invalidArgument, operation: "TLSSocket.server", detail: "the context is a client's")
-        }
         let tls = try make(socket, context, name: "TLS with \(socket.peer.map { "\($0)" } ?? "a client")")
-        SSL_set_accept_state(tls.ssl)
+        do {
+            try tls.session.becomeServer()
+        } catch {
+            tls.abandon()
+            throw error
+        }
         try await tls.handshake()
         return tls
     }
 
     private static func make(_ socket: AsyncSocket, _ context: TLSContext, name: String) throws(EventLoopError) -> TLSSocket {
-        guard let ssl = SSL_new(context.context) else {
+        do {
+            let session = try TLSSession(fd: socket.descriptor.descriptor.rawValue, context: context, name: name, peer: socket.peer)
+            return TLSSocket(socket: socket, session: session)
+        } catch {
             socket.close()
-            throw TLSContext.failure(.badConfiguration, "SSL_new")
+            throw error
         }
-        guard SSL_set_fd(ssl, socket.descriptor.descriptor.rawValue) == 1 else {
-            SSL_free(ssl)
-            socket.close()
-            throw TLSContext.failure(.badConfiguration, "SSL_set_fd")
-        }
-        return TLSSocket(socket: socket, context: context, ssl: ssl, name: name)
     }
 
     nonisolated(nonsending) private func handshake() async throws {
         do {
-            _ = try await withTimeout(context.configuration.handshakeTimeout) {
-                try await self.drive("handshake") { SSL_do_handshake(self.ssl) }
+            _ = try await withTimeout(session.context.configuration.handshakeTimeout) {
+                try await self.drive("handshake") { SSL_do_handshake(self.session.ssl) }
             }
         } catch let error as EventLoopError where error.code == .timedOut {
             abandon()
@@ -148,20 +122,13 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
             abandon()
             throw error
         }
-        isResumed = SSL_session_reused(ssl) == 1
-        var protocolName: UnsafePointer<UInt8>?
-        var length: UInt32 = 0
-        SSL_get0_alpn_selected(ssl, &protocolName, &length)
-        if let protocolName, length > 0 {
-            applicationProtocol = String(decoding: UnsafeBufferPointer(start: protocolName, count: Int(length)), as: UTF8.self)
-        }
+        (applicationProtocol, isResumed) = session.agreement
     }
 
     /// Closes everything after a failed handshake.
     private func abandon() {
         guard !closed else { return }
-        closed = true
-        SSL_free(ssl)
+        session.free()
         socket.close()
     }
 
@@ -177,7 +144,7 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         guard buffer.count > 0 else { return 0 }
         var count = 0
-        let outcome = try await drive("read") { SSL_read_ex(self.ssl, buffer.baseAddress, buffer.count, &count) }
+        let outcome = try await drive("read") { SSL_read_ex(self.session.ssl, buffer.baseAddress, buffer.count, &count) }
         return outcome == .closed ? 0 : count
     }
 
@@ -199,7 +166,7 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
             // A retry after WANT_WRITE passes the same bytes again (the
             // pointer may move: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
             _ = try await drive("write") {
-                bytes.withUnsafeBytes { all in SSL_write_ex(self.ssl, all.baseAddress! + offset, all.count - offset, &written) }
+                bytes.withUnsafeBytes { all in SSL_write_ex(self.session.ssl, all.baseAddress! + offset, all.count - offset, &written) }
             }
             offset += written
         }
@@ -209,7 +176,7 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     /// by a read (a record, or part of one, read ahead).
     public var hasPendingInput: Bool {
         checkLoop()
-        return !closed && SSL_has_pending(ssl) == 1
+        return session.hasPendingInput
     }
 
     /// Writes what OpenSSL takes of `bytes` now, without waiting: the
@@ -222,14 +189,12 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     public func writeNow(_ bytes: UnsafeRawBufferPointer) throws(EventLoopError) -> IOResult<Int> {
         try checkOpen()
         guard !bytes.isEmpty else { return .processed(0) }
-        ERR_clear_error()
         var written = 0
-        let result = SSL_write_ex(ssl, bytes.baseAddress, bytes.count, &written)
-        if result > 0 { return .processed(written) }
-        let error = SSL_get_error(ssl, result)
-        if error == SSL_ERROR_WANT_WRITE { return .wouldBlock }
-        if error == SSL_ERROR_WANT_READ { throw renegotiationRefused() }
-        throw failure("write", error)
+        switch try session.step("write", { SSL_write_ex(session.ssl, bytes.baseAddress, bytes.count, &written) }) {
+        case .done: return .processed(written)
+        case .wantWrite: return .wouldBlock
+        case .wantRead, .closed: throw session.renegotiationRefused() // a write never wants to read (see step)
+        }
     }
 
     /// Sends `close_notify`, then closes the socket as
@@ -239,9 +204,7 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     nonisolated(nonsending) public func closeLingering(timeout: Duration = .seconds(2)) async {
         guard !closed else { return }
         checkLoop()
-        closed = true
-        if SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN == 0 { _ = SSL_shutdown(ssl) }
-        SSL_free(ssl)
+        session.free(sendNotify: true)
         await socket.closeLingering(timeout: timeout)
     }
 
@@ -255,9 +218,9 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     /// ``/EventCore/AsyncSocket/shutdownWrite()`` is).
     nonisolated(nonsending) public func shutdownWrite() async throws {
         try checkOpen()
-        guard SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN == 0 else { return }
+        guard SSL_get_shutdown(session.ssl) & SSL_SENT_SHUTDOWN == 0 else { return }
         _ = try await drive("shutdown") {
-            let result = SSL_shutdown(self.ssl)
+            let result = SSL_shutdown(self.session.ssl)
             return result < 0 ? result : 1 // 0: sent, the peer's not yet come - done for a half close
         }
     }
@@ -268,9 +231,7 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     public func close() {
         guard !closed else { return }
         checkLoop()
-        closed = true
-        if SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN == 0 { _ = SSL_shutdown(ssl) } // best effort, never waits
-        SSL_free(ssl)
+        session.free(sendNotify: true) // best effort, never waits
         socket.close()
     }
 
@@ -284,55 +245,13 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
         while true {
             try checkOpen()
             try Deadline.checkCurrent()
-            ERR_clear_error()
-            let result = call()
-            if result > 0 { return .done }
-            let error = SSL_get_error(ssl, result)
-            switch error {
-            case SSL_ERROR_WANT_READ where operation == "write":
-                // Only a renegotiation makes a write read, and it is refused
-                // (SSL_OP_NO_RENEGOTIATION): never two tasks waiting to read.
-                throw renegotiationRefused()
-            case SSL_ERROR_WANT_READ: try await socket.waitReadable()
-            case SSL_ERROR_WANT_WRITE: try await socket.waitWritable()
-            case SSL_ERROR_ZERO_RETURN: return .closed
-            default: throw failure(operation, error)
+            switch try session.step(operation, call) {
+            case .done: return .done
+            case .closed: return .closed
+            case .wantRead: try await socket.waitReadable()
+            case .wantWrite: try await socket.waitWritable()
             }
         }
-    }
-
-    /// The error of a failed call: the certificate's verification result
-    /// when that is why, else OpenSSL's queue, else the system's errno.
-    private func failure(_ operation: String, _ error: Int32) -> EventLoopError {
-        let what = "\(name): \(operation)"
-        let systemErrno = errno
-        let queued = ERR_peek_error()
-        if CSSL_is_unexpected_eof(queued) == 1 || (error == SSL_ERROR_SYSCALL && queued == 0 && systemErrno == 0) {
-            ERR_clear_error()
-            return EventLoopError(.tls(.unexpectedEOF), operation: what)
-        }
-        let verification = SSL_get_verify_result(ssl)
-        if operation == "handshake" && verification != X509_V_OK {
-            ERR_clear_error()
-            let reason: EventLoopError.TLSFailure = switch Int32(verification) {
-            case X509_V_ERR_CERT_HAS_EXPIRED, X509_V_ERR_CERT_NOT_YET_VALID: .expiredCertificate
-            case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: .nameMismatch
-            case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
-                 X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT,
-                 X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: .untrustedCertificate
-            default: .invalidCertificate
-            }
-            return EventLoopError(.tls(reason), operation: what, detail: String(cString: CSSL_verify_message(verification)))
-        }
-        if error == SSL_ERROR_SYSCALL && systemErrno != 0 && queued == 0 {
-            return EventLoopError.system(what, Errno(rawValue: systemErrno), peer: socket.peer)
-        }
-        return TLSContext.failure(operation == "handshake" ? .handshakeFailed : .protocolError, what)
-    }
-
-    /// A write that wants to read: only a renegotiation does that, and it is refused.
-    private func renegotiationRefused() -> EventLoopError {
-        EventLoopError(.tls(.protocolError), operation: "\(name): write", detail: "the peer asked to renegotiate")
     }
 
     private func checkOpen() throws(EventLoopError) {

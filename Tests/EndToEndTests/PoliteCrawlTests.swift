@@ -153,12 +153,13 @@ struct PoliteCrawlTests {
     }
 }
 
-/// Issue "TLS on the loop", 2: `crawler web https://...` on the async
-/// engines, with the test's own CA (`--ca-file`), refusing a certificate it
-/// cannot trust unless told `--insecure`.
+/// Issue "TLS on the loop", 2: `crawler web https://...` on every engine
+/// (TLS over the async sockets, and as the callback `Connection`'s layer),
+/// with the test's own CA (`--ca-file`), refusing a certificate it cannot
+/// trust unless told `--insecure`.
 @Suite("The crawler over https")
 struct HTTPSCrawlTests {
-    @Test(arguments: ["async", "async-epoll"])
+    @Test(arguments: eventedEngines)
     func anHTTPSSiteIsCrawledAsItsHTTPTwinIs(_ engine: String) throws {
         let fixtures = try TLSFixtures()
         let site = try PoliteSite(["--tls", fixtures.serverCertificate, fixtures.serverKey])
@@ -180,7 +181,7 @@ struct HTTPSCrawlTests {
         #expect(try WebCrawlReport.parse(insecure).pages == 1, "\(engine): \(insecure)")
     }
 
-    @Test func aWrongNameIsRefusedAndTheCallbackEnginesSayTheyHaveNoTLS() throws {
+    @Test func aWrongNameIsRefusedAndTLSOptionsNeedHTTPS() throws {
         let fixtures = try TLSFixtures()
         let site = try PoliteSite(["--tls", fixtures.wrongNameCertificate, fixtures.wrongNameKey])
         let output = try runProcess(Program.crawler, ["web", "https://127.0.0.1:\(site.port)/", "--ca-file", fixtures.caCertificate,
@@ -188,11 +189,40 @@ struct HTTPSCrawlTests {
         _ = try site.stop()
         let report = try WebCrawlReport.parse(output)
         #expect(report.errors == ["TLS": 1] && report.failures.first?.reason.contains("the certificate is not for this name") == true, "\(output)")
-        for engine in ["libev", "epoll"] {
-            let refused = try runProcess(Program.crawler, ["web", "https://127.0.0.1:1/", "--engine", engine], timeout: 30)
-            #expect(refused.exitCode == 64 && refused.standardError.contains("cannot crawl https://"), "\(refused)")
-        }
         let stray = try runProcess(Program.crawler, ["web", "http://127.0.0.1:1/", "--insecure"], timeout: 30)
         #expect(stray.exitCode == 64 && stray.standardError.contains("are for https:// crawls"), "\(stray)")
+    }
+}
+
+/// Issue "TLS on the loop", 3: with `--frontier`, the delay between a
+/// host's requests is the crawl's, kept in Redis: three crawlers do not hit
+/// the host three times as often.
+@Suite("A polite crawl shared through Redis")
+struct SharedPoliteCrawlTests {
+    @Test func threeCrawlersKeepOneDelayBetweenThem() throws {
+        let redis = try RedisServer()
+        let site = try PoliteSite()
+        let crawlers = try ["libev", "epoll", "async"].map {
+            try SpawnedProcess(Program.crawler, ["web", "http://127.0.0.1:\(site.port)/", "--frontier", redis.url(prefix: "polite"),
+                                                 "--engine", $0, "--delay", "0.3", "--max-retry-after", "0.5", "--json"])
+        }
+        let reports = try crawlers.map { try WebCrawlReport.parse(try $0.wait(timeout: 120)) }
+        let requests = try site.stop()
+        // Each process reads the robots.txt once, when it first has a page
+        // of the host (one may have none); the pages are the crawl's, once each.
+        let robots = requests.filter { $0.path == "/robots.txt" }.count
+        #expect((1...3).contains(robots), "\(robots) robots.txt requests")
+        let pages = requests.filter { $0.path != "/robots.txt" }
+        #expect(Set(pages.map(\.path)).count == pages.count, "each page once: \(pages.map(\.path))")
+        #expect(reports.map(\.pages).reduce(0, +) == 22, "\(reports.map(\.pages)) \(reports.map(\.errors))")
+        #expect(!pages.contains { $0.path.hasPrefix("/never/") || $0.path == "/private/secret" })
+        // 0.3 s apart, whichever process sent them. Each process starts when
+        // Redis's reply reaches it, so a slow reply narrows one gap; unshared,
+        // three processes would start together, a third of the delay apart.
+        let times = pages.map(\.time).sorted()
+        let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
+        #expect(gaps.allSatisfy { $0 >= 0.15 }, "gaps \(gaps.map { ($0 * 1000).rounded() })")
+        let span = (times.last ?? 0) - (times.first ?? 0)
+        #expect(span >= 0.3 * Double(times.count - 1) * 0.9, "\(times.count) requests in \(span) s")
     }
 }

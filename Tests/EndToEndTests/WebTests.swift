@@ -777,8 +777,9 @@ struct WebTests {
         let (site, port) = try startBadSite()
         defer { site.send(SIGKILL); _ = try? site.wait(timeout: 5) }
         let start = monotonicSeconds()
+        // --retries 0: the one timeout is the point (retries would repeat it).
         let output = try runProcess(Program.crawler, ["web", "http://127.0.0.1:\(port)/continue-forever", "--engine", engine,
-                                                      "--timeout", "2", "--json"], timeout: 60)
+                                                      "--timeout", "2", "--retries", "0", "--json"], timeout: 60)
         let elapsed = monotonicSeconds() - start
         let report = try WebCrawlReport.parse(output)
         #expect(report.errors == ["timeout": 1], "\(engine): \(output)")
