@@ -141,7 +141,7 @@ let package = Package(
         // Redis on any of the package's loops: its own socket, hiredis's reply reader.
         .target(
             name: "Redis",
-            dependencies: ["CHiredis", "EventCore", "Resolver"],
+            dependencies: ["CHiredis", "EventCore", "Resolver", "TLS"],
             path: "Examples/Redis",
             exclude: ["scripts"],
             swiftSettings: approachableConcurrency

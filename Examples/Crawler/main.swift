@@ -133,7 +133,7 @@ struct WebCommand: ParsableCommand {
     @Option(name: .customLong("max-body"), help: "Largest page, in bytes; larger ones fail.")
     var maxBody: Int = 8 << 20
 
-    @Option(help: "Share the crawl with every process given the same Redis frontier, redis://[[USER]:PASSWORD@]HOST:PORT[/PREFIX] (the password also from REDISCLI_AUTH): the queue and the seen-set live there.")
+    @Option(help: "Share the crawl with every process given the same Redis frontier, redis[s]://[[USER]:PASSWORD@]HOST:PORT[/PREFIX] (rediss: over TLS; the password also from REDISCLI_AUTH): the queue and the seen-set live there.")
     var frontier: String?
 
     @Flag(help: "With --frontier: continue a crawl that stopped as a whole (every process gone).")
@@ -181,10 +181,10 @@ struct WebCommand: ParsableCommand {
     @Option(help: "Write a JSON line per URL to this file: url, status, bytes, seconds, depth, referrer, error.")
     var records: String?
 
-    @Option(name: .customLong("ca-file"), help: "For https: trust the authorities of this PEM file instead of the system's.")
+    @Option(name: .customLong("ca-file"), help: "For https (and a rediss:// frontier): trust the authorities of this PEM file instead of the system's.")
     var caFile: String?
 
-    @Flag(help: "For https: do not verify the server's certificate (insecure).")
+    @Flag(help: "For https (and a rediss:// frontier): do not verify the server's certificate (insecure).")
     var insecure = false
 
     @Flag(help: "Print the summary as JSON.")
@@ -205,8 +205,8 @@ struct WebCommand: ParsableCommand {
         }
         let start: WebURL
         do { start = try WebURL(url) } catch { throw ValidationError("\(error)") }
-        if !start.isSecure && (caFile != nil || insecure) {
-            throw ValidationError("--ca-file and --insecure are for https:// crawls")
+        if !start.isSecure && !(frontier?.hasPrefix("rediss://") ?? false) && (caFile != nil || insecure) {
+            throw ValidationError("--ca-file and --insecure are for https:// crawls (and rediss:// frontiers)")
         }
         if let caFile, access(caFile, R_OK) != 0 {
             throw ValidationError("cannot read the --ca-file \"\(caFile)\": \(String(cString: strerror(errno)))")

@@ -1,6 +1,7 @@
 import CHiredis
 import EventCore
 import Resolver
+import TLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -72,6 +73,8 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
     /// When the last reply came (or the first command of a wait was sent).
     private var lastReply = 0.0
     private let connectTimeout: Duration
+    /// TLS's, for `rediss://`.
+    private let layer: StreamLayerFactory?
 
     /// Starts connecting to `host` (an IPv4 or IPv6 address, or a name
     /// looked up on the loop with a ``Resolver/NameResolver``) at `port`;
@@ -83,15 +86,18 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
     ///   - connectTimeout: how long the connection may take.
     ///   - limits: how big a reply may be.
     ///   - resolverOptions: how a name is looked up (the DNS servers).
+    ///   - tls: speak TLS with this client context (`rediss://`: Redis 6's
+    ///     `tls-port`), checking the certificate against `host`; nil: plain TCP.
     /// - Throws: ``RedisError`` (``RedisError/Kind/connect``) when the
     ///   connection cannot even start (no descriptor left). A name that does
     ///   not resolve, a refusal or a timeout comes later, through ``onClose``
     ///   and the commands' replies.
     public init(loop: L, host: String, port: UInt16, user: String? = nil, password: String? = nil,
                 connectTimeout: Duration = .seconds(10), limits: RedisLimits = RedisLimits(),
-                resolverOptions: ResolverOptions = ResolverOptions()) throws(RedisError) {
+                resolverOptions: ResolverOptions = ResolverOptions(), tls: TLSContext? = nil) throws(RedisError) {
         self.loop = loop
-        server = "redis://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        server = "redis\(tls == nil ? "" : "s")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        layer = tls?.clientLayer(serverName: host, port: port)
         reader = RedisReader(limits: limits)
         self.connectTimeout = connectTimeout
         if let password {
@@ -133,7 +139,7 @@ public final class RedisClient<L: EventLoop>: ConnectionDelegate {
         do {
             // A refusal or a timeout comes later, through connectionClosed:
             // on a later turn, once the caller has set onClose.
-            connection = try Connection.connect(to: address, on: loop, timeout: connectTimeout, delegate: self)
+            connection = try Connection.connect(to: address, on: loop, timeout: connectTimeout, layer: layer, delegate: self)
         } catch {
             throw RedisError(.connect, server: server, error.errno.map { "\($0)" } ?? "\(error)")
         }

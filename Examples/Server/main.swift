@@ -141,7 +141,7 @@ struct HTTPServerCommand: ParsableCommand {
     @Option(help: "Write what the server counted to this file (JSON) when it stops.")
     var stats: String?
 
-    @Option(name: .customLong("tls-cert"), help: "Serve HTTPS with this certificate chain (PEM; with --tls-key; the async engines).")
+    @Option(name: .customLong("tls-cert"), help: "Serve HTTPS with this certificate chain (PEM; with --tls-key; the evented engines).")
     var tlsCert: String?
 
     @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (PEM).")
@@ -149,8 +149,8 @@ struct HTTPServerCommand: ParsableCommand {
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
-        if tlsCert != nil && engine != .async && engine != .asyncEpoll {
-            throw ValidationError("HTTPS (--tls-cert) is served by the async engines: --engine async or async-epoll")
+        if tlsCert != nil && engine.loop == nil {
+            throw ValidationError("HTTPS (--tls-cert) is served by the evented engines: --engine libev, epoll, async or async-epoll")
         }
         guard HTTPServer.engines.contains(engine) else {
             throw ValidationError("the HTTP server has no \(engine) engine; --engine takes \(Engine.list(HTTPServer.engines))")

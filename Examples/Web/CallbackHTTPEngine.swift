@@ -2,6 +2,7 @@ import EV
 import Epoll
 @_spi(EventLoops) import EventCore
 import HTTP
+import TLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,6 +27,10 @@ final class CallbackWorker<L: EventLoop> {
     var lastReadDrained = false
     /// One read buffer for every connection of the loop.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
+    /// HTTPS: each connection's TLS layer, by descriptor - beside the
+    /// connection, not in it, so that a plain connection's object keeps its
+    /// size (nil: plain HTTP).
+    var layers: DescriptorTable<TLSState>?
 
     init(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions, report: @escaping (HTTPServerStats) -> Void) {
         self.loop = loop
@@ -33,6 +38,7 @@ final class CallbackWorker<L: EventLoop> {
         self.options = options
         self.report = report
         context = HTTPServerContext(site: options.site, limits: options.limits)
+        if options.tls != nil { layers = DescriptorTable() }
     }
 
     deinit { readBuffer.deallocate() }
@@ -61,10 +67,17 @@ final class CallbackWorker<L: EventLoop> {
     func accepted(_ client: SocketDescriptor) {
         let connection = CallbackConnection(self, client)
         do {
+            if let tls = options.tls {
+                // The handshake first, within the context's handshake timeout.
+                let limit = tls.configuration.handshakeTimeout.inSeconds
+                layers?[client.descriptor] = TLSState(layer: try tls.serverLayer(client), deadline: monotonicNow() + limit)
+            }
             try connection.startWatching()
             connections[client.descriptor] = connection
             context.stats.opened()
         } catch {
+            layers?[client.descriptor]?.layer.release()
+            layers?[client.descriptor] = nil
             client.close()
         }
         if connections.count >= options.limits.maxConnections {
@@ -154,30 +167,103 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
         if isLingering {
             return discard()
         }
+        var readable = !ready.isDisjoint(with: [.read, .error])
+        if worker.layers != nil {
+            guard let handshaken = handshake() else { return }
+            readable = readable || handshaken // what came with the handshake's end may hold a request
+        }
         defer { worker.lastReadDrained = false }
-        if !ready.isDisjoint(with: [.read, .error]) && wantsInput {
+        if readable && wantsInput {
             do throws(EventLoopError) {
-                switch try socket.read(into: worker.readBuffer) {
+                switch try receiveSome(into: worker.readBuffer) {
                 case .processed(0):
                     worker.lastReadDrained = true
                     receiveEnd(now: now)
                 case .processed(let count):
-                    worker.lastReadDrained = count < worker.readBuffer.count
+                    worker.lastReadDrained = count < worker.readBuffer.count && !layerHoldsInput
                     receive(UnsafeRawBufferPointer(rebasing: worker.readBuffer[..<count]), now: now)
                 case .wouldBlock:
                     worker.lastReadDrained = true
                 }
             } catch {
-                return close() // reset by the peer
+                return close() // reset by the peer (or TLS failed)
             }
         }
         flush(now)
     }
 
+    // MARK: HTTPS (the worker's layers)
+
+    /// One step of the TLS handshake, if it is not done: nil while it goes
+    /// on (or failed: closed), true when this step ended it, false when it
+    /// was done before.
+    private func handshake() -> Bool? {
+        guard let state = worker.layers?[socket.descriptor] else { return false }
+        if state.ready { return false }
+        do throws(EventLoopError) {
+            switch try state.layer.handshake() {
+            case .done:
+                worker.layers?[socket.descriptor]?.ready = true
+                return true
+            case .wantRead:
+                watch?.interest = .read
+            case .wantWrite:
+                watch?.interest = .write
+            case .ended:
+                close()
+            }
+        } catch {
+            close() // a client that is not TLS, or refused it
+        }
+        return nil
+    }
+
+    /// Reads from the socket, or through its TLS layer.
+    @inline(__always)
+    private func receiveSome(into buffer: UnsafeMutableRawBufferPointer) throws(EventLoopError) -> IOResult<Int> {
+        guard let layer = worker.layers?[socket.descriptor]?.layer else { return try socket.read(into: buffer) }
+        let step = try layer.read(into: buffer)
+        worker.layers?[socket.descriptor]?.readStarved = step == .wantRead
+        switch step {
+        case .done(let count): return .processed(count)
+        case .ended: return .processed(0)
+        case .wantRead, .wantWrite: return .wouldBlock
+        }
+    }
+
+    /// Writes to the socket, or through its TLS layer.
+    @inline(__always)
+    private func sendSome(_ bytes: UnsafeRawBufferPointer) throws(EventLoopError) -> IOResult<Int> {
+        guard let layer = worker.layers?[socket.descriptor]?.layer else { return try socket.write(bytes) }
+        switch try layer.write(bytes) {
+        case .done(let count): return .processed(count)
+        case .ended, .wantRead, .wantWrite: return .wouldBlock
+        }
+    }
+
+    /// Whether TLS holds input read ahead (no readiness will announce it).
+    private var layerHoldsInput: Bool {
+        worker.layers?[socket.descriptor]?.layer.hasPendingInput ?? false
+    }
+
+    /// Reads the input TLS holds on the next turn - unless its last read
+    /// wanted more from the socket (part of a record: readiness will come),
+    /// or a read is set already.
+    private func readHeldInputLater() {
+        guard let state = worker.layers?[socket.descriptor], state.ready, !state.readScheduled, !state.readStarved,
+              state.layer.hasPendingInput else { return }
+        worker.layers?[socket.descriptor]?.readScheduled = true
+        _ = worker.loop.schedule(after: .zero) { [weak self] in
+            guard let self, watch != nil, !isLingering else { return }
+            worker.layers?[socket.descriptor]?.readScheduled = false
+            if wantsInput { ready(.read) }
+        }
+    }
+
     /// Writes what is pending, then watches for what comes next.
     func flush(_ now: Double) {
         while hasOutput {
-            let result = withPendingOutput { bytes in Result { () throws(EventLoopError) in try socket.write(bytes) } }
+            let result = withPendingOutput { bytes in Result { () throws(EventLoopError) in try sendSome(bytes) } }
             switch result {
             case .success(.processed(let count)):
                 didSend(count, now: now)
@@ -203,6 +289,8 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
         if let watch, watch.interest != wanted {
             watch.interest = wanted
         }
+        // TLS may hold input (pipelined requests) that no readiness announces.
+        if wantsInput && worker.layers != nil { readHeldInputLater() }
     }
 
     /// A lingering close: the server's FIN, then the peer's input read and
@@ -214,6 +302,7 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
         // reset the close, so there is nothing to linger for (nginx's rule).
         if endsCleanly && (worker.lastReadDrained || socket.hasNoPendingInput(into: worker.readBuffer)) { return close() }
         lingerUntil = monotonicNow() + worker.options.limits.lingerTimeout.inSeconds
+        worker.layers?[socket.descriptor]?.layer.shutdownWrite() // close_notify first
         shutdown(socket.fd, Int32(SHUT_WR))
         watch?.interest = .read
         discard()
@@ -228,11 +317,16 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
             if now > lingerUntil { close() }
             return
         }
+        if let state = worker.layers?[socket.descriptor], !state.ready {
+            if now > state.deadline { close() } // stalled in the handshake
+            return
+        }
         tick(now: now)
         flush(now)
     }
 
     func drain() {
+        if let state = worker.layers?[socket.descriptor], !state.ready { return close() }
         if !isLingering && !hasOutput && isIdle { linger() }
     }
 
@@ -240,7 +334,29 @@ final class CallbackConnection<L: EventLoop>: HTTPServerConnection, ReadinessHan
         guard let watch else { return } // closed already
         watch.cancel()
         self.watch = nil
+        if let state = worker.layers?[socket.descriptor] {
+            if state.ready && !isLingering { state.layer.shutdownWrite() } // close_notify, best effort
+            state.layer.release()
+            worker.layers?[socket.descriptor] = nil
+        }
         socket.close()
         worker.closed(self)
+    }
+}
+
+/// A connection's TLS, kept by its worker: the layer, whether its
+/// handshake is done, and by when it must be.
+struct TLSState {
+    let layer: any StreamLayer
+    var ready = false
+    let deadline: Double
+    /// A read of held input is set for the next turn.
+    var readScheduled = false
+    /// The last read wanted more from the socket.
+    var readStarved = false
+
+    init(layer: any StreamLayer, deadline: Double) {
+        self.layer = layer
+        self.deadline = deadline
     }
 }

@@ -1,5 +1,6 @@
 import EventCore
 import HTTP
+import TLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -151,8 +152,13 @@ final class Crawl {
         }
         if let path = options.recordsPath { crawl.records = try CrawlRecords(path: path) }
         if let address = options.frontier {
+            // rediss://: TLS with the crawl's trust (--ca-file, --insecure).
+            let tls = try address.usesTLS
+                ? TLSContext(.client(caFile: options.caFile, verifiesPeer: !options.insecure, applicationProtocols: [],
+                                     handshakeTimeout: .seconds(5)))
+                : nil
             let shared = try RedisFrontier(loop: loop, address: address, lease: options.lease, resume: options.resume,
-                                           resolver: options.resolver)
+                                           resolver: options.resolver, tls: tls)
             shared.crawl = crawl
             crawl.shared = shared
             shared.open(start: CrawlJob(url: options.start))

@@ -4,7 +4,8 @@ import Glibc
 #endif
 
 /// Where crawler processes share a crawl: `redis://[[USER]:PASSWORD@]HOST[:PORT][/PREFIX]`
-/// (port 6379 and prefix `crawler` when left out). Every key of the crawl
+/// (port 6379 and prefix `crawler` when left out), or `rediss://...` for
+/// Redis over TLS (its `tls-port`; the certificate checked against HOST). Every key of the crawl
 /// starts with `{PREFIX}:` - in braces, Redis Cluster's hash tag, so a
 /// crawl's keys live in one slot and its scripts may touch them all.
 ///
@@ -24,6 +25,8 @@ public struct FrontierAddress: Sendable, CustomStringConvertible {
     public var user: String?
     /// The password, from the URL or `REDISCLI_AUTH`; never printed.
     public var password: String?
+    /// Whether Redis is spoken over TLS (`rediss://`).
+    public var usesTLS = false
 
     /// Why a frontier URL was refused.
     public struct ParseError: Error, CustomStringConvertible {
@@ -33,7 +36,7 @@ public struct FrontierAddress: Sendable, CustomStringConvertible {
         public let reason: String
         /// The error in a sentence, with the expected form.
         public var description: String {
-            "invalid frontier \"\(text)\": \(reason) (expected redis://[[USER]:PASSWORD@]HOST:PORT[/PREFIX])"
+            "invalid frontier \"\(text)\": \(reason) (expected redis[s]://[[USER]:PASSWORD@]HOST:PORT[/PREFIX])"
         }
     }
 
@@ -43,8 +46,9 @@ public struct FrontierAddress: Sendable, CustomStringConvertible {
     /// - Throws: ``ParseError`` naming the URL (its password masked) and what is wrong with it.
     public init(_ text: String, environment: [String: String] = [:]) throws(ParseError) {
         let shown = FrontierAddress.masked(text)
-        guard text.hasPrefix("redis://") else { throw ParseError(text: shown, reason: "not a redis:// URL") }
-        var rest = Substring(text.dropFirst("redis://".count))
+        usesTLS = text.hasPrefix("rediss://")
+        guard text.hasPrefix("redis://") || usesTLS else { throw ParseError(text: shown, reason: "not a redis:// or rediss:// URL") }
+        var rest = Substring(text.dropFirst(usesTLS ? "rediss://".count : "redis://".count))
         var prefix = "crawler"
         if let slash = rest.firstIndex(of: "/") {
             prefix = String(rest[rest.index(after: slash)...])
@@ -100,16 +104,17 @@ public struct FrontierAddress: Sendable, CustomStringConvertible {
     /// if any, never the password.
     public var description: String {
         let who = user.map { "\($0)@" } ?? ""
-        return "redis://\(who)\(host.contains(":") ? "[\(host)]" : host):\(port)/\(prefix)"
+        return "redis\(usesTLS ? "s" : "")://\(who)\(host.contains(":") ? "[\(host)]" : host):\(port)/\(prefix)"
     }
 
     /// `text` with the password of its credentials replaced by `***`, for messages.
     static func masked(_ text: String) -> String {
-        guard text.hasPrefix("redis://") else { return text }
-        let rest = text.dropFirst("redis://".count)
+        let scheme = text.hasPrefix("rediss://") ? "rediss://" : "redis://"
+        guard text.hasPrefix(scheme) else { return text }
+        let rest = text.dropFirst(scheme.count)
         let authority = rest.prefix { $0 != "/" }
         guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return text }
-        return "redis://" + authority[...colon] + "***" + rest[at...]
+        return scheme + authority[...colon] + "***" + rest[at...]
     }
 
     /// `text` with its `%XX` escapes decoded; nil for a bad escape or invalid UTF-8.

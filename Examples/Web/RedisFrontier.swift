@@ -1,6 +1,7 @@
 import EventCore
 import HTTP
 import Redis
+import TLS
 #if canImport(Glibc)
 import Glibc
 import Resolver
@@ -55,9 +56,9 @@ final class RedisFrontier {
 
     /// Connects to Redis on `loop`, with the crawl's lease.
     init<L: EventLoop>(loop: L, address: FrontierAddress, lease: Duration, resume: Bool,
-                       resolver: ResolverOptions = ResolverOptions()) throws(RedisError) {
+                       resolver: ResolverOptions = ResolverOptions(), tls: TLSContext? = nil) throws(RedisError) {
         let client = try RedisClient(loop: loop, host: address.host, port: address.port, user: address.user,
-                                     password: address.password, connectTimeout: .seconds(5), resolverOptions: resolver)
+                                     password: address.password, connectTimeout: .seconds(5), resolverOptions: resolver, tls: tls)
         // A process that cannot renew its lease in time gives up: by then the
         // others may take its jobs back.
         client.replyTimeout = max(lease, .seconds(1))

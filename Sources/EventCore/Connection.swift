@@ -118,6 +118,9 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     private var layerWaitsFor: Interest = []
     /// A read on the next turn, for input the layer holds already.
     private var readLater: (any Cancellable)?
+    /// The layer's last read wanted more from the socket (it holds part of
+    /// a record): only readiness can help, no read on the next turn.
+    private var layerReadStarved = false
 
     private enum AfterOutput { case nothing, shutdown, close, linger }
 
@@ -333,7 +336,8 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
 
     /// Input the layer holds gets no readiness event: read it on the next turn.
     private func readHeldInputLater() {
-        guard readLater == nil, state == .open, !readingPaused, !inputEnded, layer?.hasPendingInput == true else { return }
+        guard readLater == nil, !layerReadStarved, state == .open, !readingPaused, !inputEnded,
+              layer?.hasPendingInput == true else { return }
         readLater = loop?.schedule(after: .zero) { [weak self] in
             guard let self else { return }
             readLater = nil
@@ -344,7 +348,9 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     /// One read, through the layer if any.
     private func readSome(into buffer: UnsafeMutableRawBufferPointer) throws(EventLoopError) -> IOResult<Int> {
         guard let layer else { return try socket.read(into: buffer) }
-        switch try layer.read(into: buffer) {
+        let step = try layer.read(into: buffer)
+        layerReadStarved = step == .wantRead
+        switch step {
         case .done(let count): return .processed(count)
         case .ended: return .processed(0)
         case .wantRead: return .wouldBlock

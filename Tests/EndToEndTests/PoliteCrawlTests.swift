@@ -226,3 +226,27 @@ struct SharedPoliteCrawlTests {
         #expect(span >= 0.3 * Double(times.count - 1) * 0.9, "\(times.count) requests in \(span) s")
     }
 }
+
+/// Issue "TLS on the loop", 2: the Redis frontier over TLS (`rediss://`:
+/// Debian's hiredis 0.14 has no hiredis_ssl, so the package's TLS, as the
+/// Redis connection's layer), against redis-server's own `tls-port`.
+@Suite("The Redis frontier over TLS")
+struct RedissFrontierTests {
+    @Test func aCrawlSharesARedisSpokenOverTLSAndRefusesOneItCannotTrust() throws {
+        let fixtures = try TLSFixtures()
+        let redis = try RedisServer(tls: (fixtures.serverCertificate, fixtures.serverKey))
+        let server = try HTTPServerProcess(engine: "libev", ["--pages", "50"])
+        defer { _ = try? server.stop() }
+        let output = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", redis.url(prefix: "secure"),
+                                                      "--ca-file", fixtures.caCertificate, "--json"], timeout: 120)
+        let report = try WebCrawlReport.parse(output)
+        #expect(report.pages > 50 && report.crawlPages == report.pages && report.errors.isEmpty && report.frontierError == nil,
+                "\(output)")
+        #expect(try redis.cli(["HGET", "{secure}:crawl", "pages"]) == "\(report.pages)")
+        // The system's CAs do not know the test's: the frontier fails, naming why.
+        let refused = try runProcess(Program.crawler, ["web", "\(server.url)/", "--frontier", redis.url(prefix: "other"), "--json"],
+                                     timeout: 60)
+        #expect(refused.exitCode == 1 && refused.standardError.contains("not signed by a trusted authority"), "\(refused)")
+        #expect(refused.standardError.contains("rediss://127.0.0.1:\(redis.port)"), "\(refused)")
+    }
+}

@@ -17,10 +17,14 @@ public final class RedisServer {
     public let directory: String
     /// The password the server asks for (`--requirepass`), if any.
     public let password: String?
+    /// The certificate and key it serves TLS with (then on its port, with
+    /// no plain port), if any.
+    public let tls: (certificate: String, key: String)?
     private var process: SpawnedProcess?
 
-    public init(password: String? = nil) throws {
+    public init(password: String? = nil, tls: (certificate: String, key: String)? = nil) throws {
         self.password = password
+        self.tls = tls
         port = try unusedPort()
         directory = temporaryPath("redis")
         mkdir(directory, 0o700)
@@ -35,14 +39,16 @@ public final class RedisServer {
 
     /// `redis://127.0.0.1:PORT`, and a key prefix when given.
     public func url(prefix: String? = nil) -> String {
-        "redis://127.0.0.1:\(port)" + (prefix.map { "/" + $0 } ?? "")
+        "redis\(tls == nil ? "" : "s")://127.0.0.1:\(port)" + (prefix.map { "/" + $0 } ?? "")
     }
 
     /// Starts the server (again, after ``stop()``: the data comes back from
     /// its append-only file); returns once it accepts connections.
     public func start() throws {
-        let server = try SpawnedProcess("/usr/bin/redis-server", [
-            "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory, "--save", "",
+        let ports = tls.map { ["--port", "0", "--tls-port", "\(port)", "--tls-cert-file", $0.certificate, "--tls-key-file", $0.key,
+                               "--tls-ca-cert-file", $0.certificate, "--tls-auth-clients", "no"] } ?? ["--port", "\(port)"]
+        let server = try SpawnedProcess("/usr/bin/redis-server", ports + [
+            "--bind", "127.0.0.1", "--dir", directory, "--save", "",
             "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no", "--loglevel", "notice",
         ] + (password.map { ["--requirepass", $0] } ?? []))
         let banner = server.waitForOutput(containing: "Ready to accept connections", timeout: 20)
@@ -71,7 +77,7 @@ public final class RedisServer {
 
     /// Runs `redis-cli` against the server; returns its standard output, trimmed.
     public func cli(_ arguments: [String]) throws -> String {
-        let output = try runProcess("/usr/bin/redis-cli", ["-p", "\(port)"] + arguments,
+        let output = try runProcess("/usr/bin/redis-cli", ["-p", "\(port)"] + (tls == nil ? [] : ["--tls", "--insecure"]) + arguments,
                                     environment: password.map { ["REDISCLI_AUTH": $0] } ?? [:], timeout: 20)
         var text = Substring(output.standardOutput)
         while text.last == "\n" || text.last == " " { text.removeLast() }
