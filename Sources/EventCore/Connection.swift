@@ -10,7 +10,7 @@ import Glibc
 /// ``connectionClosed(_:)``; the delegate keeps its own reference to the
 /// connection, to write and close.
 public protocol ConnectionDelegate: AnyObject {
-    /// The connection is established (for ``Connection/connect(to:on:timeout:delegate:)``;
+    /// The connection is established (for ``Connection/connect(to:on:timeout:layer:delegate:)``;
     /// an adopted connection is established from the start). Writes made
     /// before it were queued and go out now.
     func connectionEstablished()

@@ -9,7 +9,7 @@ import EventCore
 /// or ``TLSContext/serverLayer``. The connection keeps the socket, its
 /// readiness watch and its queue; this turns OpenSSL's `WANT_READ` and
 /// `WANT_WRITE` into the readiness the connection watches for - the same
-/// steps as ``TLSSocket``'s (one ``TLSSession`` under both).
+/// steps as ``TLSSocket``'s (one OpenSSL session core under both).
 ///
 /// ```swift
 /// let context = try TLSContext(.client(caFile: "ca.pem"))
