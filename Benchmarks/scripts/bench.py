@@ -234,7 +234,7 @@ def goals(http, micro, crawl):
 
 def run_real_site():
     """real_site.py on the Rust documentation tree, when this machine has one (3 runs)."""
-    result = subprocess.run([sys.executable, f"{HERE}/real_site.py", "--runs", "3"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, f"{HERE}/real_site.py", "--runs", "3", "--https"], capture_output=True, text=True)
     if result.returncode != 0:
         print("real_site: no tree here; the crawler's MB/s is not measured", file=sys.stderr, flush=True)
         return None
@@ -314,6 +314,17 @@ def main():
                   "| run | crawler CPU s | MB/s per crawler core |", "|---:|---:|---:|"]
         for index, run in enumerate(real_site["runs"], 1):
             lines.append(f"| {index} | {run['crawlerCpuSeconds']:.2f} | {run['mbPerCrawlerCoreSecond']:,.1f} |")
+        https = real_site.get("https")
+        if https:
+            pages = https["htmlPages"]
+            lines += ["", f"The same tree over https (TLS 1.3, the test's CA given with `--ca-file`), gzip on for both: "
+                      f"{https['pages']:,} pages, {https['bytes'] / 1e6:,.1f} MB; HTML pages answered 200: http {pages['http']:,}, "
+                      f"https {pages['https']:,}, " + ("the same set." if https["samePages"] else
+                      f"different sets (only http: {pages['onlyHTTP']}, only https: {pages['onlyHTTPS']})."), "",
+                      "| run | crawler CPU s | MB/s per crawler core | vs http |", "|---:|---:|---:|---:|"]
+            for index, run in enumerate(https["runs"], 1):
+                lines.append(f"| {index} | {run['crawlerCpuSeconds']:.2f} | {run['mbPerCrawlerCoreSecond']:,.1f} | "
+                             f"{run['mbPerCrawlerCoreSecond'] / real_site['mbPerCrawlerCoreSecond']:.2f}x |")
     if poetry:
         lines += ["", "## Slow poetry: 10,000 slow clients", "",
                   "`server poetry`, a 605-byte poem in 50-byte chunks every 0.5 s, `scripts/slow_clients.py` on CPU 1.", "",
@@ -328,7 +339,7 @@ def main():
               "(`Examples/Netcat/scripts/netcat_bench.py`). Goal (issue 24): at least socat's bytes per CPU second.", "",
               netcat_bench.markdown(netcat)]
     lines += ["", "## HTTPS beside nginx", "",
-              "`server http --tls-cert --tls-key` (the async engines) and nginx with the same ECDSA P-256 certificate, "
+              "`server http --tls-cert --tls-key` (the evented engines) and nginx with the same ECDSA P-256 certificate, "
               "TLS 1.3, one worker (`Benchmarks/scripts/tls_bench.py`); handshakes = `Connection: close` (wrk resumes no "
               "session: a full handshake per request). Goal (issue 25): at least 0.9x nginx per core on both.", "", tls]
     lines += ["", "## Goals", "", "Issue 14's goals, against this run (met or missed, and by how much):", ""]

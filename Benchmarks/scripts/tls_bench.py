@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""HTTPS: `server http --tls-*` (the async engines) beside nginx with the same
+"""HTTPS: `server http --tls-*` (the evented engines) beside nginx with the same
 certificate (ECDSA P-256, made here), one worker, pinned to CPU 0; wrk on
 CPU 1. Two loads: keep-alive requests (64 connections) and full TLS
 handshakes (`Connection: close`: wrk resumes no session, so every request
@@ -7,7 +7,7 @@ is a new connection and a full handshake). Reports req/s, the server's CPU
 share (from /proc/PID/stat) and req/s per server core, and each engine's
 ratio to nginx per core.
 
-    tls_bench.py [--rounds N] [--duration SECONDS] [--engines async,async-epoll]
+    tls_bench.py [--rounds N] [--duration SECONDS] [--engines libev,epoll,async,async-epoll]
 """
 import argparse
 import os
@@ -55,7 +55,7 @@ def measure(pid, port, duration, close):
     return rate, cpu, errors.group(0) if errors else ""
 
 
-def run(rounds=3, duration=4, engines=("async", "async-epoll")):
+def run(rounds=3, duration=4, engines=("libev", "epoll", "async", "async-epoll")):
     """The measurement, as a Markdown table (with its heading line)."""
     directory = tempfile.mkdtemp(prefix="tls-bench-")
     certificate, key = certificates(directory)
@@ -90,7 +90,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=4)
-    parser.add_argument("--engines", default="async,async-epoll")
+    parser.add_argument("--engines", default="libev,epoll,async,async-epoll")
     arguments = parser.parse_args()
     print(run(arguments.rounds, arguments.duration, arguments.engines.split(",")))
 

@@ -110,7 +110,7 @@ extension Engine: ExpressibleByArgument {}
 struct WebCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "web",
-        abstract: "Crawl a web site: each page of its host once, links from href attributes, keep-alive connections.")
+        abstract: "Crawl a web site politely: each page of its host once, robots.txt obeyed, a delay and a connection cap per host, retries, gzip, keep-alive connections, http or https.")
 
     @Argument(help: "Where to start: an http:// or https:// URL; only its scheme, host and port are crawled.")
     var url: String
@@ -257,6 +257,10 @@ struct WebCommand: ParsableCommand {
         options.recordsPath = records
         options.caFile = caFile
         options.insecure = insecure
+        if insecure {
+            // As wget's --no-check-certificate does: the user asked, but says so.
+            FileHandle.standardError.write("crawler: --insecure: server certificates are not verified\n".data(using: .utf8)!)
+        }
         if !dns.isEmpty { options.resolver.servers = try dns.map { try ResolverOptions.server(parsing: $0) } }
         if let out {
             do {

@@ -179,6 +179,8 @@ struct HTTPSCrawlTests {
         #expect(refused.errors == ["TLS": 1] && untrusted.exitCode == 1, "\(engine): \(untrusted)")
         #expect(refused.failures.first?.reason.contains("not signed by a trusted authority") == true, "\(refused.failures)")
         #expect(try WebCrawlReport.parse(insecure).pages == 1, "\(engine): \(insecure)")
+        #expect(insecure.standardError.contains("--insecure: server certificates are not verified"), "\(insecure)")
+        #expect(!output.standardError.contains("not verified"), "\(output)")
     }
 
     @Test func aWrongNameIsRefusedAndTLSOptionsNeedHTTPS() throws {
