@@ -129,6 +129,19 @@ def html_200(log):
     return pages
 
 
+def bytes_sent(log):
+    """The body bytes nginx sent (its log's $body_bytes_sent): compressed when gzip is on."""
+    total = 0
+    with open(log) as f:
+        for line in f:
+            parts = line.split('"')
+            if len(parts) >= 3:
+                fields = parts[2].split()
+                if len(fields) >= 2 and fields[1].isdigit():
+                    total += int(fields[1])
+    return total
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tree", default=default_tree())
@@ -160,9 +173,10 @@ def main():
             for index in range(args.runs):
                 open(log, "w").close()
                 result = crawl(args.crawler, url, args.engine, args.concurrency, extra)
+                result["bytesSent"] = bytes_sent(log)
                 runs.append(result)
                 pages_of[scheme] = html_200(log)
-                print(f"{scheme} run {index + 1}: {result['pages']:,} pages, {result['bytes'] / 1e6:,.1f} MB in "
+                print(f"{scheme} run {index + 1}: {result['pages']:,} pages, {result['bytes'] / 1e6:,.1f} MB ({result['bytesSent'] / 1e6:,.1f} MB sent) in "
                       f"{result['crawlerCpuSeconds']:.2f} s of crawler CPU: {result['mbPerCrawlerCoreSecond']:.1f} MB/s per core"
                       + (f", {result['errors']} errors" if result["errors"] else ""),
                       file=sys.stderr, flush=True)

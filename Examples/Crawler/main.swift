@@ -112,8 +112,8 @@ struct WebCommand: ParsableCommand {
         commandName: "web",
         abstract: "Crawl a web site politely: each page of its host once, robots.txt obeyed, a delay and a connection cap per host, retries, gzip, keep-alive connections, http or https.")
 
-    @Argument(help: "Where to start: an http:// or https:// URL; only its scheme, host and port are crawled.")
-    var url: String
+    @Argument(help: "Where to start: one or more http:// or https:// URLs; links are followed within their sites (each one's scheme, host and port) only.")
+    var urls: [String]
 
     @Option(help: "How to download: \(Engine.list(crawlEngines)).")
     var engine: Engine = .libev
@@ -203,9 +203,13 @@ struct WebCommand: ParsableCommand {
         guard crawlEngines.contains(engine) else {
             throw ValidationError("the web crawler has no \(engine) engine; --engine takes \(Engine.list(crawlEngines))")
         }
-        let start: WebURL
-        do { start = try WebURL(url) } catch { throw ValidationError("\(error)") }
-        if !start.isSecure && !(frontier?.hasPrefix("rediss://") ?? false) && (caFile != nil || insecure) {
+        guard !urls.isEmpty else { throw ValidationError("give the URL to start from (one or more)") }
+        guard urls.count <= 1_000 else { throw ValidationError("at most 1000 start URLs (\(urls.count) given)") }
+        var starts: [WebURL] = []
+        for url in urls {
+            do { starts.append(try WebURL(url)) } catch { throw ValidationError("\(error)") }
+        }
+        if !starts.contains(where: \.isSecure) && !(frontier?.hasPrefix("rediss://") ?? false) && (caFile != nil || insecure) {
             throw ValidationError("--ca-file and --insecure are for https:// crawls (and rediss:// frontiers)")
         }
         if let caFile, access(caFile, R_OK) != 0 {
@@ -236,7 +240,7 @@ struct WebCommand: ParsableCommand {
 
     func run() throws {
         ignoreSIGPIPE()
-        var options = CrawlOptions(start: try WebURL(url))
+        var options = CrawlOptions(starts: try urls.map { try WebURL($0) })
         options.concurrency = concurrency
         options.maxPages = maxPages
         options.timeout = .seconds(timeout)
@@ -279,7 +283,7 @@ struct WebCommand: ParsableCommand {
         do {
             report = try crawl(engine: engine, options: options)
         } catch {
-            FileHandle.standardError.write("crawler: cannot crawl \(url): \(error)\n".data(using: .utf8)!)
+            FileHandle.standardError.write("crawler: cannot crawl \(urls.joined(separator: " ")): \(error)\n".data(using: .utf8)!)
             throw ExitCode(1)
         }
         if options.progress != nil { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }

@@ -8,7 +8,7 @@ import Glibc
 // MARK: async/await, on libev or epoll (one code)
 
 enum AsyncCrawler {
-    static func run<L: EventLoop>(_ address: SocketAddress, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
+    static func run<L: EventLoop>(_ addresses: SiteAddresses, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
         let loop = try make()
         let report = try loop.run { executor in
             // The workers share the crawl, each reaching it through the
@@ -16,10 +16,10 @@ enum AsyncCrawler {
             let crawl = try Crawl.make(options, loop: executor.runningLoop)
             // One TLS context for every connection: it keeps the server's
             // session, so each connection after the first resumes it.
-            let tls = try options.start.isSecure
+            let tls = try options.starts.contains(where: \.isSecure)
                 ? TLSContext(.client(caFile: options.caFile, verifiesPeer: !options.insecure, handshakeTimeout: options.timeout))
                 : nil
-            let state = LoopBound(AsyncCrawlState(crawl, executor, tls: tls), loop: executor)
+            let state = LoopBound(AsyncCrawlState(crawl, executor, addresses, tls: tls), loop: executor)
             // Jobs from a shared frontier (or its end) wake the waiting workers.
             crawl.onJobs = { state.value.wakeAll() }
             defer { crawl.onJobs = {} }
@@ -32,9 +32,9 @@ enum AsyncCrawler {
                 }
             }
             await withTaskGroup(of: Void.self) { group in
-                // No more workers (each a connection) than the host takes at once.
-                for _ in 0..<min(options.concurrency, options.perHost) {
-                    group.addTask(executorPreference: executor) { await state.value.worker(address) }
+                // No more workers (each a connection) than the sites take at once.
+                for _ in 0..<min(options.concurrency, options.perHost * addresses.count) {
+                    group.addTask(executorPreference: executor) { await state.value.worker() }
                 }
             }
             progress?.cancel()
@@ -50,14 +50,17 @@ enum AsyncCrawler {
 final class AsyncCrawlState<Executor: EventLoopExecutor> {
     let crawl: Crawl
     let executor: Executor
+    /// Each site's address.
+    let addresses: SiteAddresses
     /// For https: the client context (nil for http).
     let tls: TLSContext?
     private var waiting: [CheckedContinuation<Void, Never>] = []
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: loopReadBufferBytes, alignment: 16)
 
-    init(_ crawl: Crawl, _ executor: Executor, tls: TLSContext?) {
+    init(_ crawl: Crawl, _ executor: Executor, _ addresses: SiteAddresses, tls: TLSContext?) {
         self.crawl = crawl
         self.executor = executor
+        self.addresses = addresses
         self.tls = tls
     }
 
@@ -81,11 +84,24 @@ final class AsyncCrawlState<Executor: EventLoopExecutor> {
         for sleeper in sleepers { sleeper.resume() }
     }
 
-    /// A worker: one keep-alive connection, a request at a time.
-    func worker(_ address: SocketAddress) async {
+    /// A worker: one keep-alive connection, a request at a time (a new
+    /// connection when the job is another site's).
+    func worker() async {
         var connection: AsyncFetchConnection<Executor>?
         while let job = await nextJob() {
-            if connection == nil { connection = AsyncFetchConnection(self, address) }
+            if let open = connection, !open.isConnected(to: job.url) {
+                open.close()
+                connection = nil
+            }
+            if connection == nil {
+                switch addresses.address(of: job.url) {
+                case .success(let address): connection = AsyncFetchConnection(self, address, site: job.url.origin)
+                case .failure(let failure):
+                    crawl.fail(job, failure)
+                    wakeAll()
+                    continue
+                }
+            }
             let outcome = await connection!.fetch(job)
             switch outcome {
             case .response(let response):
@@ -143,13 +159,21 @@ enum FetchStream {
 final class AsyncFetchConnection<Executor: EventLoopExecutor>: HTTPMessageSink {
     unowned let state: AsyncCrawlState<Executor>
     let address: SocketAddress
+    /// The site the connection is to.
+    let site: WebURL
     var socket: FetchStream?
     var parser: HTTPParser!
     var response: HTTPMessage?
 
-    init(_ state: AsyncCrawlState<Executor>, _ address: SocketAddress) {
+    init(_ state: AsyncCrawlState<Executor>, _ address: SocketAddress, site: WebURL) {
         self.state = state
         self.address = address
+        self.site = site
+    }
+
+    /// Whether this connection is to `url`'s site.
+    func isConnected(to url: WebURL) -> Bool {
+        url.host == site.host && url.port == site.port && url.isSecure == site.isSecure
     }
 
     func parsed(_ message: inout HTTPMessage) -> Bool {
@@ -165,7 +189,7 @@ final class AsyncFetchConnection<Executor: EventLoopExecutor>: HTTPMessageSink {
                 if socket == nil {
                     do {
                         let plain = try await AsyncSocket.connect(to: address, on: state.executor)
-                        if let tls = state.tls {
+                        if job.url.isSecure, let tls = state.tls {
                             // SNI and the certificate's name: the URL's host.
                             socket = .tls(try await TLSSocket.client(over: plain, serverName: job.url.host, port: job.url.port, context: tls))
                         } else {

@@ -8,7 +8,7 @@ import Glibc
 // MARK: callbacks, on libev or epoll
 
 enum CallbackCrawler {
-    static func run<L: EventLoop>(_ address: SocketAddress, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
+    static func run<L: EventLoop>(_ addresses: SiteAddresses, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
         let loop = try make()
         let crawl: Crawl
         do {
@@ -21,14 +21,14 @@ enum CallbackCrawler {
         do {
             // One context for every connection: it keeps the server's
             // session, so each connection after the first resumes it.
-            tls = try options.start.isSecure
+            tls = try options.starts.contains(where: \.isSecure)
                 ? TLSContext(.client(caFile: options.caFile, verifiesPeer: !options.insecure, handshakeTimeout: options.timeout))
                 : nil
         } catch {
             loop.close()
             throw error
         }
-        let crawler = CallbackCrawlerState(loop, address, crawl, tls: tls)
+        let crawler = CallbackCrawlerState(loop, addresses, crawl, tls: tls)
         crawl.onJobs = { [weak crawler] in crawler?.fill() }
         crawler.fill()
         crawler.showProgress()
@@ -42,7 +42,8 @@ enum CallbackCrawler {
 
 final class CallbackCrawlerState<L: EventLoop> {
     let loop: L
-    let address: SocketAddress
+    /// Each site's address.
+    let addresses: SiteAddresses
     let crawl: Crawl
     /// For https: the client context (nil for http).
     let tls: TLSContext?
@@ -50,19 +51,23 @@ final class CallbackCrawlerState<L: EventLoop> {
     var idle: [FetchConnection<L>] = []
     var progressTimer: (any Cancellable)?
 
-    init(_ loop: L, _ address: SocketAddress, _ crawl: Crawl, tls: TLSContext?) {
+    init(_ loop: L, _ addresses: SiteAddresses, _ crawl: Crawl, tls: TLSContext?) {
         self.loop = loop
-        self.address = address
+        self.addresses = addresses
         self.crawl = crawl
         self.tls = tls
     }
 
-    /// Hands jobs to idle connections, then to new ones up to the
-    /// concurrency, as long as the crawl's politeness gives jobs.
+    /// Hands jobs to idle connections (one to the job's site first), then
+    /// to new ones up to the concurrency, then to an idle connection to
+    /// another site (closed and made anew), as long as the crawl's
+    /// politeness gives jobs.
     func fill() {
         while !idle.isEmpty || connections.count < crawl.options.concurrency {
             guard let job = crawl.next() else { break }
-            if let connection = idle.popLast() {
+            if let index = idle.lastIndex(where: { $0.isConnected(to: job.url) }) {
+                idle.remove(at: index).start(job)
+            } else if connections.count >= crawl.options.concurrency, let connection = idle.popLast() {
                 connection.start(job)
             } else {
                 let connection = FetchConnection(self)
@@ -113,10 +118,21 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink, ConnectionDelegate {
     var reused = false
     var timer: (any Cancellable)?
     var response: HTTPMessage?
+    /// The site the connection is to (while it is open).
+    var site: (host: String, port: UInt16, isSecure: Bool)?
 
     init(_ crawler: CallbackCrawlerState<L>) { self.crawler = crawler }
 
+    /// Whether the connection is open to `url`'s site.
+    func isConnected(to url: WebURL) -> Bool {
+        guard connection != nil, let site else { return false }
+        return site.host == url.host && site.port == url.port && site.isSecure == url.isSecure
+    }
+
     func start(_ job: CrawlJob) {
+        if connection != nil && !isConnected(to: job.url) {
+            disconnect() // kept alive to another site: this job needs its own
+        }
         self.job = job
         received = 0
         response = nil
@@ -130,9 +146,13 @@ final class FetchConnection<L: EventLoop>: HTTPMessageSink, ConnectionDelegate {
             parser = HTTPParser(.response, limits: crawler.crawl.options.limits, sink: self)
             crawler.crawl.report.connections += 1
             do {
+                let address = try crawler.addresses.address(of: job.url).get()
                 // With TLS: SNI and the certificate's name are the URL's host.
-                let layer = crawler.tls?.clientLayer(serverName: job.url.host, port: job.url.port)
-                connection = try Connection.connect(to: crawler.address, on: crawler.loop, layer: layer, delegate: self)
+                let layer = job.url.isSecure ? crawler.tls?.clientLayer(serverName: job.url.host, port: job.url.port) : nil
+                connection = try Connection.connect(to: address, on: crawler.loop, layer: layer, delegate: self)
+                site = (job.url.host, job.url.port, job.url.isSecure)
+            } catch let failure as FetchFailure {
+                return finish(.failure(failure))
             } catch {
                 return finish(.failure(FetchFailure(.connect, "\(error)")))
             }

@@ -161,9 +161,9 @@ final class Crawl {
                                            resolver: options.resolver, tls: tls)
             shared.crawl = crawl
             crawl.shared = shared
-            shared.open(start: CrawlJob(url: options.start))
+            shared.open(starts: options.starts.map { CrawlJob(url: $0) })
         } else {
-            _ = crawl.schedule(CrawlJob(url: options.start))
+            for start in options.starts { _ = crawl.schedule(CrawlJob(url: start)) }
         }
         return crawl
     }
@@ -334,13 +334,18 @@ final class Crawl {
         wake = (timer, time)
     }
 
-    /// Whether `url` may be crawled: the start's site (scheme, host and
-    /// port), and - with `--allow` / `--deny` - a URL an allow pattern
-    /// matches and no deny pattern does.
+    /// Whether `url` is of one of the crawl's sites: a start's scheme,
+    /// host and port.
     func isSameSite(_ url: WebURL) -> Bool {
-        url.host == options.start.host && url.port == options.start.port && url.isSecure == options.start.isSecure
+        for site in options.starts where url.host == site.host && url.port == site.port && url.isSecure == site.isSecure {
+            return true
+        }
+        return false
     }
 
+    /// Whether `url` may be crawled: one of the crawl's sites, and - with
+    /// `--allow` / `--deny` - a URL an allow pattern matches and no deny
+    /// pattern does.
     private func isWanted(_ url: WebURL) -> Bool {
         guard isSameSite(url) else { return false }
         if allow.isEmpty && deny.isEmpty { return true }

@@ -5,8 +5,15 @@ import Resolver
 #endif
 
 public struct CrawlOptions: Sendable {
-    /// Where to start; only URLs of its host and port are followed.
-    public var start: WebURL
+    /// Where the crawl starts: one URL or several. Each names a site
+    /// (scheme, host and port) the crawl may follow links into; links to
+    /// any other site are not followed.
+    public var starts: [WebURL]
+    /// The first start (the one a crawl of one site has).
+    public var start: WebURL {
+        get { starts[0] }
+        set { starts[0] = newValue }
+    }
     /// Connections at once.
     public var concurrency = 16
     /// Pages to fetch at most (redirects do not count).
@@ -68,6 +75,20 @@ public struct CrawlOptions: Sendable {
     /// the hosts file. The start's host and the frontier's are names.
     public var resolver = ResolverOptions()
 
-    /// The defaults, for a crawl of `start`.
-    public init(start: WebURL) { self.start = start }
+    /// The defaults, for a crawl of `start`'s site.
+    public init(start: WebURL) { starts = [start] }
+
+    /// The defaults, for a crawl of several sites, each from its start.
+    ///
+    /// - Precondition: `starts` is not empty.
+    public init(starts: [WebURL]) {
+        precondition(!starts.isEmpty, "a crawl starts somewhere")
+        self.starts = starts
+    }
+
+    /// The sites of the crawl (each start's origin), each once, in order.
+    public var sites: [WebURL] {
+        var seen = Set<WebURL>()
+        return starts.map(\.origin).filter { seen.insert($0).inserted }
+    }
 }

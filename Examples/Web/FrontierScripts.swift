@@ -10,7 +10,8 @@ struct Script {
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         """
 
-    /// KEYS: crawl, leases, seen, queue. ARGV: id, lease ms, resume, start URL, start job.
+    /// KEYS: crawl, leases, seen, queue. ARGV: id, lease ms, resume, the
+    /// crawl's name (its start URLs), then each start's URL and job.
     static let open = Script(source: now + """
 
         local start = redis.call('HGET', KEYS[1], 'start')
@@ -24,9 +25,14 @@ struct Script {
           end
         else
           if ARGV[3] == '1' then return {'refused', 'it holds no crawl to resume'} end
-          redis.call('HSET', KEYS[1], 'start', ARGV[4], 'scheduled', 1, 'pages', 0)
-          redis.call('SADD', KEYS[3], ARGV[4])
-          redis.call('RPUSH', KEYS[4], ARGV[5])
+          local scheduled = 0
+          for i = 5, #ARGV - 1, 2 do
+            if redis.call('SADD', KEYS[3], ARGV[i]) == 1 then
+              redis.call('RPUSH', KEYS[4], ARGV[i + 1])
+              scheduled = scheduled + 1
+            end
+          end
+          redis.call('HSET', KEYS[1], 'start', ARGV[4], 'scheduled', scheduled, 'pages', 0)
         end
         redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
         return {'ok', tonumber(redis.call('HGET', KEYS[1], 'pages'))}

@@ -130,11 +130,13 @@ final class RedisFrontier {
 
     // MARK: the steps
 
-    /// Opens (or joins) the crawl, then claims the first jobs.
-    func open(start: CrawlJob) {
+    /// Opens (or joins) the crawl of `starts`, then claims the first jobs.
+    /// The crawl is named by its starts: a process given other ones is refused.
+    func open(starts: [CrawlJob]) {
         loadScripts()
+        let name = starts.map(\.url.description).joined(separator: " ")
         run(.open, keys: [key("crawl"), key("leases"), key("seen"), key("queue")],
-            [id, leaseMilliseconds, resume ? "1" : "0", start.url.description, Self.encode(start)]) { [self] reply in
+            [id, leaseMilliseconds, resume ? "1" : "0", name] + starts.flatMap { [$0.url.description, Self.encode($0)] }) { [self] reply in
             guard let fields = reply.elements, fields.count == 2, let verdict = fields[0].text else {
                 return fail("the frontier at \(address) answered open with \(reply)")
             }

@@ -9,20 +9,38 @@ import Resolver
 public let crawlEngines: [Engine] = [.libev, .epoll, .async, .asyncEpoll]
 
 
-/// Crawls from `options.start` and returns what happened.
+/// Crawls from `options.starts` and returns what happened.
 ///
 /// - Precondition: `engine` is one of ``crawlEngines``.
-/// - Throws: ``EventCore/AddressError`` if the start's host does not resolve; every
+/// - Throws: ``EventCore/EventLoopError`` if a start's host does not resolve; every
 ///   other failure is a failed URL in the report.
 public func crawl(engine: Engine, options: CrawlOptions) throws -> CrawlReport {
     precondition(crawlEngines.contains(engine), "the web crawler has no \(engine) engine")
-    let address = try lookUp(options.start.host, port: options.start.port, options.resolver)
+    // Each site's address, looked up once before the crawl: the crawl
+    // requests nothing of any other site.
+    var addresses = SiteAddresses()
+    for site in options.sites {
+        addresses[site] = try lookUp(site.host, port: site.port, options.resolver)
+    }
     switch engine {
-    case .libev: return try CallbackCrawler.run(address, options) { try Loop() }
-    case .epoll: return try CallbackCrawler.run(address, options) { try EpollLoop() }
-    case .async: return try AsyncCrawler.run(address, options) { try Loop() }
-    case .asyncEpoll: return try AsyncCrawler.run(address, options) { try EpollLoop() }
+    case .libev: return try CallbackCrawler.run(addresses, options) { try Loop() }
+    case .epoll: return try CallbackCrawler.run(addresses, options) { try EpollLoop() }
+    case .async: return try AsyncCrawler.run(addresses, options) { try Loop() }
+    case .asyncEpoll: return try AsyncCrawler.run(addresses, options) { try EpollLoop() }
     case .blocking, .threads: preconditionFailure("the web crawler has no \(engine) engine")
+    }
+}
+
+/// The crawl's sites (origins) and the address each is reached at.
+typealias SiteAddresses = [WebURL: SocketAddress]
+
+extension Dictionary where Key == WebURL, Value == SocketAddress {
+    /// The address of `url`'s site, or the failure of a URL of no site of
+    /// the crawl (never requested: the crawl checks links, redirects and
+    /// shared jobs against its sites first).
+    func address(of url: WebURL) -> Result<SocketAddress, FetchFailure> {
+        if let address = self[url.origin] { return .success(address) }
+        return .failure(FetchFailure(.connect, "\(url.authority) is not a site of this crawl"))
     }
 }
 

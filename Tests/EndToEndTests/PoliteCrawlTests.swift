@@ -252,3 +252,109 @@ struct RedissFrontierTests {
         #expect(refused.standardError.contains("rediss://127.0.0.1:\(redis.port)"), "\(refused)")
     }
 }
+
+/// Issue "TLS on the loop", 3: several allowed hosts. Each start URL names
+/// a site (scheme, host and port) the crawl may follow links into: links
+/// between the sites are followed, each site gets its own robots.txt and
+/// politeness, and a link to any other site - another port, or the same
+/// port under another name - is not requested.
+@Suite("A crawl of several sites")
+struct SeveralSitesCrawlTests {
+    /// Two sites served by Python's http.server that link to each other,
+    /// and to a third site that is not the crawl's (nothing listens there:
+    /// a request to it would be a connection error).
+    final class TwoSites {
+        let root: String
+        let servers: [SpawnedProcess]
+        let ports: [UInt16]
+        let elsewhere: UInt16
+
+        init() throws {
+            root = temporaryPath("sites")
+            ports = [try unusedPort(), try unusedPort()]
+            elsewhere = try unusedPort()
+            let (a, b) = (ports[0], ports[1])
+            let pages = [
+                "a/index.html": """
+                <a href="/a1.html">a1</a> <a href="http://127.0.0.1:\(b)/b1.html">b1</a>
+                <a href="http://127.0.0.1:\(elsewhere)/c.html">not the crawl's</a>
+                <a href="http://localhost:\(a)/a1.html">the same server, another site</a>
+                """,
+                "a/a1.html": "a1",
+                "a/a2.html": "a2",
+                "b/index.html": #"<a href="b1.html">b1</a>"#,
+                "b/b1.html": #"<a href="http://127.0.0.1:\#(a)/a2.html">a2</a> <a href="/">home</a>"#,
+            ]
+            for (path, text) in pages {
+                let file = root + "/" + path
+                try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try text.write(toFile: file, atomically: true, encoding: .utf8)
+            }
+            let root = root
+            servers = try zip(["a", "b"], ports).map { name, port in
+                try SpawnedProcess("/usr/bin/env", ["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "\(port)",
+                                                    "--directory", root + "/" + name])
+            }
+            for server in servers { _ = server.waitForOutput(containing: "Serving HTTP") }
+        }
+
+        var starts: [String] { ports.map { "http://127.0.0.1:\($0)/" } }
+
+        deinit {
+            for server in servers {
+                server.send(SIGKILL)
+                _ = try? server.wait(timeout: 5)
+            }
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+
+    @Test(arguments: eventedEngines)
+    func linksBetweenTheStartsSitesAreFollowedAndNoOthers(_ engine: String) throws {
+        let sites = try TwoSites()
+        let records = temporaryPath("records")
+        defer { try? FileManager.default.removeItem(atPath: records) }
+        let output = try runProcess(Program.crawler, ["web"] + sites.starts + ["--engine", engine, "--records", records, "--json"],
+                                    timeout: 120)
+        let report = try WebCrawlReport.parse(output)
+        // a: /, /a1.html, /a2.html (linked from b); b: /, /b1.html.
+        #expect(report.pages == 5 && report.errors.isEmpty, "\(engine): \(output)")
+        let urls = try String(contentsOfFile: records, encoding: .utf8).split(separator: "\n").compactMap {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["url"] as? String
+        }
+        let (a, b) = (sites.ports[0], sites.ports[1])
+        #expect(Set(urls) == ["http://127.0.0.1:\(a)/robots.txt", "http://127.0.0.1:\(a)/", "http://127.0.0.1:\(a)/a1.html",
+                              "http://127.0.0.1:\(a)/a2.html", "http://127.0.0.1:\(b)/robots.txt", "http://127.0.0.1:\(b)/",
+                              "http://127.0.0.1:\(b)/b1.html"], "\(engine): \(urls)")
+    }
+
+    /// An https site and an http one in one crawl: TLS for the one, plain
+    /// for the other, each with its own robots.txt and politeness.
+    @Test(arguments: ["libev", "async"])
+    func anHTTPSSiteAndAnHTTPSiteInOneCrawl(_ engine: String) throws {
+        let fixtures = try TLSFixtures()
+        let secure = try PoliteSite(["--tls", fixtures.serverCertificate, fixtures.serverKey])
+        let plain = try PoliteSite()
+        let output = try runProcess(Program.crawler, ["web", "https://127.0.0.1:\(secure.port)/", "http://127.0.0.1:\(plain.port)/",
+                                                      "--engine", engine, "--ca-file", fixtures.caCertificate, "--json"], timeout: 120)
+        let (securePaths, plainPaths) = (try secure.stop().map(\.path), try plain.stop().map(\.path))
+        let report = try WebCrawlReport.parse(output)
+        #expect(report.pages == 46 && report.errors == ["HTTP 503": 2, "content encoding": 2], "\(engine): \(output)")
+        #expect(securePaths.first == "/robots.txt" && plainPaths.first == "/robots.txt", "\(securePaths) \(plainPaths)")
+        #expect(Set(securePaths) == Set(plainPaths), "the same site twice: \(securePaths) \(plainPaths)")
+    }
+
+    @Test func severalSitesShareOneFrontierAndItsNameIsTheirStarts() throws {
+        let sites = try TwoSites()
+        let redis = try RedisServer()
+        let crawlers = try ["libev", "async-epoll"].map {
+            try SpawnedProcess(Program.crawler, ["web"] + sites.starts + ["--frontier", redis.url(prefix: "two"), "--engine", $0, "--json"])
+        }
+        let reports = try crawlers.map { try WebCrawlReport.parse(try $0.wait(timeout: 120)) }
+        #expect(reports.map(\.pages).reduce(0, +) == 5 && reports.allSatisfy { $0.errors.isEmpty }, "\(reports.map(\.pages)) \(reports.map(\.errors))")
+        #expect(try redis.cli(["HGET", "{two}:crawl", "pages"]) == "5")
+        // Another set of starts is another crawl: refused by name, nothing mixed.
+        let other = try runProcess(Program.crawler, ["web", sites.starts[0], "--frontier", redis.url(prefix: "two"), "--resume"], timeout: 60)
+        #expect(other.exitCode == 1 && other.standardError.contains("it holds a crawl of \(sites.starts.joined(separator: " "))"), "\(other)")
+    }
+}
