@@ -16,10 +16,19 @@ let package = Package(
         .library(name: "Epoll", targets: ["Epoll"]),
         .library(name: "Resolver", targets: ["Resolver"]),
         .library(name: "TLS", targets: ["TLS"]),
+        // Opt in: the loops in the Swift server ecosystem (ServiceLifecycle,
+        // swift-log, swift-metrics). An app that takes only the products
+        // above resolves none of these packages.
+        .library(name: "EventLoopServices", targets: ["EventLoopServices"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // EventLoopServices, and the server's /metrics (swift-prometheus).
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         // `make docs`: the DocC catalogs of EV, EventCore and Epoll. A plugin only:
         // no target depends on it, so a package that depends on this one does not resolve it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
@@ -109,6 +118,19 @@ let package = Package(
             swiftSettings: approachableConcurrency
         ),
 
+        // The loops in the Swift server ecosystem: a loop group as a
+        // ServiceLifecycle service, the loops' monitors reported to swift-metrics,
+        // slow callbacks logged to a swift-log Logger.
+        .target(
+            name: "EventLoopServices",
+            dependencies: ["EventCore",
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: approachableConcurrency
+        ),
+
         // Examples.
         .executableTarget(
             name: "ev-tour",
@@ -149,7 +171,8 @@ let package = Package(
         // The HTTP server and the web crawler on every engine.
         .target(
             name: "Web",
-            dependencies: ["Engines", "HTTP", "Redis", "Resolver", "TLS", "EV", "Epoll", "EventCore"],
+            dependencies: ["Engines", "HTTP", "Redis", "Resolver", "TLS", "EV", "Epoll", "EventCore", "EventLoopServices",
+                           .product(name: "Metrics", package: "swift-metrics")],
             path: "Examples/Web",
             swiftSettings: approachableConcurrency
         ),
@@ -165,8 +188,12 @@ let package = Package(
         // server: the slow poetry server and the HTTP server, on every engine.
         .executableTarget(
             name: "server",
-            dependencies: ["Engines", "SlowPoetry", "Web", "HTTP", "TLS", "EV", "Epoll", "EventCore",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Engines", "SlowPoetry", "Web", "HTTP", "TLS", "EV", "Epoll", "EventCore", "EventLoopServices",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus")],
             path: "Examples/Server",
             exclude: ["README.md", "scripts"],
             swiftSettings: approachableConcurrency
@@ -203,7 +230,10 @@ let package = Package(
         ),
         .testTarget(
             name: "LoopScenarioTests",
-            dependencies: ["EV", "Epoll", "EventCore", "Resolver", "TLS", "TestSupport", "EVTestHelper"],
+            dependencies: ["EV", "Epoll", "EventCore", "Resolver", "TLS", "TestSupport", "EVTestHelper", "EventLoopServices",
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(

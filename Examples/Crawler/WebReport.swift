@@ -1,3 +1,4 @@
+import EventCore
 import Foundation
 import Web
 
@@ -36,6 +37,15 @@ extension CrawlReport {
         if let crawlPages { report["crawlPages"] = crawlPages }
         if let frontierCommands { report["frontierCommands"] = frontierCommands }
         if let frontierError { report["frontierError"] = frontierError }
+        if let loop {
+            func seconds(_ duration: Duration) -> Double { (LoopTime.seconds(duration) * 1e6).rounded() / 1e6 }
+            report["loop"] = [
+                "iterations": loop.iterations, "blockedSeconds": seconds(loop.blocked), "runningSeconds": seconds(loop.running),
+                "utilization": (loop.utilization * 1000).rounded() / 1000, "slowCallbacks": loop.slowCallbacks,
+                "delaySeconds": ["p50": seconds(loop.delay.percentile(0.5)), "p99": seconds(loop.delay.percentile(0.99)),
+                                 "max": seconds(loop.delay.maximum), "samples": loop.delay.count],
+            ] as [String: Any]
+        }
         let data = try! JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }

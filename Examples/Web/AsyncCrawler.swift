@@ -10,7 +10,8 @@ import Glibc
 enum AsyncCrawler {
     static func run<L: EventLoop>(_ addresses: SiteAddresses, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
         let loop = try make()
-        let report = try loop.run { executor in
+        loop.monitor.start()
+        var report = try loop.run { executor in
             // The workers share the crawl, each reaching it through the
             // checked handle (they all run on the loop's executor).
             let crawl = try Crawl.make(options, loop: executor.runningLoop)
@@ -40,6 +41,8 @@ enum AsyncCrawler {
             progress?.cancel()
             return state.value.crawl.snapshot
         }
+        report.loop = loop.monitor.statistics
+        loop.monitor.stop()
         loop.close()
         return report
     }

@@ -30,10 +30,13 @@ enum CallbackCrawler {
         }
         let crawler = CallbackCrawlerState(loop, addresses, crawl, tls: tls)
         crawl.onJobs = { [weak crawler] in crawler?.fill() }
+        loop.monitor.start()
         crawler.fill()
         crawler.showProgress()
         if !crawler.crawl.isFinished { loop.runForever() }
-        let report = crawler.crawl.snapshot
+        var report = crawler.crawl.snapshot
+        report.loop = loop.monitor.statistics
+        loop.monitor.stop()
         crawler.shutDown()
         loop.close()
         return report

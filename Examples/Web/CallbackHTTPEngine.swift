@@ -44,12 +44,12 @@ final class CallbackWorker<L: EventLoop> {
     deinit { readBuffer.deallocate() }
 
     /// Serves `listener` on `loop` (``LoopWorkers``' worker for the
-    /// callback engines); returns the graceful stop's drain.
+    /// callback engines); returns its drain and its figures so far.
     static func serve(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions,
-                      _ report: @escaping @Sendable (HTTPServerStats) -> Void) -> () -> Void {
+                      _ report: @escaping @Sendable (HTTPServerStats) -> Void) -> WorkerHandle {
         let worker = CallbackWorker(loop, listener, options, report: report)
         worker.start()
-        return worker.drain
+        return WorkerHandle(drain: worker.drain, stats: { [weak worker] in worker?.context.stats })
     }
 
     func start() {

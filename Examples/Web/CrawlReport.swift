@@ -1,3 +1,5 @@
+import EventCore
+
 /// What a crawl did.
 public struct CrawlReport: Sendable {
     /// Pages downloaded (status 200).
@@ -30,6 +32,9 @@ public struct CrawlReport: Sendable {
     public var frontierError: String?
     /// With a shared frontier: the Redis commands this process sent.
     public var frontierCommands: Int?
+    /// The crawler's loop, as its monitor saw it: its delay (a probe every
+    /// 10 ms), its time blocked and running, its slow callbacks.
+    public var loop: LoopStatistics?
 
     public var errorCount: Int { errors.values.reduce(0, +) }
     public var pagesPerSecond: Double { wallSeconds > 0 ? Double(pages) / wallSeconds : 0 }

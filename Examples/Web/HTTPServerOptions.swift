@@ -20,8 +20,14 @@ public struct HTTPServerOptions: Sendable {
     public var stopTimeout = Duration.seconds(4)
     /// Called with a line to log.
     public var log: @Sendable (String) -> Void
-    /// HTTPS: the server's TLS context (the async engines; nil serves plain HTTP).
+    /// HTTPS: the server's TLS context (the evented engines; nil serves plain HTTP).
     public var tls: TLSContext?
+    /// Report to swift-metrics (the factory the app bootstrapped) this
+    /// often: each loop's monitor and each worker's answers and
+    /// connections (the evented engines); nil: no metrics, no monitor.
+    public var metricsInterval: Duration?
+    /// The loops' monitors' options, with ``metricsInterval``.
+    public var loopMonitor = LoopMonitorOptions()
 
     /// Options for serving `site` on `address`, logging to `log`.
     public init(address: SocketAddress, site: HTTPSite, log: @escaping @Sendable (String) -> Void = { _ in }) {

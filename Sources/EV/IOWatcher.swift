@@ -143,6 +143,7 @@ public final class IOWatcher: Watcher {
     override func cStart(_ loop: OpaquePointer) { ev_io_start(loop, io) }
     override func cStop(_ loop: OpaquePointer) { ev_io_stop(loop, io) }
     override func didStop() { core.releaseDescriptor(fd) }
+    override func monitorSource(_ events: Events) -> String { "IOWatcher on descriptor \(fd) (\(events))" }
 
     override func fire(_ events: Events) {
         if core.verifiesDescriptorsOnEvent, !events.contains(.error), isStarted,

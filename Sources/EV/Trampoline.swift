@@ -45,10 +45,14 @@ enum Trampoline {
     /// the C loop, exists.
     static let onceTimerFired: CLibev_callback = { loop, cWatcher, revents in
         let slot = UnsafeMutableRawPointer(cWatcher!).assumingMemoryBound(to: OnceTimer.self)
-        let callback = Unmanaged<LoopCore>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef {
-            OnceTimer.finish(slot, $0)
+        let (callback, monitor) = Unmanaged<LoopCore>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef {
+            (OnceTimer.finish(slot, $0), $0.executor.monitor)
         }
-        callback(Events(rawValue: revents))
+        if let monitor, monitor.isOn {
+            monitor.measure("a once timer (Loop.once)") { callback(Events(rawValue: revents)) }
+        } else {
+            callback(Events(rawValue: revents))
+        }
     }
 
     /// A periodic watcher's reschedule callback. libev calls it while the
@@ -97,6 +101,23 @@ enum Trampoline {
             EV: the loop's user data was replaced (ev_set_userdata) by code given the loop with withUnsafeEVLoop; \
             the wrapper's callbacks find the loop through it. Keep a C library's state elsewhere.
             """)
+    }
+
+    /// Installs ``loopReleased`` and ``loopAcquired`` around libev's wait in
+    /// the kernel (`ev_set_loop_release_cb`): the monitor's blocked time.
+    /// Sound as the pending hook is: the core is the loop's user data.
+    static func installMonitorHooks(_ loop: OpaquePointer) {
+        ev_set_loop_release_cb(loop, loopReleased, loopAcquired)
+    }
+
+    /// libev is about to wait in the kernel.
+    static let loopReleased: @convention(c) (OpaquePointer?) -> Void = { loop in
+        Unmanaged<LoopCore>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef { $0.executor.monitor?.willBlock() }
+    }
+
+    /// libev's wait in the kernel is over.
+    static let loopAcquired: @convention(c) (OpaquePointer?) -> Void = { loop in
+        Unmanaged<LoopCore>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef { $0.executor.monitor?.didWake() }
     }
 
     /// libev's `EV_INVOKE_PENDING`: the callbacks, then the core's descriptor check.

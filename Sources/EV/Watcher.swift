@@ -248,11 +248,20 @@ public class Watcher {
         receivedEvents = events
         let outer = isDispatching
         isDispatching = true
-        fire(events)
+        if let monitor = core.executor.monitor, monitor.isOn {
+            monitor.measure(monitorSource(events)) { fire(events) }
+        } else {
+            fire(events)
+        }
         isDispatching = outer
         reconcileWithLibev()
         guard isHeld, !isDispatching, !isStarted, !isPending else { return nil }
         return unhold()
+    }
+
+    /// What the watcher is, in a slow-callback report (``EventCore/LoopMonitor``).
+    func monitorSource(_ events: Events) -> String {
+        "\(type(of: self)) (\(events))"
     }
 
     /// Stops the watcher because its loop is being destroyed.

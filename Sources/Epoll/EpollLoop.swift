@@ -183,19 +183,51 @@ public final class EpollLoop {
         schedule(due: LoopTime.monotonicSeconds(of: deadline), callback)
     }
 
-    /// A timer due at `due` seconds of ``/EventCore/monotonicNow()``.
-    private func schedule(due: Double, _ callback: @escaping () -> Void, _ function: StaticString = #function) -> LoopTimer {
+    /// A timer due at `due` seconds of ``/EventCore/monotonicNow()``; one
+    /// that does not keep the loop running is the monitor's probe.
+    private func schedule(due: Double, keepsLoopAlive: Bool = true, _ callback: @escaping () -> Void,
+                          _ function: StaticString = #function) -> LoopTimer {
         lifecycle.checkUsable(function)
         timerSequence += 1
-        let timer = LoopTimer(due: due, sequence: timerSequence, loop: self, callback: callback)
+        let timer = LoopTimer(due: due, sequence: timerSequence, loop: self, keepsLoopAlive: keepsLoopAlive, callback: callback)
         timers.insert(timer)
-        userWork += 1
+        if keepsLoopAlive { userWork += 1 }
         return timer
     }
 
-    func timerCancelled() {
-        userWork -= 1
+    func timerCancelled(_ keptLoopAlive: Bool) {
+        if keptLoopAlive { userWork -= 1 }
         timers.noteCancelled()
+    }
+
+    /// The loop's monitor (``/EventCore/LoopMonitor``): off until started,
+    /// then its iterations, time blocked in `epoll_wait` and running, its
+    /// delay (a probe timer that does not keep the loop running) and every
+    /// readiness callback, timer, `callSoon` callback or task step that
+    /// held it over the threshold, named.
+    ///
+    /// Made on first use; use it on the loop's thread.
+    public var monitor: LoopMonitor {
+        lifecycle.checkUsable("monitor")
+        if let monitor = executor.monitor { return monitor }
+        let monitor = LoopMonitor(lifecycle) { [weak self] delay, callback in
+            guard let self, !lifecycle.isClosingOrClosed else { return nil }
+            return schedule(due: monotonicNow() + LoopTime.delay(delay), keepsLoopAlive: false, callback)
+        }
+        executor.monitor = monitor
+        lifecycle.monitor = monitor
+        selector.monitor = monitor
+        return monitor
+    }
+
+    /// Runs `body`, measured by the monitor when it is on.
+    @inline(__always)
+    private func measured(_ source: @autoclosure () -> String, _ body: () -> Void) {
+        if let monitor = selector.monitor, monitor.isOn {
+            monitor.measure(source(), body)
+        } else {
+            body()
+        }
     }
 
     /// Calls `callback` in the next iteration, after the io callbacks (asyncio's `call_soon`).
@@ -336,7 +368,7 @@ public final class EpollLoop {
         }
         do {
             try selector.select(seconds: timeout) { key, events in
-                key.data.dispatch(events)
+                measured("a readiness callback on descriptor \(key.fd) (\(events))") { key.data.dispatch(events) }
             }
         } catch {
             fatalError("Epoll: the loop cannot continue: \(error)")
@@ -347,13 +379,13 @@ public final class EpollLoop {
             let now = monotonicNow()
             while let timer = timers.popDue(now), let callback = timer.callback {
                 timer.callback = nil
-                userWork -= 1
-                callback()
+                if timer.keepsLoopAlive { userWork -= 1 }
+                measured("a timer") { callback() }
             }
         }
         if !soon.isEmpty {
             swap(&soon, &soonBatch)
-            for callback in soonBatch { callback() }
+            for callback in soonBatch { measured("a callSoon callback") { callback() } }
             soonBatch.removeAll(keepingCapacity: true)
         }
         executor.runBatches()

@@ -41,6 +41,9 @@ public final class Selector<Data> {
     /// usually the last of a registration that a callback of the same batch
     /// ended (the number then registered again); seen in two selects in a
     /// row, it comes from a registration still in the kernel.
+    /// The loop's monitor, told when each wait in the kernel begins and ends
+    /// (set by the loop that owns this selector, once its monitor is made).
+    package var monitor: LoopMonitor?
     private var staleBefore: Set<UInt64> = []
     private var staleNow: Set<UInt64> = []
     private var events: UnsafeMutablePointer<epoll_event>
@@ -223,7 +226,10 @@ public final class Selector<Data> {
         } else {
             milliseconds = -1
         }
-        let count = try systemCall("epoll_wait") { epoll_wait(epollFD, events, capacity, milliseconds) }
+        monitor?.willBlock()
+        let waited = Result { () throws(EventLoopError) in try systemCall("epoll_wait") { epoll_wait(epollFD, events, capacity, milliseconds) } }
+        monitor?.didWake()
+        let count = try waited.get()
         for index in 0..<Int(count) {
             let event = events[index]
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: event.data.u64))

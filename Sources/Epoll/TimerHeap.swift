@@ -7,11 +7,14 @@ public final class LoopTimer {
     let sequence: UInt64
     var callback: (() -> Void)?
     unowned(unsafe) var loop: EpollLoop?
+    /// Whether it keeps the loop running (every timer but the monitor's probe).
+    let keepsLoopAlive: Bool
 
-    init(due: Double, sequence: UInt64, loop: EpollLoop, callback: @escaping () -> Void) {
+    init(due: Double, sequence: UInt64, loop: EpollLoop, keepsLoopAlive: Bool = true, callback: @escaping () -> Void) {
         self.due = due
         self.sequence = sequence
         self.loop = loop
+        self.keepsLoopAlive = keepsLoopAlive
         self.callback = callback
     }
 
@@ -25,7 +28,7 @@ public final class LoopTimer {
     public func cancel() {
         guard callback != nil else { return }
         callback = nil
-        loop?.timerCancelled()
+        loop?.timerCancelled(keepsLoopAlive)
     }
 }
 

@@ -102,6 +102,11 @@ public protocol EventLoop: AnyObject, SendableMetatype {
     /// - Returns: the watch; cancelling it stops watching.
     func watchChildExit(_ pid: pid_t, _ callback: @escaping (Result<ChildStatus, EventLoopError>) -> Void)
         throws(EventLoopError) -> any Cancellable
+
+    /// The loop's view of itself: off until started, then its iterations,
+    /// its time blocked and running, its delay and its slow callbacks
+    /// (made on first use; use it on the loop's thread).
+    var monitor: LoopMonitor { get }
 }
 
 extension EventLoop {

@@ -106,6 +106,15 @@ public final class EventLoopGroup<L: EventLoop>: Sendable {
         try outcome.get()
     }
 
+    /// Stops every loop now, whatever it still waits for - a forceful stop
+    /// (a second SIGTERM's): a graceful shutdown in progress stops waiting
+    /// for its connections and returns; the loops' threads end, and
+    /// ``shutdownGracefully(timeout:)`` joins them (without its handlers,
+    /// if it was not running yet).
+    public func stopNow() {
+        for thread in threads { thread.stop() }
+    }
+
     /// ``shutdownGracefully(timeout:)``, blocking the calling thread (not one of the group's).
     public func syncShutdownGracefully(timeout: Duration = .seconds(10)) throws(EventLoopError) {
         guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else {

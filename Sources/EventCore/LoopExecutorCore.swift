@@ -279,7 +279,17 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
     /// (sequentially consistent: see ``LoopWorkQueue/hasSubmittedWork``).
     package var hasSubmittedWork: Bool { queue.hasSubmittedWork }
 
+    /// The loop's monitor, once made: each job is measured while it is on.
+    package var monitor: LoopMonitor?
+
     private func run(_ work: LoopWork) {
+        if let monitor, monitor.isOn {
+            return monitor.measure(work.source) { runUnmeasured(work) }
+        }
+        runUnmeasured(work)
+    }
+
+    private func runUnmeasured(_ work: LoopWork) {
         switch work {
         case .closure(let body): body()
         case .taskJob(let job): job.runSynchronously(on: asUnownedTaskExecutor())

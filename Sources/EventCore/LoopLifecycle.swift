@@ -49,6 +49,8 @@ public final class LoopLifecycle {
     package unowned(unsafe) var executor: AnyObject!
     /// Where the loop is.
     public internal(set) var state = State.open
+    /// The loop's monitor, once made (weak: the monitor keeps this lifecycle).
+    package weak var monitor: LoopMonitor?
 
     /// A lifecycle for a loop named `name` (`EV`, `Epoll`) in messages.
     package init(name: StaticString) {
@@ -130,7 +132,13 @@ public final class LoopLifecycle {
         let depth: Int
         if case .running(_, let outerDepth) = outer { depth = outerDepth + 1 } else { depth = 1 }
         state = .running(thread: pthread_self(), depth: depth)
-        defer { state = outer }
+        // The monitor counts the time between the outermost run's start
+        // and end (a run inside a callback is part of that callback).
+        if depth == 1 { monitor?.runStarted() }
+        defer {
+            if depth == 1 { monitor?.runEnded() }
+            state = outer
+        }
         return CurrentLoop.with(executor, body)
     }
 

@@ -8,6 +8,15 @@ package enum LoopWork: Sendable {
     case taskJob(UnownedJob)
     /// An actor's job, to run isolated to the loop's serial executor.
     case actorJob(UnownedJob)
+
+    /// What it is, for a slow-callback report (``LoopMonitor``).
+    var source: String {
+        switch self {
+        case .closure: "work submitted to the loop (execute or a continuation's resumption)"
+        case .taskJob(let job): "a step of a task (\(job.description))"
+        case .actorJob(let job): "a job of the loop's serial executor (\(job.description))"
+        }
+    }
 }
 
 /// The queues behind both loops' executors: a locked inbox for other

@@ -9,21 +9,48 @@
 import ArgumentParser
 import Engines
 import EventCore
+import EventLoopServices
 import Foundation
 import Glibc
 import HTTP
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
 import SlowPoetry
 import Web
 import TLS
 
-struct ServerCommand: ParsableCommand {
+@main
+struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "Servers for the package's examples.",
         subcommands: [PoetryServerCommand.self, HTTPServerCommand.self])
+
+    /// ArgumentParser's main, after blocking SIGINT and SIGTERM before any
+    /// thread starts, so that every thread inherits the block: the poetry
+    /// server waits for them with sigwait, and the HTTP server's
+    /// ServiceGroup reads them through Dispatch's signal sources (a
+    /// signalfd on Linux, which sees a signal only while no thread takes
+    /// it with the default action - death).
+    static func main() async {
+        _ = blockStopSignals()
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 extension Engine: ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 struct PoetryServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -80,7 +107,6 @@ struct PoetryServerCommand: ParsableCommand {
             name = poem
         }
         var stopSignals = blockStopSignals()
-
         let options = PoetryServerOptions(
             poem: bytes, chunkSize: numBytes, delay: .seconds(delay),
             address: try SocketAddress(host: iface, port: UInt16(port)),
@@ -94,7 +120,7 @@ struct PoetryServerCommand: ParsableCommand {
     }
 }
 
-struct HTTPServerCommand: ParsableCommand {
+struct HTTPServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "http",
         abstract: "An HTTP/1.1 server: /plaintext, and a generated site of --pages pages for the crawler.")
@@ -147,8 +173,23 @@ struct HTTPServerCommand: ParsableCommand {
     @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (PEM).")
     var tlsKey: String?
 
+    @Option(name: .customLong("metrics-port"), help: "Serve GET /metrics (Prometheus's text format) on this port of --iface: each loop's monitor and the answers by status (the evented engines; 0: any free port).")
+    var metricsPort: Int?
+
+    @Option(name: .customLong("metrics-interval"), help: "Seconds between two updates of the metrics.")
+    var metricsInterval: Double = 1
+
+    @Option(name: .customLong("slow-callback"), help: "With --metrics-port: log a callback or task step that holds a loop longer than this many seconds (at warning).")
+    var slowCallback: Double = 0.1
+
+    @Option(name: .customLong("log-level"), help: "The least level logged to standard error: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if metricsPort != nil && engine.loop == nil {
+            throw ValidationError("--metrics-port reports the loops of the evented engines: --engine libev, epoll, async or async-epoll")
+        }
         if tlsCert != nil && engine.loop == nil {
             throw ValidationError("HTTPS (--tls-cert) is served by the evented engines: --engine libev, epoll, async or async-epoll")
         }
@@ -167,18 +208,22 @@ struct HTTPServerCommand: ParsableCommand {
             OptionBounds.count("--high-water", highWater, in: 1...OptionBounds.mostBytes),
             OptionBounds.seconds("--header-timeout", headerTimeout, in: 0.001...OptionBounds.longestSeconds),
             OptionBounds.seconds("--idle-timeout", idleTimeout, in: 0.001...OptionBounds.longestSeconds),
+            metricsPort.flatMap { OptionBounds.count("--metrics-port", $0, in: 0...65535) },
+            OptionBounds.seconds("--metrics-interval", metricsInterval, in: 0.01...86_400),
+            OptionBounds.seconds("--slow-callback", slowCallback, in: 0.000_001...OptionBounds.longestSeconds),
         ]
         if let problem = problems.compactMap({ $0 }).first { throw ValidationError(problem) }
         do { _ = try SocketAddress(host: iface, port: UInt16(port)) } catch { throw ValidationError("invalid --iface \"\(iface)\": \(error)") }
     }
 
-    func run() throws {
+    func run() async throws {
         ignoreSIGPIPE()
         raiseDescriptorLimit()
-        var stopSignals = blockStopSignals()
+        var logger = Logger(label: "server", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = logLevel
         var options = HTTPServerOptions(
             address: try SocketAddress(host: iface, port: UInt16(port)), site: HTTPSite(pages: pages),
-            log: { line in FileHandle.standardError.write("\(line)\n".data(using: .utf8)!) })
+            log: { [logger] line in logger.warning("\(line)") })
         options.workers = workers
         options.limits.parser = HTTPLimits(maxURIBytes: maxURI, maxHeaderBytes: maxHeaderBytes,
                                            maxHeaderCount: maxHeaders, maxBodyBytes: maxBody)
@@ -192,16 +237,45 @@ struct HTTPServerCommand: ParsableCommand {
                 options.tls = try TLSContext(.server(certificateChain: tlsCert, privateKey: tlsKey,
                                                      handshakeTimeout: .seconds(headerTimeout)))
             } catch {
-                FileHandle.standardError.write("server: \(error)\n".data(using: .utf8)!)
+                logger.critical("\(error)")
                 throw ExitCode(1)
             }
         }
+        // /metrics: swift-metrics reports to a Prometheus registry the endpoint serves.
+        var registry: PrometheusCollectorRegistry?
+        if metricsPort != nil {
+            let prometheus = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
+            registry = prometheus
+            options.metricsInterval = .seconds(metricsInterval)
+            options.loopMonitor = .logging(to: logger, slowCallbackThreshold: .seconds(slowCallback))
+        }
         let server = try HTTPServer(engine: engine, options: options)
-        print("Serving HTTP\(tlsCert == nil ? "" : "S") (\(engine.rawValue), \(workers) worker\(workers == 1 ? "" : "s")) on http\(tlsCert == nil ? "" : "s")://\(server.address.host):\(server.address.port)/")
-        fflush(nil)
-        waitForStopSignal(&stopSignals)
-        let counts = server.stop()
+        let endpoint = try registry.map { try MetricsEndpoint(on: SocketAddress(host: iface, port: UInt16(metricsPort!)), registry: $0) }
+        var banner = "Serving HTTP\(tlsCert == nil ? "" : "S") (\(engine.rawValue), \(workers) worker\(workers == 1 ? "" : "s")) on http\(tlsCert == nil ? "" : "s")://\(server.address.host):\(server.address.port)/"
+        if let endpoint { banner += "\nMetrics on http://\(endpoint.address.host):\(endpoint.address.port)/metrics" }
+        // SIGTERM and SIGINT shut down gracefully (a second one stops at
+        // once); the services stop in the reverse order of this list.
+        var services: [any Service] = [LoopGroupService(server, shutdownTimeout: options.stopTimeout + .seconds(1), logger: logger)]
+        if let endpoint { services.append(LoopGroupService(endpoint.group, forcefulSignals: [], logger: logger)) }
+        services.append(Announcement(text: banner))
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+        let counts = server.stop() // the figures of the stop the service made
         if let stats { try counts.json.write(toFile: stats, atomically: true, encoding: .utf8) }
+    }
+}
+
+/// Prints the banner once the `ServiceGroup` traps the stop signals (a
+/// SIGTERM right after it is a graceful stop, not the default death), then
+/// waits for the shutdown.
+struct Announcement: Service {
+    let text: String
+
+    func run() async throws {
+        print(text)
+        fflush(nil)
+        try? await gracefulShutdown()
     }
 }
 
@@ -231,4 +305,3 @@ func raiseDescriptorLimit() {
     setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
-ServerCommand.main()

@@ -1,0 +1,89 @@
+import EV
+import Epoll
+@_spi(EventLoops) import EventCore
+import EventLoopServices
+import Glibc
+import Logging
+import MetricsTestKit
+import ServiceLifecycle
+import Testing
+import TestSupport
+
+/// Issue "At home in the Swift server ecosystem": a loop group runs as a
+/// swift-service-lifecycle service and reports its loops to swift-metrics
+/// (through swift-metrics' own test backend, `TestMetrics`).
+@Suite("The loops in ServiceLifecycle and swift-metrics")
+struct LoopServicesTests {
+    @Test(arguments: LoopKind.allCases)
+    func aLoopGroupIsAServiceThatShutsDownGracefully(_ kind: LoopKind) async throws {
+        switch kind {
+        case .libev: try await gracefulService(EventLoopGroup(loops: 2) { try Loop() })
+        case .epoll: try await gracefulService(EventLoopGroup(loops: 2) { try EpollLoop() })
+        }
+    }
+
+    func gracefulService<L: EventLoop>(_ loops: EventLoopGroup<L>) async throws {
+        let handled = LockedValue(0)
+        let finished = LockedValue(0)
+        loops.onGracefulShutdown { loop in
+            handled.withLock { $0 += 1 }
+            // Work the graceful shutdown waits for: a timer 200 ms later.
+            _ = loop.schedule(after: .milliseconds(200)) { finished.withLock { $0 += 1 } }
+        }
+        let group = ServiceGroup(services: [LoopGroupService(loops, forcefulSignals: [])], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await Task.sleep(for: .milliseconds(50))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(handled.withLock { $0 } == 2, "each loop's handler ran")
+        #expect(finished.withLock { $0 } == 2, "each loop ran until its work was done")
+        await #expect(throws: EventLoopError.self, "the group is shut down") { try await loops.shutdownGracefully() }
+    }
+
+    @Test func aCancelledServiceStopsTheLoopsAtOnce() async throws {
+        let loops = try EventLoopGroup(loops: 1) { try EpollLoop() }
+        // Work that would hold a graceful shutdown for a minute.
+        try loops.executors[0].execute { loop in _ = loop.schedule(after: .seconds(60)) {} }
+        let started = monotonicSeconds()
+        let group = ServiceGroup(services: [LoopGroupService(loops, forcefulSignals: [])], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+        try await Task.sleep(for: .milliseconds(50))
+        running.cancel()
+        _ = await running.result
+        #expect(monotonicSeconds() - started < 30, "the 60 s timer did not hold the cancelled group")
+    }
+
+    @Test(arguments: LoopKind.allCases)
+    func theLoopsMonitorsAreReportedToSwiftMetrics(_ kind: LoopKind) async throws {
+        let metrics = TestMetrics()
+        switch kind {
+        case .libev: try await report(EventLoopGroup(loops: 2) { try Loop() }, metrics)
+        case .epoll: try await report(EventLoopGroup(loops: 2) { try EpollLoop() }, metrics)
+        }
+    }
+
+    func report<L: EventLoop>(_ loops: EventLoopGroup<L>, _ metrics: TestMetrics) async throws {
+        try LoopMetrics.report(loops, interval: .milliseconds(20),
+                               options: LoopMonitorOptions(slowCallbackThreshold: .milliseconds(30)), factory: metrics)
+        // A slow callback on loop 1, counted as such.
+        try loops.executors[1].execute { loop in
+            _ = loop.schedule(after: .milliseconds(10)) { sleepBlocking(.milliseconds(60)) }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        try await loops.shutdownGracefully()
+        for loop in ["0", "1"] {
+            #expect(metrics.counterTotal(label: "loop_iterations_total", dimensions: [("loop", loop)]) > 0)
+            let utilization = try metrics.expectGauge("loop_utilization", [("loop", loop)])
+            #expect(utilization.values.allSatisfy { (0...1).contains($0) } && !utilization.values.isEmpty)
+            let delay = try metrics.expectGauge("loop_delay_seconds", [("loop", loop), ("quantile", "0.99")])
+            #expect(!delay.values.isEmpty && delay.values.allSatisfy { $0 >= 0 })
+        }
+        #expect(metrics.counterTotal(label: "loop_slow_callbacks_total", dimensions: [("loop", "1")]) == 1)
+        #expect(metrics.counterTotal(label: "loop_slow_callbacks_total", dimensions: [("loop", "0")]) == 0)
+        // The 60 ms callback also ran late probes on loop 1: its largest delay shows it.
+        let maximum = try metrics.expectGauge("loop_delay_seconds", [("loop", "1"), ("quantile", "max")])
+        #expect((maximum.values.max() ?? 0) >= 0.04, "\(maximum.values)")
+    }
+}
