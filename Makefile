@@ -100,7 +100,7 @@ app: deps
 docs: deps
 	mkdir -p $(CURDIR)/.build-docs
 	$(SWIFT) package --allow-writing-to-directory $(CURDIR)/.build-docs generate-documentation \
-	  --target EV --target EventCore --target Epoll --target Resolver --target TLS --enable-experimental-combined-documentation \
+	  --target EV --target EventCore --target Epoll --target Resolver --target TLS --target EventLoopServices --enable-experimental-combined-documentation \
 	  --warnings-as-errors --output-path $(CURDIR)/.build-docs/swift-libev.doccarchive
 	@test -d $(CURDIR)/.build-docs/swift-libev.doccarchive/data || \
 	  { echo "make: the combined documentation archive was not written"; exit 1; }

@@ -2,7 +2,7 @@ import CLibev
 @_spi(EventLoops) import EventCore
 
 extension Loop {
-    /// The loop's monitor (``EventCore/LoopMonitor``): off until started,
+    /// The loop's monitor (``/EventCore/LoopMonitor``): off until started,
     /// then its iterations, time blocked in the kernel and running (libev's
     /// `ev_set_loop_release_cb` around its wait), its delay (a probe timer
     /// that does not keep the loop running) and every callback, task step

@@ -3,7 +3,7 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// What ``LoopGroupService`` runs down: an ``EventCore/EventLoopGroup``, or
+/// What ``LoopGroupService`` runs down: an ``/EventCore/EventLoopGroup``, or
 /// anything made of loops that stops as one does (a server over a group).
 public protocol GracefullyStoppable: Sendable {
     /// Stops gracefully within `timeout`: what was started finishes, then
@@ -16,10 +16,10 @@ public protocol GracefullyStoppable: Sendable {
 
 extension EventLoopGroup: GracefullyStoppable {}
 
-/// An ``EventCore/EventLoopGroup`` (or another ``GracefullyStoppable``) as a swift-service-lifecycle `Service`:
+/// An ``/EventCore/EventLoopGroup`` (or another ``GracefullyStoppable``) as a swift-service-lifecycle `Service`:
 /// its loops serve until the `ServiceGroup` shuts down gracefully (on
 /// SIGTERM, say), then the group shuts down gracefully - its
-/// ``EventCore/EventLoopGroup/onGracefulShutdown(_:)`` handlers run on each
+/// ``/EventCore/EventLoopGroup/onGracefulShutdown(_:)`` handlers run on each
 /// loop (a server stops accepting there) and each loop runs until nothing
 /// is left for it - within ``shutdownTimeout``.
 ///
@@ -33,7 +33,7 @@ extension EventLoopGroup: GracefullyStoppable {}
 ///
 /// A cancellation (the `ServiceGroup`'s cancellation signals, or its
 /// graceful-shutdown timeout) stops the loops at once
-/// (``EventCore/EventLoopGroup/stopNow()``); so does one of
+/// (``/EventCore/EventLoopGroup/stopNow()``); so does one of
 /// ``forcefulSignals`` received while the graceful shutdown waits - a second
 /// SIGTERM or SIGINT, as nginx and SwiftNIO's examples take it.
 public struct LoopGroupService<Target: GracefullyStoppable>: Service {
@@ -50,6 +50,7 @@ public struct LoopGroupService<Target: GracefullyStoppable>: Service {
     /// A service for `target`, a loop group, say.
     ///
     /// - Parameters:
+    ///   - target: the loops (or what is made of them).
     ///   - shutdownTimeout: the graceful shutdown's limit (10 s by default).
     ///   - forcefulSignals: SIGTERM and SIGINT by default; none to only wait.
     ///   - logger: nothing is logged by default.
@@ -64,8 +65,8 @@ public struct LoopGroupService<Target: GracefullyStoppable>: Service {
 
     /// Serves until graceful shutdown or cancellation, then shuts the loops down.
     ///
-    /// - Throws: ``EventCore/EventLoopError`` if the loops had to be stopped
-    ///   (``EventCore/EventLoopError/Code/shutdownTimedOut``) or were shut down already.
+    /// - Throws: ``/EventCore/EventLoopError`` if the loops had to be stopped
+    ///   (``/EventCore/EventLoopError/Code/shutdownTimedOut``) or were shut down already.
     public func run() async throws {
         let cancelled: Bool
         do {

@@ -2,7 +2,7 @@ import EventCore
 import Logging
 import Metrics
 
-/// Each loop's ``EventCore/LoopMonitor`` reported to swift-metrics - to
+/// Each loop's ``/EventCore/LoopMonitor`` reported to swift-metrics - to
 /// whatever backend the app bootstrapped (Prometheus, StatsD, OpenTelemetry)
 /// - every `interval`, from the loop's own thread, so that the loops pay
 /// nothing per callback for it beyond the monitor's clock reads.
@@ -27,9 +27,12 @@ public enum LoopMetrics {
     /// reports it every `interval` until the group shuts down gracefully.
     ///
     /// - Parameters:
+    ///   - group: the loops.
+    ///   - interval: how often each loop reports (one second by default).
+    ///   - options: each loop's monitor's options (a slow callback's threshold, the probe's interval).
     ///   - prefix: put before each label (`"app_"` gives `app_loop_iterations_total`).
     ///   - factory: the metrics backend; the one bootstrapped by default.
-    /// - Throws: ``EventCore/EventLoopError`` if a loop takes no more work (it is shut down).
+    /// - Throws: ``/EventCore/EventLoopError`` if a loop takes no more work (it is shut down).
     public static func report<L: EventLoop>(_ group: EventLoopGroup<L>, interval: Duration = .seconds(1),
                                             options: LoopMonitorOptions = LoopMonitorOptions(), prefix: String = "",
                                             factory: (any MetricsFactory)? = nil) throws(EventLoopError) {

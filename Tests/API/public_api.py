@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The public API of EV, EventCore, Epoll, Resolver and TLS, one declaration a line,
+"""The public API of EV, EventCore, Epoll, Resolver, TLS and EventLoopServices, one declaration a line,
 sorted - compared with API.txt at the repository's root, so that every
 change to the surface is a reviewed diff.
 
@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODULES = ("EV", "EventCore", "Epoll", "Resolver", "TLS")
+MODULES = ("EV", "EventCore", "Epoll", "Resolver", "TLS", "EventLoopServices")
 API_FILE = os.path.join(ROOT, "API.txt")
 
 
@@ -56,7 +56,7 @@ def main():
     current = lines()
     if "--update" in sys.argv:
         with open(API_FILE, "w") as file:
-            file.write("# The public API of EV, EventCore, Epoll, Resolver and TLS (Tests/API/public_api.py --update writes it).\n")
+            file.write("# The public API of EV, EventCore, Epoll, Resolver, TLS and EventLoopServices (Tests/API/public_api.py --update writes it).\n")
             file.write("\n".join(current) + "\n")
         print(f"public_api: {len(current)} declarations written to API.txt")
         return

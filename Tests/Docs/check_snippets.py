@@ -4,7 +4,7 @@ consumer of the package would: Rust's doctests, for Swift.
 
 Each document becomes an executable target of a package of its own (in
 .build-snippets/), which depends on swift-libev by path and links its EV,
-EventCore, Epoll, Resolver and TLS products, as Examples/App does. A document's snippets
+EventCore, Epoll, Resolver, TLS and EventLoopServices products (with ServiceLifecycle and Logging), as an app does. A document's snippets
 go into its main.swift in order, as a reader would type them into one
 program: the first at top level, each later one in a `do { }` nested in
 the one before, so that it sees what the earlier ones declared and may
@@ -189,10 +189,15 @@ let products: [Target.Dependency] = [
     .product(name: "Epoll", package: "swift-libev"),
     .product(name: "Resolver", package: "swift-libev"),
     .product(name: "TLS", package: "swift-libev"),
+    .product(name: "EventLoopServices", package: "swift-libev"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    .product(name: "Logging", package: "swift-log"),
 ]
 let package = Package(
     name: "DocSnippets",
-    dependencies: [.package(name: "swift-libev", path: "{ROOT}")],
+    dependencies: [.package(name: "swift-libev", path: "{ROOT}"),
+                   .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+                   .package(url: "https://github.com/apple/swift-log", from: "1.6.0")],
     targets: [
         .target(name: "SnippetPlaceholders", dependencies: products),
 ''' + "".join(f'        .executableTarget(name: "{name}", dependencies: products + ["SnippetPlaceholders"]),\n' for name in targets) + '''    ],
