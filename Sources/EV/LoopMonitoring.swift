@@ -12,10 +12,9 @@ extension Loop {
     public var monitor: LoopMonitor {
         let raw = core.checkedLoop("monitor")
         if let monitor = core.executor.monitor { return monitor }
-        let monitor = LoopMonitor(core.lifecycle) { [weak self] delay, callback in
-            guard let self, !core.lifecycle.isClosingOrClosed else { return nil }
-            // A timer without a repeat cannot fail (the delay is any Duration).
-            let probe = try! timer(after: delay) { _ in callback() }
+        let monitor = LoopMonitor(core.lifecycle) { [weak self] interval, tick in
+            guard let self, !core.lifecycle.isClosingOrClosed,
+                  let probe = try? timer(after: interval, repeat: interval, { _ in tick() }) else { return nil }
             probe.keepAlive = false // the probe alone does not keep run() going
             return probe
         }

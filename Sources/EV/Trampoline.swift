@@ -45,13 +45,14 @@ enum Trampoline {
     /// the C loop, exists.
     static let onceTimerFired: CLibev_callback = { loop, cWatcher, revents in
         let slot = UnsafeMutableRawPointer(cWatcher!).assumingMemoryBound(to: OnceTimer.self)
-        let (callback, monitor) = Unmanaged<LoopCore>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef {
-            (OnceTimer.finish(slot, $0), $0.executor.monitor)
+        let (callback, started) = Unmanaged<LoopCore>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef {
+            (OnceTimer.finish(slot, $0), $0.executor.monitor?.beginMeasuring() ?? 0)
         }
-        if let monitor, monitor.isOn {
-            monitor.measure("a once timer (Loop.once)") { callback(Events(rawValue: revents)) }
-        } else {
-            callback(Events(rawValue: revents))
+        callback(Events(rawValue: revents))
+        if started != 0 {
+            Unmanaged<LoopCore>.fromOpaque(ev_userdata(loop)!)._withUnsafeGuaranteedRef {
+                $0.executor.monitor?.endMeasuring(started, "a once timer (Loop.once)")
+            }
         }
     }
 

@@ -210,14 +210,25 @@ public final class EpollLoop {
     public var monitor: LoopMonitor {
         lifecycle.checkUsable("monitor")
         if let monitor = executor.monitor { return monitor }
-        let monitor = LoopMonitor(lifecycle) { [weak self] delay, callback in
+        let monitor = LoopMonitor(lifecycle) { [weak self] interval, tick in
             guard let self, !lifecycle.isClosingOrClosed else { return nil }
-            return schedule(due: monotonicNow() + LoopTime.delay(delay), keepsLoopAlive: false, callback)
+            let probe = ProbeTimer(loop: self, interval: LoopTime.delay(interval), tick: tick)
+            probe.timer = schedule(due: monotonicNow() + probe.interval, keepsLoopAlive: false, probe.fire)
+            return probe
         }
         executor.monitor = monitor
         lifecycle.monitor = monitor
         selector.monitor = monitor
         return monitor
+    }
+
+    /// Puts a fired timer back in the heap, due at `due` (the probe's re-arm).
+    fileprivate func rearm(_ timer: LoopTimer, due: Double, _ callback: @escaping () -> Void) {
+        timerSequence += 1
+        timer.due = due
+        timer.sequence = timerSequence
+        timer.callback = callback
+        timers.insert(timer)
     }
 
     /// Runs `body`, measured by the monitor when it is on.
@@ -444,5 +455,36 @@ public final class EpollLoop {
             Glibc.close(wakeFD)
             selector.close()
         })
+    }
+}
+
+/// The monitor's probe on the epoll loop: one timer that keeps no loop
+/// running, re-armed after each tick - nothing is allocated per tick
+/// (loop thread only, as the loop).
+private final class ProbeTimer: Cancellable {
+    unowned let loop: EpollLoop
+    /// Seconds between ticks.
+    let interval: Double
+    let tick: () -> Void
+    var timer: LoopTimer?
+    private var cancelled = false
+
+    init(loop: EpollLoop, interval: Double, tick: @escaping () -> Void) {
+        self.loop = loop
+        self.interval = interval
+        self.tick = tick
+    }
+
+    /// The timer's callback, made once.
+    private(set) lazy var fire: () -> Void = { [unowned self] in
+        guard !cancelled else { return }
+        tick()
+        guard !cancelled, let timer else { return }
+        loop.rearm(timer, due: monotonicNow() + interval, fire)
+    }
+
+    func cancel() {
+        cancelled = true
+        timer?.cancel()
     }
 }

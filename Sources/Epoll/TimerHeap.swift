@@ -2,9 +2,10 @@ import EventCore
 
 /// A timer of an ``EpollLoop``: calls back once, at its deadline, unless cancelled.
 public final class LoopTimer {
-    /// When it fires, in seconds of ``/EventCore/monotonicNow()``.
-    let due: Double
-    let sequence: UInt64
+    /// When it fires, in seconds of ``/EventCore/monotonicNow()`` (changed
+    /// only when the monitor's probe re-arms it, out of the heap).
+    var due: Double
+    var sequence: UInt64
     var callback: (() -> Void)?
     unowned(unsafe) var loop: EpollLoop?
     /// Whether it keeps the loop running (every timer but the monitor's probe).

@@ -163,8 +163,9 @@ public final class LoopMonitor {
     private var measured = LoopStatistics()
     /// The loop's life: its thread check.
     private let lifecycle: LoopLifecycle
-    /// Starts the probe timer: one that does not keep the loop running (nil: the loop is gone).
-    private let schedule: (Duration, @escaping () -> Void) -> (any Cancellable)?
+    /// Starts the probe: a timer that ticks every interval and does not keep
+    /// the loop running (nil: the loop is gone).
+    private let startProbe: (Duration, @escaping () -> Void) -> (any Cancellable)?
     private var probe: (any Cancellable)?
     /// When the loop last woke (nanoseconds, monotonic), or 0.
     private var wokeAt: UInt64 = 0
@@ -174,10 +175,11 @@ public final class LoopMonitor {
     /// loop's work itself is measured once, as the outermost).
     private var depth = 0
 
-    /// A monitor for the loop of `lifecycle`, which schedules its probe with `schedule`.
-    package init(_ lifecycle: LoopLifecycle, schedule: @escaping (Duration, @escaping () -> Void) -> (any Cancellable)?) {
+    /// A monitor for the loop of `lifecycle`, which starts its probe with
+    /// `startProbe` (a repeating timer that keeps no loop running).
+    package init(_ lifecycle: LoopLifecycle, startProbe: @escaping (Duration, @escaping () -> Void) -> (any Cancellable)?) {
         self.lifecycle = lifecycle
-        self.schedule = schedule
+        self.startProbe = startProbe
     }
 
     deinit { probe?.cancel() }
@@ -193,7 +195,7 @@ public final class LoopMonitor {
         wokeAt = lifecycle.isRunning ? Self.now() : 0 // started inside a callback: its turn is running
         blockedAt = 0
         isOn = true
-        if let interval = options.probeInterval, interval > .zero { scheduleProbe(interval) }
+        if let interval = options.probeInterval, interval > .zero { probeEvery(interval) }
     }
 
     /// Stops measuring; the statistics stay as they were.
@@ -219,12 +221,16 @@ public final class LoopMonitor {
         return snapshot
     }
 
-    private func scheduleProbe(_ interval: Duration) {
-        let due = Self.now() &+ UInt64(LoopTime.seconds(interval) * 1e9)
-        probe = schedule(interval) { [weak self] in
+    /// Each tick of the probe was due `interval` after the one before (or
+    /// the start): how much later it ran is the loop's delay (Node's way).
+    private func probeEvery(_ interval: Duration) {
+        let nanoseconds = Int64(LoopTime.seconds(interval) * 1e9)
+        var last = Self.now()
+        probe = startProbe(interval) { [weak self] in
             guard let self, isOn else { return }
-            measured.delay.record(.nanoseconds(Int64(bitPattern: Self.now() &- due)))
-            scheduleProbe(interval)
+            let now = Self.now()
+            measured.delay.record(.nanoseconds(Int64(bitPattern: now &- last) - nanoseconds))
+            last = now
         }
     }
 
@@ -269,18 +275,29 @@ public final class LoopMonitor {
     /// the loop longer than the threshold, named by `source`.
     @inline(__always)
     package func measure<T>(_ source: @autoclosure () -> String, _ body: () throws -> T) rethrows -> T {
-        guard isOn && depth == 0 else { return try body() }
-        depth += 1
-        let started = Self.now()
-        defer {
-            depth -= 1
-            let took = Duration.nanoseconds(Int64(Self.now() &- started))
-            if took > options.slowCallbackThreshold {
-                measured.slowCallbacks += 1
-                options.onSlowCallback?(SlowCallback(source: source(), duration: took))
-            }
-        }
+        let started = beginMeasuring()
+        guard started != 0 else { return try body() }
+        defer { endMeasuring(started, source()) }
         return try body()
+    }
+
+    /// The start of a measured callback for ``endMeasuring(_:_:)``, or 0
+    /// when the monitor is off or a measured callback is running already
+    /// (for a caller that cannot wrap the callback in a closure).
+    package func beginMeasuring() -> UInt64 {
+        guard isOn && depth == 0 else { return 0 }
+        depth += 1
+        return Self.now()
+    }
+
+    /// The end of the callback ``beginMeasuring()`` began (when it returned non-zero).
+    package func endMeasuring(_ started: UInt64, _ source: @autoclosure () -> String) {
+        depth -= 1
+        let took = Duration.nanoseconds(Int64(Self.now() &- started))
+        if took > options.slowCallbackThreshold {
+            measured.slowCallbacks += 1
+            options.onSlowCallback?(SlowCallback(source: source(), duration: took))
+        }
     }
 
     @inline(__always)
