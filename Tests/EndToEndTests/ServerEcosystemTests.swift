@@ -61,6 +61,31 @@ struct ServerEcosystemTests {
         #expect((stats?.responses["200"] ?? 0) >= 300)
     }
 
+    /// The metrics endpoint's bounds: a head over 16 KiB is dropped at once,
+    /// one never finished after 5 s; neither is answered.
+    @Test func theMetricsEndpointDropsHugeAndUnfinishedHeads() throws {
+        let server = try HTTPServerProcess(engine: "epoll", ["--metrics-port", "0"])
+        defer { _ = try? server.stop() }
+        let banner = server.process.waitForOutput(containing: "/metrics")
+        let port = try #require(banner.split(separator: "\n").first { $0.hasPrefix("Metrics on ") }
+            .flatMap { $0.split(separator: ":").last?.split(separator: "/").first }.flatMap { UInt16($0) })
+        func answer(_ sent: String) throws -> (bytes: Int, seconds: Double) {
+            let socket = try connectTCP(port: port)
+            defer { close(socket) }
+            var limit = timeval(tv_sec: 20, tv_usec: 0)
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            _ = sent.withCString { send(socket, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            let start = monotonicSeconds()
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = recv(socket, &buffer, buffer.count, 0)
+            return (max(count, 0), monotonicSeconds() - start)
+        }
+        let huge = try answer("GET /metrics HTTP/1.1\r\nX: " + String(repeating: "x", count: 20_000))
+        #expect(huge.bytes == 0 && huge.seconds < 4, "dropped at once, unanswered: \(huge)")
+        let unfinished = try answer("GET /metrics HTTP/1.1\r\n")
+        #expect(unfinished.bytes == 0 && unfinished.seconds >= 4 && unfinished.seconds < 19, "dropped after 5 s: \(unfinished)")
+    }
+
     /// The first SIGTERM starts the graceful stop, which waits (up to the
     /// 4 s stop timeout) for a response a client does not read; the second
     /// stops the loops at once.
