@@ -18,7 +18,8 @@ let package = Package(
         .library(name: "TLS", targets: ["TLS"]),
         // Opt in: the loops in the Swift server ecosystem (ServiceLifecycle,
         // swift-log, swift-metrics). An app that takes only the products
-        // above resolves none of these packages.
+        // above builds none of these packages (SwiftPM still fetches and pins
+        // them: it resolves every library product's dependencies).
         .library(name: "EventLoopServices", targets: ["EventLoopServices"]),
     ],
     dependencies: [
