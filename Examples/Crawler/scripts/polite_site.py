@@ -31,6 +31,7 @@ import time
 import zlib
 
 lock = threading.Lock()
+log_lock = threading.Lock()
 flaky_left = {"n": 2}
 bomb = None
 
@@ -75,9 +76,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        print("request %s t=%.4f ua=%s ae=%s referer=%s" % (
+        # One write per line, under the log's lock: print() writes the text
+        # and its newline apart, so two handler threads printing at once made
+        # one line of two and a request went missing from the log.
+        line = "request %s t=%.4f ua=%s ae=%s referer=%s\n" % (
             self.path, time.monotonic(), self.headers.get("User-Agent", ""), self.headers.get("Accept-Encoding", ""),
-            self.headers.get("Referer", "")), flush=True)
+            self.headers.get("Referer", ""))
+        with log_lock:
+            sys.stdout.write(line)
+            sys.stdout.flush()
         path = self.path
         if path == "/robots.txt":
             if self.robots_bytes:
