@@ -167,6 +167,9 @@ struct HTTPServerCommand: AsyncParsableCommand {
     @Option(help: "Write what the server counted to this file (JSON) when it stops.")
     var stats: String?
 
+    @Option(name: .customLong("stop-timeout"), help: "Seconds a graceful stop waits for the responses in flight (a second SIGTERM or SIGINT stops at once).")
+    var stopTimeout: Double = HTTPServerOptions.defaultStopTimeout.inSeconds
+
     @Option(name: .customLong("tls-cert"), help: "Serve HTTPS with this certificate chain (PEM; with --tls-key; the evented engines).")
     var tlsCert: String?
 
@@ -208,6 +211,7 @@ struct HTTPServerCommand: AsyncParsableCommand {
             OptionBounds.count("--high-water", highWater, in: 1...OptionBounds.mostBytes),
             OptionBounds.seconds("--header-timeout", headerTimeout, in: 0.001...OptionBounds.longestSeconds),
             OptionBounds.seconds("--idle-timeout", idleTimeout, in: 0.001...OptionBounds.longestSeconds),
+            OptionBounds.seconds("--stop-timeout", stopTimeout, in: 0...86_400),
             metricsPort.flatMap { OptionBounds.count("--metrics-port", $0, in: 0...65535) },
             OptionBounds.seconds("--metrics-interval", metricsInterval, in: 0.01...86_400),
             OptionBounds.seconds("--slow-callback", slowCallback, in: 0.000_001...OptionBounds.longestSeconds),
@@ -231,6 +235,7 @@ struct HTTPServerCommand: AsyncParsableCommand {
         options.limits.idleTimeout = .seconds(idleTimeout)
         options.limits.maxConnections = maxConnections
         options.limits.outputHighWater = highWater
+        options.stopTimeout = .seconds(stopTimeout)
         if let tlsCert, let tlsKey {
             do {
                 // The handshake has the header timeout (as nginx's client_header_timeout covered it).

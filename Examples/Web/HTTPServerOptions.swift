@@ -17,7 +17,9 @@ public struct HTTPServerOptions: Sendable {
     /// Limits and timeouts.
     public var limits = HTTPServerLimits()
     /// How long a graceful stop waits for responses in flight.
-    public var stopTimeout = Duration.seconds(4)
+    public var stopTimeout = HTTPServerOptions.defaultStopTimeout
+    /// The default of ``stopTimeout``: 4 s.
+    public static let defaultStopTimeout = Duration.seconds(4)
     /// Called with a line to log.
     public var log: @Sendable (String) -> Void
     /// HTTPS: the server's TLS context (the evented engines; nil serves plain HTTP).
