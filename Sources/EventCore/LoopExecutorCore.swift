@@ -307,6 +307,11 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
     /// - Precondition: the loop is not running.
     package func close(_ function: StaticString, dropWatches: () -> Void, release: () -> Void) {
         lifecycle.close(function, drain: {
+            // The monitor's probe first: on libev it is a watcher, whose
+            // reference to the loop's core made a cycle (core, executor,
+            // monitor, probe, core) that outlived the closed loop.
+            monitor?.stop()
+            monitor = nil
             repeat {
                 repeat {
                     waits.failAll(EventLoopError.loopClosed)
