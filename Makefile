@@ -130,7 +130,7 @@ FUZZ_TARGETS  := request response url links
 fuzz: deps
 	@mkdir -p .build-fuzz
 	@if ! $(SWIFTC) -parse-as-library -module-name HTTPFuzz -package-name swift_libev -sanitize=fuzzer,address -swift-version 6 \
-	    -I CHTTPParser Examples/HTTP/*.swift Fuzz/HTTPFuzzer.swift -o .build-fuzz/http-fuzz \
+	    -I CHTTPParser -I CZlib Examples/HTTP/*.swift Fuzz/HTTPFuzzer.swift -o .build-fuzz/http-fuzz \
 	    > .build-fuzz/build-log.txt 2>&1; then \
 	  grep -v "Cannot export local symbol" .build-fuzz/build-log.txt; exit 1; fi
 	@for target in $(FUZZ_TARGETS); do \
