@@ -148,6 +148,20 @@ def start(name, extra_arguments=()):
     return process, port
 
 
+def rate_and_cpu(pid, url, duration, headers=()):
+    """wrk -t1 -c64 on CPU 1 against `url` for `duration` s: its req/s, the
+    server `pid`'s CPU share over the run, and wrk's errors ("" if none)."""
+    command = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{duration}s"]
+    for header in headers:
+        command += ["-H", header]
+    before, started = cpu_seconds(pid), time.monotonic()
+    output = subprocess.run(command + [url], capture_output=True, text=True).stdout
+    cpu = (cpu_seconds(pid) - before) / (time.monotonic() - started)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", output)
+    return rate, cpu, errors.group(0) if errors else ""
+
+
 def parse_latency(text, name):
     match = re.search(rf"\s{name}%\s+([\d.]+)(us|ms|s)\b", text)
     if not match:

@@ -10,22 +10,15 @@ under 3 % apart).
 """
 import argparse
 import os
-import re
 import statistics
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import http_bench  # noqa: E402  the server's start (pinned), the CPU reading
 
 
 def measure(pid, port, duration):
-    command = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{duration}s", f"http://127.0.0.1:{port}/plaintext"]
-    before, started = http_bench.cpu_seconds(pid), time.monotonic()
-    output = subprocess.run(command, capture_output=True, text=True).stdout
-    cpu = (http_bench.cpu_seconds(pid) - before) / (time.monotonic() - started)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    rate, cpu, _ = http_bench.rate_and_cpu(pid, f"http://127.0.0.1:{port}/plaintext", duration)
     return rate, cpu
 
 

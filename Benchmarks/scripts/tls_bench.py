@@ -11,12 +11,10 @@ ratio to nginx per core.
 """
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import http_bench  # noqa: E402  the servers' commands, nginx's configuration, the CPU reading
@@ -44,15 +42,8 @@ def start(name, certificate, key):
 
 
 def measure(pid, port, duration, close):
-    command = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{duration}s", f"https://127.0.0.1:{port}/plaintext"]
-    if close:
-        command[5:5] = ["-H", "Connection: close"]
-    before, started = http_bench.cpu_seconds(pid), time.monotonic()
-    output = subprocess.run(command, capture_output=True, text=True).stdout
-    cpu = (http_bench.cpu_seconds(pid) - before) / (time.monotonic() - started)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", output)
-    return rate, cpu, errors.group(0) if errors else ""
+    return http_bench.rate_and_cpu(pid, f"https://127.0.0.1:{port}/plaintext", duration,
+                                   ["Connection: close"] if close else [])
 
 
 def run(rounds=3, duration=4, engines=("libev", "epoll", "async", "async-epoll")):

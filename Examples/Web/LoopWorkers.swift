@@ -74,6 +74,8 @@ final class HTTPMetricsReporter {
     private let loop: String
     private let stats: () -> HTTPServerStats?
     private var last: HTTPServerStats?
+    /// `last`'s answers by status (made once per report, not twice).
+    private var lastResponses: [Int: Int] = [:]
     private var responses: [Int: Counter] = [:]
     private let accepted: Counter
     private let open: Gauge
@@ -88,8 +90,9 @@ final class HTTPMetricsReporter {
 
     func report() {
         guard let now = stats() else { return }
-        let before = last?.responses ?? [:]
-        for (status, count) in now.responses where count > before[status, default: 0] {
+        let before = lastResponses
+        let answered = now.responses
+        for (status, count) in answered where count > before[status, default: 0] {
             let counter = responses[status] ?? Counter(label: "http_responses_total",
                                                        dimensions: [("engine", engine), ("loop", loop), ("status", "\(status)")])
             responses[status] = counter
@@ -98,5 +101,6 @@ final class HTTPMetricsReporter {
         accepted.increment(by: Int64(max(now.accepted - (last?.accepted ?? 0), 0)))
         open.record(now.open)
         last = now
+        lastResponses = answered
     }
 }

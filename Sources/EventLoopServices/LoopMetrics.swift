@@ -36,10 +36,9 @@ public enum LoopMetrics {
     public static func report<L: EventLoop>(_ group: EventLoopGroup<L>, interval: Duration = .seconds(1),
                                             options: LoopMonitorOptions = LoopMonitorOptions(), prefix: String = "",
                                             factory: (any MetricsFactory)? = nil) throws(EventLoopError) {
-        let factory = factory.map(UncheckedFactory.init)
         for (index, executor) in group.executors.enumerated() {
             try executor.execute { loop in
-                let reporter = LoopMetricsReporter(loop.monitor, loop: "\(index)", prefix: prefix, factory: factory?.value)
+                let reporter = LoopMetricsReporter(loop.monitor, loop: "\(index)", prefix: prefix, factory: factory)
                 loop.monitor.start(options)
                 let ticker = LoopTicker(on: loop, every: interval) { reporter.report() }
                 let bound = LoopBound(ticker, loop: loop.executor)
@@ -49,13 +48,6 @@ public enum LoopMetrics {
             }
         }
     }
-}
-
-/// A `MetricsFactory` handed to the loops' threads: the factories of
-/// swift-metrics are used from any thread (its `MetricsSystem` hands one
-/// factory to every thread), which is what this wrapper lets through.
-struct UncheckedFactory: @unchecked Sendable {
-    let value: any MetricsFactory
 }
 
 /// One loop's reporter (loop thread only: made there, its ticker runs there).
@@ -101,23 +93,18 @@ package final class LoopMetricsReporter {
     package func report() {
         let now = monitor.statistics
         iterations.increment(by: Int64(clamping: now.iterations &- min(last.iterations, now.iterations)))
-        let blockedSeconds = seconds(now.blocked - last.blocked)
-        let runningSeconds = seconds(now.running - last.running)
+        let blockedSeconds = LoopTime.seconds(now.blocked - last.blocked)
+        let runningSeconds = LoopTime.seconds(now.running - last.running)
         blocked.increment(by: max(blockedSeconds, 0))
         running.increment(by: max(runningSeconds, 0))
         let total = blockedSeconds + runningSeconds
         utilization.record(total > 0 ? runningSeconds / total : 0)
         let delay = now.delay.since(last.delay)
-        delayMedian.record(seconds(delay.percentile(0.5)))
-        delayP99.record(seconds(delay.percentile(0.99)))
-        delayMaximum.record(seconds(delay.maximum))
+        delayMedian.record(LoopTime.seconds(delay.percentile(0.5)))
+        delayP99.record(LoopTime.seconds(delay.percentile(0.99)))
+        delayMaximum.record(LoopTime.seconds(delay.maximum))
         slowCallbacks.increment(by: Int64(clamping: now.slowCallbacks &- min(last.slowCallbacks, now.slowCallbacks)))
         last = now
-    }
-
-    private func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
 
