@@ -24,3 +24,5 @@ extension Loop {
         return monitor
     }
 }
+
+extension Loop: LoopGauges {}

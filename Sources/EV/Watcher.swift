@@ -248,11 +248,7 @@ public class Watcher {
         receivedEvents = events
         let outer = isDispatching
         isDispatching = true
-        if let monitor = core.executor.monitor, monitor.isOn {
-            monitor.measure(monitorSource(events)) { fire(events) }
-        } else {
-            fire(events)
-        }
+        LoopMonitor.measure(core.executor.monitor, monitorSource(events)) { fire(events) }
         isDispatching = outer
         reconcileWithLibev()
         guard isHeld, !isDispatching, !isStarted, !isPending else { return nil }

@@ -234,11 +234,7 @@ public final class EpollLoop {
     /// Runs `body`, measured by the monitor when it is on.
     @inline(__always)
     private func measured(_ source: @autoclosure () -> String, _ body: () -> Void) {
-        if let monitor = selector.monitor, monitor.isOn {
-            monitor.measure(source(), body)
-        } else {
-            body()
-        }
+        LoopMonitor.measure(selector.monitor, source(), body)
     }
 
     /// Calls `callback` in the next iteration, after the io callbacks (asyncio's `call_soon`).

@@ -27,3 +27,5 @@ extension EpollLoop: EventLoop {
 }
 
 extension LoopTimer: Cancellable {}
+
+extension EpollLoop: LoopGauges {}

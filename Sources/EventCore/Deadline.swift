@@ -56,8 +56,10 @@ package struct Deadline: Comparable, Sendable {
 }
 
 /// The monotonic clock (`CLOCK_MONOTONIC`), in seconds: the clock both
-/// loops' timers run on.
+/// loops' timers run on - or, on a thread running a testing loop, that
+/// loop's ``VirtualClock``.
 package func monotonicNow() -> Double {
+    if let clock = VirtualClock.current { return clock.monotonicSeconds }
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9

@@ -18,6 +18,12 @@ public protocol EventLoopExecutor: TaskExecutor {
     /// Whether the calling thread is running this loop right now.
     var isCurrent: Bool { get }
 
+    /// The loop's time on the continuous clock: `ContinuousClock.now` for
+    /// the package's loops, the virtual time of a testing loop (which moves
+    /// only when the test says). Code that computes deadlines from it -
+    /// `executor.now + .seconds(5)` - runs the same on both. Any thread.
+    var now: ContinuousClock.Instant { get }
+
     /// Runs `work` on the loop's thread, after the work submitted before it.
     ///
     /// - Throws: ``EventLoopError/loopClosed`` if the loop has been closed; `work` does not run.

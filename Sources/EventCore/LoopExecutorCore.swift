@@ -39,13 +39,14 @@
 /// current time) or when the loop closes.
 public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @unchecked Sendable {
     // Sendable because every field other threads touch is immutable (the
-    // serial executor, the waker, whose wake-up is thread-safe by contract)
+    // serial executor, the waker, whose wake-up is thread-safe by contract,
+    // the testing loop's `clock`, a Sendable of atomics read by `now`)
     // or the work queue's inbox side, behind its lock and an atomic
     // (`execute`, `hasSubmittedWork`). `loop`, `lifecycle`, `waits` and the
-    // queue's local side are touched only on the loop's thread: by the
+    // queue's local side (and its peak) are touched only on the loop's thread: by the
     // awaits, which run there, by the loop, and by its teardown - and the
     // doors that change them check it (`checkOnLoop`: `loopForAwaits`,
-    // `runBatches`, `closeAfterDraining`; local work is queued only after
+    // `runBatches`, `queueDepth`, `takeQueuePeak`, `closeAfterDraining`; local work is queued only after
     // `isCurrent` said yes), in release builds too, as `LoopBound` does. The
     // unchecked ones: `hasLocalWork`, read by the loop's own prepare and idle
     // watchers, which run on its thread by construction; `loop`, written only
@@ -78,8 +79,12 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
 
     /// An executor for the loop `waker` belongs to, named `name` (`EV`,
     /// `Epoll`) in the lifecycle's messages.
-    package init(waker: any LoopWaker, name: StaticString) {
+    /// A testing loop's clock (`EventLoopTesting`), or nil: the machine's.
+    package let clock: VirtualClock?
+
+    package init(waker: any LoopWaker, name: StaticString, clock: VirtualClock? = nil) {
         self.waker = waker
+        self.clock = clock
         lifecycle = LoopLifecycle(name: name)
         unownedSerial = UnownedSerialExecutor(ordinary: serialExecutor)
         serialExecutor.attach(self)
@@ -88,6 +93,14 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
 
     /// Whether the calling thread is running this loop right now.
     public var isCurrent: Bool { CurrentLoop.isCurrent(self) }
+
+    /// The loop's time: the continuous clock's now, or a testing loop's
+    /// virtual time (`EventLoopTesting`'s `TestLoop`), which moves only when
+    /// the test says. Any thread.
+    public var now: ContinuousClock.Instant {
+        if let clock { return clock.instant }
+        return .now
+    }
 
     /// Whether the loop is closing or closed: awaits then fail.
     package var isClosing: Bool { lifecycle.isClosingOrClosed }
@@ -158,7 +171,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
     @discardableResult
     public func schedule(after delay: Duration, _ work: @escaping @Sendable (L) -> Void) throws(EventLoopError) -> ScheduledWork {
         let handle = ScheduledWork()
-        let deadline = ContinuousClock.now.advanced(by: delay)
+        let deadline = now.advanced(by: delay)
         let arm: @Sendable () -> Void = { [self] in
             guard let loop = loopForAwaits else { return handle.drop() }
             guard !handle.isCancelled else { return }
@@ -226,7 +239,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
     /// - Throws: `CancellationError`; ``EventLoopError``: the task's deadline
     ///   (``EventLoopError/Code/timedOut``), the loop's close.
     public func sleep(for duration: Duration) async throws {
-        try await sleep(until: ContinuousClock.now.advanced(by: duration))
+        try await sleep(until: now.advanced(by: duration))
     }
 
     /// Suspends until `deadline` (in the past: lets everything else ready
@@ -275,6 +288,19 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
     /// that change the local side.
     package var hasLocalWork: Bool { queue.hasLocalWork }
 
+    /// Work waiting now (loop thread): the executor's queue depth.
+    package var queueDepth: Int {
+        checkOnLoop()
+        return queue.depth
+    }
+
+    /// The most work one turn took from the queue at once since the last
+    /// call (loop thread): the queue's depth at its deepest.
+    package func takeQueuePeak() -> Int {
+        checkOnLoop()
+        return queue.takePeak()
+    }
+
     /// Whether other threads have submitted work the loop has not taken yet
     /// (sequentially consistent: see ``LoopWorkQueue/hasSubmittedWork``).
     package var hasSubmittedWork: Bool { queue.hasSubmittedWork }
@@ -283,10 +309,7 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
     package var monitor: LoopMonitor?
 
     private func run(_ work: LoopWork) {
-        if let monitor, monitor.isOn {
-            return monitor.measure(work.source) { runUnmeasured(work) }
-        }
-        runUnmeasured(work)
+        LoopMonitor.measure(monitor, work.source) { runUnmeasured(work) }
     }
 
     private func runUnmeasured(_ work: LoopWork) {

@@ -16,7 +16,7 @@ public struct LoopStatistics: Sendable, Equatable {
     public var running: Duration = .zero
     /// How late the monitor's probe timer ran, each time it ran: the delay
     /// anything ready waits for the loop (Node's `monitorEventLoopDelay`).
-    public var delay = LoopDelayHistogram()
+    public var delay = LatencyHistogram()
     /// Callbacks and task steps that held the loop longer than the
     /// threshold (``LoopMonitorOptions/slowCallbackThreshold``).
     public var slowCallbacks: UInt64 = 0
@@ -31,11 +31,13 @@ public struct LoopStatistics: Sendable, Equatable {
     }
 }
 
-/// A histogram of loop delays in fixed buckets, from 100 µs to 10 s, with
-/// one for anything later. Adding a sample allocates nothing.
-public struct LoopDelayHistogram: Sendable, Equatable {
+/// A histogram of durations in fixed buckets, from 2.5 µs to 10 s, with one
+/// for anything longer: a loop's delays (``LoopStatistics/delay``), a
+/// server's request latencies. Adding a sample allocates nothing.
+public struct LatencyHistogram: Sendable, Equatable {
     /// The buckets' upper bounds; the last bucket (past the last bound) has none.
     public static let bounds: [Duration] = [
+        .nanoseconds(2500), .microseconds(5), .microseconds(10), .microseconds(25), .microseconds(50),
         .microseconds(100), .microseconds(250), .microseconds(500),
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
         .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
@@ -55,23 +57,23 @@ public struct LoopDelayHistogram: Sendable, Equatable {
     /// An empty histogram.
     public init() {}
 
-    /// Adds one delay (a negative one counts as zero).
-    public mutating func record(_ delay: Duration) {
-        let delay = max(delay, .zero)
+    /// Adds one duration (a negative one counts as zero).
+    public mutating func record(_ duration: Duration) {
+        let duration = max(duration, .zero)
         var index = 0
-        while index < Self.bounds.count && delay > Self.bounds[index] { index += 1 }
+        while index < Self.bounds.count && duration > Self.bounds[index] { index += 1 }
         counts[index] += 1
         count += 1
-        sum += delay
-        maximum = max(maximum, delay)
+        sum += duration
+        maximum = max(maximum, duration)
     }
 
     /// The samples taken since `earlier`, a snapshot of this histogram:
     /// what a reporter exports for one interval. Its maximum is the bound
     /// of the highest bucket that grew (this histogram's maximum for the
     /// last bucket, or when that is smaller).
-    public func since(_ earlier: LoopDelayHistogram) -> LoopDelayHistogram {
-        var interval = LoopDelayHistogram()
+    public func since(_ earlier: LatencyHistogram) -> LatencyHistogram {
+        var interval = LatencyHistogram()
         for index in counts.indices {
             interval.counts[index] = counts[index] &- min(earlier.counts[index], counts[index])
         }
@@ -83,10 +85,10 @@ public struct LoopDelayHistogram: Sendable, Equatable {
         return interval
     }
 
-    /// The mean delay (zero without samples).
+    /// The mean duration (zero without samples).
     public var mean: Duration { count == 0 ? .zero : sum / Int(count) }
 
-    /// The delay that `fraction` (0 to 1) of the samples are at most, as
+    /// The duration that `fraction` (0 to 1) of the samples are at most, as
     /// the upper bound of its bucket (the maximum for the last bucket, or
     /// when that is smaller): `percentile(0.99)` is p99.
     public func percentile(_ fraction: Double) -> Duration {
@@ -271,6 +273,16 @@ public final class LoopMonitor {
         measured.iterations += 1
     }
 
+    /// Runs `body` measured by `monitor` when there is one and it is on,
+    /// unmeasured otherwise: what every loop does with each callback, job
+    /// and task step (a loop whose monitor was never made pays one nil test).
+    @inline(__always)
+    package static func measure<T>(_ monitor: LoopMonitor?, _ source: @autoclosure () -> String,
+                                   _ body: () throws -> T) rethrows -> T {
+        if let monitor, monitor.isOn { return try monitor.measure(source(), body) }
+        return try body()
+    }
+
     /// Runs `body`, a callback or a task step, and reports it if it held
     /// the loop longer than the threshold, named by `source`.
     @inline(__always)
@@ -306,4 +318,23 @@ public final class LoopMonitor {
         clock_gettime(CLOCK_MONOTONIC, &now)
         return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
     }
+}
+
+/// What a loop's metrics reporter reads besides its monitor: its executor's
+/// queue and the watchers that keep it running (loop thread only).
+package protocol LoopGauges: AnyObject {
+    /// Watchers and timers that keep the loop running.
+    var heldWatcherCount: Int { get }
+    /// Work waiting in the executor's queue now.
+    var queueDepth: Int { get }
+    /// The most work one turn took from the queue since the last call.
+    func takeQueuePeak() -> Int
+}
+
+extension EventLoop where Executor == LoopExecutorCore<Self> {
+    /// Work waiting in the executor's queue now (loop thread).
+    package var queueDepth: Int { executor.queueDepth }
+
+    /// The most work one turn took from the executor's queue since the last call (loop thread).
+    package func takeQueuePeak() -> Int { executor.takeQueuePeak() }
 }

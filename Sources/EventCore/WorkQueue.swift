@@ -49,6 +49,8 @@ package final class LoopWorkQueue {
     private var local: [LoopWork] = []
     private var batch: [LoopWork] = []
     private var isRunningBatch = false
+    /// The most work one batch ran since ``takePeak()`` (loop thread).
+    private var peak = 0
 
     package init() {}
 
@@ -86,6 +88,15 @@ package final class LoopWorkQueue {
 
     /// Whether work waits on the loop's thread.
     package var hasLocalWork: Bool { !local.isEmpty }
+
+    /// Work waiting now, queued on the loop and submitted from other threads (loop thread).
+    package var depth: Int { local.count + inbox.withLock { $0.work.count } }
+
+    /// The most work one batch ran since the last call, then zero (loop thread).
+    package func takePeak() -> Int {
+        defer { peak = 0 }
+        return peak
+    }
 
     /// Runs one batch of submitted work, then one of local work (loop thread).
     /// - Returns: true if more local work arrived meanwhile (run again after polling io).
@@ -147,6 +158,7 @@ package final class LoopWorkQueue {
 
     private func runBatch(_ run: (LoopWork) -> Void) {
         guard !batch.isEmpty else { return }
+        if batch.count > peak { peak = batch.count }
         isRunningBatch = true
         for work in batch { run(work) }
         isRunningBatch = false
