@@ -16,11 +16,15 @@ SHELL         := /bin/bash
 SWIFT         ?= swift
 SWIFTC        ?= swiftc
 APT_PACKAGES  := libev-dev libhttp-parser-dev curl faketime libcurl4-openssl-dev libhiredis-dev redis-server libc-ares-dev dnsmasq-base socat ncat libssl-dev openssl zlib1g-dev
+# The package's own builds enable its one trait (the EventLoopServices
+# product and what it brings: the server's /metrics, ServiceGroup); an app
+# that does not enable it resolves none of those packages (Examples/App).
+TRAITS        := --traits EventLoopServices
 SUDO          := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Our own sources: a warning in any of them fails the build.
 OWN_PATHS     := $(CURDIR)/(Sources|Tests|Examples)/
 
-.PHONY: all deps build app docs snippets api api-update allocations test test-debug test-tsan test-asan stress-test fuzz demo tour bench bench-quick bench-build bench-micro clean
+.PHONY: all deps build app service-app docs snippets api api-update allocations test test-debug test-tsan test-asan stress-test fuzz demo tour bench bench-quick bench-build bench-micro clean
 
 all: build
 
@@ -37,7 +41,7 @@ deps:
 
 # Builds everything (tests included) and fails on any warning in the package's own code.
 build: deps
-	@set -o pipefail; $(SWIFT) build --build-tests 2>&1 | tee .build-log.txt
+	@set -o pipefail; $(SWIFT) build $(TRAITS) --build-tests 2>&1 | tee .build-log.txt
 	@if grep -E "^$(OWN_PATHS).*warning:" .build-log.txt; then \
 	  echo "make: the warnings above are errors here"; exit 1; fi
 	@# The standard library's Mutex is a futex ThreadSanitizer cannot see:
@@ -45,16 +49,16 @@ build: deps
 	@if grep -rnE "\bMutex\s*[<(]" Sources Examples Tests --include=*.swift | grep -vE "^[^:]+:[0-9]+:\s*//"; then \
 	  echo "make: use LockedValue, not Mutex (ThreadSanitizer cannot see Mutex's lock)"; exit 1; fi
 
-test: build app docs snippets api allocations test-debug test-tsan test-asan fuzz
+test: build app service-app docs snippets api allocations test-debug test-tsan test-asan fuzz
 
 test-debug:
-	$(SWIFT) test --disable-xctest
+	$(SWIFT) test $(TRAITS) --disable-xctest
 
 test-tsan: deps
-	$(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test $(TRAITS) --disable-xctest --sanitize=thread --scratch-path .build-tsan
 
 test-asan: deps
-	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
+	$(SWIFT) test $(TRAITS) --disable-xctest --sanitize=address --scratch-path .build-asan
 
 # The suite under load: one busy process per core beside it, run after run,
 # until STRESS_PASSES runs in a row have passed (at most STRESS_RUNS runs);
@@ -64,7 +68,7 @@ test-asan: deps
 STRESS_RUNS   ?= 10
 STRESS_PASSES ?= 5
 stress-test: build
-	python3 Tests/Stress/stress_test.py --runs $(STRESS_RUNS) --until-passes $(STRESS_PASSES) $(STRESS_ARGS)
+	python3 Tests/Stress/stress_test.py --traits EventLoopServices --runs $(STRESS_RUNS) --until-passes $(STRESS_PASSES) $(STRESS_ARGS)
 
 # The allocation guards: heap allocations per timer, readiness callback,
 # async round trip and keep-alive HTTP request, counted in release builds by
@@ -75,23 +79,36 @@ stress-test: build
 allocations: deps
 	mkdir -p .build-alloc
 	gcc -O2 -shared -fPIC -o .build-alloc/malloc_counter.so Tests/AllocationCounter/malloc_counter.c
-	$(SWIFT) build -c release --product server
-	$(SWIFT) build -c release --product EVTestHelper
+	$(SWIFT) build $(TRAITS) -c release --product server
+	$(SWIFT) build $(TRAITS) -c release --product EVTestHelper
 	python3 Tests/AllocationCounter/allocation_guard.py --counter .build-alloc/malloc_counter.so \
 	  --helper .build/release/EVTestHelper --server .build/release/server
 	python3 Tests/ReleaseChecks/misuse_messages.py .build/release/EVTestHelper
 
 # Examples/App: a package of its own that links EV and EventCore as an app
 # does. Built (warnings fail it) and self-tested; it must resolve nothing
-# of the examples' (swift-argument-parser).
+# but swift-system (not the examples' swift-argument-parser, nor what the
+# EventLoopServices trait brings).
 app: deps
+	@rm -f Examples/App/Package.resolved
 	@set -o pipefail; $(SWIFT) build --package-path Examples/App --scratch-path $(CURDIR)/.build-app 2>&1 \
 	  | tee .build-app-log.txt
 	@if grep -E "^$(CURDIR)/Examples/App/.*warning:" .build-app-log.txt; then \
 	  echo "make: the warnings above are errors here"; exit 1; fi
-	@if grep -E "swift-argument-parser|swift-docc-plugin" Examples/App/Package.resolved; then \
-	  echo "make: Examples/App resolved the package above: a consumer inherits the examples' or the docs' dependencies"; exit 1; fi
+	@if grep -E '"identity"' Examples/App/Package.resolved | grep -v '"swift-system"'; then \
+	  echo "make: Examples/App resolved the package above: a consumer of the loops must resolve swift-system only"; exit 1; fi
 	$(CURDIR)/.build-app/debug/echo-app --self-test
+
+# Examples/ServiceApp: a package of its own that enables the
+# EventLoopServices trait and runs the loops the Swift server ecosystem's
+# way (ServiceLifecycle, swift-log, swift-metrics). Built (warnings fail it)
+# and self-tested: echoes, the loops' numbers, a real SIGTERM.
+service-app: deps
+	@set -o pipefail; $(SWIFT) build --package-path Examples/ServiceApp --scratch-path $(CURDIR)/.build-service-app 2>&1 \
+	  | tee .build-service-app-log.txt
+	@if grep -E "^$(CURDIR)/Examples/ServiceApp/.*warning:" .build-service-app-log.txt; then \
+	  echo "make: the warnings above are errors here"; exit 1; fi
+	$(CURDIR)/.build-service-app/debug/echo-service --self-test
 
 # The DocC documentation of EV, EventCore and Epoll, combined, with every
 # warning (a broken symbol link, a missing article) an error. Open
@@ -99,8 +116,8 @@ app: deps
 # --transform-for-static-hosting to publish it.
 docs: deps
 	mkdir -p $(CURDIR)/.build-docs
-	$(SWIFT) package --allow-writing-to-directory $(CURDIR)/.build-docs generate-documentation \
-	  --target EV --target EventCore --target Epoll --target Resolver --target TLS --target EventLoopServices --enable-experimental-combined-documentation \
+	$(SWIFT) package $(TRAITS) --allow-writing-to-directory $(CURDIR)/.build-docs generate-documentation \
+	  --target EV --target EventCore --target Epoll --target Resolver --target TLS --target EventLoopServices --target EventLoopTesting --enable-experimental-combined-documentation \
 	  --warnings-as-errors --output-path $(CURDIR)/.build-docs/swift-libev.doccarchive
 	@test -d $(CURDIR)/.build-docs/swift-libev.doccarchive/data || \
 	  { echo "make: the combined documentation archive was not written"; exit 1; }
@@ -146,16 +163,16 @@ fuzz: deps
 # minute; `crawler --delay 0.7` is the tutorial's own setup (about 2 minutes).
 DEMO_DELAY    ?= 0.2
 demo: deps
-	$(SWIFT) build -c release --product crawler
+	$(SWIFT) build $(TRAITS) -c release --product crawler
 	.build/release/crawler --way all --delay $(DEMO_DELAY) --timeline poetry-timeline.svg
 
 # A tour of libev's watchers at work.
 tour: deps
-	$(SWIFT) run -c release ev-tour
+	$(SWIFT) run $(TRAITS) -c release ev-tour
 
 clean:
-	rm -rf .build .build-tsan .build-asan .build-app .build-docs .build-alloc .build-fuzz .build-snippets \
-	  .build-stress .build-bench-* .build-log.txt .build-app-log.txt Benchmarks/.build
+	rm -rf .build .build-tsan .build-asan .build-app .build-service-app .build-docs .build-alloc .build-fuzz .build-snippets \
+	  .build-stress .build-bench-* .build-log.txt .build-app-log.txt .build-service-app-log.txt Benchmarks/.build
 
 # Benchmarks (a nested package): everything built first in release (nothing
 # compiles during the run), then Benchmarks/scripts/bench.py runs the micro
@@ -179,8 +196,8 @@ bench-quick: bench-build
 bench-build: deps
 	@command -v wrk > /dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
 	@test -x /usr/sbin/nginx || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light
-	$(SWIFT) build -c release --product server
-	$(SWIFT) build -c release --product crawler
-	$(SWIFT) build -c release --product evcat
+	$(SWIFT) build $(TRAITS) -c release --product server
+	$(SWIFT) build $(TRAITS) -c release --product crawler
+	$(SWIFT) build $(TRAITS) -c release --product evcat
 	rm -rf Benchmarks/.build
 	$(SWIFT) build -c release --package-path Benchmarks

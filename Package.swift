@@ -16,11 +16,21 @@ let package = Package(
         .library(name: "Epoll", targets: ["Epoll"]),
         .library(name: "Resolver", targets: ["Resolver"]),
         .library(name: "TLS", targets: ["TLS"]),
+        // A loop for tests whose clock moves only when told.
+        .library(name: "EventLoopTesting", targets: ["EventLoopTesting"]),
         // Opt in: the loops in the Swift server ecosystem (ServiceLifecycle,
-        // swift-log, swift-metrics). An app that takes only the products
-        // above builds none of these packages (SwiftPM still fetches and pins
-        // them: it resolves every library product's dependencies).
+        // swift-log, swift-metrics), behind the trait of the same name. An
+        // app that does not enable it resolves, fetches and builds none of
+        // those packages (SwiftPM prunes a dependency only a disabled trait
+        // uses); one that does writes
+        // `.package(url: ..., from: ..., traits: ["EventLoopServices"])`.
         .library(name: "EventLoopServices", targets: ["EventLoopServices"]),
+    ],
+    traits: [
+        .trait(name: "EventLoopServices",
+               description: "The EventLoopServices product: loop groups as ServiceLifecycle services, loop metrics for swift-metrics, logs for swift-log."),
+        // None by default: the loops' one dependency stays swift-system.
+        .default(enabledTraits: []),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -119,16 +129,26 @@ let package = Package(
             swiftSettings: approachableConcurrency
         ),
 
+        // A loop for tests: the same callback and async code on a clock that
+        // moves only when the test says (SwiftNIO's EmbeddedEventLoop).
+        .target(
+            name: "EventLoopTesting",
+            dependencies: ["CLinux", "EventCore"],
+            swiftSettings: approachableConcurrency
+        ),
+
         // The loops in the Swift server ecosystem: a loop group as a
         // ServiceLifecycle service, the loops' monitors reported to swift-metrics,
         // slow callbacks logged to a swift-log Logger.
         .target(
             name: "EventLoopServices",
             dependencies: ["EventCore",
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                           .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                           .product(name: "Logging", package: "swift-log"),
-                           .product(name: "Metrics", package: "swift-metrics")],
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle",
+                                    condition: .when(traits: ["EventLoopServices"])),
+                           .product(name: "UnixSignals", package: "swift-service-lifecycle",
+                                    condition: .when(traits: ["EventLoopServices"])),
+                           .product(name: "Logging", package: "swift-log", condition: .when(traits: ["EventLoopServices"])),
+                           .product(name: "Metrics", package: "swift-metrics", condition: .when(traits: ["EventLoopServices"]))],
             swiftSettings: approachableConcurrency
         ),
 
@@ -149,7 +169,7 @@ let package = Package(
         // The tutorial's slow poetry: the built-in poems and the server on every engine.
         .target(
             name: "SlowPoetry",
-            dependencies: ["Engines", "EV", "Epoll", "EventCore"],
+            dependencies: ["Engines", "EV", "Epoll", "EventCore", "EventLoopServices"],
             path: "Examples/SlowPoetry",
             swiftSettings: approachableConcurrency
         ),
@@ -213,7 +233,7 @@ let package = Package(
         // Test support: descriptors, real processes.
         .target(
             name: "TestSupport",
-            dependencies: ["EventCore"],
+            dependencies: ["CLinux", "EventCore"],
             path: "Tests/TestSupport",
             swiftSettings: approachableConcurrency
         ),
@@ -222,6 +242,13 @@ let package = Package(
             name: "EVTestHelper",
             dependencies: ["EV", "Epoll", "EventCore", "TestSupport"],
             path: "Tests/EVTestHelper",
+            swiftSettings: approachableConcurrency
+        ),
+        // The testing loop, and the examples' timer-driven logic on it (the
+        // poetry servers' pacing, the HTTP server's timeouts): no real waiting.
+        .testTarget(
+            name: "EventLoopTestingTests",
+            dependencies: ["EventLoopTesting", "EventCore", "SlowPoetry", "Web", "HTTP"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(
@@ -254,7 +281,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HTTPTests",
-            dependencies: ["HTTP"],
+            dependencies: ["HTTP", "TestSupport"],
             swiftSettings: approachableConcurrency
         ),
         .testTarget(

@@ -1,3 +1,5 @@
+// Compiled with the package trait EventLoopServices only (Trait.swift says so otherwise).
+#if EventLoopServices
 import EventCore
 import Logging
 import ServiceLifecycle
@@ -101,3 +103,4 @@ public struct LoopGroupService<Target: GracefullyStoppable>: Service {
         }
     }
 }
+#endif

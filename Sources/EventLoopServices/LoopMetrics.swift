@@ -1,3 +1,5 @@
+// Compiled with the package trait EventLoopServices only (Trait.swift says so otherwise).
+#if EventLoopServices
 import EventCore
 import Logging
 import Metrics
@@ -17,6 +19,9 @@ import Metrics
 /// | `loop_utilization` | gauge | running / (running + blocked) over the last interval |
 /// | `loop_delay_seconds` | gauge, with `quantile` 0.5, 0.99 and `max` | the probe timer's lateness over the last interval |
 /// | `loop_slow_callbacks_total` | counter | callbacks and task steps over the threshold |
+/// | `loop_queue_depth` | gauge | work waiting in the loop's executor when the report ran |
+/// | `loop_queue_depth_max` | gauge | the most work one turn took from the executor's queue over the last interval |
+/// | `loop_active_watchers` | gauge | watchers and timers keeping the loop running |
 ///
 /// ```swift
 /// let loops = try EventLoopGroup<Loop> { try Loop() }
@@ -38,7 +43,8 @@ public enum LoopMetrics {
                                             factory: (any MetricsFactory)? = nil) throws(EventLoopError) {
         for (index, executor) in group.executors.enumerated() {
             try executor.execute { loop in
-                let reporter = LoopMetricsReporter(loop.monitor, loop: "\(index)", prefix: prefix, factory: factory)
+                let reporter = LoopMetricsReporter(loop.monitor, gauges: loop as? any LoopGauges, loop: "\(index)",
+                                                   prefix: prefix, factory: factory)
                 loop.monitor.start(options)
                 let ticker = LoopTicker(on: loop, every: interval) { reporter.report() }
                 let bound = LoopBound(ticker, loop: loop.executor)
@@ -57,36 +63,38 @@ package final class LoopMetricsReporter {
     private let blocked: FloatingPointCounter
     private let running: FloatingPointCounter
     private let utilization: Gauge
-    private let delayMedian: Gauge
-    private let delayP99: Gauge
-    private let delayMaximum: Gauge
+    private let delay: QuantileGauges
     private let slowCallbacks: Counter
+    private let gauges: (any LoopGauges)?
+    private let queueDepth: Gauge
+    private let queuePeak: Gauge
+    private let activeWatchers: Gauge
     private var last = LoopStatistics()
 
-    package init(_ monitor: LoopMonitor, loop: String, prefix: String, factory: (any MetricsFactory)?) {
+    package init(_ monitor: LoopMonitor, gauges: (any LoopGauges)?, loop: String, prefix: String, factory: (any MetricsFactory)?) {
         self.monitor = monitor
+        self.gauges = gauges
         let dimensions = [("loop", loop)]
-        func delay(_ quantile: String) -> Gauge {
-            let dimensions = dimensions + [("quantile", quantile)]
-            return factory.map { Gauge(label: prefix + "loop_delay_seconds", dimensions: dimensions, factory: $0) }
-                ?? Gauge(label: prefix + "loop_delay_seconds", dimensions: dimensions)
+        func gauge(_ label: String) -> Gauge {
+            factory.map { Gauge(label: prefix + label, dimensions: dimensions, factory: $0) }
+                ?? Gauge(label: prefix + label, dimensions: dimensions)
         }
+        queueDepth = gauge("loop_queue_depth")
+        queuePeak = gauge("loop_queue_depth_max")
+        activeWatchers = gauge("loop_active_watchers")
+        utilization = gauge("loop_utilization")
         if let factory {
             iterations = Counter(label: prefix + "loop_iterations_total", dimensions: dimensions, factory: factory)
             blocked = FloatingPointCounter(label: prefix + "loop_blocked_seconds_total", dimensions: dimensions, factory: factory)
             running = FloatingPointCounter(label: prefix + "loop_running_seconds_total", dimensions: dimensions, factory: factory)
-            utilization = Gauge(label: prefix + "loop_utilization", dimensions: dimensions, factory: factory)
             slowCallbacks = Counter(label: prefix + "loop_slow_callbacks_total", dimensions: dimensions, factory: factory)
         } else {
             iterations = Counter(label: prefix + "loop_iterations_total", dimensions: dimensions)
             blocked = FloatingPointCounter(label: prefix + "loop_blocked_seconds_total", dimensions: dimensions)
             running = FloatingPointCounter(label: prefix + "loop_running_seconds_total", dimensions: dimensions)
-            utilization = Gauge(label: prefix + "loop_utilization", dimensions: dimensions)
             slowCallbacks = Counter(label: prefix + "loop_slow_callbacks_total", dimensions: dimensions)
         }
-        delayMedian = delay("0.5")
-        delayP99 = delay("0.99")
-        delayMaximum = delay("max")
+        delay = QuantileGauges(label: prefix + "loop_delay_seconds", dimensions: dimensions, factory: factory)
     }
 
     /// Reports what changed since the last report.
@@ -99,12 +107,42 @@ package final class LoopMetricsReporter {
         running.increment(by: max(runningSeconds, 0))
         let total = blockedSeconds + runningSeconds
         utilization.record(total > 0 ? runningSeconds / total : 0)
-        let delay = now.delay.since(last.delay)
-        delayMedian.record(LoopTime.seconds(delay.percentile(0.5)))
-        delayP99.record(LoopTime.seconds(delay.percentile(0.99)))
-        delayMaximum.record(LoopTime.seconds(delay.maximum))
+        delay.record(now.delay.since(last.delay))
         slowCallbacks.increment(by: Int64(clamping: now.slowCallbacks &- min(last.slowCallbacks, now.slowCallbacks)))
+        if let gauges {
+            queueDepth.record(gauges.queueDepth)
+            queuePeak.record(gauges.takeQueuePeak())
+            activeWatchers.record(gauges.heldWatcherCount)
+        }
         last = now
+    }
+}
+
+/// A ``/EventCore/LatencyHistogram``'s interval as three gauges of one
+/// label, a summary's quantiles: `quantile` 0.5, 0.99 and `max` - the loops'
+/// delay here, the example server's request latencies.
+package struct QuantileGauges {
+    private let median: Gauge
+    private let p99: Gauge
+    private let maximum: Gauge
+
+    /// The gauges `label{dimensions..., quantile=...}`, made by `factory` (the bootstrapped one by default).
+    package init(label: String, dimensions: [(String, String)], factory: (any MetricsFactory)? = nil) {
+        func gauge(_ quantile: String) -> Gauge {
+            let dimensions = dimensions + [("quantile", quantile)]
+            return factory.map { Gauge(label: label, dimensions: dimensions, factory: $0) }
+                ?? Gauge(label: label, dimensions: dimensions)
+        }
+        median = gauge("0.5")
+        p99 = gauge("0.99")
+        maximum = gauge("max")
+    }
+
+    /// Records `interval`'s quantiles (its samples since the last report).
+    package func record(_ interval: LatencyHistogram) {
+        median.record(LoopTime.seconds(interval.percentile(0.5)))
+        p99.record(LoopTime.seconds(interval.percentile(0.99)))
+        maximum.record(LoopTime.seconds(interval.maximum))
     }
 }
 
@@ -121,3 +159,4 @@ extension LoopMonitorOptions {
         }
     }
 }
+#endif

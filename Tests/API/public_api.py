@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The public API of EV, EventCore, Epoll, Resolver, TLS and EventLoopServices, one declaration a line,
+"""The public API of EV, EventCore, Epoll, Resolver, TLS, EventLoopServices and EventLoopTesting, one declaration a line,
 sorted - compared with API.txt at the repository's root, so that every
 change to the surface is a reviewed diff.
 
@@ -20,12 +20,12 @@ import subprocess
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODULES = ("EV", "EventCore", "Epoll", "Resolver", "TLS", "EventLoopServices")
+MODULES = ("EV", "EventCore", "Epoll", "Resolver", "TLS", "EventLoopServices", "EventLoopTesting")
 API_FILE = os.path.join(ROOT, "API.txt")
 
 
 def symbol_graphs():
-    result = subprocess.run(["swift", "package", "dump-symbol-graph", "--minimum-access-level", "public",
+    result = subprocess.run(["swift", "package", "--traits", "EventLoopServices", "dump-symbol-graph", "--minimum-access-level", "public",
                              "--skip-synthesized-members"], cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit("public_api: dump-symbol-graph failed:\n" + result.stdout[-3000:] + result.stderr[-3000:])
@@ -56,7 +56,7 @@ def main():
     current = lines()
     if "--update" in sys.argv:
         with open(API_FILE, "w") as file:
-            file.write("# The public API of EV, EventCore, Epoll, Resolver, TLS and EventLoopServices (Tests/API/public_api.py --update writes it).\n")
+            file.write("# The public API of EV, EventCore, Epoll, Resolver, TLS, EventLoopServices and EventLoopTesting (Tests/API/public_api.py --update writes it).\n")
             file.write("\n".join(current) + "\n")
         print(f"public_api: {len(current)} declarations written to API.txt")
         return

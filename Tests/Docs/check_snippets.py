@@ -4,7 +4,7 @@ consumer of the package would: Rust's doctests, for Swift.
 
 Each document becomes an executable target of a package of its own (in
 .build-snippets/), which depends on swift-libev by path and links its EV,
-EventCore, Epoll, Resolver, TLS and EventLoopServices products (with ServiceLifecycle and Logging), as an app does. A document's snippets
+EventCore, Epoll, Resolver, TLS, EventLoopServices and EventLoopTesting products (with ServiceLifecycle and Logging), as an app does. A document's snippets
 go into its main.swift in order, as a reader would type them into one
 program: the first at top level, each later one in a `do { }` nested in
 the one before, so that it sees what the earlier ones declared and may
@@ -34,7 +34,7 @@ OUT = os.path.join(ROOT, ".build-snippets")
 # What each document imports before its first snippet: nothing. Its
 # module is what a reader of its catalog has imported, though: the first
 # snippet of a catalog article that imports nothing gets the catalog's module.
-CATALOG_MODULE = {"EV.docc": "EV", "EventCore.docc": "EventCore", "Epoll.docc": "Epoll", "Resolver.docc": "Resolver", "TLS.docc": "TLS"}
+CATALOG_MODULE = {"EV.docc": "EV", "EventCore.docc": "EventCore", "Epoll.docc": "Epoll", "Resolver.docc": "Resolver", "TLS.docc": "TLS", "EventLoopServices.docc": "EventLoopServices", "EventLoopTesting.docc": "EventLoopTesting"}
 
 PLACEHOLDERS = '''\
 // Names the documentation's snippets allude to without declaring them.
@@ -190,12 +190,13 @@ let products: [Target.Dependency] = [
     .product(name: "Resolver", package: "swift-libev"),
     .product(name: "TLS", package: "swift-libev"),
     .product(name: "EventLoopServices", package: "swift-libev"),
+    .product(name: "EventLoopTesting", package: "swift-libev"),
     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
     .product(name: "Logging", package: "swift-log"),
 ]
 let package = Package(
     name: "DocSnippets",
-    dependencies: [.package(name: "swift-libev", path: "{ROOT}"),
+    dependencies: [.package(name: "swift-libev", path: "{ROOT}", traits: ["EventLoopServices"]),
                    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
                    .package(url: "https://github.com/apple/swift-log", from: "1.6.0")],
     targets: [

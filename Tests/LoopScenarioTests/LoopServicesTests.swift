@@ -83,6 +83,17 @@ struct LoopServicesTests {
             }
         }
         while !slowDone.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(50)) }
+        // The executor's queue: 200 closures queued by a callback on loop 0
+        // (so on its thread: its local queue) wait there together, and the
+        // next round of the turn takes them at once. Nothing holds the loop
+        // meanwhile: a callback that waited for this task would be a slow one
+        // whenever the task is late (seen under make stress-test).
+        let ran = LockedValue(0)
+        let executor = loops.executors[0]
+        try executor.execute { _ in
+            for _ in 0..<200 { try? executor.execute { _ in ran.withLock { $0 += 1 } } }
+        }
+        while ran.withLock({ $0 }) < 200 { try await Task.sleep(for: .milliseconds(10)) }
         try await Task.sleep(for: .milliseconds(100)) // a report after it
         try await loops.shutdownGracefully()
         for loop in ["0", "1"] {
@@ -91,6 +102,13 @@ struct LoopServicesTests {
             #expect(utilization.values.allSatisfy { (0...1).contains($0) } && !utilization.values.isEmpty)
             let delay = try metrics.expectGauge("loop_delay_seconds", [("loop", loop), ("quantile", "0.99")])
             #expect(!delay.values.isEmpty && delay.values.allSatisfy { $0 >= 0 })
+        }
+        let peak = try metrics.expectGauge("loop_queue_depth_max", [("loop", "0")])
+        #expect((peak.values.max() ?? 0) >= 200, "\(peak.values)")
+        for loop in ["0", "1"] {
+            #expect(!(try metrics.expectGauge("loop_queue_depth", [("loop", loop)])).values.isEmpty)
+            let watchers = try metrics.expectGauge("loop_active_watchers", [("loop", loop)])
+            #expect(!watchers.values.isEmpty && watchers.values.allSatisfy { $0 >= 0 }, "\(watchers.values)")
         }
         #expect(metrics.counterTotal(label: "loop_slow_callbacks_total", dimensions: [("loop", "1")]) == 1)
         #expect(metrics.counterTotal(label: "loop_slow_callbacks_total", dimensions: [("loop", "0")]) == 0)

@@ -37,6 +37,7 @@ def main():
                         help="stop once this many runs in a row have passed (0: run --runs times)")
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes (default: one per core)")
     parser.add_argument("--swift", default=os.environ.get("SWIFT", "swift"))
+    parser.add_argument("--traits", default="EventLoopServices", help="the package traits the suite was built with")
     parser.add_argument("--scratch-path", default=".build", help="the build folder the suite was built in")
     parser.add_argument("--logs", default=".build-stress", help="where each run's output goes")
     parser.add_argument("--filter", default=None, help="run only the tests matching this (swift test --filter)")
@@ -54,6 +55,8 @@ def main():
             process.start()
         log_path = os.path.join(args.logs, f"run-{run}.log")
         command = [args.swift, "test", "--skip-build", "--disable-xctest", "--scratch-path", args.scratch_path]
+        if args.traits:
+            command += ["--traits", args.traits]
         if args.filter:
             command += ["--filter", args.filter]
         begun = time.time()
