@@ -56,6 +56,14 @@ open class HTTPServerConnection: HTTPMessageSink {
     /// When the current request's first byte arrived (an empty line before
     /// its request line included), until its head is complete.
     @exclusivity(unchecked) private var headStartedAt: Double?
+    /// The `now` of the latest receive, and of the one that brought the
+    /// first byte of the request being parsed.
+    @exclusivity(unchecked) private var receivedAt: Double = 0
+    @exclusivity(unchecked) private var requestStartedAt: Double = 0
+    /// When the earliest request of the answers not yet sent in full began,
+    /// and how many they are (see ``HTTPServerContext/answersSent``).
+    @exclusivity(unchecked) private var unsentSince: Double = 0
+    @exclusivity(unchecked) private var unsentAnswers = 0
     @exclusivity(unchecked) private var peerClosed = false
     /// The peer asked to close (`Connection: close`, or HTTP/1.0 without
     /// keep-alive): it sends nothing after that request.
@@ -110,10 +118,12 @@ open class HTTPServerConnection: HTTPMessageSink {
         checkNotLending()
         lastProgress = now
         guard !closing else { return }
+        receivedAt = now
         if parser.isPaused {
             input.append(contentsOf: bytes)
             return
         }
+        if !parser.inMessage && !parser.isReadingHead { requestStartedAt = now }
         let used = parser.execute(bytes)
         if used < bytes.count && parser.failure == nil {
             input.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
@@ -135,6 +145,10 @@ open class HTTPServerConnection: HTTPMessageSink {
         outputStart += count
         if count > 0 { lastProgress = now }
         if outputStart == output.count {
+            if unsentAnswers > 0 {
+                context.answersSent?(unsentSince, unsentAnswers)
+                unsentAnswers = 0
+            }
             // Keep a small buffer for the next answer; let a big one go.
             if output.capacity <= HTTPServerContext.keptOutputCapacity { output.removeAll(keepingCapacity: true) } else { output = [] }
             outputStart = 0
@@ -213,6 +227,15 @@ open class HTTPServerConnection: HTTPMessageSink {
                   extra: error.status == 405 ? "Allow: GET, HEAD\r\n" : nil)
         output.append(contentsOf: body)
         context.stats.answered(error.status)
+        queuedAnswer()
+    }
+
+    /// Counts an answer put in the output, for ``HTTPServerContext/answersSent``;
+    /// the next request, if any, began in the latest bytes received.
+    private func queuedAnswer() {
+        if unsentAnswers == 0 { unsentSince = requestStartedAt }
+        unsentAnswers += 1
+        requestStartedAt = receivedAt
     }
 
     public func continueExpected() {
@@ -222,6 +245,7 @@ open class HTTPServerConnection: HTTPMessageSink {
 
     public func parsed(_ message: inout HTTPMessage) -> Bool {
         respond(to: &message)
+        queuedAnswer()
         if !message.keepAlive {
             closing = true
             peerAskedToClose = true

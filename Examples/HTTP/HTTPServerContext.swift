@@ -15,6 +15,19 @@ public final class HTTPServerContext {
     // that calls out to nothing, on the context's one thread, so none can
     // overlap another; the runtime's check cost more than the update.
     @exclusivity(unchecked) public var stats: HTTPServerStats
+    /// Called when a connection's output has drained, with how many answers
+    /// were sent in full and when the first byte of the earliest of their
+    /// requests was received (the `now` of that ``HTTPServerConnection/receive(_:now:)``):
+    /// a request's latency, from its first byte read to its answer's last
+    /// byte handed to the kernel (nginx's `$request_time`), is the time of
+    /// the call less that. An answer queued behind an unsent one of another
+    /// segment's request counts from the earlier request's first byte (an
+    /// upper bound; exact for a request at a time and for a pipelined
+    /// batch read at once). It must not call the connection. Nil (the
+    /// default): nothing is measured.
+    // @exclusivity(unchecked): set once before the connections run, then
+    // only read (on the context's one thread), as `stats` is.
+    @exclusivity(unchecked) public var answersSent: ((_ since: Double, _ count: Int) -> Void)?
     private var dateSecond = -1
     /// The status line, the Server line and the Date line of a 200 answer,
     /// in one buffer whose date is rewritten in place once a second.

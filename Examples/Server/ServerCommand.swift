@@ -29,13 +29,12 @@ struct ServerCommand: AsyncParsableCommand {
         subcommands: [PoetryServerCommand.self, HTTPServerCommand.self])
 
     /// ArgumentParser's main, after blocking SIGINT and SIGTERM before any
-    /// thread starts, so that every thread inherits the block: the poetry
-    /// server waits for them with sigwait, and the HTTP server's
-    /// ServiceGroup reads them through Dispatch's signal sources (a
+    /// thread starts, so that every thread inherits the block: both
+    /// servers' ServiceGroup reads them through Dispatch's signal sources (a
     /// signalfd on Linux, which sees a signal only while no thread takes
     /// it with the default action - death).
     static func main() async {
-        _ = blockStopSignals()
+        blockStopSignals()
         do {
             var command = try parseAsRoot()
             if var asynchronous = command as? any AsyncParsableCommand {
@@ -52,7 +51,7 @@ struct ServerCommand: AsyncParsableCommand {
 extension Engine: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-struct PoetryServerCommand: ParsableCommand {
+struct PoetryServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "poetry",
         abstract: "A slow poetry server: sends the next N bytes, sleeps, repeats, closes at the end.")
@@ -78,11 +77,19 @@ struct PoetryServerCommand: ParsableCommand {
     @Argument(help: "A text file to serve instead of a built-in poem.")
     var file: String?
 
+    @Option(name: .customLong("stop-timeout"),
+            help: "Seconds SIGTERM or SIGINT lets the clients being served finish their poem; a second signal stops at once.")
+    var stopTimeout: Double = 10
+
+    @Option(name: .customLong("log-level"), help: "The least severe message logged: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
     func validate() throws {
         let problems = [
             OptionBounds.count("--port", port, in: 0...65535),
             OptionBounds.seconds("--delay", delay, in: 0...OptionBounds.longestSeconds),
             OptionBounds.count("--num-bytes", numBytes, in: 1...(16 << 20)),
+            OptionBounds.seconds("--stop-timeout", stopTimeout, in: 0...86_400),
         ]
         if let problem = problems.compactMap({ $0 }).first { throw ValidationError(problem) }
         if file == nil && Poem.named(poem) == nil {
@@ -94,9 +101,11 @@ struct PoetryServerCommand: ParsableCommand {
         do { _ = try SocketAddress(host: iface, port: UInt16(port)) } catch { throw ValidationError("invalid --iface \"\(iface)\": \(error)") }
     }
 
-    func run() throws {
+    func run() async throws {
         ignoreSIGPIPE()
         raiseDescriptorLimit()
+        var logger = Logger(label: "server", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = logLevel
         let bytes: [UInt8]
         let name: String
         if let file {
@@ -106,17 +115,18 @@ struct PoetryServerCommand: ParsableCommand {
             bytes = Poem.named(poem)!.bytes
             name = poem
         }
-        var stopSignals = blockStopSignals()
         let options = PoetryServerOptions(
             poem: bytes, chunkSize: numBytes, delay: .seconds(delay),
             address: try SocketAddress(host: iface, port: UInt16(port)),
-            log: { line in FileHandle.standardError.write("\(line)\n".data(using: .utf8)!) })
+            log: { [logger] line in logger.warning("\(line)") })
         let server = try PoetryServer(engine: engine, options: options)
-        print("Serving \(name) on port \(server.address.port).")
-        fflush(nil)
-
-        waitForStopSignal(&stopSignals)
-        server.stop()
+        // SIGTERM and SIGINT: no new client, the poems in flight end (within
+        // --stop-timeout); a second one stops at once.
+        let group = ServiceGroup(
+            services: [LoopGroupService(server, shutdownTimeout: .seconds(stopTimeout), logger: logger),
+                       Announcement(text: "Serving \(name) on port \(server.address.port).")],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
     }
 }
 
@@ -176,7 +186,7 @@ struct HTTPServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (PEM).")
     var tlsKey: String?
 
-    @Option(name: .customLong("metrics-port"), help: "Serve GET /metrics (Prometheus's text format) on this port of --iface: each loop's monitor and the answers by status (the evented engines; 0: any free port).")
+    @Option(name: .customLong("metrics-port"), help: "Serve GET /metrics (Prometheus's text format) on this port of --iface: each loop's monitor, the answers by status and the request latencies (the evented engines; 0: any free port).")
     var metricsPort: Int?
 
     @Option(name: .customLong("metrics-interval"), help: "Seconds between two updates of the metrics.")
@@ -284,8 +294,9 @@ struct Announcement: Service {
     }
 }
 
-/// Blocks SIGINT and SIGTERM in every thread (call it before starting
-/// any); the main thread then waits for them with ``waitForStopSignal(_:)``.
+/// Blocks SIGINT and SIGTERM in every thread (call it before starting any),
+/// for the ServiceGroup's signal sources.
+@discardableResult
 func blockStopSignals() -> sigset_t {
     var stopSignals = sigset_t()
     sigemptyset(&stopSignals)
@@ -293,12 +304,6 @@ func blockStopSignals() -> sigset_t {
     sigaddset(&stopSignals, SIGTERM)
     pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
     return stopSignals
-}
-
-func waitForStopSignal(_ stopSignals: inout sigset_t) {
-    var signal: Int32 = 0
-    sigwait(&stopSignals, &signal)
-    FileHandle.standardError.write("stopping on signal \(signal)\n".data(using: .utf8)!)
 }
 
 /// Raises the soft limit on open descriptors to the hard one, as Go's

@@ -7,8 +7,8 @@ import Glibc
 
 // MARK: async/await, on libev or epoll (one code)
 
-enum AsyncCrawler {
-    static func run<L: EventLoop>(_ addresses: SiteAddresses, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
+package enum AsyncCrawler {
+    package static func run<L: EventLoop>(_ addresses: SiteAddresses, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
         let loop = try make()
         loop.monitor.start()
         var report = try loop.run { executor in

@@ -10,13 +10,13 @@ import Glibc
 /// Serves `listener` on `loop` with tasks (``LoopWorkers``' worker for the
 /// async engines): a task accepting, a task per connection, a task ticking
 /// the timeouts; returns its drain and its figures so far.
-func serveWithTasks<L: EventLoop>(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions,
+package func serveWithTasks<L: EventLoop>(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions,
                                   _ report: @escaping @Sendable (HTTPServerStats) -> Void) -> WorkerHandle {
     let worker = AsyncWorker(loop.executor, options, report: report)
     let bound = LoopBound(worker, loop: loop.executor)
     worker.acceptTask = Task(executorPreference: loop.executor) { await bound.value.accept(listener, bound) }
     Task(executorPreference: loop.executor) { await bound.value.tick() }
-    return WorkerHandle(drain: worker.drain, stats: { [weak worker] in worker?.context.stats })
+    return WorkerHandle(drain: worker.drain, context: worker.context)
 }
 
 /// A loop's async server: a task accepting, a task per connection. Not

@@ -7,8 +7,8 @@ import Glibc
 
 // MARK: callbacks, on libev or epoll
 
-enum CallbackCrawler {
-    static func run<L: EventLoop>(_ addresses: SiteAddresses, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
+package enum CallbackCrawler {
+    package static func run<L: EventLoop>(_ addresses: SiteAddresses, _ options: CrawlOptions, _ make: () throws -> L) throws -> CrawlReport {
         let loop = try make()
         let crawl: Crawl
         do {

@@ -10,7 +10,7 @@ import Glibc
 // MARK: callbacks, on libev or epoll (one code)
 
 /// A loop's server: accepts, keeps its connections, ticks their timeouts once a second.
-final class CallbackWorker<L: EventLoop> {
+package final class CallbackWorker<L: EventLoop> {
     let loop: L
     /// The listening socket, until ``start()`` hands it to ``listener``.
     let listenerSocket: SocketDescriptor
@@ -45,11 +45,11 @@ final class CallbackWorker<L: EventLoop> {
 
     /// Serves `listener` on `loop` (``LoopWorkers``' worker for the
     /// callback engines); returns its drain and its figures so far.
-    static func serve(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions,
+    package static func serve(_ loop: L, _ listener: SocketDescriptor, _ options: HTTPServerOptions,
                       _ report: @escaping @Sendable (HTTPServerStats) -> Void) -> WorkerHandle {
         let worker = CallbackWorker(loop, listener, options, report: report)
         worker.start()
-        return WorkerHandle(drain: worker.drain, stats: { [weak worker] in worker?.context.stats })
+        return WorkerHandle(drain: worker.drain, context: worker.context)
     }
 
     func start() {

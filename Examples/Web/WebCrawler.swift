@@ -32,7 +32,7 @@ public func crawl(engine: Engine, options: CrawlOptions) throws -> CrawlReport {
 }
 
 /// The crawl's sites (origins) and the address each is reached at.
-typealias SiteAddresses = [WebURL: SocketAddress]
+package typealias SiteAddresses = [WebURL: SocketAddress]
 
 extension Dictionary where Key == WebURL, Value == SocketAddress {
     /// The address of `url`'s site, or the failure of a URL of no site of

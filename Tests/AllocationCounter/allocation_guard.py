@@ -42,7 +42,7 @@ CEILINGS = {
     "http.epoll.request": (0, "a keep-alive GET /plaintext allocates nothing"),
     "http.async.request": (0, "the async engine's request: its awaits allocate nothing either"),
     "http.async-epoll.request": (0, "the async engine on the epoll loop"),
-    "http.libev.request.metrics": (0, "with --metrics-port: the monitor's clock reads, its probe (a repeating libev timer) and the reports allocate nothing per request"),
+    "http.libev.request.metrics": (0, "with --metrics-port: the monitor's clock reads, its probe (a repeating libev timer), each request's latency in a histogram bucket and the reports allocate nothing per request"),
     "http.epoll.request.metrics": (0, "with --metrics-port on the epoll loop: its probe re-arms one timer"),
     "http.async.request.metrics": (0, "with --metrics-port: each task step measured, nothing allocated"),
     "http.async-epoll.request.metrics": (0, "with --metrics-port, the async engine on the epoll loop"),

@@ -53,6 +53,26 @@ struct ServerEcosystemTests {
         #expect((Self.sample(after, "loop_running_seconds_total") ?? 0) > 0 && (Self.sample(after, "loop_blocked_seconds_total") ?? 0) > 0)
         #expect(Self.sample(after, "loop_delay_seconds", ["quantile=\"0.99\""]) != nil && Self.sample(after, "loop_utilization") != nil)
         #expect(after.contains("# TYPE http_responses_total counter"), "Prometheus's text format")
+        // Request latencies: every answer counted...
+        let measured = Self.sample(after, "http_request_duration_seconds_count", ["engine=\"\(engine)\""]) ?? 0
+        #expect(measured >= 300, "\(after)")
+        #expect(Self.sample(after, "http_request_duration_seconds", ["engine=\"\(engine)\"", "quantile=\"0.99\""]) != nil, "\(after)")
+        // ... and one whose head comes in two parts 300 ms apart takes 300 ms
+        // (its first byte read to its answer's last byte sent).
+        let slow = try connectTCP(port: server.port)
+        defer { close(slow) }
+        var limit = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        _ = "GET /plaintext HTTP/1.1\r\nHo".withCString { send(slow, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        usleep(300_000)
+        _ = "st: a\r\nConnection: close\r\n\r\n".withCString { send(slow, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        var reply = [UInt8](repeating: 0, count: 4096)
+        #expect(recv(slow, &reply, reply.count, Int32(MSG_WAITALL)) > 0)
+        let slowSeen = try eventually { (Self.sample($0, "http_request_duration_seconds_count", ["engine=\"\(engine)\""]) ?? 0) > measured }
+        let slowest = Self.sample(slowSeen, "http_request_duration_seconds", ["engine=\"\(engine)\"", "quantile=\"max\""]) ?? 0
+        #expect(slowest >= 0.25 && slowest < 60, "\(slowSeen)")
+        let sumBefore = Self.sample(after, "http_request_duration_seconds_sum", ["engine=\"\(engine)\""]) ?? 0
+        #expect((Self.sample(slowSeen, "http_request_duration_seconds_sum", ["engine=\"\(engine)\""]) ?? 0) >= sumBefore + 0.25, "\(slowSeen)")
         // Anything but GET /metrics is a 404.
         let other = try runProcess("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", metricsURL.replacingOccurrences(of: "/metrics", with: "/other")])
         #expect(other.standardOutput == "404")
@@ -137,7 +157,8 @@ struct ServerEcosystemTests {
 
 /// A blocking TCP socket connected to 127.0.0.1:`port`.
 private func connectTCP(port: UInt16) throws -> Int32 {
-    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard socket >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = port.bigEndian
@@ -145,6 +166,10 @@ private func connectTCP(port: UInt16) throws -> Int32 {
     let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard socket >= 0, connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    guard connected == 0 else {
+        let error = POSIXErrorCode(rawValue: errno) ?? .ECONNREFUSED
+        close(socket)
+        throw POSIXError(error)
+    }
     return socket
 }
