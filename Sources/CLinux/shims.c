@@ -1,8 +1,10 @@
-// The one place accept4, pipe2, sched_setaffinity, recvmmsg, sendmmsg, pidfd_open and waitid(P_PIDFD) are called: they need
+// The one place accept4, pipe2, sched_setaffinity, recvmmsg, sendmmsg, pidfd_open, waitid(P_PIDFD) and
+// posix_spawn_file_actions_addclosefrom_np are called: they need
 // _GNU_SOURCE, which Swift's Glibc module does not define.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <stddef.h>
 #include <unistd.h>
@@ -20,6 +22,10 @@ int CLinux_accept4(int fd, struct sockaddr *address, socklen_t *length, int flag
 
 int CLinux_pipe2(int fds[2], int flags) {
     return pipe2(fds, flags);
+}
+
+int CLinux_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 
 int CLinux_pin_to_cpu(int cpu) {

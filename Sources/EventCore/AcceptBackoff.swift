@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,7 +67,7 @@ public enum AcceptBackoff {
     package static func acceptBlocking(on listener: SocketDescriptor, stopping: () -> Bool,
                                        log: (String) -> Void) -> SocketDescriptor? {
         while true {
-            let client = Glibc.accept(listener.fd, nil, nil)
+            let client = CLinux_accept4(listener.fd, nil, nil, CLinux_SOCK_CLOEXEC) // blocking, close-on-exec
             if client >= 0 { return SocketDescriptor(client) }
             let error = EventLoopError.system("accept", descriptor: listener.descriptor)
             if stopping() { return nil }

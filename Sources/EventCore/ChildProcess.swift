@@ -141,6 +141,11 @@ private final class PidfdWatch: Cancellable {
 /// loop the exit comes through libev's child watcher (that loop reaps every
 /// child); elsewhere through a `pidfd`.
 ///
+/// The child gets its three standard streams and no other descriptor of
+/// this process: every one from 3 up is closed in the child, close-on-exec
+/// or not (Python's `close_fds=True`, swift-subprocess's default), so a
+/// connection or listener the app closes is not held open by a child.
+///
 /// A child process belongs to its loop's thread: spawn it, wait for it and
 /// use its streams there.
 public final class ChildProcess {
@@ -225,6 +230,15 @@ public final class ChildProcess {
             case .descriptor(let descriptor):
                 posix_spawn_file_actions_adddup2(&actions, descriptor.rawValue, Int32(target))
             }
+        }
+        // Then every other descriptor closes in the child (Python's
+        // close_fds=True): one the app made without close-on-exec would
+        // otherwise live on in the child, holding a connection or a
+        // listener open after the app closed it.
+        let closing = CLinux_spawn_addclosefrom(&actions, 3)
+        guard closing == 0 else {
+            closeAll()
+            throw EventLoopError.system("posix_spawn_file_actions_addclosefrom_np", Errno(rawValue: closing))
         }
         var attributes = ChildSpawnAttributes()
         defer { attributes.destroy() }

@@ -29,6 +29,29 @@ struct ChildProcessTests {
         #expect(status == .exited(code: 3))
     }
 
+    /// A child gets descriptors 0, 1 and 2 and nothing else, as Python's
+    /// subprocess (`close_fds=True`) and swift-subprocess give it: a
+    /// descriptor the app opened without close-on-exec (a listener, a
+    /// client's connection, a pipe's end) must not live on in a child that
+    /// outlives the app's close of it.
+    @Test(arguments: LoopKind.allCases)
+    func aChildInheritsNoDescriptorButItsStandardStreams(_ kind: LoopKind) throws {
+        // /dev/null, so that another test's child that takes a copy of it
+        // while this test runs holds nothing that matters.
+        let inheritable = open("/dev/null", O_RDONLY)
+        try #require(inheritable > 2 && fcntl(inheritable, F_GETFD) & FD_CLOEXEC == 0)
+        defer { close(inheritable) }
+        let (output, status) = try kind.run { executor in
+            let child = try ChildProcess.spawn("sh", ["-c", "[ -e /proc/$$/fd/\(inheritable) ] && echo inherited || echo closed; [ -e /proc/$$/fd/2 ] && echo stderr"],
+                                               standardOutput: .stream, standardError: .null, on: executor.runningLoop)
+            defer { child.closeStreams() }
+            let output = try await child.standardOutput!.readToEnd(limit: 1000)
+            return (String(decoding: output, as: UTF8.self), try await child.exitStatus())
+        }
+        #expect(output == "closed\nstderr\n", "descriptor \(inheritable): \(output)")
+        #expect(status == .exited(code: 0))
+    }
+
     @Test(arguments: LoopKind.allCases)
     func aMegabyteThroughCatBothWaysAtOnce(_ kind: LoopKind) throws {
         let (echoed, status) = try kind.run { executor in
