@@ -6,29 +6,35 @@ import Glibc
 
 // The evented server with async/await: a task per client, on libev or epoll (one code).
 
-enum AsyncEngine {
+package enum AsyncEngine {
     static func start<L: EventLoop>(_ listener: SocketDescriptor, _ options: PoetryServerOptions,
-                                    _ make: @escaping @Sendable () throws -> L) throws -> @Sendable () -> Void {
-        let thread = try EventLoopThread<L>(make) { loop in
-            let executor = loop.executor
-            Task(executorPreference: executor) {
-                let sockets = AsyncListener(adopting: listener, loop: executor)
-                while true {
-                    let client: AsyncSocket
-                    do {
-                        client = try await sockets.acceptBackingOff { options.log(AcceptBackoff.message($0)) }
-                    } catch {
-                        return // the loop is closing
-                    }
-                    Task(executorPreference: executor) { await serve(client, options, executor) }
+                                    _ make: @escaping @Sendable () throws -> L) throws -> PoetryStop {
+        // The accepting task closes the listener when it ends (with the loop, or cancelled).
+        try PoetryStop(make: make) { loop in listen(listener, options, on: loop) }
+    }
+
+    /// Serves `listener` on `loop`: a task accepting, a task per client
+    /// (the server's thread calls it on its loop; a test, on a `TestLoop`).
+    /// The accepting task owns the listener and closes it when it ends.
+    ///
+    /// - Returns: what stops accepting (on the loop): a graceful stop's first step.
+    @discardableResult
+    package static func listen<L: EventLoop>(_ listener: SocketDescriptor, _ options: PoetryServerOptions, on loop: L) -> LoopBound<() -> Void> {
+        let executor = loop.executor
+        let accepting = Task(executorPreference: executor) {
+            let sockets = AsyncListener(adopting: listener, loop: executor)
+            defer { sockets.close() }
+            while true {
+                let client: AsyncSocket
+                do {
+                    client = try await sockets.acceptBackingOff { options.log(AcceptBackoff.message($0)) }
+                } catch {
+                    return // the loop is closing
                 }
+                Task(executorPreference: executor) { await serve(client, options, executor) }
             }
         }
-        return {
-            thread.stop()
-            thread.join()
-            listener.close()
-        }
+        return LoopBound({ accepting.cancel() }, loop: executor)
     }
 
     static func serve(_ client: AsyncSocket, _ options: PoetryServerOptions, _ executor: some EventLoopExecutor) async {

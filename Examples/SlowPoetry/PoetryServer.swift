@@ -2,6 +2,7 @@ import Engines
 import EV
 import Epoll
 import EventCore
+import EventLoopServices
 import Glibc
 
 /// What a slow poetry server sends, how, and where.
@@ -44,7 +45,7 @@ public final class PoetryServer: Sendable {
     public let address: SocketAddress
     /// The engine serving.
     public let engine: Engine
-    private let stopper: @Sendable () -> Void
+    private let stopper: PoetryStop
 
     /// Starts a server (on threads of its own; it returns at once).
     ///
@@ -64,7 +65,71 @@ public final class PoetryServer: Sendable {
     }
 
     /// Stops accepting, drops the clients, and waits for the server's threads.
-    public func stop() { stopper() }
+    public func stop() { stopper.now() }
+
+    /// Stops accepting and lets the clients being served have the rest of
+    /// their poem, for up to `timeout`; then stops as ``stop()`` does.
+    ///
+    /// - Returns: whether every client had its whole poem in time.
+    @discardableResult
+    public func stopGracefully(timeout: Duration) -> Bool { stopper.gracefully(timeout) }
+}
+
+extension PoetryServer: GracefullyStoppable {
+    /// ``stopGracefully(timeout:)`` on a thread of its own, for a
+    /// `ServiceGroup` (`LoopGroupService`): SIGTERM lets the poems in flight
+    /// end, a second signal (``stopNow()``) ends them.
+    public func shutdownGracefully(timeout: Duration) async throws {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            do {
+                try PlainThread { [self] in
+                    stopGracefully(timeout: timeout)
+                    continuation.resume()
+                }.detach()
+            } catch {
+                stop()
+                continuation.resume()
+            }
+        }
+    }
+
+    /// Stops now (``stop()``), also while a graceful stop waits.
+    public func stopNow() { stop() }
+}
+
+/// How an engine stops: gracefully within a time (whether every client had
+/// its whole poem), or now. Each may be called once or more, from any thread.
+struct PoetryStop: Sendable {
+    let gracefully: @Sendable (Duration) -> Bool
+    let now: @Sendable () -> Void
+
+    init(gracefully: @escaping @Sendable (Duration) -> Bool, now: @escaping @Sendable () -> Void) {
+        self.gracefully = gracefully
+        self.now = now
+    }
+
+    /// The loop engines' start and stop: `listen` runs on a loop of its own
+    /// thread made by `make`; the graceful stop runs what it returned (the
+    /// listener's close) on the loop and lets the loop run until its clients
+    /// are done.
+    init<L: EventLoop>(make: @escaping @Sendable () throws -> L,
+                       listen: @escaping @Sendable (L) -> LoopBound<() -> Void>) throws {
+        let closer = LockedValue<LoopBound<() -> Void>?>(nil)
+        let thread = try EventLoopThread<L>(make) { loop in
+            let close = listen(loop)
+            closer.withLock { $0 = close }
+        }
+        let stopNow: @Sendable () -> Void = {
+            thread.stop()
+            thread.join()
+        }
+        self.init(gracefully: { timeout in
+            thread.stopWhenDone(first: { _ in closer.withLock { $0 }?.value() })
+            if thread.join(timeout: timeout) { return true }
+            stopNow()
+            return false
+        }, now: stopNow)
+    }
 }
 
 /// Closes a client's socket with a FIN, not a reset: the protocol reads no

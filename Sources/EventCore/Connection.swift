@@ -24,8 +24,10 @@ public protocol ConnectionDelegate: AnyObject {
     /// as asyncio's `eof_received` does.
     func connectionReachedEnd() -> Bool
 
-    /// Every queued byte has been written, after a write had to wait: the
-    /// moment to produce more (see ``Connection/queuedBytes``).
+    /// Every queued byte has been written, after a write had to wait - or,
+    /// after a ``Connection/tryWrite(_:)`` the socket did not take whole,
+    /// the socket can take more: the moment to produce more (see
+    /// ``Connection/queuedBytes``).
     func connectionDrained()
 
     /// The connection is closed: `nil` when the app closed it (or the peer
@@ -103,6 +105,8 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     /// Output not yet written, from `outputStart`.
     private var output: [UInt8] = []
     private var outputStart = 0
+    /// A ``tryWrite(_:)`` was cut short: tell the delegate when the socket is writable.
+    private var wantsWritable = false
     private var readingPaused = false
     private var inputEnded = false
     /// What to do once the output is written: shut the sending side down,
@@ -237,22 +241,53 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard isOpen, afterOutput == .nothing else { return false }
-        guard !bytes.isEmpty else { return true }
-        var sent = 0
-        if state == .open && queuedBytes == 0 {
-            sending: while sent < bytes.count {
-                switch send(UnsafeRawBufferPointer(rebasing: bytes[sent...])) {
-                case .processed(let count)?: sent += count
-                case .wouldBlock?: break sending
-                case nil: return true // failed: closed, and the delegate told why
-                }
-            }
-        }
+        guard let sent = sendNow(bytes) else { return true } // failed: closed, and the delegate told why
         if sent < bytes.count {
             output.append(contentsOf: bytes[sent...])
             updateInterest()
         }
         return true
+    }
+
+    /// Sends what the socket takes of `bytes` now - nothing while output is
+    /// queued or before the connection is open: how many bytes went, or nil
+    /// if the send failed (the connection is then closed).
+    private func sendNow(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var sent = 0
+        guard state == .open && queuedBytes == 0 else { return 0 }
+        while sent < bytes.count {
+            switch send(UnsafeRawBufferPointer(rebasing: bytes[sent...])) {
+            case .processed(let count)?: sent += count
+            case .wouldBlock?: return sent
+            case nil: return nil
+            }
+        }
+        return sent
+    }
+
+    /// Writes what the kernel takes of `bytes` now and queues nothing
+    /// (libuv's `uv_try_write`): for bytes the app keeps anyway - a file's
+    /// contents, one buffer many connections share - which
+    /// ``write(_:)-(UnsafeRawBufferPointer)`` would copy into each
+    /// connection's queue when a reader is slow. When fewer than all went
+    /// out, ``ConnectionDelegate/connectionDrained()`` follows once the
+    /// socket can take more; write the rest then, from the app's own bytes.
+    ///
+    /// Nothing goes out while earlier output is queued, or before the
+    /// connection is established (0 is returned; the drain is told as usual).
+    ///
+    /// - Returns: how many bytes the kernel took (0 to `bytes.count`); nil
+    ///   if the connection is closing or closed, its sending side was shut
+    ///   down, or the send failed (the connection then closes, and the
+    ///   delegate hears why).
+    public func tryWrite(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard isOpen, afterOutput == .nothing else { return nil }
+        guard let sent = sendNow(bytes) else { return nil } // failed: closed, and the delegate told why
+        if sent < bytes.count && queuedBytes == 0 {
+            wantsWritable = true
+            updateInterest()
+        }
+        return sent
     }
 
     /// Writes `bytes` (see ``write(_:)-(UnsafeRawBufferPointer)``).
@@ -552,7 +587,7 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
         case .open:
             var wanted: Interest = []
             if !readingPaused && !inputEnded { wanted.insert(.read) }
-            if queuedBytes > 0 { wanted.insert(.write) }
+            if queuedBytes > 0 || wantsWritable { wanted.insert(.write) }
             return wanted.union(layerWaitsFor)
         }
     }
@@ -590,7 +625,13 @@ public final class Connection<L: EventLoop>: ReadinessHandler, ClosesWithLoop {
                 readable = true
             }
             if readable { readAvailable() }
-            if state == .open && queuedBytes > 0 && !events.isDisjoint(with: [.write, .error]) { flush() }
+            if state == .open && queuedBytes > 0 && !events.isDisjoint(with: [.write, .error]) {
+                flush()
+            } else if state == .open && wantsWritable && !events.isDisjoint(with: [.write, .error]) {
+                wantsWritable = false
+                updateInterest()
+                delegate?.connectionDrained()
+            }
         case .lingering:
             discardInput()
         case .closed:

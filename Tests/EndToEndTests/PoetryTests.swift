@@ -134,8 +134,15 @@ struct PoetryTests {
         // 64 descriptors, 100 clients: accept fails with EMFILE while the
         // first clients are served. The server must pause accepting (not spin
         // on the listener's readiness) and serve the rest once they leave.
+        // Without LeakSanitizer (under make test-asan): about one run in two,
+        // the callback engines' server reported its Listener's weak-reference
+        // side table (32 bytes, once) as leaked at exit, although the
+        // Listener had closed and been deinitialized (shown with a print in
+        // its deinit) - LeakSanitizer's false positive on Swift's side tables
+        // (see PoetryServerProcess). The graceful-stop tests still check the
+        // same server for leaks.
         let server = try PoetryServerProcess(engine: engine, delay: 0.05, numBytes: 100, poem: "fifty-bytes",
-                                             descriptorLimit: 64)
+                                             descriptorLimit: 64, detectLeaks: false)
         let poemPath = temporaryPath("poem")
         _ = FileManager.default.createFile(atPath: poemPath, contents: Data(Poem.fiftyBytes.bytes))
         defer { unlink(poemPath) }
@@ -159,6 +166,11 @@ struct PoetryTests {
     /// each, whatever the chunk. (The poem is 8 MB so that the kernel's send
     /// buffers - up to 4 MB each here - fill and the writes wait; before the
     /// fix the async engines grew 6.9 MB here, libev and epoll 40 KiB.)
+    /// The callback engines still copied the part of a chunk a full socket
+    /// did not take into the connection's queue: 964 KiB in most runs, but
+    /// 2.5 MB (40 clients with a whole 64 KiB chunk queued) whenever the
+    /// kernel's TCP memory kept the send buffers small - which failed CI once.
+    /// They now write from the shared poem with Connection.tryWrite: 150-280 KiB.
     @Test(arguments: eventedEngines)
     func clientsThatStopReadingDoNotCostAChunkEach(_ engine: String) throws {
         let poemPath = temporaryPath("big-poem")
@@ -200,6 +212,45 @@ struct PoetryTests {
             #expect(grew < bound, "\(engine): 100 clients that stopped reading grew the server \(grew) KiB: \(output)")
         }
         print("\(engine): 100 clients that stopped reading grew the server \(grew) KiB")
+    }
+
+    @Test(arguments: allEngines.filter { $0 != "blocking" })
+    func aSIGTERMLetsThePoemsInFlightEndAndRefusesNewClients(_ engine: String) throws {
+        // Issue 26: the poetry server in a ServiceGroup. 31 chunks of 100
+        // bytes, 0.05 s apart: about 1.5 s per poem, far inside the stop timeout.
+        let server = try PoetryServerProcess(engine: engine, delay: 0.05, numBytes: 100, stopTimeout: 60)
+        defer { server.process.send(SIGKILL); _ = try? server.process.wait(timeout: 5) }
+        let script = """
+        import socket, sys, time
+        port = int(sys.argv[1])
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+        got = [s.recv(100) for s in clients]   # each one is being served
+        print("connected", flush=True)
+        for i, s in enumerate(clients):
+            while True:
+                chunk = s.recv(65536)
+                if not chunk: break
+                got[i] += chunk
+        print("lengths", sorted(set(len(g) for g in got)), flush=True)
+        refused = False
+        end = time.time() + 30
+        while not refused and time.time() < end:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=5).close(); time.sleep(0.05)
+            except OSError:
+                refused = True
+        print("refused" if refused else "accepted", flush=True)
+        """
+        let clients = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, "\(server.port)"])
+        _ = clients.waitForOutput(containing: "connected")
+        server.process.send(SIGTERM)
+        let output = try clients.wait(timeout: 60)
+        let ended = try server.process.wait(timeout: 60)
+        let poemLength = Poem.named("the-loop-that-waits")!.bytes.count
+        #expect(output.standardOutput.contains("lengths [\(poemLength)]"), "\(engine): every poem in flight whole: \(output)")
+        #expect(output.standardOutput.contains("refused"), "\(engine): \(output)")
+        #expect(ended.exitCode == 0, "\(engine): \(ended)")
+        #expect(ended.standardError.contains("shut down gracefully"), "\(engine): \(ended.standardError)")
     }
 
     @Test func signalsDuringTheDownloadsLoseNothing() throws {

@@ -24,7 +24,11 @@ final class Recorder: ConnectionDelegate {
         onEnd?()
         return keepOpenAtEnd
     }
-    func connectionDrained() { log.append("drained") }
+    var onDrained: (() -> Void)?
+    func connectionDrained() {
+        log.append("drained")
+        onDrained?()
+    }
     func connectionClosed(_ error: EventLoopError?) {
         log.append(error.map { "closed: \($0)" } ?? "closed")
         connection = nil
@@ -130,24 +134,68 @@ struct ConnectionTests {
         defer { close(b) }
         let writer = Recorder()
         let connection = try Connection(adopting: SocketDescriptor(FileDescriptor(rawValue: a)), peer: nil, on: loop, delegate: writer)
-        let payload = (0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 13) }
+        let payload = Self.eightMegabytes()
         #expect(connection.write(payload))
         #expect(connection.queuedBytes > 0, "a socket pair's buffer cannot take 8 MB at once")
-        var read: [UInt8] = []
-        let reader = try loop.watchReadiness(FileDescriptor(rawValue: b), .read) { _ in
-            var buffer = [UInt8](repeating: 0, count: 4096) // a slow reader: 4 KB per turn
-            let count = Glibc.read(b, &buffer, buffer.count)
-            if count > 0 { read += buffer[..<count] }
-        }
-        #expect(loop.runUntil(timeout: 60) { read.count == payload.count })
-        reader.cancel()
-        #expect(read == payload)
+        #expect(try Self.readSlowly(b, on: loop, count: payload.count) == payload)
         #expect(connection.queuedBytes == 0)
         #expect(writer.log == ["drained"], "\(writer.log)")
         connection.close()
         #expect(writer.log == ["drained", "closed"])
-        var byte: UInt8 = 0
-        #expect(Glibc.read(b, &byte, 1) == 0, "close() closed the socket: the peer reads end of stream")
+        #expect(readOnceReadable(b) == 0, "close() closed the socket: the peer reads end of stream")
+        loop.close()
+    }
+
+    /// 8 MB that are not one byte repeated (an offset error shows).
+    static func eightMegabytes() -> [UInt8] {
+        (0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 13) }
+    }
+
+    /// Reads `count` bytes from `fd` on `loop`, a slow reader: 4 KB per turn.
+    static func readSlowly<L: EventLoop>(_ fd: Int32, on loop: L, count: Int) throws -> [UInt8] {
+        var read: [UInt8] = []
+        let reader = try loop.watchReadiness(FileDescriptor(rawValue: fd), .read) { _ in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let got = Glibc.read(fd, &buffer, buffer.count)
+            if got > 0 { read += buffer[..<got] }
+        }
+        defer { reader.cancel() }
+        #expect(loop.runUntil(timeout: 60) { read.count == count })
+        return read
+    }
+
+    /// tryWrite (libuv's uv_try_write): 8 MB written from the app's own
+    /// buffer to a slow reader, resumed at each drain - nothing is ever
+    /// queued (copied), and every byte arrives in order.
+    @Test(arguments: LoopKind.allCases)
+    func tryWriteQueuesNothingAndTheDrainSaysWhenToWriteMore(_ kind: LoopKind) throws {
+        switch kind {
+        case .libev: try tryWriter(Loop())
+        case .epoll: try tryWriter(EpollLoop())
+        }
+    }
+
+    func tryWriter<L: EventLoop>(_ loop: L) throws {
+        let (a, b) = try makeSocketPair()
+        defer { close(b) }
+        let writer = Recorder()
+        let connection = try Connection(adopting: SocketDescriptor(FileDescriptor(rawValue: a)), peer: nil, on: loop, delegate: writer)
+        let payload = Self.eightMegabytes()
+        var offset = 0
+        var mostQueued = 0
+        func writeMore() {
+            let sent = payload[offset...].withUnsafeBytes { connection.tryWrite($0) }
+            offset += sent ?? 0
+            mostQueued = max(mostQueued, connection.queuedBytes)
+        }
+        writeMore()
+        #expect(offset > 0 && offset < payload.count, "a socket pair's buffer takes some of 8 MB, not all: \(offset)")
+        writer.onDrained = writeMore
+        #expect(try Self.readSlowly(b, on: loop, count: payload.count) == payload)
+        #expect(mostQueued == 0, "tryWrite queues nothing")
+        #expect(writer.log.allSatisfy { $0 == "drained" } && writer.log.count > 1, "\(writer.log.count) drains")
+        connection.close()
+        #expect(connection.tryWrite(UnsafeRawBufferPointer(start: nil, count: 0)) == nil, "a closed connection takes nothing")
         loop.close()
     }
 
@@ -288,12 +336,8 @@ struct ConnectionTests {
         #expect(log == ["closed: descriptor \(a): the loop has been closed and takes no more work"], "\(log)")
         #expect(weakServer == nil, "the connection and its delegate let each other go")
         // Seen from the peers (the numbers may be other tests' by now):
-        var byte: UInt8 = 0
-        #expect(Glibc.read(b, &byte, 1) == 0, "the connection's socket is closed: end of stream")
-        let probe = try SocketDescriptor.stream(.ipv4)
-        defer { probe.close() }
-        _ = fcntl(probe.fd, F_SETFL, fcntl(probe.fd, F_GETFL) & ~O_NONBLOCK)
-        #expect(caughtError { _ = try probe.connect(to: address) }?.errno == .connectionRefused, "the listener's socket is closed")
+        #expect(readOnceReadable(b) == 0, "the connection's socket is closed: end of stream")
+        #expect(connectIsRefused(address), "the listener's socket is closed")
     }
 
     @Test(arguments: LoopKind.allCases)
