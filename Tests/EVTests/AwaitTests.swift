@@ -84,7 +84,7 @@ struct SignalAwaitTests {
         let sizes = try loop.run { executor in
             let writer = Task(executorPreference: executor) {
                 try await executor.sleep(for: .milliseconds(50))
-                let fd = open(path, O_CREAT | O_WRONLY, 0o644)
+                let fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
                 writeString(fd, "12345")
                 close(fd)
                 try await executor.sleep(for: .milliseconds(100))

@@ -227,7 +227,7 @@ struct IOWatcherTests {
     /// - Returns: the new socket (numbered `fd`) and its peer.
     private func reuseNumber(_ fd: Int32) throws -> (Int32, Int32) {
         let (fresh, peer) = try makeSocketPair()
-        #expect(dup2(fresh, fd) == fd)
+        #expect(duplicate(fresh, onto: fd) == fd)
         close(fresh)
         return (fd, peer)
     }

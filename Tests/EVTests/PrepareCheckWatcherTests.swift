@@ -10,13 +10,20 @@ struct PrepareCheckWatcherTests {
         var log: [String] = []
         let prepare = loop.prepare { _ in log.append("prepare") }
         let check = loop.check { _ in log.append("check") }
-        try loop.timer(after: .milliseconds(20)) { _ in log.append("timer") }
-        try loop.timer(after: .milliseconds(40)) { _ in log.append("timer2") }
+        // The second timer starts in the first one's callback, so it fires in
+        // a later iteration however late the loop runs (two timers due 20 ms
+        // apart fired in one iteration when the loop was held longer than that).
+        var second: TimerWatcher?
+        try loop.timer(after: .milliseconds(20)) { _ in
+            log.append("timer")
+            second = try? loop.timer(after: .milliseconds(20)) { _ in log.append("timer2") }
+        }
         prepare.keepAlive = false
         check.keepAlive = false
         #expect(runUntilDone(loop))
         prepare.stop()
         check.stop()
+        #expect(second != nil)
         // Each iteration: prepare, (block), check, then the iteration's callbacks.
         let firstTimer = try #require(log.firstIndex(of: "timer"))
         #expect(Array(log[(firstTimer - 2)...firstTimer]) == ["prepare", "check", "timer"])

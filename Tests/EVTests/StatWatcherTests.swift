@@ -8,7 +8,7 @@ struct StatWatcherTests {
     @Test func noticesAChangeAndARemoval() throws {
         let loop = try Loop()
         let path = temporaryPath("stat")
-        let fd = open(path, O_CREAT | O_WRONLY, 0o644)
+        let fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
         #expect(fd >= 0)
         var sizes: [Int64?] = []
         var previousSizes: [Int64?] = []
@@ -41,7 +41,7 @@ struct StatWatcherTests {
             }
         }
         #expect(watcher.current == nil, "libev's nlink 0 surfaces as nil")
-        try loop.timer(after: .milliseconds(50)) { _ in close(open(path, O_CREAT | O_WRONLY, 0o644)) }
+        try loop.timer(after: .milliseconds(50)) { _ in close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)) }
         #expect(runUntilDone(loop))
         #expect(created)
         unlink(path)
@@ -51,7 +51,7 @@ struct StatWatcherTests {
         let loop = try Loop()
         let first = temporaryPath("first")
         let second = temporaryPath("second")
-        close(open(second, O_CREAT | O_WRONLY, 0o644))
+        close(open(second, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644))
         defer { unlink(second) }
         let watcher = StatWatcher(loop: loop, path: first, interval: .seconds(1)) { _ in }
         watcher.start()
@@ -62,7 +62,7 @@ struct StatWatcherTests {
         #expect(watcher.interval == .seconds(2))
         #expect(watcher.current?.size == 0)
         let text = "abc"
-        let fd = open(second, O_WRONLY | O_APPEND)
+        let fd = open(second, O_WRONLY | O_APPEND | O_CLOEXEC)
         writeString(fd, text)
         close(fd)
         watcher.refresh()
@@ -83,7 +83,7 @@ struct StatWatcherTests {
     @Test func attributesCarryTheOwnerAndTheAccessTime() throws {
         let loop = try Loop()
         let path = temporaryPath("owner")
-        close(open(path, O_CREAT | O_WRONLY, 0o600))
+        close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600))
         defer { unlink(path) }
         var times = [timespec(tv_sec: 1_000_000_000, tv_nsec: 250_000_000),
                      timespec(tv_sec: 1_100_000_000, tv_nsec: 0)]

@@ -30,13 +30,24 @@ struct NetcatTests {
     /// /proc/net/tcp, so that no probe takes a one-shot listener's connection).
     func waitUntilListening(_ port: UInt16, timeout: Double = 10) -> Bool {
         let wanted = String(format: "0100007F:%04X", port)
-        let deadline = monotonicSeconds() + timeout
-        while monotonicSeconds() < deadline {
+        return waitUntil(timeout: timeout, every: 0.01) {
             let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
-            if table.split(separator: "\n").contains(where: { $0.contains(wanted) && $0.split(separator: " ")[3] == "0A" }) { return true }
-            usleep(10_000)
+            return table.split(separator: "\n").contains { $0.contains(wanted) && $0.split(separator: " ")[3] == "0A" }
         }
-        return false
+    }
+
+    /// Waits until something listens on the Unix socket at `path` (read from
+    /// /proc/net/unix, whose Flags column has __SO_ACCEPTCON, 0x10000, once
+    /// `listen` is called). The socket's file alone is not enough: it appears
+    /// at `bind`, and a connect between `bind` and `listen` is refused.
+    func waitUntilListening(path: String, timeout: Double = 10) -> Bool {
+        waitUntil(timeout: timeout, every: 0.01) {
+            let table = (try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8)) ?? ""
+            return table.split(separator: "\n").contains { line in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                return fields.count >= 8 && fields[7] == path && fields[3] == "00010000"
+            }
+        }
     }
 
     @Test(arguments: ["libev", "epoll"])
@@ -122,8 +133,7 @@ struct NetcatTests {
         let path = temporaryPath("listen.sock")
         defer { unlink(path) }
         let listener = try SpawnedProcess(Self.evcat, ["--loop", loop, "-l", "-U", path, "--sh-exec", "tr a-z A-Z"])
-        var waited = 0
-        while access(path, F_OK) != 0 && waited < 1000 { usleep(10_000); waited += 1 }
+        #expect(waitUntilListening(path: path))
         let output = try shell("printf 'over a unix socket\\n' | socat - UNIX-CONNECT:'\(path)'")
         #expect(output.standardOutput == "OVER A UNIX SOCKET\n", "\(output)")
         #expect(try listener.wait(timeout: 20).exitCode == 0)
@@ -131,8 +141,7 @@ struct NetcatTests {
         let socatPath = temporaryPath("socat.sock")
         defer { unlink(socatPath) }
         let socat = try SpawnedProcess("/usr/bin/socat", ["-u", "UNIX-LISTEN:\(socatPath)", "STDOUT"])
-        waited = 0
-        while access(socatPath, F_OK) != 0 && waited < 1000 { usleep(10_000); waited += 1 }
+        #expect(waitUntilListening(path: socatPath))
         let sent = try shell("printf 'to socat\\n' | evcat --loop \(loop) -U '\(socatPath)'")
         #expect(sent.exitCode == 0, "\(sent)")
         #expect(try socat.wait(timeout: 20).standardOutput == "to socat\n")

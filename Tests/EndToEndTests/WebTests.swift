@@ -120,6 +120,13 @@ func probe(_ port: UInt16, _ arguments: [String], timeout: Double = 60) throws -
 /// The HTTP server's engines: all but one client at a time.
 let httpEngines = Engine.allCases.filter { $0 != .blocking }.map(\.rawValue)
 
+/// The engines of a timeout test end to end: the threads (no loop), and
+/// each code of the evented engines once - callbacks on libev, async on
+/// epoll - for the kernel's side. The timeouts' logic is tested for the
+/// callback and the async code exactly, on the testing loop's clock
+/// (Tests/EventLoopTestingTests/HTTPTimeoutsOnTheTestLoopTests.swift).
+let timeoutEngines = [Engine.threads, .libev, .asyncEpoll].map(\.rawValue)
+
 @Suite("The HTTP server and the web crawler, end to end", .serialized)
 struct WebTests {
     @Test(arguments: httpEngines)
@@ -396,7 +403,7 @@ struct WebTests {
         #expect(ended.exitCode == 0, "\(engine): \(ended)")
     }
 
-    @Test(arguments: httpEngines)
+    @Test(arguments: timeoutEngines)
     func slowClientsGet408OrAreClosedWhileOthersAreServed(_ engine: String) throws {
         let server = try HTTPServerProcess(engine: engine, ["--header-timeout", "1", "--idle-timeout", "2"])
         let baseline = server.descriptorCount
@@ -454,7 +461,7 @@ struct WebTests {
         _ = try server.stop()
     }
 
-    @Test(arguments: httpEngines)
+    @Test(arguments: timeoutEngines)
     func emptyLinesOnceASecondCannotHoldTheServer(_ engine: String) throws {
         // Issue "Hardening", 1: fifty connections, at the connection cap, each
         // sending an empty line a second and never a request line. Each is cut
@@ -554,7 +561,7 @@ struct WebTests {
         _ = try server.stop()
     }
 
-    @Test(arguments: httpEngines)
+    @Test(arguments: timeoutEngines)
     func aPeerThatNeverReadsIsClosedAtTheIdleTimeout(_ engine: String) throws {
         // Issue "Hardening", 7: partial sends are not progress enough to hold
         // a connection past its idle timeout when the peer takes nothing.

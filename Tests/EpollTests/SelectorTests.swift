@@ -48,7 +48,7 @@ struct SelectorTests {
         try selector.register(FileDescriptor(rawValue: a), .read, data: "old")
         close(b)
         let (fresh, peer) = try makeSocketPair()
-        #expect(dup2(fresh, a) == a)
+        #expect(duplicate(fresh, onto: a) == a)
         close(fresh)
         defer {
             close(a)
@@ -102,10 +102,10 @@ struct SelectorTests {
     @Test func aRegistrationThatOutlivesItsNumberIsDroppedAndPurged() throws {
         let selector = try Selector<String>()
         let (a, b) = try makeSocketPair()
-        let keeper = dup(a) // the old file lives on through this
+        let keeper = fcntl(a, F_DUPFD_CLOEXEC, 0) // the old file lives on through this
         try selector.register(FileDescriptor(rawValue: a), .read, data: "old")
         let (fresh, peer) = try makeSocketPair()
-        #expect(dup2(fresh, a) == a)
+        #expect(duplicate(fresh, onto: a) == a)
         close(fresh)
         defer {
             close(a); close(b); close(keeper); close(peer)

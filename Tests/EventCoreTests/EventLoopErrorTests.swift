@@ -52,7 +52,7 @@ struct EventLoopErrorTests {
 
     @Test func wouldBlockIsAResultNotAnError() throws {
         var fds: [Int32] = [-1, -1]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
         defer {
             close(fds[0])
             close(fds[1])

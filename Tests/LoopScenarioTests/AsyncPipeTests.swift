@@ -11,8 +11,7 @@ import TestSupport
 struct AsyncPipeTests {
     @Test(arguments: LoopKind.allCases)
     func aMegabyteThroughAPipe(_ kind: LoopKind) throws {
-        var ends: [Int32] = [-1, -1]
-        #expect(pipe(&ends) == 0)
+        let ends = try makePipe(nonBlocking: false)
         let (reader, writer) = (ends[0], ends[1])
         let received = try kind.run { executor in
             let sender = Task(executorPreference: executor) {
@@ -35,7 +34,7 @@ struct AsyncPipeTests {
     func aRegularFileIsReadAndWrittenWithoutTheLoop(_ kind: LoopKind) throws {
         let path = temporaryPath("file")
         defer { unlink(path) }
-        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         #expect(fd >= 0)
         let (isFile, readBack) = try kind.run { executor in
             let file = try AsyncPipe(adopting: FileDescriptor(rawValue: fd), on: executor)
@@ -50,8 +49,7 @@ struct AsyncPipeTests {
 
     @Test(arguments: LoopKind.allCases)
     func aPipesFlagsComeBackAtClose(_ kind: LoopKind) throws {
-        var ends: [Int32] = [-1, -1]
-        #expect(pipe(&ends) == 0)
+        let ends = try makePipe(nonBlocking: false)
         defer { close(ends[1]) }
         let readEnd = ends[0]
         let (during, after) = try kind.run { executor in
@@ -69,7 +67,7 @@ struct AsyncPipeTests {
     func socketsAndDirectoriesAreNotPipes(_ kind: LoopKind) throws {
         let (a, b) = try makeSocketPair()
         defer { close(a); close(b) }
-        let directory = open("/tmp", O_RDONLY | O_DIRECTORY)
+        let directory = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         defer { close(directory) }
         let errors = try kind.run { executor in
             [a, directory].map { fd in
@@ -85,8 +83,7 @@ struct AsyncPipeTests {
     /// wait afterwards.
     @Test(arguments: LoopKind.allCases)
     func cancellingEachAwaitInTheMiddle(_ kind: LoopKind) throws {
-        var ends: [Int32] = [-1, -1]
-        #expect(pipe(&ends) == 0)
+        let ends = try makePipe(nonBlocking: false)
         defer { close(ends[1]) }
         let pipeEnd = ends[0]
         let (outcomes, _, waitsLeft) = try kind.runChecked { executor in

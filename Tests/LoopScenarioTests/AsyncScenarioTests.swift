@@ -508,7 +508,7 @@ struct AsyncScenarioTests {
     func aReadinessWatchOutlivesOneTurnWithNobodyWaiting(_ kind: LoopKind) throws {
         let armed = try kind.run { executor in
             var fds: [Int32] = [-1, -1]
-            precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+            precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
             defer { close(fds[0]); close(fds[1]) }
             let readiness = executor.readiness(for: FileDescriptor(rawValue: fds[0]))
             defer { readiness.cancel() }
@@ -545,7 +545,7 @@ struct AsyncScenarioTests {
         defer { thread.stop() }
         let actor = LoopAwaiter(thread.executor, thread.serialExecutor)
         var fds: [Int32] = [-1, -1]
-        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
         defer { close(fds[0]); close(fds[1]) }
         let (a, b) = (fds[0], fds[1])
         let executor = thread.executor
@@ -737,7 +737,7 @@ struct AsyncScenarioTests {
             let number = client.descriptor.fd
             let (other, peer) = try makeSocketPair() // before the close: not on the number
             client.close()
-            #expect(dup2(other, number) == number)
+            #expect(duplicate(other, onto: number) == number)
             close(other)
             defer { close(number); close(peer) }
             writeString(peer, "for the new connection")
@@ -841,7 +841,7 @@ actor LoopAwaiter {
     /// awaits did not resume on the loop's thread.
     func sleepsAndReads(rounds: Int) async throws -> Int {
         var fds: [Int32] = [-1, -1]
-        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
         let a = AsyncSocket(adopting: SocketDescriptor(fds[0]), peer: nil, loop: executor)
         defer { a.close(); Glibc.close(fds[1]) }
         let writer = fds[1]

@@ -225,7 +225,7 @@ struct LoopScenarioTests {
         // Close the file and reuse its number for a new socket in one step.
         close(oldB)
         let (fresh, newB) = try makeSocketPair()
-        #expect(dup2(fresh, oldA) == oldA)
+        #expect(duplicate(fresh, onto: oldA) == oldA)
         close(fresh)
         defer {
             close(oldA)
@@ -312,7 +312,7 @@ final class Confined<Value>: @unchecked Sendable {
 
 /// A duplicate of `fd`, so a socket object can own and close it.
 func dupDescriptor(_ fd: Int32) throws -> Int32 {
-    try systemCall("dup") { dup(fd) }
+    try systemCall("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
 }
 
 

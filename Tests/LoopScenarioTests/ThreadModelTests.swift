@@ -294,13 +294,3 @@ struct AnyGroup {
         }
     }
 }
-
-/// Waits until `condition` holds, checking every millisecond; false after `timeout` seconds.
-func waitUntil(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = monotonicSeconds() + timeout
-    while !condition() {
-        if monotonicSeconds() > deadline { return false }
-        usleep(1000)
-    }
-    return true
-}

@@ -1,3 +1,4 @@
+import CLinux
 import EventCore
 import Glibc
 
@@ -63,21 +64,66 @@ public func monotonicSeconds() -> Double {
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
-/// A pipe (read end, write end), close-on-exec, optionally non-blocking.
-/// (glibc's pipe2 is not visible to Swift, so this sets the flags with fcntl.)
+/// A pipe (read end, write end), close-on-exec from the start (`pipe2`:
+/// the tests run in one process beside tests that spawn programs, and an
+/// end a child inherits would keep the pipe open after the test closes it),
+/// optionally non-blocking.
 public func makePipe(nonBlocking: Bool) throws -> [Int32] {
     var fds: [Int32] = [-1, -1]
-    _ = try systemCall("pipe") { pipe(&fds) }
-    for fd in fds {
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        if nonBlocking { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-    }
+    _ = try systemCall("pipe2") { CLinux_pipe2(&fds, CLinux_O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0)) }
     return fds
+}
+
+/// Waits until `fd` is readable (data, end of stream or an error) for at
+/// most `timeout` seconds, then reads one byte: the read's result (0 is end
+/// of stream; -1 if it never became readable). A peer's close reaches the
+/// other end only when the last copy of its descriptor closes - and a
+/// program another test is spawning holds a copy of every descriptor until
+/// its `exec` - so a test that closed one end waits for the end of stream
+/// rather than reading once.
+public func readOnceReadable(_ fd: Int32, timeout: Double = 20) -> Int {
+    var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    let deadline = monotonicSeconds() + timeout
+    while monotonicSeconds() < deadline {
+        let ready = poll(&entry, 1, 100)
+        if ready < 0 && errno != EINTR { return -1 }
+        if ready > 0 {
+            var byte: UInt8 = 0
+            let count = read(fd, &byte, 1)
+            if count < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+            return count
+        }
+    }
+    return -1
+}
+
+/// Waits until `condition` holds, checking every `interval` seconds (a
+/// millisecond by default); false after `timeout` seconds.
+public func waitUntil(timeout: Double = 10, every interval: Double = 0.001, _ condition: () -> Bool) -> Bool {
+    let deadline = monotonicSeconds() + timeout
+    while !condition() {
+        if monotonicSeconds() > deadline { return false }
+        usleep(useconds_t(interval * 1e6))
+    }
+    return true
+}
+
+/// Whether a blocking connect to `address` is refused within `timeout`
+/// seconds, trying every 10 ms: a closed listener's port refuses at once -
+/// unless a program another test is spawning holds a copy of the listening
+/// socket until its `exec`; then the refusal comes a moment later.
+public func connectIsRefused(_ address: SocketAddress, timeout: Double = 20) -> Bool {
+    waitUntil(timeout: timeout, every: 0.01) {
+        guard let probe = try? SocketDescriptor.stream(address.family) else { return false }
+        defer { probe.close() }
+        _ = fcntl(probe.fd, F_SETFL, fcntl(probe.fd, F_GETFL) & ~O_NONBLOCK)
+        return caughtError { _ = try probe.connect(to: address) }?.errno == .connectionRefused
+    }
 }
 
 /// Writes `text` to the file at `path`, replacing what it held.
 public func writeFile(_ path: String, _ text: String) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     _ = text.withCString { write(fd, $0, strlen($0)) }
     close(fd)
 }
@@ -117,10 +163,20 @@ public func reservedDescriptorNumber() -> Int32 {
 /// of, knowing it stays closed.
 public func movedToReservedNumber(_ fd: Int32) -> Int32 {
     let number = reservedDescriptorNumber()
-    let moved = dup2(fd, number)
+    let moved = duplicate(fd, onto: number)
     precondition(moved == number, "dup2(\(fd), \(number)) failed: errno \(errno)")
-    _ = fcntl(number, F_SETFD, FD_CLOEXEC)
     close(fd)
+    return number
+}
+
+/// `dup2(fd, number)` - closes what `number` was and makes it a copy of
+/// `fd`, in one step - then marks `number` close-on-exec (dup2 clears the
+/// flag), so that no program another test spawns keeps the file open.
+/// Returns `number`, or -1 if dup2 failed.
+@discardableResult
+public func duplicate(_ fd: Int32, onto number: Int32) -> Int32 {
+    guard dup2(fd, number) == number else { return -1 }
+    _ = fcntl(number, F_SETFD, FD_CLOEXEC)
     return number
 }
 

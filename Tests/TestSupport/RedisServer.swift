@@ -1,10 +1,16 @@
 import EventCore
 import Glibc
 
-/// A free TCP port on 127.0.0.1 (bound and closed again).
+/// A free TCP port on 127.0.0.1 (bound and closed again). Bound, not
+/// listening, and with `SO_REUSEADDR`: a program another test is spawning
+/// holds a copy of every descriptor until its `exec`, and a copy of this one
+/// then neither accepts a test's "refused" connect nor keeps a server from
+/// binding the port.
 public func unusedPort() throws -> UInt16 {
-    let socket = try SocketDescriptor.listening(on: SocketAddress(parsing: "0"))
+    let socket = try SocketDescriptor.stream(.ipv4)
     defer { socket.close() }
+    try socket.setReuseAddress()
+    try socket.bind(to: SocketAddress(parsing: "127.0.0.1:0"))
     return try socket.localAddress().port
 }
 

@@ -1,3 +1,4 @@
+import CLinux
 import EventCore
 import Glibc
 
@@ -9,6 +10,9 @@ public struct ProcessOutput: Sendable, CustomStringConvertible {
     public var signal: Int32?
     public var standardOutput: String
     public var standardError: String
+    /// Standard output byte for byte (`standardOutput` decodes it as UTF-8,
+    /// which would mangle binary output such as gzip's).
+    public var standardOutputBytes: [UInt8]
 
     public var description: String {
         "exit \(exitCode.map(String.init) ?? "-") signal \(signal.map(String.init) ?? "-")\n--- stdout\n\(standardOutput)--- stderr\n\(standardError)"
@@ -39,6 +43,10 @@ public final class SpawnedProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, out[1], 1)
         posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+        // And nothing else of the test runner's: a descriptor another test
+        // holds (even one made without close-on-exec) is not kept open by
+        // this child for as long as it runs.
+        _ = CLinux_spawn_addclosefrom(&actions, 3)
         // The child starts with default signal handling and an empty mask,
         // whatever this (multi-threaded, libev-using) process has set.
         var attributes = ChildSpawnAttributes()
@@ -123,7 +131,8 @@ public final class SpawnedProcess {
             exitCode: low == 0 ? (status >> 8) & 0xff : nil,
             signal: low == 0 ? nil : low,
             standardOutput: String(decoding: captured[0], as: UTF8.self),
-            standardError: String(decoding: captured[1], as: UTF8.self))
+            standardError: String(decoding: captured[1], as: UTF8.self),
+            standardOutputBytes: captured[0])
     }
 }
 
