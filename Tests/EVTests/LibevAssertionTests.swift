@@ -477,10 +477,16 @@ func expectThrows(_ code: EventLoopError.Code, _ body: () throws -> Void) {
     precondition(error.code == code, "expected \(code), got \(error)")
 }
 
-/// A pipe: (read end, write end).
+/// A blocking pipe (read end, write end) on reserved numbers
+/// (``reservedDescriptorNumber()``): the scenarios close descriptors and
+/// then use their numbers, and an exit test's process is not theirs alone -
+/// Swift Testing's and Dispatch's threads open descriptors there too
+/// (Dispatch's manager makes its timerfd when a timer is first armed), and a
+/// number the kernel handed one of them between a scenario's `close` and its
+/// watcher would be watched as an open file: no error event, a failed
+/// precondition, SIGILL.
 func makePipe() throws -> (Int32, Int32) {
-    var fds: [Int32] = [-1, -1]
-    guard pipe(&fds) == 0 else { throw EventLoopError.system("pipe") }
+    let fds = try makeReservedPipe(nonBlocking: false)
     return (fds[0], fds[1])
 }
 
