@@ -1,4 +1,4 @@
-// The one place accept4, pipe2, sched_setaffinity, recvmmsg, sendmmsg, pidfd_open, waitid(P_PIDFD) and
+// The one place accept4, pipe2, dup3, sched_setaffinity, recvmmsg, sendmmsg, pidfd_open, waitid(P_PIDFD) and
 // posix_spawn_file_actions_addclosefrom_np are called: they need
 // _GNU_SOURCE, which Swift's Glibc module does not define.
 #define _GNU_SOURCE
@@ -22,6 +22,10 @@ int CLinux_accept4(int fd, struct sockaddr *address, socklen_t *length, int flag
 
 int CLinux_pipe2(int fds[2], int flags) {
     return pipe2(fds, flags);
+}
+
+int CLinux_dup3(int fd, int number, int flags) {
+    return dup3(fd, number, flags);
 }
 
 int CLinux_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {

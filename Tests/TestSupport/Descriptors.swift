@@ -164,20 +164,19 @@ public func reservedDescriptorNumber() -> Int32 {
 public func movedToReservedNumber(_ fd: Int32) -> Int32 {
     let number = reservedDescriptorNumber()
     let moved = duplicate(fd, onto: number)
-    precondition(moved == number, "dup2(\(fd), \(number)) failed: errno \(errno)")
+    precondition(moved == number, "dup3(\(fd), \(number)) failed: errno \(errno)")
     close(fd)
     return number
 }
 
-/// `dup2(fd, number)` - closes what `number` was and makes it a copy of
-/// `fd`, in one step - then marks `number` close-on-exec (dup2 clears the
-/// flag), so that no program another test spawns keeps the file open.
-/// Returns `number`, or -1 if dup2 failed.
+/// `dup3(fd, number, O_CLOEXEC)`: closes what `number` was and makes it a
+/// close-on-exec copy of `fd`, in one step - so that no program another test
+/// is spawning keeps the file open (`dup2` would clear the flag, and setting
+/// it again after leaves a window in which a spawn inherits the copy).
+/// Returns `number`, or -1 if dup3 failed (`fd` == `number` among the reasons).
 @discardableResult
 public func duplicate(_ fd: Int32, onto number: Int32) -> Int32 {
-    guard dup2(fd, number) == number else { return -1 }
-    _ = fcntl(number, F_SETFD, FD_CLOEXEC)
-    return number
+    CLinux_dup3(fd, number, CLinux_O_CLOEXEC) == number ? number : -1
 }
 
 /// ``makeSocketPair()`` with both ends on reserved numbers: for tests that

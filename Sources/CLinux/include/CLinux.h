@@ -1,6 +1,6 @@
 // CLinux: the Linux system calls Swift's Glibc module leaves out (they sit
 // behind _GNU_SOURCE or in headers it does not include): epoll, eventfd,
-// signalfd, accept4, pipe2, sched_setaffinity, recvmmsg/sendmmsg, pidfd, posix_spawn's closefrom. Declarations and prefixed wrappers only, no logic.
+// signalfd, accept4, pipe2, dup3, sched_setaffinity, recvmmsg/sendmmsg, pidfd, posix_spawn's closefrom. Declarations and prefixed wrappers only, no logic.
 #ifndef CLINUX_H
 #define CLINUX_H
 
@@ -13,6 +13,8 @@
 
 int CLinux_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 int CLinux_pipe2(int fds[2], int flags);
+/// `dup3(fd, number, flags)`: `dup2` with `O_CLOEXEC` set in the same step.
+int CLinux_dup3(int fd, int number, int flags);
 /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34): the child closes
 /// every descriptor from `from` up, after the actions added before it.
 int CLinux_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
