@@ -47,7 +47,12 @@ public final class LoopExecutorCore<L: EventLoop>: TaskExecutor, LoopWorkSink, @
     // awaits, which run there, by the loop, and by its teardown - and the
     // doors that change them check it (`checkOnLoop`: `loopForAwaits`,
     // `runBatches`, `queueDepth`, `takeQueuePeak`, `closeAfterDraining`; local work is queued only after
-    // `isCurrent` said yes), in release builds too, as `LoopBound` does. The
+    // `isCurrent` said yes), in release builds too, as `LoopBound` does.
+    // `waitersByDescriptor` is the awaits' (`readable`, `writable`), which
+    // run on the loop. `monitor` is written by the loops' `monitor`
+    // getters, which check the thread that may use the loop
+    // (`checkUsable`), and by `close` (the loop's teardown), and read by the
+    // jobs the loop runs. The
     // unchecked ones: `hasLocalWork`, read by the loop's own prepare and idle
     // watchers, which run on its thread by construction; `loop`, written only
     // by the loop object itself - when it is made, before this executor is

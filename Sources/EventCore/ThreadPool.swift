@@ -159,9 +159,12 @@ public struct PoolWork: Sendable {
 /// One piece of work: its body, told how it ends (run, cancelled, refused).
 final class PoolJob: @unchecked Sendable {
     // Sendable because `body` is written once, before the job is handed to
-    // the queue (whose lock publishes it), and read once, by the thread that
-    // took the job out of the queue under that lock; `next` is touched only
-    // under the queue's lock.
+    // the queue (whose lock publishes it), and then used only by the one
+    // thread that took the job out of the queue under that lock (the worker
+    // that runs it, a `cancel` that unlinked it, a shutdown that refused it)
+    // or, for a job the queue refused, by the submitter that still holds it
+    // alone; `next`, `previous` and `isQueued` are touched only under the
+    // queue's lock.
     enum Outcome { case run, cancelled, refused }
     var body: (Outcome) -> Void = { _ in }
     var next: PoolJob?

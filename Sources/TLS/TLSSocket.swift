@@ -33,6 +33,10 @@ public final class TLSSocket: AsyncByteStream, @unchecked Sendable {
     // Sendable, checked: the SSL object (its TLSSession) is touched only on
     // the loop's thread (`checkLoop` traps elsewhere), where tasks run one at a
     // time and no SSL call suspends; the writers take turns behind a lock.
+    // `applicationProtocol` and `isResumed` are written once, at the end of
+    // the handshake, inside the factory (`client`, `server`) that returns
+    // the socket: no other task or thread has it before, and the factory's
+    // return hands it over after the write; they never change after.
 
     /// The connection under it.
     public let socket: AsyncSocket
